@@ -1,0 +1,56 @@
+#pragma once
+#include "kiln/scalar.h"
+#include "kiln/tensor.h"
+
+namespace kiln {
+
+// Binary arithmetic with broadcasting and PyTorch type promotion.
+KILN_API Tensor add(const Tensor& a, const Tensor& b, Scalar alpha = 1);
+KILN_API Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha = 1);
+KILN_API Tensor mul(const Tensor& a, const Tensor& b);
+KILN_API Tensor div(const Tensor& a, const Tensor& b);  // true division
+KILN_API Tensor& add_(Tensor& self, const Tensor& other, Scalar alpha = 1);
+KILN_API Tensor& sub_(Tensor& self, const Tensor& other, Scalar alpha = 1);
+KILN_API Tensor& mul_(Tensor& self, const Tensor& other);
+KILN_API Tensor& div_(Tensor& self, const Tensor& other);
+
+KILN_API Tensor neg(const Tensor& a);
+KILN_API Tensor exp(const Tensor& a);
+KILN_API Tensor isfinite(const Tensor& a);
+
+// Operators for C++ code (backward formulas read like the math).
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+KILN_API Tensor operator+(const Tensor& a, Scalar b);
+KILN_API Tensor operator-(const Tensor& a, Scalar b);
+KILN_API Tensor operator*(const Tensor& a, Scalar b);
+KILN_API Tensor operator/(const Tensor& a, Scalar b);
+KILN_API Tensor operator*(Scalar a, const Tensor& b);
+KILN_API Tensor operator-(Scalar a, const Tensor& b);
+
+namespace elementwise {
+
+// How an elementwise op treats dtypes.
+enum class Kind {
+  Arithmetic,  // compute and return in the promoted dtype
+  FloatMath,   // integral/bool inputs promote to the default float dtype (exp, /)
+  Predicate,   // compute in the promoted dtype, return bool (==, <, isnan)
+};
+
+// The shared front end: checks devices, promotes, broadcasts, allocates the
+// output and calls kernel `op` as kernel(out, in...) with every input already
+// in the compute dtype. No autograd; callers record their own node.
+KILN_API Tensor unary(const char* op, const Tensor& a, Kind kind);
+KILN_API Tensor binary(const char* op, const Tensor& a, const Tensor& b, Kind kind);
+// In-place form: writes into `self` (whose dtype must hold the result).
+KILN_API Tensor& binary_(const char* op, Tensor& self, const Tensor& other, Kind kind);
+KILN_API Tensor& unary_(const char* op, Tensor& self, Kind kind);
+// The dtype the kernel computes in for these inputs.
+KILN_API ScalarType compute_dtype(const char* op, std::initializer_list<Tensor> inputs, Kind kind);
+
+}  // namespace elementwise
+
+}  // namespace kiln

@@ -1,0 +1,63 @@
+"""kiln: eager deep learning with a C++ core.
+
+`import kiln` gives a Tensor that behaves like torch.Tensor, reverse-mode
+autograd implemented in C++, and PyTorch's names for the ops.
+"""
+
+from kiln import _C
+from kiln._C import (  # noqa: F401
+    Tensor,
+    device,
+    dtype,
+    bool,
+    uint8,
+    int8,
+    int16,
+    int32,
+    int64,
+    float16,
+    bfloat16,
+    float32,
+    float64,
+    from_numpy,
+    get_default_dtype,
+    set_default_dtype,
+    get_num_threads,
+    set_num_threads,
+    promote_types,
+    result_type,
+    is_grad_enabled,
+)
+
+# Familiar aliases (torch.float, torch.long, ...).
+float = float32  # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32  # noqa: A001
+short = int16
+
+from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
+from kiln import autograd  # noqa: E402
+from kiln._creation import (  # noqa: E402,F401
+    tensor,
+    as_tensor,
+    empty,
+    zeros,
+    ones,
+    full,
+    empty_like,
+    zeros_like,
+    ones_like,
+    full_like,
+)
+from kiln._ops import *  # noqa: E402,F401,F403
+from kiln.autograd import (  # noqa: E402,F401
+    no_grad,
+    enable_grad,
+    set_grad_enabled,
+    inference_mode,
+    is_inference_mode_enabled,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,219 @@
+"""Python-level methods of kiln.Tensor (the class itself is defined in C++).
+
+Only things that are naturally Python live here: printing, conversion to
+Python values, and the thin wrappers that parse PyTorch-style arguments.
+"""
+
+import builtins
+
+import numpy as np
+
+from kiln import _C
+from kiln._creation import _device
+
+Tensor = _C.Tensor
+
+
+def _method(fn):
+    setattr(Tensor, fn.__name__, fn)
+    return fn
+
+
+# ---- printing ---------------------------------------------------------------------
+
+
+def _format_floats(values):
+    """A formatter for float values, chosen the way PyTorch chooses its print mode."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return lambda v: _special(v) or f"{v:.4f}"
+    nonzero = np.abs(finite[finite != 0])
+    if np.all(finite == np.round(finite)):
+        amax = np.max(np.abs(finite)) if finite.size else 0
+        if amax < 1e8:
+            return lambda v: _special(v) or f"{v:.0f}."
+        return lambda v: _special(v) or f"{v:.4e}"
+    if nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8
+                         or nonzero.min() < 1e-4):
+        return lambda v: _special(v) or f"{v:.4e}"
+    return lambda v: _special(v) or f"{v:.4f}"
+
+
+def _special(v):
+    if np.isnan(v):
+        return "nan"
+    if np.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return None
+
+
+_DEFAULT_DTYPES = ("float32", "int64", "bool")
+
+
+def _tensor_str(t):
+    arr = t.detach().cpu()
+    if arr.dtype in (_C.bfloat16, _C.float16):
+        arr = arr.float()
+    a = arr.numpy()
+    if a.dtype.kind == "f":
+        shown = a if a.size <= 1000 else np.concatenate([a.ravel()[:3], a.ravel()[-3:]])
+        fmt = {"float_kind": _format_floats(np.asarray(shown, dtype=np.float64).ravel())}
+    elif a.dtype.kind == "b":
+        fmt = {"bool": lambda v: "True" if v else "False"}
+    else:
+        fmt = None
+    if a.ndim == 0:
+        return fmt["float_kind"](a.item()) if a.dtype.kind == "f" else (
+            fmt["bool"](a.item()) if a.dtype.kind == "b" else str(a.item()))
+    return np.array2string(a, separator=", ", prefix="tensor(", formatter=fmt,
+                           threshold=1000, edgeitems=3, max_line_width=80)
+
+
+@_method
+def __repr__(self):
+    body = _tensor_str(self)
+    suffix = []
+    if self.device.type != "cpu":
+        suffix.append(f"device='{self.device}'")
+    if self.numel() == 0 and self.ndim != 1:
+        body = "[]"
+        suffix.append(f"size={tuple(self.shape)}")
+    dname = repr(self.dtype).split(".")[-1]
+    if dname not in _DEFAULT_DTYPES or (self.numel() == 0 and dname != "float32"):
+        suffix.append(f"dtype={self.dtype!r}")
+    if self.grad_fn is not None:
+        suffix.append(f"grad_fn=<{self.grad_fn.name()}>")
+    elif self.requires_grad:
+        suffix.append("requires_grad=True")
+    return "tensor(" + ", ".join([body] + suffix) + ")"
+
+
+Tensor.__str__ = Tensor.__repr__
+
+
+# ---- Python values ------------------------------------------------------------------
+
+
+@_method
+def tolist(self):
+    t = self.detach().cpu()
+    if t.dtype in (_C.bfloat16, _C.float16):
+        t = t.float()
+    return t.numpy().tolist()
+
+
+@_method
+def __len__(self):
+    if self.ndim == 0:
+        raise TypeError("len() of a 0-d tensor")
+    return self.shape[0]
+
+
+@_method
+def __bool__(self):
+    if self.numel() != 1:
+        raise RuntimeError(
+            f"Boolean value of Tensor with {self.numel()} elements is ambiguous")
+    return builtins.bool(self.item())
+
+
+@_method
+def __float__(self):
+    return builtins.float(self.item())
+
+
+@_method
+def __int__(self):
+    return builtins.int(self.item())
+
+
+@_method
+def __index__(self):
+    if self.dtype.is_floating_point or self.numel() != 1:
+        raise TypeError("only integer tensors of a single element can be converted to an index")
+    return builtins.int(self.item())
+
+
+Tensor.__hash__ = lambda self: id(self)
+
+
+# ---- conversions --------------------------------------------------------------------
+
+
+@_method
+def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
+    """to(dtype) / to(device) / to(device, dtype) / to(other_tensor), as in PyTorch."""
+    for a in args:
+        if isinstance(a, _C.dtype):
+            dtype = a
+        elif isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif a is not None:
+            device = a
+    t = self
+    if device is not None:
+        t = t._to_device(_device(device), copy)
+        copy = False
+    if dtype is not None:
+        t = t._to_dtype(dtype, copy)
+    elif copy:
+        t = t.clone()
+    return t
+
+
+def _converter(name, dtype):
+    def convert(self):
+        return self._to_dtype(getattr(_C, dtype))
+
+    convert.__name__ = name
+    setattr(Tensor, name, convert)
+
+
+for _name, _dtype in [("float", "float32"), ("double", "float64"), ("half", "float16"),
+                      ("bfloat16", "bfloat16"), ("long", "int64"), ("int", "int32"),
+                      ("short", "int16"), ("char", "int8"), ("byte", "uint8"), ("bool", "bool")]:
+    _converter(_name, _dtype)
+
+
+@_method
+def cpu(self):
+    return self._to_device(_C.device("cpu"))
+
+
+@_method
+def cuda(self, device=None, non_blocking=False):
+    return self._to_device(_device("cuda" if device is None else device))
+
+
+@_method
+def type_as(self, other):
+    return self._to_dtype(other.dtype)
+
+
+# ---- autograd -----------------------------------------------------------------------
+
+
+@_method
+def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+    from kiln import autograd
+
+    autograd.backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+
+class _RemovableHandle:
+    def __init__(self, tensor, hook_id):
+        self._tensor, self._id = tensor, hook_id
+
+    def remove(self):
+        _C._remove_hook(self._tensor, self._id)
+
+
+@_method
+def register_hook(self, hook):
+    """Calls hook(grad) when the gradient for this tensor is computed; it may return a new grad."""
+    return _RemovableHandle(self, _C._register_hook(self, hook))
+
+
+@_method
+def retain_grad(self):
+    _C._retain_grad(self)

@@ -1,0 +1,31 @@
+// The kiln._C extension module: one entry point, one init function per area.
+#include <pybind11/pybind11.h>
+
+#include "kiln/error.h"
+#include "module.h"
+
+namespace py = pybind11;
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "kiln's C++ core";
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const kiln::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const kiln::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const kiln::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    } catch (const kiln::NotImplementedError& e) {
+      PyErr_SetString(PyExc_NotImplementedError, e.what());
+    } catch (const kiln::Error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+  kiln::python::init_types(m);
+  kiln::python::init_tensor(m);
+  kiln::python::init_autograd(m);
+  kiln::python::init_ops_core(m);
+  kiln::python::init_numpy(m);
+}
