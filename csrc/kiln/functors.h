@@ -42,6 +42,31 @@ struct Exp {
   template <class T>
   KILN_HD T operator()(T a) const { return std::exp(a); }
 };
+// Comparisons return bool from OpMath<T> operands.
+struct Eq {
+  template <class T>
+  KILN_HD bool operator()(T a, T b) const { return a == b; }
+};
+struct Ne {
+  template <class T>
+  KILN_HD bool operator()(T a, T b) const { return a != b; }
+};
+struct Lt {
+  template <class T>
+  KILN_HD bool operator()(T a, T b) const { return a < b; }
+};
+struct Le {
+  template <class T>
+  KILN_HD bool operator()(T a, T b) const { return a <= b; }
+};
+struct Gt {
+  template <class T>
+  KILN_HD bool operator()(T a, T b) const { return a > b; }
+};
+struct Ge {
+  template <class T>
+  KILN_HD bool operator()(T a, T b) const { return a >= b; }
+};
 struct IsFinite {
   template <class T>
   KILN_HD bool operator()(T a) const {

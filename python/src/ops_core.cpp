@@ -94,6 +94,36 @@ void init_ops_core(py::module_& m) {
   def_binary(cls, m, "div", "__truediv__", "__rtruediv__", "__itruediv__",
              [](const Tensor& a, const Tensor& b) { return div(a, b); },
              [](Tensor& a, const Tensor& b) { div_(a, b); });
+  // Comparisons: operators return NotImplemented for foreign types so Python can fall back.
+  struct Cmp {
+    const char* name;
+    const char* dunder;
+    Tensor (*fn)(const Tensor&, const Tensor&);
+  };
+  for (const Cmp& c : {Cmp{"eq", "__eq__", &eq}, Cmp{"ne", "__ne__", &ne}, Cmp{"lt", "__lt__", &lt},
+                       Cmp{"le", "__le__", &le}, Cmp{"gt", "__gt__", &gt}, Cmp{"ge", "__ge__", &ge}}) {
+    auto fn = c.fn;
+    const char* name = c.name;
+    m.def(name, [fn, name](py::handle a, py::handle b) {
+      Tensor x = tensor_or_scalar(a, Device(), name);
+      return fn(x, tensor_or_scalar(b, x.device(), name));
+    }, py::arg("input"), py::arg("other"));
+    cls.def(name, [fn, name](const Tensor& self, py::handle o) {
+      return fn(self, tensor_or_scalar(o, self.device(), name));
+    }, py::arg("other"));
+    cls.def(c.dunder, [fn, name](const Tensor& self, py::handle o) -> py::object {
+      if (!is_tensor_or_scalar(o)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+      return py::cast(fn(self, tensor_or_scalar(o, self.device(), name)));
+    });
+  }
+  auto where_fn = [](const Tensor& c, py::handle a, py::handle b) {
+    return where(c, tensor_or_scalar(a, c.device(), "where"), tensor_or_scalar(b, c.device(), "where"));
+  };
+  m.def("where", where_fn, py::arg("condition"), py::arg("input"), py::arg("other"));
+  cls.def("where", [](const Tensor& self, const Tensor& c, py::handle o) {
+    return where(c, self, tensor_or_scalar(o, self.device(), "where"));
+  }, py::arg("condition"), py::arg("other"));
+
   cls.def("__neg__", [](const Tensor& t) { return neg(t); });
   cls.def("neg", [](const Tensor& t) { return neg(t); });
   m.def("neg", [](const Tensor& t) { return neg(t); }, py::arg("input"));

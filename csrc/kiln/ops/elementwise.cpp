@@ -200,6 +200,37 @@ Tensor& div_(Tensor& self, const Tensor& other) {
       [&]() -> Tensor& { return elementwise::binary_("div", self, other, Kind::FloatMath); });
 }
 
+Tensor eq(const Tensor& a, const Tensor& b) { return elementwise::binary("eq", a, b, Kind::Predicate); }
+Tensor ne(const Tensor& a, const Tensor& b) { return elementwise::binary("ne", a, b, Kind::Predicate); }
+Tensor lt(const Tensor& a, const Tensor& b) { return elementwise::binary("lt", a, b, Kind::Predicate); }
+Tensor le(const Tensor& a, const Tensor& b) { return elementwise::binary("le", a, b, Kind::Predicate); }
+Tensor gt(const Tensor& a, const Tensor& b) { return elementwise::binary("gt", a, b, Kind::Predicate); }
+Tensor ge(const Tensor& a, const Tensor& b) { return elementwise::binary("ge", a, b, Kind::Predicate); }
+
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
+  check_same_device({cond, a, b}, "where");
+  KILN_CHECK(cond.dtype() == ScalarType::Bool, TypeError,
+             "[where] expected condition to be a bool tensor, got ", cond.dtype());
+  const ScalarType ct = result_type({a, b});
+  const Device device = cond.device();
+  const Shape shape = broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"),
+                                       "where");
+  Tensor x = to_device(a.dtype() == ct ? a : to_dtype(detach(a), ct), device);
+  Tensor y = to_device(b.dtype() == ct ? b : to_dtype(detach(b), ct), device);
+  Tensor out = empty(shape, ct, device);
+  static const dispatch::Op<void(const Tensor&, const Tensor&, const Tensor&, const Tensor&)>
+      kernel("where");
+  kernel(device, out, cond, x, y);
+  if (autograd::needs_grad({a, b}))
+    autograd::record("WhereBackward0", {a, b}, {out}, {cond}, [](const BackwardArgs& g) {
+      const Tensor& c = g.saved[0];
+      Tensor zero = zeros({}, g.grad().dtype(), g.grad().device());
+      return TensorList{g.needs(0) ? where(c, g.grad(), zero) : Tensor(),
+                        g.needs(1) ? where(c, zero, g.grad()) : Tensor()};
+    });
+  return out;
+}
+
 Tensor neg(const Tensor& a) {
   KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError,
              "[neg] negation, the `-` operator, on a bool tensor is not supported; use the `~` "

@@ -14,6 +14,16 @@ KILN_API Tensor& sub_(Tensor& self, const Tensor& other, Scalar alpha = 1);
 KILN_API Tensor& mul_(Tensor& self, const Tensor& other);
 KILN_API Tensor& div_(Tensor& self, const Tensor& other);
 
+// Comparisons (bool results, not differentiable).
+KILN_API Tensor eq(const Tensor& a, const Tensor& b);
+KILN_API Tensor ne(const Tensor& a, const Tensor& b);
+KILN_API Tensor lt(const Tensor& a, const Tensor& b);
+KILN_API Tensor le(const Tensor& a, const Tensor& b);
+KILN_API Tensor gt(const Tensor& a, const Tensor& b);
+KILN_API Tensor ge(const Tensor& a, const Tensor& b);
+// cond ? a : b with broadcasting of all three; a and b promote together.
+KILN_API Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+
 KILN_API Tensor neg(const Tensor& a);
 KILN_API Tensor exp(const Tensor& a);
 KILN_API Tensor isfinite(const Tensor& a);
