@@ -38,6 +38,8 @@ int = int32  # noqa: A001
 short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
+# C++ ops first; the Python wrappers below (argument parsing) take precedence.
+from kiln._ops import *  # noqa: E402,F401,F403
 from kiln import autograd  # noqa: E402
 from kiln._creation import (  # noqa: E402,F401
     tensor,
@@ -51,7 +53,6 @@ from kiln._creation import (  # noqa: E402,F401
     ones_like,
     full_like,
 )
-from kiln._ops import *  # noqa: E402,F401,F403
 from kiln.autograd import (  # noqa: E402,F401
     no_grad,
     enable_grad,
