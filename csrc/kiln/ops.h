@@ -5,6 +5,8 @@
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
+#include "kiln/ops/gather.h"
+#include "kiln/ops/join.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/reduce.h"
 #include "kiln/ops/view.h"

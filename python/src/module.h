@@ -9,5 +9,7 @@ void init_tensor(pybind11::module_& m);
 void init_autograd(pybind11::module_& m);
 void init_ops_core(pybind11::module_& m);
 void init_numpy(pybind11::module_& m);
+void init_ops_join(pybind11::module_& m);
+void init_ops_gather(pybind11::module_& m);
 
 }  // namespace kiln::python
