@@ -70,7 +70,10 @@ void init_ops_join(py::module_& m) {
   m.def("tile", [](const Tensor& t, py::handle dims) { return tile(t, ints(dims, "tile", "dims")); },
         py::arg("input"), py::arg("dims"));
 
-  cls.def("flip", [](const Tensor& t, py::args a) { return flip(t, shape_from_args(a, "flip")); },
+  cls.def("flip", [](const Tensor& t, py::args a) {
+    KILN_CHECK(!a.empty(), TypeError, "[flip] missing dims");
+    return flip(t, shape_from_args(a, "flip"));
+  },
           "Reverses the order of elements along the given dims.");
   m.def("flip", [](const Tensor& t, py::handle dims) { return flip(t, ints(dims, "flip", "dims")); },
         py::arg("input"), py::arg("dims"));

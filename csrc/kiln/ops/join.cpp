@@ -218,14 +218,15 @@ Tensor roll(const Tensor& t, const Shape& shifts, const Shape& dims) {
              "[roll] shifts and dimensions must align. shifts: ", shifts.size(), ", dims: ",
              dims.size());
   if (dims.empty()) return reshape(roll(reshape(t, {-1}), shifts, {0}), t.sizes());
+  KILN_CHECK(t.dim() > 0, IndexError, "[roll] dimension specified as ", dims[0],
+             " but tensor has no dimensions");
   // One shift per dim, in [0, size): repeated dims add up, as in successive rolls.
-  Shape per_dim(std::max<int64_t>(t.dim(), 1), 0);
+  Shape per_dim(t.dim(), 0);
   for (size_t i = 0; i < dims.size(); ++i) {
     const int64_t d = wrap_dim(dims[i], t.dim(), "roll");
-    const int64_t size = t.dim() == 0 ? 1 : t.sizes()[d];
+    const int64_t size = t.sizes()[d];
     if (size > 0) per_dim[d] = ((per_dim[d] + shifts[i]) % size + size) % size;
   }
-  if (t.dim() == 0) per_dim.clear();
   Tensor out = empty(t.sizes(), t.dtype(), t.device());
   static const dispatch::Op<void(const Tensor&, const Tensor&, const Shape&)> kernel("roll");
   kernel(t.device(), out, t, per_dim);
