@@ -131,6 +131,7 @@ Tensor nonzero_kernel(const Tensor& in) {
       Shape coord(nd);
       for (int64_t c = b; c < e; ++c) {
         const int64_t begin = c * chunk, end = std::min(numel, begin + chunk);
+        if (begin >= end) continue;
         int64_t rest = begin;
         for (int64_t d = nd - 1; d >= 0; --d) {
           coord[d] = rest % in.sizes()[d];
