@@ -492,3 +492,24 @@ def test_masked_select_matches_torch_and_grads():
         k.masked_select(kidx([1, 0, 1, 0]))
     with pytest.raises(ValueError, match=r"\[masked_select\] shapes"):
         k.masked_select(kiln.tensor(make((5,), "bool")))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int32", "uint8", "int8"])
+def test_other_dtypes_match_torch(dtype):
+    kd, td = getattr(kiln, dtype), getattr(torch, dtype)
+    k, t = both(make((4, 5), "int64") % 4 + 1, dtype=kd)
+    ks, ts = both(make((3, 5), "int64", seed=1) % 3, dtype=kd)
+    idx = index((3, 5), 4, seed=2)
+    assert_close(k.gather(0, kidx(idx)), t.gather(0, tidx(idx)))
+    assert_close(k.scatter_add(0, kidx(idx), ks), t.scatter_add(0, tidx(idx), ts))
+    assert_close(k.scatter(0, kidx(idx[:1]), ks), t.scatter(0, tidx(idx[:1]), ts))
+    assert_close(k.index_select(1, kidx([4, 0, 4])), t.index_select(1, tidx([4, 0, 4])))
+    assert_close(k.index_add(0, kidx([3, 3, 0]), ks), t.index_add(0, tidx([3, 3, 0]), ts))
+    assert_close(k.nonzero(), t.nonzero())
+    assert_close(kiln.cat([k, ks]), torch.cat([t, ts]))
+    assert_close(k.flip(0, 1), t.flip(0, 1))
+    assert_close(k.roll(2, 1), t.roll(2, 1))
+    assert_close(k.tril(1), t.tril(1))
+    assert_close(k.repeat(2, 1), t.repeat(2, 1))
+    assert_close(kiln.cat([k, ks.to(kiln.float64)]), torch.cat([t, ts.to(torch.float64)]))
+    del td

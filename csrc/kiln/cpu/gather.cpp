@@ -28,7 +28,9 @@ Shape strides_1d(const Tensor& t) { return t.dim() == 0 ? Shape{1} : t.strides()
 // where `a` is addressed through the index (gather's input, scatter's self) and `b`
 // directly (gather's output, scatter's src). Both have dtype T and any strides; they
 // only need to be at least as large as index in every dim (`a` except along dim).
-template <class T, class F>
+// When writes go to `b` (gather), positions never collide, so with kSplitDim a long
+// `dim` with few other positions (an embedding lookup) is split across threads instead.
+template <class T, bool kSplitDim = false, class F>
 void index_dim_loop(const Tensor& a, const Tensor& b, const Tensor& index, int64_t dim,
                     const char* op, const F& f) {
   Shape sizes = sizes_1d(index);
@@ -38,35 +40,68 @@ void index_dim_loop(const Tensor& a, const Tensor& b, const Tensor& index, int64
     return make_tensor(t.storage(), sizes, strides_1d(t), t.storage_offset(), t.dtype());
   };
   const int64_t a_size = sizes_1d(a)[dim];
-  const int64_t a_step = strides_1d(a)[dim];
-  const int64_t b_step = strides_1d(b)[dim] * static_cast<int64_t>(sizeof(T));
-  const int64_t i_step = strides_1d(index)[dim] * static_cast<int64_t>(sizeof(int64_t));
+  // Element strides along dim; TensorIter gives the other dims' strides in bytes.
+  const int64_t a_step = strides_1d(a)[dim], b_step = strides_1d(b)[dim];
+  const int64_t i_step = strides_1d(index)[dim];
+  auto check = [a_size, dim, op](int64_t v) {
+    KILN_CHECK(v >= 0 && v < a_size, IndexError, "[", op, "] index ", v,
+               " is out of bounds for dimension ", dim, " with size ", a_size);
+  };
+  constexpr int64_t kT = sizeof(T), kI = sizeof(int64_t);
   TensorIter iter({restride(b), restride(a), restride(index)});
-  iter.for_each(
-      [&](char** p, const int64_t* s, int64_t n) {
-        auto one = [&](int64_t j, int64_t k) {
-          const int64_t v = *reinterpret_cast<const int64_t*>(p[2] + j * s[2] + k * i_step);
-          KILN_CHECK(v >= 0 && v < a_size, IndexError, "[", op, "] index ", v,
-                     " is out of bounds for dimension ", dim, " with size ", a_size);
-          f(reinterpret_cast<T*>(p[1] + j * s[1]) + v * a_step,
-            reinterpret_cast<T*>(p[0] + j * s[0] + k * b_step));
-        };
-        // Put the loop with the smaller stride in b innermost.
-        if (std::abs(b_step) <= std::abs(s[0])) {
-          for (int64_t j = 0; j < n; ++j)
-            for (int64_t k = 0; k < count; ++k) one(j, k);
-        } else {
-          for (int64_t k = 0; k < count; ++k)
-            for (int64_t j = 0; j < n; ++j) one(j, k);
+  // The loop over positions k in [kb, ke) along dim, for one TensorIter run.
+  auto body = [=, &f](int64_t kb, int64_t ke) {
+    return [=, &f](char** p, const int64_t* s, int64_t n) {
+      T* a0 = reinterpret_cast<T*>(p[1]);
+      T* b0 = reinterpret_cast<T*>(p[0]);
+      const int64_t* i0 = reinterpret_cast<const int64_t*>(p[2]);
+      const int64_t sa = s[1] / kT, sb = s[0] / kT, si = s[2] / kI;
+      if (std::abs(b_step) <= std::abs(sb)) {  // dim is b's inner dim: walk it innermost
+        for (int64_t j = 0; j < n; ++j) {
+          T* a = a0 + j * sa;
+          T* b = b0 + j * sb;
+          const int64_t* ix = i0 + j * si;
+          for (int64_t k = kb; k < ke; ++k) {
+            const int64_t v = ix[k * i_step];
+            check(v);
+            f(a + v * a_step, b + k * b_step);
+          }
         }
-      },
-      std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(count, 1)));
+      } else if (si == 0) {  // one index for the whole run (index_select, index_add)
+        for (int64_t k = kb; k < ke; ++k) {
+          const int64_t v = i0[k * i_step];
+          check(v);
+          T* a = a0 + v * a_step;
+          T* b = b0 + k * b_step;
+          if (sa == 1 && sb == 1) {  // contiguous rows: a loop the compiler vectorizes
+            for (int64_t j = 0; j < n; ++j) f(a + j, b + j);
+          } else {
+            for (int64_t j = 0; j < n; ++j) f(a + j * sa, b + j * sb);
+          }
+        }
+      } else {
+        for (int64_t k = kb; k < ke; ++k)
+          for (int64_t j = 0; j < n; ++j) {
+            const int64_t v = i0[j * si + k * i_step];
+            check(v);
+            f(a0 + j * sa + v * a_step, b0 + j * sb + k * b_step);
+          }
+      }
+    };
+  };
+  if (iter.numel() == 0) return;
+  if (kSplitDim && count > iter.numel()) {
+    parallel_for(0, count, std::max<int64_t>(1, kParallelGrain / iter.numel()),
+                 [&](int64_t kb, int64_t ke) { iter.serial_for_each(body(kb, ke), 0, iter.numel()); });
+  } else {
+    iter.for_each(body(0, count), std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(count, 1)));
+  }
 }
 
 void gather_kernel(const Tensor& out, const Tensor& input, const Tensor& index, int64_t dim,
                    const char* op) {
   visit_dtype(input.dtype(), [&]<class T>(TypeTag<T>) {
-    index_dim_loop<T>(input, out, index, dim, op, [](const T* src, T* dst) { *dst = *src; });
+    index_dim_loop<T, true>(input, out, index, dim, op, [](const T* src, T* dst) { *dst = *src; });
   });
 }
 
