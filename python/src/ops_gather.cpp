@@ -123,7 +123,9 @@ void init_ops_gather(py::module_& m) {
   cls.def("argwhere", [](const Tensor& t) { return argwhere(t); });
   m.def("argwhere", [](const Tensor& t) { return argwhere(t); }, py::arg("input"));
 
-  auto masked_select_fn = [](const Tensor& t, const Tensor& mask) { return masked_select(t, mask); };
+  auto masked_select_fn = [](const Tensor& t, const Tensor& mask) {
+    return masked_select(t, mask);
+  };
   cls.def("masked_select", masked_select_fn, py::arg("mask"),
           "The elements where the (broadcast) bool mask is true, as a 1-d tensor.");
   m.def("masked_select", masked_select_fn, py::arg("input"), py::arg("mask"));

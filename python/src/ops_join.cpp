@@ -63,11 +63,13 @@ void init_ops_join(py::module_& m) {
   m.def("vstack", [](py::handle t) { return vstack(tensor_list(t, "vstack")); },
         py::arg("tensors"), "Concatenates row-wise, after making inputs at least 2-d.");
 
-  cls.def("repeat", [](const Tensor& t, py::args a) { return repeat(t, shape_from_args(a, "repeat")); },
+  cls.def("repeat",
+          [](const Tensor& t, py::args a) { return repeat(t, shape_from_args(a, "repeat")); },
           "Repeats the tensor along each dim (more sizes than dims add leading dims).");
   cls.def("tile", [](const Tensor& t, py::args a) { return tile(t, shape_from_args(a, "tile")); },
           "repeat() with missing leading sizes taken as 1.");
-  m.def("tile", [](const Tensor& t, py::handle dims) { return tile(t, ints(dims, "tile", "dims")); },
+  m.def("tile",
+        [](const Tensor& t, py::handle dims) { return tile(t, ints(dims, "tile", "dims")); },
         py::arg("input"), py::arg("dims"));
 
   cls.def("flip", [](const Tensor& t, py::args a) {
@@ -75,7 +77,8 @@ void init_ops_join(py::module_& m) {
     return flip(t, shape_from_args(a, "flip"));
   },
           "Reverses the order of elements along the given dims.");
-  m.def("flip", [](const Tensor& t, py::handle dims) { return flip(t, ints(dims, "flip", "dims")); },
+  m.def("flip",
+        [](const Tensor& t, py::handle dims) { return flip(t, ints(dims, "flip", "dims")); },
         py::arg("input"), py::arg("dims"));
 
   auto roll_fn = [](const Tensor& t, py::handle shifts, py::handle dims) {

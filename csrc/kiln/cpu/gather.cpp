@@ -92,9 +92,12 @@ void index_dim_loop(const Tensor& a, const Tensor& b, const Tensor& index, int64
   if (iter.numel() == 0) return;
   if (kSplitDim && count > iter.numel()) {
     parallel_for(0, count, std::max<int64_t>(1, kParallelGrain / iter.numel()),
-                 [&](int64_t kb, int64_t ke) { iter.serial_for_each(body(kb, ke), 0, iter.numel()); });
+                 [&](int64_t kb, int64_t ke) {
+                   iter.serial_for_each(body(kb, ke), 0, iter.numel());
+                 });
   } else {
-    iter.for_each(body(0, count), std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(count, 1)));
+    iter.for_each(body(0, count),
+                  std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(count, 1)));
   }
 }
 

@@ -42,7 +42,8 @@ void cat_kernel(const Tensor& out, const TensorList& inputs, int64_t dim) {
       char* dst = base + offset * inner * item;
       parallel_for(0, outer, std::max<int64_t>(1, kParallelGrain / (len * inner)),
                    [&](int64_t b, int64_t e) {
-                     for (int64_t o = b; o < e; ++o) std::memcpy(dst + o * out_row, src + o * row, row);
+                     for (int64_t o = b; o < e; ++o)
+                       std::memcpy(dst + o * out_row, src + o * row, row);
                    });
     } else if (t.numel() > 0) {
       copy_into(narrow_raw(out, dim, offset, len), t);

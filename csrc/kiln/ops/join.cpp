@@ -86,7 +86,8 @@ Tensor& triangle_(Tensor& t, int64_t diagonal, bool lower) {
     rebase_history(t, lower ? tril(t, diagonal) : triu(t, diagonal));
     return t;
   }
-  static const dispatch::Op<void(const Tensor&, const Tensor&, int64_t)> tril_k("tril"), triu_k("triu");
+  using Kernel = void(const Tensor&, const Tensor&, int64_t);
+  static const dispatch::Op<Kernel> tril_k("tril"), triu_k("triu");
   (lower ? tril_k : triu_k)(t.device(), t, t, diagonal);
   t.bump_version();
   return t;
@@ -197,7 +198,8 @@ Tensor repeat(const Tensor& t, const Shape& repeats) { return repeat_impl(t, rep
 
 Tensor tile(const Tensor& t, const Shape& dims) {
   Shape reps = dims;
-  if (static_cast<int64_t>(reps.size()) < t.dim()) reps.insert(reps.begin(), t.dim() - reps.size(), 1);
+  const int64_t missing = t.dim() - static_cast<int64_t>(reps.size());
+  if (missing > 0) reps.insert(reps.begin(), missing, 1);
   return repeat_impl(t, reps, "tile");
 }
 
