@@ -9,6 +9,8 @@ from compare import assert_close, both, require_torch
 from join_helpers import DTYPES, check_double_backward, check_grads, leaf, make
 
 torch = require_torch()
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
 gradcheck = kiln.autograd.gradcheck
 
 
@@ -516,3 +518,35 @@ def test_other_dtypes_match_torch(dtype):
     assert_close(k.repeat(2, 1), t.repeat(2, 1))
     assert_close(kiln.cat([k, ks.to(kiln.float64)]), torch.cat([t, ts.to(torch.float64)]))
     del td
+
+
+# ---- random shapes (hypothesis) -----------------------------------------------------
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=4),
+                  data=st.data())
+def test_random_shapes_match_torch(shape, data):
+    ndim = len(shape)
+    dim = data.draw(st.integers(-ndim, ndim - 1))
+    d = dim % ndim
+    seed = data.draw(st.integers(0, 1000))
+    k, t = both(make(tuple(shape), seed=seed))
+    # gather / scatter_add: index no larger than input apart from dim.
+    ishape = tuple(data.draw(st.integers(0, s)) if i != d else data.draw(st.integers(0, 5))
+                   for i, s in enumerate(shape))
+    if shape[d] > 0 or 0 in ishape:
+        idx = index(ishape, max(shape[d], 1), seed=seed)
+        assert_close(k.gather(dim, kidx(idx)), t.gather(dim, tidx(idx)))
+        src = make(ishape, seed=seed + 1)
+        assert_close(k.scatter_add(dim, kidx(idx), kiln.tensor(src)),
+                     t.scatter_add(dim, tidx(idx), torch.tensor(src)))
+    if shape[d] > 0:
+        sel = index((data.draw(st.integers(0, 6)),), shape[d], seed=seed)
+        assert_close(k.index_select(dim, kidx(sel)), t.index_select(dim, tidx(sel)))
+    other = list(shape)
+    other[d] = data.draw(st.integers(0, 3))
+    ko, to = both(make(tuple(other), seed=seed + 2))
+    assert_close(kiln.cat([k, ko], dim), torch.cat([t, to], dim))
+    assert_close(k.flip(dim), t.flip(dim))
+    assert_close(k.roll(seed % 7 - 3, dim), t.roll(seed % 7 - 3, dim))
+    assert_close(k.nonzero(), t.nonzero())
