@@ -419,6 +419,11 @@ def test_take_along_dim_errors_and_grads():
     a = leaf((2, 3, 2))
     assert gradcheck(lambda x: x.take_along_dim(kidx(idx), 2), (a,))
     assert gradcheck(lambda x: x.take_along_dim(kidx([0, 5, 5, 11])), (a,))
+    # The input broadcasts against the indices: its gradient sums over the broadcast.
+    bidx = index((3, 2, 5), 4, seed=4)
+    check_grads(lambda a: a.take_along_dim(kidx(bidx), 1),
+                lambda a: a.take_along_dim(tidx(bidx), 1), make((1, 4, 1)))
+    assert gradcheck(lambda x: x.take_along_dim(kidx(bidx), 1), (leaf((1, 4, 1)),))
 
 
 # ---- one_hot ------------------------------------------------------------------------
