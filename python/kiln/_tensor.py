@@ -217,3 +217,21 @@ def register_hook(self, hook):
 @_method
 def retain_grad(self):
     _C._retain_grad(self)
+
+
+# ---- membership ---------------------------------------------------------------------
+
+
+@_method
+def __contains__(self, element):
+    """`element in t`: whether any element of t equals `element` (a number or a tensor)."""
+    if isinstance(element, Tensor):
+        other = element.detach().cpu().double().numpy()
+    elif isinstance(element, (builtins.bool, builtins.int, builtins.float, np.generic)):
+        other = element
+    else:
+        raise RuntimeError("Tensor.__contains__ only supports Tensor or scalar, but you passed in "
+                           f"a {type(element)}.")
+    values = self.detach().cpu()
+    values = values.double() if values.dtype in (_C.bfloat16, _C.float16) else values
+    return builtins.bool((values.numpy() == other).any())

@@ -16,6 +16,10 @@ using Kind = TensorIndex::Kind;
 
 namespace {
 
+constexpr const char* kZeroDimMessage =
+    "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ "
+    "to convert a 0-dim tensor to a number";
+
 bool is_mask(const Tensor& t) {
   return t.dtype() == ScalarType::Bool || t.dtype() == ScalarType::UInt8;
 }
@@ -43,10 +47,13 @@ struct Applied {
 
 Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
   int64_t specified = 0, ellipses = 0;
+  bool has_int = false;
   for (const auto& idx : indices) {
     specified += consumed_dims(idx);
     ellipses += idx.kind() == Kind::Ellipsis;
+    has_int |= idx.kind() == Kind::Integer;
   }
+  KILN_CHECK(self.dim() > 0 || !has_int, IndexError, kZeroDimMessage);
   KILN_CHECK(specified <= self.dim(), IndexError, "too many indices for tensor of dimension ",
              self.dim());
   KILN_CHECK(ellipses <= 1, IndexError, "an index can only have a single ellipsis ('...')");
@@ -61,9 +68,7 @@ Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
     dim += ndims;
   };
   auto select_int = [&](int64_t i) {
-    KILN_CHECK(r.dim() > 0, IndexError,
-               "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
-               "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number");
+    KILN_CHECK(r.dim() > 0, IndexError, kZeroDimMessage);
     r = select(r, dim, i);
   };
   auto add_bool = [&](bool b) {
