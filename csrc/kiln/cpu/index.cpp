@@ -34,6 +34,8 @@ std::vector<int64_t> strided_offsets(const Shape& sizes, const Shape& strides) {
 // pre[p] + gathered[b] + post[q].
 struct Layout {
   std::vector<int64_t> pre, gathered, post;
+  size_t post_dims = 0;
+  bool post_contiguous = false;  // post[q] == q: inner loops are plain copies
 };
 
 Layout make_layout(const Tensor& self, const TensorList& indices, const Shape& dims) {
@@ -50,7 +52,12 @@ Layout make_layout(const Tensor& self, const TensorList& indices, const Shape& d
     (before ? pre_sizes : post_sizes).push_back(self.sizes()[d]);
     (before ? pre_strides : post_strides).push_back(self.strides()[d]);
   }
-  Layout l{strided_offsets(pre_sizes, pre_strides), {}, strided_offsets(post_sizes, post_strides)};
+  Layout l;
+  l.pre = strided_offsets(pre_sizes, pre_strides);
+  l.post = strided_offsets(post_sizes, post_strides);
+  l.post_dims = post_sizes.size();
+  l.post_contiguous = true;
+  for (size_t q = 0; q < l.post.size(); ++q) l.post_contiguous &= l.post[q] == static_cast<int64_t>(q);
   const int64_t n = indices[0].numel();
   l.gathered.assign(n, 0);
   for (size_t k = 0; k < dims.size(); ++k) {
@@ -64,6 +71,19 @@ Layout make_layout(const Tensor& self, const TensorList& indices, const Shape& d
     }
   }
   return l;
+}
+
+// Calls f(row, p, b) for rows [begin, end) of the (pre, B) grid, in order.
+template <class F>
+inline void for_rows(int64_t begin, int64_t end, int64_t nb, const F& f) {
+  int64_t p = begin / nb, b = begin % nb;
+  for (int64_t row = begin; row < end; ++row) {
+    f(row, p, b);
+    if (++b == nb) {
+      b = 0;
+      ++p;
+    }
+  }
 }
 
 // Moves whole elements by size only: indexing never converts dtypes.
@@ -94,21 +114,33 @@ void index_kernel(const Tensor& out, const Tensor& self, const TensorList& indic
     T* dst = out.data<T>();
     const int64_t grain = std::max<int64_t>(1, kParallelGrain / nq);
     parallel_for(0, static_cast<int64_t>(l.pre.size()) * nb, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const T* s = src + l.pre[row / nb] + l.gathered[row % nb];
+      for_rows(begin, end, nb, [&](int64_t row, int64_t p, int64_t b) {
+        const T* s = src + l.pre[p] + l.gathered[b];
         T* d = dst + row * nq;
-        for (int64_t q = 0; q < nq; ++q) d[q] = s[l.post[q]];
-      }
+        if (l.post_contiguous) {
+          for (int64_t q = 0; q < nq; ++q) d[q] = s[q];
+        } else {
+          for (int64_t q = 0; q < nq; ++q) d[q] = s[l.post[q]];
+        }
+      });
     });
   });
 }
 
+// `values` has the index result's shape with any strides (broadcast values have zeros).
 void index_put_kernel(const Tensor& self, const Tensor& values, const TensorList& indices,
                       const Shape& dims, bool accumulate) {
   if (values.numel() == 0) return;
   const Layout l = make_layout(self, indices, dims);
   const int64_t nb = static_cast<int64_t>(l.gathered.size());
   const int64_t nq = static_cast<int64_t>(l.post.size());
+  const auto split = values.sizes().end() - static_cast<int64_t>(l.post_dims);
+  const std::vector<int64_t> vrow =
+      strided_offsets(Shape(values.sizes().begin(), split),
+                      Shape(values.strides().begin(), values.strides().end() - l.post_dims));
+  const std::vector<int64_t> vq = strided_offsets(
+      Shape(split, values.sizes().end()), Shape(values.strides().end() - l.post_dims,
+                                                values.strides().end()));
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / (nb * nq));
   // Rows with different `pre` never touch the same element, so they run in parallel;
   // within one, duplicate indices are applied in order (the last write wins).
@@ -116,18 +148,17 @@ void index_put_kernel(const Tensor& self, const Tensor& values, const TensorList
     T* dst = self.data<T>();
     const T* src = values.data<T>();
     parallel_for(0, static_cast<int64_t>(l.pre.size()), grain, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        for (int64_t b = 0; b < nb; ++b) {
-          T* d = dst + l.pre[p] + l.gathered[b];
-          const T* s = src + (p * nb + b) * nq;
-          for (int64_t q = 0; q < nq; ++q) {
-            T& o = d[l.post[q]];
-            if (!accumulate) o = s[q];
-            else if constexpr (std::is_same_v<T, bool>) o = o || s[q];
-            else o = static_cast<T>(static_cast<OpMath<T>>(o) + static_cast<OpMath<T>>(s[q]));
-          }
+      for_rows(begin * nb, end * nb, nb, [&](int64_t row, int64_t p, int64_t b) {
+        T* d = dst + l.pre[p] + l.gathered[b];
+        const T* s = src + vrow[row];
+        for (int64_t q = 0; q < nq; ++q) {
+          T& o = d[l.post[q]];
+          const T v = s[vq[q]];
+          if (!accumulate) o = v;
+          else if constexpr (std::is_same_v<T, bool>) o = o || v;
+          else o = static_cast<T>(static_cast<OpMath<T>>(o) + static_cast<OpMath<T>>(v));
         }
-      }
+      });
     });
   });
 }

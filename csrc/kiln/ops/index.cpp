@@ -134,7 +134,7 @@ Tensor& index_put_(Tensor& self, const TensorList& indices, const Tensor& values
   if (grad) check_inplace(self, "index_put_");
   // Values that alias self are read fully before any write.
   Tensor v = expand(detach(values), ai.result_shape);
-  v = values.storage() == self.storage() ? clone(v) : contiguous(v);
+  if (values.storage() == self.storage()) v = clone(v);
   static const dispatch::Op<IndexPutKernel> kernel("index_put");
   kernel(self.device(), self, v, ai.indices, ai.dims, accumulate);
   self.bump_version();
