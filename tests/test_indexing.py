@@ -77,10 +77,11 @@ def _random_key(rng, shape):
 
 def _keys(n, seed=0):
     rng = random.Random(seed)
-    fixed = [0, -1, slice(None), slice(1, 3), (Ellipsis, 0), (None,), (0, None, slice(None, None, 2)),
-             (Ellipsis,), (), ([0, 2],), (slice(None), [1, 3]), ([0, 1], slice(None), [2, 3]),
-             (slice(None), [0, 1], [2, 3]), (0, slice(None), [1, 2]), (None, [0, 1], Ellipsis, [1, 2]),
-             (1, None, [0, 1]), ([[0], [2]], [1, 2, 3]), (slice(None), [True, False, True, False, True]),
+    fixed = [0, -1, slice(None), slice(1, 3), (Ellipsis, 0), (None,),
+             (0, None, slice(None, None, 2)), (Ellipsis,), (), ([0, 2],), (slice(None), [1, 3]),
+             ([0, 1], slice(None), [2, 3]), (slice(None), [0, 1], [2, 3]),
+             (0, slice(None), [1, 2]), (None, [0, 1], Ellipsis, [1, 2]), (1, None, [0, 1]),
+             ([[0], [2]], [1, 2, 3]), (slice(None), [True, False, True, False, True]),
              ([True, False, True, False],), (True,), (False, 0), ([],), (slice(None), []),
              _tensor_piece(np.array(2)), (_tensor_piece(np.array(1)), Ellipsis, -1),
              (_tensor_piece(np.random.default_rng(1).random((4, 5)) < 0.5),),
@@ -184,7 +185,8 @@ def test_numpy_and_index_keys():
     assert_close(k[np.array([0, 3])], t[np.array([0, 3])])
     assert_close(k[:, np.array([True, False, True, False, True])],
                  t[:, torch.tensor([True, False, True, False, True])])
-    assert_close(k[kiln.tensor([1, 2], dtype=kiln.int32)], t[torch.tensor([1, 2], dtype=torch.int32)])
+    assert_close(k[kiln.tensor([1, 2], dtype=kiln.int32)],
+                 t[torch.tensor([1, 2], dtype=torch.int32)])
 
 
 # ---- errors ---------------------------------------------------------------------------
@@ -309,7 +311,8 @@ def test_index_put_matches_torch(accumulate):
     rng = np.random.default_rng(3)
     arr = rng.standard_normal((4, 5))
     for idx in [([0, 2, 2],), ([0, 1], [2, 3]), ([[0], [3]], [1, 2, 4]),
-                (np.array([True, False, True, True]),), (np.random.default_rng(0).random((4, 5)) > 0.5,)]:
+                (np.array([True, False, True, True]),),
+                (np.random.default_rng(0).random((4, 5)) > 0.5,)]:
         k, t = kiln.tensor(arr), torch.tensor(arr)
         kidx = tuple(kiln.tensor(np.asarray(i)) for i in idx)
         tidx = tuple(torch.tensor(np.asarray(i)) for i in idx)
@@ -491,3 +494,10 @@ def test_iter_and_contains():
     assert kiln.tensor([1.0, 2.0]) in k
     with pytest.raises(RuntimeError, match="__contains__"):
         "a" in k
+
+
+def test_setitem_into_integer_tensor_drops_history():
+    v = kiln.tensor([1.5, 2.5], requires_grad=True)
+    x = kiln.zeros(3, 2, dtype=kiln.int64)
+    x[0] = v
+    assert x.tolist() == [[1, 2], [0, 0], [0, 0]] and not x.requires_grad

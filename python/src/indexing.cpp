@@ -82,7 +82,8 @@ TensorIndices to_indices(py::handle key) {
 Tensor to_value(const Tensor& self, py::handle value) {
   if (is_python_scalar(value)) return scalar_tensor(to_scalar(value), self.dtype(), self.device());
   if (is_tensor(value)) return value.cast<Tensor>();
-  throw py::type_error("can't assign a " + std::string(py::str(py::type::of(value).attr("__name__"))) +
+  throw py::type_error("can't assign a " +
+                       std::string(py::str(py::type::of(value).attr("__name__"))) +
                        " to a kiln.Tensor");
 }
 

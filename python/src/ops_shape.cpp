@@ -45,7 +45,8 @@ void init_ops_shape(py::module_& m) {
        py::arg("start_dim") = 0, py::arg("end_dim") = -1);
   both("unflatten", [](const Tensor& t, int64_t d, const Shape& s) { return unflatten(t, d, s); },
        py::arg("dim"), py::arg("sizes"));
-  both("narrow", [](const Tensor& t, int64_t d, int64_t s, int64_t n) { return narrow(t, d, s, n); },
+  both("narrow",
+       [](const Tensor& t, int64_t d, int64_t s, int64_t n) { return narrow(t, d, s, n); },
        py::arg("dim"), py::arg("start"), py::arg("length"));
   both("split", &split_any, py::arg("split_size_or_sections"), py::arg("dim") = 0);
   both("split_with_sizes", [](const Tensor& t, const Shape& s, int64_t d) {
@@ -53,7 +54,8 @@ void init_ops_shape(py::module_& m) {
   }, py::arg("split_sizes"), py::arg("dim") = 0);
   both("chunk", [](const Tensor& t, int64_t c, int64_t d) { return as_tuple(chunk(t, c, d)); },
        py::arg("chunks"), py::arg("dim") = 0);
-  both("unbind", [](const Tensor& t, int64_t d) { return as_tuple(unbind(t, d)); }, py::arg("dim") = 0);
+  both("unbind", [](const Tensor& t, int64_t d) { return as_tuple(unbind(t, d)); },
+       py::arg("dim") = 0);
   both("t", [](const Tensor& x) { return t(x); });
   both("squeeze", &squeeze_any, py::arg("dim") = py::none());
   both("movedim", [](const Tensor& t, py::handle s, py::handle d) {

@@ -57,7 +57,8 @@ Layout make_layout(const Tensor& self, const TensorList& indices, const Shape& d
   l.post = strided_offsets(post_sizes, post_strides);
   l.post_dims = post_sizes.size();
   l.post_contiguous = true;
-  for (size_t q = 0; q < l.post.size(); ++q) l.post_contiguous &= l.post[q] == static_cast<int64_t>(q);
+  for (size_t q = 0; q < l.post.size(); ++q)
+    l.post_contiguous &= l.post[q] == static_cast<int64_t>(q);
   const int64_t n = indices[0].numel();
   l.gathered.assign(n, 0);
   for (size_t k = 0; k < dims.size(); ++k) {
@@ -113,7 +114,8 @@ void index_kernel(const Tensor& out, const Tensor& self, const TensorList& indic
     const T* src = self.data<T>();
     T* dst = out.data<T>();
     const int64_t grain = std::max<int64_t>(1, kParallelGrain / nq);
-    parallel_for(0, static_cast<int64_t>(l.pre.size()) * nb, grain, [&](int64_t begin, int64_t end) {
+    const int64_t rows = static_cast<int64_t>(l.pre.size()) * nb;
+    parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
       for_rows(begin, end, nb, [&](int64_t row, int64_t p, int64_t b) {
         const T* s = src + l.pre[p] + l.gathered[b];
         T* d = dst + row * nq;

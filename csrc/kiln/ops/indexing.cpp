@@ -73,8 +73,8 @@ Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
   };
   auto add_bool = [&](bool b) {
     r = unsqueeze(r, dim);
-    record(b ? zeros({1}, ScalarType::Int64, r.device()) : empty({0}, ScalarType::Int64, r.device()),
-           1);
+    // True indexes the new dim with [0], False with [] (an empty result).
+    record(zeros({b ? 1 : 0}, ScalarType::Int64, r.device()), 1);
   };
   for (const auto& idx : indices) {
     switch (idx.kind()) {
@@ -121,7 +121,8 @@ Tensor getitem(const Tensor& self, const TensorIndices& indices) {
 Tensor& setitem_(Tensor& self, const TensorIndices& indices, const Tensor& value_in) {
   check_same_device({self, value_in}, "setitem");
   Tensor value = drop_leading_ones(value_in);
-  const bool grad = autograd::needs_grad({self, value});
+  // Integer results carry no gradient (as in PyTorch, which then drops the history).
+  const bool grad = autograd::needs_grad({self, value}) && self.is_floating_point();
   if (grad) check_inplace(self, "setitem");
   bool advanced = false;
   {

@@ -54,8 +54,8 @@ TensorList split_with_sizes(const Tensor& t, const Shape& split_sizes, int64_t d
     total += s;
   }
   KILN_CHECK(total == t.sizes()[d], ValueError, "[split] split_with_sizes expects split_sizes ",
-             split_sizes, " to sum exactly to ", t.sizes()[d], " (input tensor's size at dimension ",
-             d, ")");
+             split_sizes, " to sum exactly to ", t.sizes()[d],
+             " (input tensor's size at dimension ", d, ")");
   TensorList out;
   int64_t start = 0;
   for (int64_t s : split_sizes) {
@@ -73,7 +73,8 @@ TensorList split(const Tensor& t, int64_t split_size, int64_t dim) {
              "[split] split_size can only be 0 if dimension size is 0, but got split_size ",
              split_size, " for dimension ", d, " of size ", size);
   // An empty dim still gives one (empty) piece, as in PyTorch.
-  const int64_t pieces = split_size == 0 ? 1 : std::max<int64_t>((size + split_size - 1) / split_size, 1);
+  const int64_t pieces =
+      split_size == 0 ? 1 : std::max<int64_t>((size + split_size - 1) / split_size, 1);
   Shape sizes(pieces, split_size);
   sizes.back() = size - split_size * (pieces - 1);
   return split_with_sizes(t, sizes, d);
