@@ -28,7 +28,7 @@ Tensor sequence_to_index(py::handle seq) {
   const bool is_bool = kind == 'b';
   if (!is_bool) {
     KILN_CHECK(kind == 'i' || kind == 'u' || arr.size() == 0, IndexError,
-               "tensors used as indices must be long, int, byte or bool tensors");
+               "[getitem] tensors used as indices must be long, int, byte or bool tensors");
   }
   py::array c = np.attr("ascontiguousarray")(arr, is_bool ? "bool" : "int64");
   Tensor t = empty(Shape(c.shape(), c.shape() + c.ndim()),
@@ -63,7 +63,7 @@ TensorIndex to_index(py::handle h) {
     return TensorIndex::integer(i.cast<int64_t>());
   }
   throw py::type_error(
-      "only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
+      "[getitem] only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
       "indices (got " +
       std::string(py::str(py::type::of(h).attr("__name__"))) + ")");
 }
@@ -82,7 +82,7 @@ TensorIndices to_indices(py::handle key) {
 Tensor to_value(const Tensor& self, py::handle value) {
   if (is_python_scalar(value)) return scalar_tensor(to_scalar(value), self.dtype(), self.device());
   if (is_tensor(value)) return value.cast<Tensor>();
-  throw py::type_error("can't assign a " +
+  throw py::type_error("[setitem] can't assign a " +
                        std::string(py::str(py::type::of(value).attr("__name__"))) +
                        " to a kiln.Tensor");
 }
@@ -113,7 +113,7 @@ void init_indexing(py::module_& m) {
     setitem_(self, to_indices(key), to_value(self, value));
   });
   cls.def("__iter__", [](const Tensor& self) {
-    if (self.dim() == 0) throw py::type_error("iteration over a 0-d tensor");
+    if (self.dim() == 0) throw py::type_error("[iter] iteration over a 0-d tensor");
     return py::iter(py::cast(unbind(self, 0)));
   });
   auto put_ = [](Tensor& self, py::handle indices, const Tensor& values, bool accumulate) {

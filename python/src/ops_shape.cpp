@@ -48,7 +48,10 @@ void init_ops_shape(py::module_& m) {
   both("narrow",
        [](const Tensor& t, int64_t d, int64_t s, int64_t n) { return narrow(t, d, s, n); },
        py::arg("dim"), py::arg("start"), py::arg("length"));
-  both("split", &split_any, py::arg("split_size_or_sections"), py::arg("dim") = 0);
+  // The method calls it split_size, the function split_size_or_sections (as in PyTorch).
+  cls.def("split", &split_any, py::arg("split_size"), py::arg("dim") = 0);
+  m.def("split", &split_any, py::arg("tensor"), py::arg("split_size_or_sections"),
+        py::arg("dim") = 0);
   both("split_with_sizes", [](const Tensor& t, const Shape& s, int64_t d) {
     return as_tuple(split_with_sizes(t, s, d));
   }, py::arg("split_sizes"), py::arg("dim") = 0);

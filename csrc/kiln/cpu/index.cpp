@@ -38,7 +38,8 @@ struct Layout {
   bool post_contiguous = false;  // post[q] == q: inner loops are plain copies
 };
 
-Layout make_layout(const Tensor& self, const TensorList& indices, const Shape& dims) {
+Layout make_layout(const char* op, const Tensor& self, const TensorList& indices,
+                   const Shape& dims) {
   bool adjacent = true;
   for (size_t k = 1; k < dims.size(); ++k) adjacent &= dims[k] == dims[k - 1] + 1;
   Shape pre_sizes, pre_strides, post_sizes, post_strides;
@@ -66,7 +67,7 @@ Layout make_layout(const Tensor& self, const TensorList& indices, const Shape& d
     const int64_t size = self.sizes()[dims[k]], stride = self.strides()[dims[k]];
     for (int64_t b = 0; b < n; ++b) {
       int64_t i = idx[b];
-      KILN_CHECK(i >= -size && i < size, IndexError, "index ", i,
+      KILN_CHECK(i >= -size && i < size, IndexError, "[", op, "] index ", i,
                  " is out of bounds for dimension ", dims[k], " with size ", size);
       l.gathered[b] += (i < 0 ? i + size : i) * stride;
     }
@@ -107,7 +108,7 @@ void visit_itemsize(size_t itemsize, F&& f) {
 void index_kernel(const Tensor& out, const Tensor& self, const TensorList& indices,
                   const Shape& dims) {
   if (out.numel() == 0) return;
-  const Layout l = make_layout(self, indices, dims);
+  const Layout l = make_layout("index", self, indices, dims);
   const int64_t nb = static_cast<int64_t>(l.gathered.size());
   const int64_t nq = static_cast<int64_t>(l.post.size());
   visit_itemsize(self.itemsize(), [&]<class T>(TypeTag<T>) {
@@ -133,7 +134,7 @@ void index_kernel(const Tensor& out, const Tensor& self, const TensorList& indic
 void index_put_kernel(const Tensor& self, const Tensor& values, const TensorList& indices,
                       const Shape& dims, bool accumulate) {
   if (values.numel() == 0) return;
-  const Layout l = make_layout(self, indices, dims);
+  const Layout l = make_layout("index_put_", self, indices, dims);
   const int64_t nb = static_cast<int64_t>(l.gathered.size());
   const int64_t nq = static_cast<int64_t>(l.post.size());
   const auto split = values.sizes().end() - static_cast<int64_t>(l.post_dims);

@@ -17,7 +17,7 @@ using Kind = TensorIndex::Kind;
 namespace {
 
 constexpr const char* kZeroDimMessage =
-    "invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ "
+    "] invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()` in C++ "
     "to convert a 0-dim tensor to a number";
 
 bool is_mask(const Tensor& t) {
@@ -45,7 +45,7 @@ struct Applied {
   TensorList advanced;
 };
 
-Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
+Applied apply_basic(const char* op, const Tensor& self, const TensorIndices& indices) {
   int64_t specified = 0, ellipses = 0;
   bool has_int = false;
   for (const auto& idx : indices) {
@@ -53,10 +53,11 @@ Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
     ellipses += idx.kind() == Kind::Ellipsis;
     has_int |= idx.kind() == Kind::Integer;
   }
-  KILN_CHECK(self.dim() > 0 || !has_int, IndexError, kZeroDimMessage);
-  KILN_CHECK(specified <= self.dim(), IndexError, "too many indices for tensor of dimension ",
-             self.dim());
-  KILN_CHECK(ellipses <= 1, IndexError, "an index can only have a single ellipsis ('...')");
+  KILN_CHECK(self.dim() > 0 || !has_int, IndexError, "[", op, kZeroDimMessage);
+  KILN_CHECK(specified <= self.dim(), IndexError, "[", op,
+             "] too many indices for tensor of dimension ", self.dim());
+  KILN_CHECK(ellipses <= 1, IndexError, "[", op,
+             "] an index can only have a single ellipsis ('...')");
   Applied a{self, {}};
   Tensor& r = a.view;
   int64_t dim = 0;      // the dim of `r` the next index applies to
@@ -68,7 +69,7 @@ Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
     dim += ndims;
   };
   auto select_int = [&](int64_t i) {
-    KILN_CHECK(r.dim() > 0, IndexError, kZeroDimMessage);
+    KILN_CHECK(r.dim() > 0, IndexError, "[", op, kZeroDimMessage);
     r = select(r, dim, i);
   };
   auto add_bool = [&](bool b) {
@@ -83,14 +84,15 @@ Applied apply_basic(const Tensor& self, const TensorIndices& indices) {
       case Kind::Integer: select_int(idx.integer()); break;
       case Kind::Boolean: add_bool(idx.boolean()); break;
       case Kind::Slice:
-        KILN_CHECK(r.dim() > 0, IndexError, "slice() cannot be applied to a 0-dim tensor.");
-        KILN_CHECK(idx.step() > 0, ValueError, "step must be greater than zero");
+        KILN_CHECK(r.dim() > 0, IndexError, "[", op,
+                   "] slice() cannot be applied to a 0-dim tensor.");
+        KILN_CHECK(idx.step() > 0, ValueError, "[", op, "] step must be greater than zero");
         r = slice(r, dim++, idx.start(), idx.stop(), idx.step());
         break;
       case Kind::Tensor: {
         const Tensor& t = idx.tensor();
-        KILN_CHECK(is_integral(t.dtype(), true), IndexError,
-                   "tensors used as indices must be long, int, byte or bool tensors");
+        KILN_CHECK(is_integral(t.dtype(), true), IndexError, "[", op,
+                   "] tensors used as indices must be long, int, byte or bool tensors");
         if (t.dim() == 0 && is_mask(t)) add_bool(item(t).to<bool>());
         else if (t.dim() == 0) select_int(item(t).to_int());
         else record(t, is_mask(t) ? t.dim() : 1);
@@ -114,7 +116,7 @@ Tensor drop_leading_ones(const Tensor& value) {
 }  // namespace
 
 Tensor getitem(const Tensor& self, const TensorIndices& indices) {
-  Applied a = apply_basic(self, indices);
+  Applied a = apply_basic("getitem", self, indices);
   return a.advanced.empty() ? a.view : index(a.view, a.advanced);
 }
 
@@ -129,7 +131,7 @@ Tensor& setitem_(Tensor& self, const TensorIndices& indices, const Tensor& value
     autograd::NoGradGuard no_grad;
     // A value that aliases self is read fully before any write.
     Tensor v = value.storage() == self.storage() ? clone(value) : value;
-    Applied a = apply_basic(self, indices);
+    Applied a = apply_basic("setitem", self, indices);
     advanced = !a.advanced.empty();
     if (advanced) {
       index_put_(a.view, a.advanced, v);
