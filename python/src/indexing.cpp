@@ -108,10 +108,10 @@ void init_indexing(py::module_& m) {
     if (PyLong_Check(key.ptr()) && !PyBool_Check(key.ptr()) && self.dim() > 0)
       return select(self, 0, key.cast<int64_t>());
     return getitem(self, to_indices(key));
-  });
+  }, "self[key]: ints, slices, None and ... give views; integer/bool tensors and lists copy.");
   cls.def("__setitem__", [](Tensor& self, py::handle key, py::handle value) {
     setitem_(self, to_indices(key), to_value(self, value));
-  });
+  }, "self[key] = value (a tensor broadcast to the indexed shape, or a number).");
   cls.def("__iter__", [](const Tensor& self) {
     if (self.dim() == 0) throw py::type_error("[iter] iteration over a 0-d tensor");
     return py::iter(py::cast(unbind(self, 0)));
