@@ -63,8 +63,8 @@ TensorIndex to_index(py::handle h) {
     return TensorIndex::integer(i.cast<int64_t>());
   }
   throw py::type_error(
-      "[getitem] only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are valid "
-      "indices (got " +
+      "[getitem] only integers, slices (`:`), ellipsis (`...`), None and long or byte tensors "
+      "are valid indices (got " +
       std::string(py::str(py::type::of(h).attr("__name__"))) + ")");
 }
 
