@@ -22,7 +22,7 @@ bool is_tensor(py::handle h) { return py::detail::make_caster<Tensor>().load(h, 
 // An index tensor from a list/tuple/ndarray: bool stays bool, integers become
 // int64, an empty sequence is an (empty) int64 index.
 Tensor sequence_to_index(py::handle seq) {
-  static py::object np = py::module_::import("numpy");
+  static py::handle np = py::module_::import("numpy").release();  // lives until exit
   py::array arr = np.attr("asarray")(seq);
   const char kind = arr.dtype().kind();
   const bool is_bool = kind == 'b';
@@ -37,11 +37,21 @@ Tensor sequence_to_index(py::handle seq) {
   return t;
 }
 
+// A Python int index; beyond int64 it is out of bounds for any tensor.
+int64_t index_int(py::handle h) {
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(h.ptr(), &overflow);
+  KILN_CHECK(!overflow, IndexError, "[getitem] index ", std::string(py::str(h)),
+             " is out of the int64 range");
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
 TensorIndex to_index(py::handle h) {
   if (h.is_none()) return TensorIndex::none();
   if (h.ptr() == Py_Ellipsis) return TensorIndex::ellipsis();
   if (PyBool_Check(h.ptr())) return TensorIndex::boolean(h.ptr() == Py_True);
-  if (PyLong_Check(h.ptr())) return TensorIndex::integer(h.cast<int64_t>());
+  if (PyLong_Check(h.ptr())) return TensorIndex::integer(index_int(h));
   if (PySlice_Check(h.ptr())) {
     Py_ssize_t start, stop, step;
     if (PySlice_Unpack(h.ptr(), &start, &stop, &step) < 0) throw py::error_already_set();
@@ -60,7 +70,7 @@ TensorIndex to_index(py::handle h) {
   if (PyIndex_Check(h.ptr())) {
     py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
     if (!i) throw py::error_already_set();
-    return TensorIndex::integer(i.cast<int64_t>());
+    return TensorIndex::integer(index_int(i));
   }
   throw py::type_error(
       "[getitem] only integers, slices (`:`), ellipsis (`...`), None and long or byte tensors "
@@ -106,7 +116,7 @@ void init_indexing(py::module_& m) {
   cls.def("__getitem__", [](const Tensor& self, py::handle key) {
     // The common single-int and single-slice keys skip building an index list.
     if (PyLong_Check(key.ptr()) && !PyBool_Check(key.ptr()) && self.dim() > 0)
-      return select(self, 0, key.cast<int64_t>());
+      return select(self, 0, index_int(key));
     return getitem(self, to_indices(key));
   }, "self[key]: ints, slices, None and ... give views; integer/bool tensors and lists copy.");
   cls.def("__setitem__", [](Tensor& self, py::handle key, py::handle value) {

@@ -73,8 +73,7 @@ TensorList split(const Tensor& t, int64_t split_size, int64_t dim) {
              "[split] split_size can only be 0 if dimension size is 0, but got split_size ",
              split_size, " for dimension ", d, " of size ", size);
   // An empty dim still gives one (empty) piece, as in PyTorch.
-  const int64_t pieces =
-      split_size == 0 ? 1 : std::max<int64_t>((size + split_size - 1) / split_size, 1);
+  const int64_t pieces = size <= split_size ? 1 : (size - 1) / split_size + 1;
   Shape sizes(pieces, split_size);
   sizes.back() = size - split_size * (pieces - 1);
   return split_with_sizes(t, sizes, d);
@@ -86,7 +85,7 @@ TensorList chunk(const Tensor& t, int64_t chunks, int64_t dim) {
              chunks);
   const int64_t d = wrap_dim(dim, t.dim(), "chunk");
   const int64_t size = t.sizes()[d];
-  const int64_t split_size = (size + chunks - 1) / chunks;
+  const int64_t split_size = size == 0 ? 0 : (size - 1) / chunks + 1;
   // PyTorch: an empty dim with several chunks gives `chunks` empty pieces.
   if (split_size == 0 && size == 0) return split_with_sizes(t, Shape(chunks, 0), d);
   return split(t, split_size, d);
