@@ -502,7 +502,7 @@ def test_setitem_into_integer_tensor_drops_history():
 def test_gradients_through_noncontiguous_inputs():
     rng = np.random.default_rng(10)
     x = kiln.tensor(rng.standard_normal((5, 4)), requires_grad=True)
-    go = kiln.tensor(rng.standard_normal((3, 2)), requires_grad=True)
     for key in [([0, 3, 1], slice(None, None, 2)), (slice(1, 4), [4, 0])]:
+        go = kiln.tensor(rng.standard_normal(tuple(x.t()[key].shape)), requires_grad=True)
         assert kiln.autograd.gradcheck(lambda a: a.t()[key], (x,))
         assert _gradgradcheck(lambda a: a.t()[key] * a.t()[key], (x,), (go,))
