@@ -225,13 +225,7 @@ def retain_grad(self):
 @_method
 def __contains__(self, element):
     """`element in t`: whether any element of t equals `element` (a number or a tensor)."""
-    if isinstance(element, Tensor):
-        other = element.detach().cpu().double().numpy()
-    elif isinstance(element, (builtins.bool, builtins.int, builtins.float, np.generic)):
-        other = element
-    else:
+    if not isinstance(element, (Tensor, builtins.bool, builtins.int, builtins.float, np.generic)):
         raise RuntimeError("Tensor.__contains__ only supports Tensor or scalar, but you passed in "
                            f"a {type(element)}.")
-    values = self.detach().cpu()
-    values = values.double() if values.dtype in (_C.bfloat16, _C.float16) else values
-    return builtins.bool((values.numpy() == other).any())
+    return not (self != element).all().item()
