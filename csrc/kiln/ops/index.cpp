@@ -84,7 +84,7 @@ AdvancedIndex prepare(const char* op, const Tensor& self, const TensorList& indi
   ai.index_shape = raw[0].sizes();
   for (const Tensor& r : raw) ai.index_shape = broadcast_shapes(ai.index_shape, r.sizes(), op);
   for (const Tensor& r : raw) ai.indices.push_back(contiguous(expand(r, ai.index_shape)));
-  // Note [Advanced index layout]: adjacent indexed dims are replaced in place by
+  // Adjacent indexed dims are replaced in place by
   // the index shape; separated ones move it to the front.
   bool adjacent = true;
   for (size_t k = 1; k < ai.dims.size(); ++k) adjacent &= ai.dims[k] == ai.dims[k - 1] + 1;
