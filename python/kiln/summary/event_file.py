@@ -220,7 +220,7 @@ class EventFileWriter:
         self._last_stamp = stamp
         name = "events.out.tfevents.%010d.%s.%d.%d%s" % (
             stamp, socket.gethostname(), os.getpid(), next(_file_counter), self._suffix)
-        self._file = open(os.path.join(self._logdir, name), "wb")
+        self._file = open(os.path.join(self._logdir, name), "wb", buffering=0)
         self._file_bytes = 0
         first = _proto.Event(wall_time=time.time(), file_version="brain.Event:2")
         self._write([first.SerializeToString()])

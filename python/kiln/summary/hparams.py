@@ -33,7 +33,7 @@ def hparams_summaries(hparam_dict, metric_dict, hparam_domain_discrete=None):
         start.hparams[name].CopyFrom(_proto_value(struct_pb2, value))
         info = api_pb2.HParamInfo(name=name, type=dtype)
         if name in domains:
-            info.domain_discrete.extend([_proto_value(struct_pb2, v) for v in domains[name]])
+            info.domain_discrete.extend([_hparam_value(name, v)[0] for v in domains[name]])
         infos.append(info)
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metric_dict]
     experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
