@@ -19,6 +19,8 @@ def to_float(value):
     """A Python float from a number, a one-element array or a one-element tensor."""
     if isinstance(value, (float, int)):
         return float(value)
+    if isinstance(value, Tensor) and value.numel() == 1:
+        return float(value)  # reads the one element, whatever the dtype or device
     array = to_numpy(value)
     if array.size != 1:
         raise ValueError(f"expected a scalar value, got an array of shape {array.shape}")

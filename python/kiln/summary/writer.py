@@ -5,6 +5,7 @@ import socket
 import time
 from datetime import datetime
 
+from kiln._C import Tensor
 from kiln.summary import _proto
 from kiln.summary._convert import to_float, to_numpy
 from kiln.summary.audio import audio_value
@@ -77,9 +78,12 @@ class SummaryWriter:
         if new_style or double_precision:
             value = scalar_tensor_value(tag, to_float(scalar_value), double_precision)
             return self._add(value, global_step, walltime)
-        writer = self.file_writer or self._get_file_writer()
-        writer.add_scalar(
-            tag, to_float(scalar_value), 0 if global_step is None else int(global_step),
+        # The training-loop hot path: plain floats and one-element tensors skip to_float.
+        value = scalar_value if type(scalar_value) is float else (
+            float(scalar_value) if type(scalar_value) is Tensor and scalar_value.numel() == 1
+            else to_float(scalar_value))
+        (self.file_writer or self._get_file_writer()).add_scalar(
+            tag, value, 0 if global_step is None else int(global_step),
             time.time() if walltime is None else float(walltime))
 
     def add_scalars(self, main_tag, tag_scalar_dict, global_step=None, walltime=None):
