@@ -78,22 +78,34 @@ def main(argv=None):
                     if name not in best or loop + flush < sum(best[name]):
                         best[name] = (loop, flush)
             for name, (loop, flush) in best.items():
-                rows.append({"case": f"add_scalar({kind}) x{args.n}", "writer": name,
-                             "us_per_call": loop / args.n * 1e6, "flush_s": flush,
-                             "total_s": loop + flush})
+                rows.append(
+                    {
+                        "case": f"add_scalar({kind}) x{args.n}",
+                        "writer": name,
+                        "us_per_call": loop / args.n * 1e6,
+                        "flush_s": flush,
+                        "total_s": loop + flush,
+                    }
+                )
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"Python {platform.python_version()}, {platform.platform()}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"Python {platform.python_version()}, {platform.platform()}"
+    )
     print(f"{'case':<32} {'writer':<6} {'us/call':>8} {'flush s':>8} {'total s':>8}")
     for row in rows:
-        print(f"{row['case']:<32} {row['writer']:<6} {row['us_per_call']:>8.2f} "
-              f"{row['flush_s']:>8.3f} {row['total_s']:>8.3f}")
+        print(
+            f"{row['case']:<32} {row['writer']:<6} {row['us_per_call']:>8.2f} "
+            f"{row['flush_s']:>8.3f} {row['total_s']:>8.3f}"
+        )
     kiln_rows = {r["case"]: r for r in rows if r["writer"] == "kiln"}
     torch_rows = {r["case"]: r for r in rows if r["writer"] == "torch"}
     for case, row in torch_rows.items():
-        print(f"{case}: torch/kiln total time ratio {row['total_s'] / kiln_rows[case]['total_s']:.1f}x")
+        print(
+            f"{case}: torch/kiln total time ratio {row['total_s'] / kiln_rows[case]['total_s']:.1f}x"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)

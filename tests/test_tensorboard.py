@@ -18,19 +18,21 @@ import pytest
 
 pytest.importorskip("tensorboard", reason="needs the tensorboard package (kiln[tensorboard])")
 
-import kiln  # noqa: E402
-from kiln.summary import SummaryWriter  # noqa: E402
-from kiln.summary.crc32c import masked_crc32c, masked_crc32c_many  # noqa: E402
-from kiln.summary.png import encode_png_zlib  # noqa: E402
-from tensorboard.backend.event_processing import event_accumulator as ea_mod  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
+import kiln
+from kiln.summary import SummaryWriter
+from kiln.summary.crc32c import masked_crc32c, masked_crc32c_many
+from kiln.summary.png import encode_png_zlib
+from tensorboard.backend.event_processing import event_accumulator as ea_mod
+from tensorboard.util import tensor_util
 
 PYTHON_DIR = os.path.join(os.path.dirname(__file__), "..", "python")
 
 
 def accumulator(logdir):
-    acc = ea_mod.EventAccumulator(str(logdir), size_guidance={
-        "scalars": 0, "histograms": 0, "images": 0, "audio": 0, "tensors": 0})
+    acc = ea_mod.EventAccumulator(
+        str(logdir),
+        size_guidance={"scalars": 0, "histograms": 0, "images": 0, "audio": 0, "tensors": 0},
+    )
     acc.Reload()
     return acc
 
@@ -47,17 +49,20 @@ def decode_png(data):
 
 # ---- framing ----------------------------------------------------------------
 
+
 def test_crc_matches_tensorboard():
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference
 
     rng = np.random.default_rng(0)
     chunks = [b"", b"a", b"abc", b"123456789"] + [
-        rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (4, 255, 256, 257, 600, 5000)]
+        rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (4, 255, 256, 257, 600, 5000)
+    ]
     assert [int(c) for c in masked_crc32c_many(chunks)] == [reference(c) for c in chunks]
     assert masked_crc32c(b"hello") == reference(b"hello")
 
 
 # ---- scalars ----------------------------------------------------------------
+
 
 def test_scalar_inputs_and_steps(tmp_path):
     with SummaryWriter(tmp_path) as w:
@@ -69,16 +74,20 @@ def test_scalar_inputs_and_steps(tmp_path):
         w.add_scalar("exact", 1.0 / 3.0, 0, new_style=True, double_precision=True)
     acc = accumulator(tmp_path)
     assert [(e.step, e.value) for e in acc.Scalars("loss")] == [
-        (0, 0.5), (1, 0.25), (2, 0.125), (3, 2.0), (4, 7.0)]
+        (0, 0.5),
+        (1, 0.25),
+        (2, 0.125),
+        (3, 2.0),
+        (4, 7.0),
+    ]
     assert acc.Scalars("loss")[4].wall_time == 123.0
     (event,) = acc.Tensors("exact")
     assert tensor_util.make_ndarray(event.tensor_proto) == 1.0 / 3.0
 
 
 def test_scalar_rejects_arrays(tmp_path):
-    with SummaryWriter(tmp_path) as w:
-        with pytest.raises(ValueError, match="scalar"):
-            w.add_scalar("x", np.ones(3), 0)
+    with SummaryWriter(tmp_path) as w, pytest.raises(ValueError, match="scalar"):
+        w.add_scalar("x", np.ones(3), 0)
 
 
 def test_add_scalars_writes_one_run_per_key(tmp_path):
@@ -90,8 +99,8 @@ def test_add_scalars_writes_one_run_per_key(tmp_path):
 
 
 def test_data_provider_reads_scalars_and_histograms(tmp_path):
-    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
     with SummaryWriter(tmp_path) as w:
         for step in range(4):
@@ -102,16 +111,19 @@ def test_data_provider_reads_scalars_and_histograms(tmp_path):
     mux.Reload()
     provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path))
     ctx = context.RequestContext()
-    series = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars",
-                                   downsample=100)["."]["acc"]
+    series = provider.read_scalars(ctx, experiment_id="", plugin_name="scalars", downsample=100)[
+        "."
+    ]["acc"]
     assert [(p.step, p.value) for p in series] == [(0, 0.0), (1, 0.25), (2, 0.5), (3, 0.75)]
-    hist = provider.read_tensors(ctx, experiment_id="", plugin_name="histograms",
-                                 downsample=100)["."]["w"][0].numpy
+    hist = provider.read_tensors(ctx, experiment_id="", plugin_name="histograms", downsample=100)[
+        "."
+    ]["w"][0].numpy
     # (left edge, right edge, count) per bucket: np.histogram's three buckets on [1, 3].
     np.testing.assert_allclose(hist, [[1, 5 / 3, 1], [5 / 3, 7 / 3, 2], [7 / 3, 3, 1]])
 
 
 # ---- histograms -------------------------------------------------------------
+
 
 def test_histogram_buckets(tmp_path):
     values = np.random.randn(1000)
@@ -136,7 +148,11 @@ def test_histogram_buckets(tmp_path):
     assert len(m.bucket) <= 11 and sum(m.bucket) == 1000
     r = acc.Histograms("raw")[0].histogram_value
     assert (list(r.bucket_limit), list(r.bucket), r.num, r.sum_squares) == (
-        [1.0, 2.0, 3.0], [1, 2, 3], 6, 17.0)
+        [1.0, 2.0, 3.0],
+        [1, 2, 3],
+        6,
+        17.0,
+    )
 
 
 def test_histogram_errors(tmp_path):
@@ -148,6 +164,7 @@ def test_histogram_errors(tmp_path):
 
 
 # ---- images -----------------------------------------------------------------
+
 
 def test_images_layouts_and_pixels(tmp_path):
     chw = np.random.rand(3, 4, 5).astype(np.float32)
@@ -210,6 +227,7 @@ def test_figure(tmp_path):
 
 # ---- audio and text ---------------------------------------------------------
 
+
 def test_audio_samples(tmp_path):
     t = np.linspace(0, 1, 800, endpoint=False)
     mono = 0.5 * np.sin(2 * np.pi * 5 * t)
@@ -223,7 +241,10 @@ def test_audio_samples(tmp_path):
         assert (a.step, a.sample_rate, a.content_type) == (3, 800, "audio/wav")
         with wave.open(io.BytesIO(a.encoded_audio_string)) as wav:
             assert (wav.getnchannels(), wav.getframerate(), wav.getnframes()) == (
-                len(expected), 800, 800)
+                len(expected),
+                800,
+                800,
+            )
             frames = np.frombuffer(wav.readframes(800), dtype="<i2")
         got = frames.reshape(800, len(expected)).T / 32767.0
         np.testing.assert_allclose(got, expected, atol=1 / 32767)
@@ -239,16 +260,26 @@ def test_text(tmp_path):
 
 # ---- projector --------------------------------------------------------------
 
+
 def test_embedding_files_and_config(tmp_path):
     from google.protobuf import text_format
     from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
     mat = np.random.rand(5, 3)
     with SummaryWriter(tmp_path) as w:
-        w.add_embedding(kiln.from_numpy(mat), metadata=list("abcde"),
-                        label_img=np.random.rand(5, 3, 4, 4), global_step=2, tag="emb")
-        w.add_embedding(mat, metadata=[(i, f"n{i}") for i in range(5)],
-                        metadata_header=["id", "name"], tag="other")
+        w.add_embedding(
+            kiln.from_numpy(mat),
+            metadata=list("abcde"),
+            label_img=np.random.rand(5, 3, 4, 4),
+            global_step=2,
+            tag="emb",
+        )
+        w.add_embedding(
+            mat,
+            metadata=[(i, f"n{i}") for i in range(5)],
+            metadata_header=["id", "name"],
+            tag="other",
+        )
         with pytest.raises(ValueError, match=r"\[add_embedding\] metadata"):
             w.add_embedding(mat, metadata=["a"])
     config = text_format.Parse((tmp_path / "projector_config.pbtxt").read_text(), ProjectorConfig())
@@ -265,13 +296,16 @@ def test_embedding_files_and_config(tmp_path):
 
 # ---- hparams, PR curves, custom scalars -------------------------------------
 
+
 def test_hparams_in_same_run_and_metric_updates(tmp_path):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     with SummaryWriter(tmp_path) as w:
-        w.add_hparams({"lr": 0.1, "opt": "adam", "bn": True, "layers": kiln.tensor(3)},
-                      {"hparam/accuracy": 0.5, "hparam/loss": None},
-                      hparam_domain_discrete={"opt": ["adam", "sgd"]})
+        w.add_hparams(
+            {"lr": 0.1, "opt": "adam", "bn": True, "layers": kiln.tensor(3)},
+            {"hparam/accuracy": 0.5, "hparam/loss": None},
+            hparam_domain_discrete={"opt": ["adam", "sgd"]},
+        )
         w.add_scalar("hparam/accuracy", 0.9, 10)
     assert os.listdir(tmp_path) == [p for p in os.listdir(tmp_path) if "tfevents" in p]
     acc = accumulator(tmp_path)
@@ -281,7 +315,8 @@ def test_hparams_in_same_run_and_metric_updates(tmp_path):
     assert list(exp.hparam_infos[1].domain_discrete) == ["adam", "sgd"]
     assert [m.name.tag for m in exp.metric_infos] == ["hparam/accuracy", "hparam/loss"]
     start = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/session_start_info"]).session_start_info
+        content["_hparams_/session_start_info"]
+    ).session_start_info
     assert start.hparams["lr"].number_value == 0.1 and start.hparams["opt"].string_value == "adam"
     assert start.hparams["bn"].bool_value is True and start.hparams["layers"].number_value == 3
     assert "_hparams_/session_end_info" in content
@@ -300,7 +335,9 @@ def test_hparams_plugin_sees_session(tmp_path):
     mux.AddRunsFromDirectory(str(tmp_path))
     mux.Reload()
     provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path))
-    ctx = backend_context.Context(base_plugin.TBContext(data_provider=provider, logdir=str(tmp_path)))
+    ctx = backend_context.Context(
+        base_plugin.TBContext(data_provider=provider, logdir=str(tmp_path))
+    )
     rctx = context.RequestContext()
     content = ctx.hparams_metadata(rctx, "")
     assert "." in content and "_hparams_/session_start_info" in content["."]
@@ -315,8 +352,9 @@ def test_pr_curve(tmp_path):
     predictions = np.array([0.9, 0.8, 0.6, 0.3, 0.2, 0.0])
     with SummaryWriter(tmp_path) as w:
         w.add_pr_curve("pr", kiln.from_numpy(labels), predictions, 1, num_thresholds=5)
-        w.add_pr_curve_raw("raw", [3, 2], [3, 0], [0, 3], [0, 1], [0.5, 1.0], [1.0, 2 / 3], 1,
-                           num_thresholds=2)
+        w.add_pr_curve_raw(
+            "raw", [3, 2], [3, 0], [0, 3], [0, 1], [0.5, 1.0], [1.0, 2 / 3], 1, num_thresholds=2
+        )
     acc = accumulator(tmp_path)
     meta = plugin_data_pb2.PrCurvePluginData.FromString(acc.PluginTagToContent("pr_curves")["pr"])
     assert meta.num_thresholds == 5
@@ -335,8 +373,12 @@ def test_pr_curve(tmp_path):
 def test_custom_scalars(tmp_path):
     from tensorboard.plugins.custom_scalar import layout_pb2
 
-    layout = {"Training": {"loss": ["Multiline", ["loss/train", "loss/val"]],
-                           "band": ["Margin", ["m", "m_lo", "m_hi"]]}}
+    layout = {
+        "Training": {
+            "loss": ["Multiline", ["loss/train", "loss/val"]],
+            "band": ["Margin", ["m", "m_lo", "m_hi"]],
+        }
+    }
     with SummaryWriter(tmp_path) as w:
         w.add_custom_scalars(layout)
         with pytest.raises(ValueError, match=r"\[add_custom_scalars\]"):
@@ -350,6 +392,7 @@ def test_custom_scalars(tmp_path):
 
 
 # ---- writer behaviour -------------------------------------------------------
+
 
 def test_default_logdir_comment_and_suffix(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -432,9 +475,52 @@ def test_utils_tensorboard_reexport():
 
 def test_missing_tensorboard_says_how_to_install():
     code = "import sys; sys.modules['tensorboard'] = None\nimport kiln.summary"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": PYTHON_DIR}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+        timeout=120,
+    )
     assert proc.returncode != 0 and "pip install kiln[tensorboard]" in proc.stderr
+
+
+def test_unclosed_writer_is_flushed_at_exit(tmp_path):
+    script = (
+        f"from kiln.summary import SummaryWriter\n"
+        f"w = SummaryWriter({str(tmp_path)!r}, flush_secs=3600)\n"
+        f"for s in range(20): w.add_scalar('x', s, s)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+    )
+    assert scalars(tmp_path, "x") == [(s, s) for s in range(20)]
+
+
+def test_threads_logging_concurrently(tmp_path):
+    import threading
+
+    with SummaryWriter(tmp_path, max_queue=3) as w:
+
+        def log(tag):
+            for step in range(500):
+                w.add_scalar(tag, step, step)
+                if step % 100 == 0:
+                    w.add_text(tag + "_text", str(step), step)
+
+        threads = [threading.Thread(target=log, args=(f"t{i}",)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    acc = accumulator(tmp_path)
+    for i in range(4):
+        assert [(e.step, e.value) for e in acc.Scalars(f"t{i}")] == [(s, s) for s in range(500)]
+        assert len(acc.Tensors(f"t{i}_text")) == 5
 
 
 def test_flushed_records_survive_sigkill(tmp_path):
@@ -452,8 +538,12 @@ def test_flushed_records_survive_sigkill(tmp_path):
             w.add_scalar("x", step * 2.0, step)
             step += 1
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+    )
     try:
         assert proc.stdout.readline().strip() == "flushed"
         os.kill(proc.pid, signal.SIGKILL)
@@ -467,6 +557,7 @@ def test_flushed_records_survive_sigkill(tmp_path):
 
 
 # ---- the real TensorBoard server ---------------------------------------------
+
 
 def _free_port():
     with socket.socket() as s:
@@ -488,9 +579,23 @@ def test_tensorboard_server_shows_scalars(tmp_path):
         w.add_embedding(np.eye(3), metadata=["a", "b", "c"], tag="emb")
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-         "--host", "127.0.0.1", "--port", str(port), "--reload_interval", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--reload_interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -505,7 +610,8 @@ def test_tensorboard_server_shows_scalars(tmp_path):
             time.sleep(0.2)
         points = _get_json(base + "/data/plugin/scalars/scalars?run=run1&tag=loss")
         assert [(p[1], p[2]) for p in points] == [
-            (s, pytest.approx(1.0 / (s + 1))) for s in range(5)]
+            (s, pytest.approx(1.0 / (s + 1))) for s in range(5)
+        ]
         assert "run1" in _get_json(base + "/data/plugin/projector/runs")
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -5,8 +5,13 @@ ImportError that says how to get it.
 """
 
 try:
-    from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2  # noqa: F401
-    from tensorboard.compat.proto import tensor_shape_pb2, types_pb2  # noqa: F401
+    from tensorboard.compat.proto import (
+        event_pb2,
+        summary_pb2,
+        tensor_pb2,
+        tensor_shape_pb2,
+        types_pb2,
+    )
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "kiln.summary writes TensorBoard event files with the `tensorboard` package, "

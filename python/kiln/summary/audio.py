@@ -13,7 +13,9 @@ def audio_value(tag, samples, sample_rate):
     if samples.ndim == 1:
         samples = samples[None]
     if samples.ndim != 2 or samples.shape[1] == 0:
-        raise ValueError(f"[add_audio] '{tag}': expected (L,) or (channels, L) samples, got shape {samples.shape}")
+        raise ValueError(
+            f"[add_audio] '{tag}': expected (L,) or (channels, L) samples, got shape {samples.shape}"
+        )
     if samples.dtype.kind not in "iuf":
         raise TypeError(f"[add_audio] '{tag}': samples must be numeric, got dtype {samples.dtype}")
     channels, frames = samples.shape
@@ -25,6 +27,10 @@ def audio_value(tag, samples, sample_rate):
         wav.setframerate(int(sample_rate))
         wav.writeframes(np.ascontiguousarray(pcm.T).tobytes())
     audio = _proto.Summary.Audio(
-        sample_rate=float(sample_rate), num_channels=channels, length_frames=frames,
-        encoded_audio_string=out.getvalue(), content_type="audio/wav")
+        sample_rate=float(sample_rate),
+        num_channels=channels,
+        length_frames=frames,
+        encoded_audio_string=out.getvalue(),
+        content_type="audio/wav",
+    )
     return _proto.Summary.Value(tag=tag, audio=audio)

@@ -41,8 +41,12 @@ def _build_tables():
 def _advance(s, l, p, t):
     """The register ``s`` after ``l`` zero bytes (``l <= _BLOCK``)."""
     if l >= 4:
-        return int(p[l - 1][s & 0xFF] ^ p[l - 2][(s >> 8) & 0xFF]
-                   ^ p[l - 3][(s >> 16) & 0xFF] ^ p[l - 4][s >> 24])
+        return int(
+            p[l - 1][s & 0xFF]
+            ^ p[l - 2][(s >> 8) & 0xFF]
+            ^ p[l - 3][(s >> 16) & 0xFF]
+            ^ p[l - 4][s >> 24]
+        )
     for _ in range(l):
         s = int(t[s & 0xFF]) ^ (s >> 8)
     return s
@@ -62,12 +66,12 @@ def masked_crc32c_many(chunks):
         view = memoryview(chunks[i])
         spans[i] = (len(pieces), len(view))
         pieces[i] = view[:_BLOCK]
-        pieces.extend(view[k:k + _BLOCK] for k in range(_BLOCK, len(view), _BLOCK))
+        pieces.extend(view[k : k + _BLOCK] for k in range(_BLOCK, len(view), _BLOCK))
     raw = _block_crcs(pieces)
     lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=n)
     crc = _CARRY[np.minimum(lengths, _BLOCK)] ^ raw[:n]
     for i, (first, length) in spans.items():
-        crc[i] = _chain(int(raw[i]), raw[first:first + (length - 1) // _BLOCK], length)
+        crc[i] = _chain(int(raw[i]), raw[first : first + (length - 1) // _BLOCK], length)
     crc = ~crc
     return ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)
 

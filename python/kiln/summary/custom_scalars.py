@@ -18,7 +18,8 @@ def custom_scalars_summary(layout):
         for chart_title, spec in charts.items():
             if not isinstance(spec, (list, tuple)) or len(spec) != 2:
                 raise ValueError(
-                    f"[add_custom_scalars] chart '{chart_title}' must be [kind, tags], got {spec!r}")
+                    f"[add_custom_scalars] chart '{chart_title}' must be [kind, tags], got {spec!r}"
+                )
             kind, tags = spec
             chart = category.chart.add(title=chart_title)
             if kind == "Multiline":
@@ -27,15 +28,18 @@ def custom_scalars_summary(layout):
                 if len(tags) != 3:
                     raise ValueError(
                         f"[add_custom_scalars] Margin chart '{chart_title}' needs 3 tags "
-                        f"(value, lower, upper), got {len(tags)}")
+                        f"(value, lower, upper), got {len(tags)}"
+                    )
                 chart.margin.series.add(value=tags[0], lower=tags[1], upper=tags[2])
             else:
                 raise ValueError(
-                    f"[add_custom_scalars] chart kind must be 'Multiline' or 'Margin', got {kind!r}")
+                    f"[add_custom_scalars] chart kind must be 'Multiline' or 'Margin', got {kind!r}"
+                )
         categories.append(category)
     data = layout_pb2.Layout(category=categories).SerializeToString()
     value = _proto.Summary.Value(
         tag="custom_scalars__config__",
         tensor=_proto.tensor_proto(np.array([data], dtype=object)),
-        metadata=_proto.plugin_metadata("custom_scalars"))
+        metadata=_proto.plugin_metadata("custom_scalars"),
+    )
     return _proto.Summary(value=[value])

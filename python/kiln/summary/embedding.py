@@ -17,8 +17,15 @@ from kiln.summary.png import encode_png
 CONFIG_NAME = "projector_config.pbtxt"
 
 
-def write_embedding(logdir, mat, metadata=None, label_img=None, global_step=None,
-                    tag="default", metadata_header=None):
+def write_embedding(
+    logdir,
+    mat,
+    metadata=None,
+    label_img=None,
+    global_step=None,
+    tag="default",
+    metadata_header=None,
+):
     from google.protobuf import text_format
     from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 
@@ -28,8 +35,10 @@ def write_embedding(logdir, mat, metadata=None, label_img=None, global_step=None
     subdir = f"{step:05d}/{re.sub(r'[^A-Za-z0-9_.-]', '_', tag)}"
     outdir = os.path.join(logdir, subdir)
     os.makedirs(outdir, exist_ok=True)
-    _write_text(os.path.join(outdir, "tensors.tsv"),
-                "".join("\t".join(map(repr, row)) + "\n" for row in mat.astype(float).tolist()))
+    _write_text(
+        os.path.join(outdir, "tensors.tsv"),
+        "".join("\t".join(map(repr, row)) + "\n" for row in mat.astype(float).tolist()),
+    )
 
     config = ProjectorConfig()
     config_path = os.path.join(logdir, CONFIG_NAME)
@@ -43,13 +52,16 @@ def write_embedding(logdir, mat, metadata=None, label_img=None, global_step=None
     info = config.embeddings.add(tensor_name=name, tensor_path=f"{subdir}/tensors.tsv")
 
     if metadata is not None:
-        _write_text(os.path.join(outdir, "metadata.tsv"),
-                    _metadata_tsv(list(metadata), metadata_header, len(mat)))
+        _write_text(
+            os.path.join(outdir, "metadata.tsv"),
+            _metadata_tsv(list(metadata), metadata_header, len(mat)),
+        )
         info.metadata_path = f"{subdir}/metadata.tsv"
     if label_img is not None:
         if len(label_img) != len(mat):
             raise ValueError(
-                f"[add_embedding] label_img has {len(label_img)} images for {len(mat)} points")
+                f"[add_embedding] label_img has {len(label_img)} images for {len(mat)} points"
+            )
         images = to_nhwc_uint8(label_img, "NCHW", "add_embedding")
         n, h, w, c = images.shape
         side = math.ceil(math.sqrt(n))  # the projector expects a square sprite
@@ -76,7 +88,8 @@ def _metadata_tsv(rows, header, points):
         r = list(r) if isinstance(r, (list, tuple)) else [r]
         if len(r) != len(header):
             raise ValueError(
-                f"[add_embedding] metadata row {r!r} has {len(r)} columns, header has {len(header)}")
+                f"[add_embedding] metadata row {r!r} has {len(r)} columns, header has {len(header)}"
+            )
         lines.append("\t".join(map(clean, r)))
     return "\n".join(lines) + "\n"
 

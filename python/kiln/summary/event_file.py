@@ -47,10 +47,18 @@ class EventFileWriter:
     batch of records, so a file can pass the limit by one batch).
     """
 
-    def __init__(self, logdir, max_queue=10, flush_secs=120, filename_suffix="",
-                 max_file_bytes=DEFAULT_MAX_FILE_BYTES):
+    def __init__(
+        self,
+        logdir,
+        max_queue=10,
+        flush_secs=120,
+        filename_suffix="",
+        max_file_bytes=DEFAULT_MAX_FILE_BYTES,
+    ):
         if max_file_bytes <= 0:
-            raise ValueError(f"[SummaryWriter] max_file_bytes must be positive, got {max_file_bytes}")
+            raise ValueError(
+                f"[SummaryWriter] max_file_bytes must be positive, got {max_file_bytes}"
+            )
         self._logdir = str(logdir)
         os.makedirs(self._logdir, exist_ok=True)
         self._max_queue = max(1, int(max_queue))
@@ -91,7 +99,9 @@ class EventFileWriter:
         self._put_bytes(event.SerializeToString())
 
     def add_summary(self, summary, global_step=None, walltime=None):
-        event = _proto.Event(summary=summary, wall_time=time.time() if walltime is None else walltime)
+        event = _proto.Event(
+            summary=summary, wall_time=time.time() if walltime is None else walltime
+        )
         if global_step is not None:
             event.step = int(global_step)
         self.add_event(event)
@@ -164,7 +174,7 @@ class EventFileWriter:
                 if time.monotonic() >= next_flush:
                     self._sync()
                     next_flush = time.monotonic() + self._flush_secs
-        except BaseException as e:  # surfaced to the caller on its next call
+        except BaseException as e:  # noqa: BLE001 (surfaced to the caller on its next call)
             self._error = e
             self._release_barriers()
 
@@ -218,12 +228,15 @@ class EventFileWriter:
         # Readers take a run's files in name order: keep the stamps increasing.
         stamp = max(int(time.time()), self._last_stamp + 1)
         self._last_stamp = stamp
-        name = "events.out.tfevents.%010d.%s.%d.%d%s" % (
-            stamp, socket.gethostname(), os.getpid(), next(_file_counter), self._suffix)
-        self._file = open(os.path.join(self._logdir, name), "wb", buffering=0)
-        self._file_bytes = 0
-        first = _proto.Event(wall_time=time.time(), file_version="brain.Event:2")
-        self._write([first.SerializeToString()])
+        host, pid, count = socket.gethostname(), os.getpid(), next(_file_counter)
+        name = f"events.out.tfevents.{stamp:010d}.{host}.{pid}.{count}{self._suffix}"
+        path = os.path.join(self._logdir, name)
+        self._file = open(path, "wb", buffering=0)  # noqa: SIM115 (lives until rollover/close)
+        first = _frame(
+            [_proto.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString()]
+        )
+        self._file.write(first)
+        self._file_bytes = len(first)
         self._sync()
 
     def _release_barriers(self):
@@ -254,7 +267,7 @@ def _frame(records):
     crcs = masked_crc32c_many(records).astype("<u4").tobytes()
     parts = []
     for i, record in enumerate(records):
-        parts += (_header(len(record)), record, crcs[4 * i:4 * i + 4])
+        parts += (_header(len(record)), record, crcs[4 * i : 4 * i + 4])
     return b"".join(parts)
 
 

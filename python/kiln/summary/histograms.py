@@ -32,11 +32,18 @@ def histogram_value(tag, values, bins="tensorflow", max_bins=None):
         first, last = nonzero[0], nonzero[-1]
         # Bucket i spans (limit[i-1], limit[i]]: an empty bucket in front carries
         # the left edge of the first non-empty one.
-        limits = edges[first:last + 2]
-        buckets = np.concatenate([[0], counts[first:last + 1]])
+        limits = edges[first : last + 2]
+        buckets = np.concatenate([[0], counts[first : last + 1]])
     return histogram_raw_value(
-        tag, values.min(), values.max(), values.size, values.sum(), values.dot(values),
-        limits, buckets)
+        tag,
+        values.min(),
+        values.max(),
+        values.size,
+        values.sum(),
+        values.dot(values),
+        limits,
+        buckets,
+    )
 
 
 def _merge_bins(counts, edges, max_bins):
@@ -52,8 +59,15 @@ def histogram_raw_value(tag, min, max, num, sum, sum_squares, bucket_limits, buc
     counts = np.asarray(bucket_counts, dtype=np.float64).reshape(-1)
     if len(limits) != len(counts):
         raise ValueError(
-            f"[add_histogram_raw] '{tag}': {len(limits)} bucket limits but {len(counts)} counts")
+            f"[add_histogram_raw] '{tag}': {len(limits)} bucket limits but {len(counts)} counts"
+        )
     histo = _proto.HistogramProto(
-        min=float(min), max=float(max), num=float(num), sum=float(sum),
-        sum_squares=float(sum_squares), bucket_limit=limits.tolist(), bucket=counts.tolist())
+        min=float(min),
+        max=float(max),
+        num=float(num),
+        sum=float(sum),
+        sum_squares=float(sum_squares),
+        bucket_limit=limits.tolist(),
+        bucket=counts.tolist(),
+    )
     return _proto.Summary.Value(tag=tag, histo=histo)

@@ -22,10 +22,13 @@ def hparams_summaries(hparam_dict, metric_dict, hparam_domain_discrete=None):
     domains = hparam_domain_discrete or {}
     for name, values in domains.items():
         if name not in hparam_dict:
-            raise ValueError(f"[add_hparams] hparam_domain_discrete names '{name}', not in hparam_dict")
+            raise ValueError(
+                f"[add_hparams] hparam_domain_discrete names '{name}', not in hparam_dict"
+            )
         if not isinstance(values, (list, tuple)) or hparam_dict[name] not in values:
             raise ValueError(
-                f"[add_hparams] the domain of '{name}' must be a list holding its value {hparam_dict[name]!r}")
+                f"[add_hparams] the domain of '{name}' must be a list holding its value {hparam_dict[name]!r}"
+            )
 
     infos, start = [], plugin_data_pb2.SessionStartInfo()
     for name, value in hparam_dict.items():
@@ -40,10 +43,13 @@ def hparams_summaries(hparam_dict, metric_dict, hparam_domain_discrete=None):
     end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS)
     return [
         _summary("_hparams_/experiment", plugin_data_pb2.HParamsPluginData(experiment=experiment)),
-        _summary("_hparams_/session_start_info",
-                 plugin_data_pb2.HParamsPluginData(session_start_info=start)),
-        _summary("_hparams_/session_end_info",
-                 plugin_data_pb2.HParamsPluginData(session_end_info=end)),
+        _summary(
+            "_hparams_/session_start_info",
+            plugin_data_pb2.HParamsPluginData(session_start_info=start),
+        ),
+        _summary(
+            "_hparams_/session_end_info", plugin_data_pb2.HParamsPluginData(session_end_info=end)
+        ),
     ]
 
 
@@ -63,7 +69,8 @@ def _hparam_value(name, value):
     except (TypeError, ValueError):
         raise TypeError(
             f"[add_hparams] hparam '{name}' must be a bool, str, number or one-element tensor, "
-            f"got {type(value).__name__}") from None
+            f"got {type(value).__name__}"
+        ) from None
 
 
 def _proto_value(struct_pb2, value):
@@ -78,6 +85,8 @@ def _summary(tag, plugin_data):
     plugin_data.version = 0
     empty = _proto.tensor_proto(np.zeros(0, dtype=np.float32))
     value = _proto.Summary.Value(
-        tag=tag, tensor=empty,
-        metadata=_proto.plugin_metadata("hparams", plugin_data.SerializeToString()))
+        tag=tag,
+        tensor=empty,
+        metadata=_proto.plugin_metadata("hparams", plugin_data.SerializeToString()),
+    )
     return _proto.Summary(value=[value])

@@ -16,11 +16,16 @@ def to_nhwc_uint8(array, dataformats, op):
     """(N, H, W, C) uint8 pixels. Non-uint8 values are taken to be in [0, 1]
     (scaled by 255, rounded, clipped), as torch's SummaryWriter does."""
     layout = dataformats.upper()
-    if sorted(layout) not in (sorted("HW"), sorted("CHW"), sorted("NCHW")) or len(set(layout)) != len(layout):
-        raise ValueError(f"[{op}] dataformats must be a permutation of HW, CHW or NCHW, got '{dataformats}'")
+    if sorted(layout) not in (sorted("HW"), sorted("CHW"), sorted("NCHW")) or len(
+        set(layout)
+    ) != len(layout):
+        raise ValueError(
+            f"[{op}] dataformats must be a permutation of HW, CHW or NCHW, got '{dataformats}'"
+        )
     if array.ndim != len(layout):
         raise ValueError(
-            f"[{op}] dataformats '{dataformats}' needs a {len(layout)}-D array, got shape {array.shape}")
+            f"[{op}] dataformats '{dataformats}' needs a {len(layout)}-D array, got shape {array.shape}"
+        )
     full = layout
     if "C" not in full:
         array, full = array[..., None], full + "C"
@@ -28,7 +33,9 @@ def to_nhwc_uint8(array, dataformats, op):
         array, full = array[None], "N" + full
     array = np.transpose(array, [full.index(axis) for axis in "NHWC"])
     if array.shape[3] not in (1, 2, 3, 4):
-        raise ValueError(f"[{op}] images need 1 to 4 channels, got {array.shape[3]} (shape {array.shape})")
+        raise ValueError(
+            f"[{op}] images need 1 to 4 channels, got {array.shape[3]} (shape {array.shape})"
+        )
     return _to_uint8(array, op)
 
 
@@ -50,7 +57,7 @@ def grid(batch, max_columns=8):
     canvas = np.zeros((rows * h, columns * w, c), dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, columns)
-        canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = batch[i]
+        canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = batch[i]
     return canvas
 
 
@@ -58,5 +65,6 @@ def image_value(tag, hwc):
     """Summary.Value holding the PNG of an (H, W, C) uint8 image."""
     h, w, c = hwc.shape
     image = _proto.Summary.Image(
-        height=h, width=w, colorspace=c, encoded_image_string=encode_png(hwc))
+        height=h, width=w, colorspace=c, encoded_image_string=encode_png(hwc)
+    )
     return _proto.Summary.Value(tag=tag, image=image)

@@ -18,14 +18,18 @@ def pr_curve_counts(labels, predictions, num_thresholds=127, weights=None):
     predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
     if labels.shape != predictions.shape:
         raise ValueError(
-            f"[add_pr_curve] labels has {labels.size} elements, predictions {predictions.size}")
+            f"[add_pr_curve] labels has {labels.size} elements, predictions {predictions.size}"
+        )
     if predictions.size and (predictions.min() < 0 or predictions.max() > 1):
         raise ValueError("[add_pr_curve] predictions must lie in [0, 1]")
     num_thresholds = int(num_thresholds)
     if num_thresholds < 2:
         raise ValueError(f"[add_pr_curve] num_thresholds must be >= 2, got {num_thresholds}")
-    weights = np.ones_like(predictions) if weights is None else (
-        np.broadcast_to(np.asarray(weights, dtype=np.float64), predictions.shape))
+    weights = (
+        np.ones_like(predictions)
+        if weights is None
+        else (np.broadcast_to(np.asarray(weights, dtype=np.float64), predictions.shape))
+    )
     buckets = np.floor(predictions * (num_thresholds - 1)).astype(np.int64)
     tp_per_bucket = np.bincount(buckets, weights=weights * labels, minlength=num_thresholds)
     fp_per_bucket = np.bincount(buckets, weights=weights * ~labels, minlength=num_thresholds)
@@ -42,11 +46,21 @@ def pr_curve_value(tag, tp, fp, tn, fn, precision=None, recall=None):
         precision = tp / np.maximum(_EPS, tp + fp)
     if recall is None:
         recall = tp / np.maximum(_EPS, tp + fn)
-    data = np.stack([tp, fp, tn, fn, np.asarray(precision, dtype=np.float64).reshape(-1),
-                     np.asarray(recall, dtype=np.float64).reshape(-1)]).astype(np.float32)
+    data = np.stack(
+        [
+            tp,
+            fp,
+            tn,
+            fn,
+            np.asarray(precision, dtype=np.float64).reshape(-1),
+            np.asarray(recall, dtype=np.float64).reshape(-1),
+        ]
+    ).astype(np.float32)
     from tensorboard.plugins.pr_curve import plugin_data_pb2
 
     content = plugin_data_pb2.PrCurvePluginData(version=0, num_thresholds=len(tp))
     return _proto.Summary.Value(
-        tag=tag, tensor=_proto.tensor_proto(data),
-        metadata=_proto.plugin_metadata("pr_curves", content.SerializeToString()))
+        tag=tag,
+        tensor=_proto.tensor_proto(data),
+        metadata=_proto.plugin_metadata("pr_curves", content.SerializeToString()),
+    )

@@ -12,4 +12,5 @@ from kiln.summary import _proto
 def scalar_tensor_value(tag, value, double_precision=False):
     array = np.asarray(value, dtype=np.float64 if double_precision else np.float32)
     return _proto.Summary.Value(
-        tag=tag, tensor=_proto.tensor_proto(array), metadata=_proto.plugin_metadata("scalars"))
+        tag=tag, tensor=_proto.tensor_proto(array), metadata=_proto.plugin_metadata("scalars")
+    )

@@ -8,4 +8,5 @@ from kiln.summary import _proto
 def text_value(tag, text):
     array = np.array([text.encode("utf-8")], dtype=object)
     return _proto.Summary.Value(
-        tag=tag, tensor=_proto.tensor_proto(array), metadata=_proto.plugin_metadata("text"))
+        tag=tag, tensor=_proto.tensor_proto(array), metadata=_proto.plugin_metadata("text")
+    )

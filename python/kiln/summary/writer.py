@@ -29,8 +29,17 @@ class SummaryWriter:
     ``max_file_bytes`` (kiln only) is the size at which event files roll over.
     """
 
-    def __init__(self, log_dir=None, comment="", purge_step=None, max_queue=10,
-                 flush_secs=120, filename_suffix="", *, max_file_bytes=DEFAULT_MAX_FILE_BYTES):
+    def __init__(
+        self,
+        log_dir=None,
+        comment="",
+        purge_step=None,
+        max_queue=10,
+        flush_secs=120,
+        filename_suffix="",
+        *,
+        max_file_bytes=DEFAULT_MAX_FILE_BYTES,
+    ):
         if log_dir is None:
             stamp = datetime.now().strftime("%b%d_%H-%M-%S")
             log_dir = os.path.join("runs", f"{stamp}_{socket.gethostname()}{comment}")
@@ -53,17 +62,22 @@ class SummaryWriter:
             self.file_writer = self._open(self.log_dir)
             if self.purge_step is not None:
                 # TensorBoard drops earlier events at steps >= purge_step on seeing this.
-                self.file_writer.add_event(_proto.Event(
-                    step=int(self.purge_step), wall_time=time.time(),
-                    session_log=_proto.SessionLog(status=_proto.SessionLog.START)))
+                self.file_writer.add_event(
+                    _proto.Event(
+                        step=int(self.purge_step),
+                        wall_time=time.time(),
+                        session_log=_proto.SessionLog(status=_proto.SessionLog.START),
+                    )
+                )
                 self.purge_step = None
         return self.file_writer
 
     def _open(self, logdir):
         writer = self.all_writers.get(logdir)
         if writer is None:
-            writer = EventFileWriter(logdir, self.max_queue, self.flush_secs,
-                                     self.filename_suffix, self.max_file_bytes)
+            writer = EventFileWriter(
+                logdir, self.max_queue, self.flush_secs, self.filename_suffix, self.max_file_bytes
+            )
             self.all_writers[logdir] = writer
         return writer
 
@@ -73,18 +87,34 @@ class SummaryWriter:
 
     # ---- scalars -----------------------------------------------------------
 
-    def add_scalar(self, tag, scalar_value, global_step=None, walltime=None,
-                   new_style=False, double_precision=False):
+    def add_scalar(
+        self,
+        tag,
+        scalar_value,
+        global_step=None,
+        walltime=None,
+        new_style=False,
+        double_precision=False,
+    ):
         if new_style or double_precision:
             value = scalar_tensor_value(tag, to_float(scalar_value), double_precision)
             return self._add(value, global_step, walltime)
         # The training-loop hot path: plain floats and one-element tensors skip to_float.
-        value = scalar_value if type(scalar_value) is float else (
-            float(scalar_value) if type(scalar_value) is Tensor and scalar_value.numel() == 1
-            else to_float(scalar_value))
+        value = (
+            scalar_value
+            if type(scalar_value) is float
+            else (
+                float(scalar_value)
+                if type(scalar_value) is Tensor and scalar_value.numel() == 1
+                else to_float(scalar_value)
+            )
+        )
         (self.file_writer or self._get_file_writer()).add_scalar(
-            tag, value, 0 if global_step is None else int(global_step),
-            time.time() if walltime is None else float(walltime))
+            tag,
+            value,
+            0 if global_step is None else int(global_step),
+            time.time() if walltime is None else float(walltime),
+        )
 
     def add_scalars(self, main_tag, tag_scalar_dict, global_step=None, walltime=None):
         """One sub-run per key (``<log_dir>/<main_tag>_<key>``), all under ``main_tag``."""
@@ -97,14 +127,27 @@ class SummaryWriter:
 
     # ---- distributions -----------------------------------------------------
 
-    def add_histogram(self, tag, values, global_step=None, bins="tensorflow", walltime=None,
-                      max_bins=None):
+    def add_histogram(
+        self, tag, values, global_step=None, bins="tensorflow", walltime=None, max_bins=None
+    ):
         self._add(histogram_value(tag, to_numpy(values), bins, max_bins), global_step, walltime)
 
-    def add_histogram_raw(self, tag, min, max, num, sum, sum_squares, bucket_limits,
-                          bucket_counts, global_step=None, walltime=None):
-        value = histogram_raw_value(tag, min, max, num, sum, sum_squares,
-                                    to_numpy(bucket_limits), to_numpy(bucket_counts))
+    def add_histogram_raw(
+        self,
+        tag,
+        min,
+        max,
+        num,
+        sum,
+        sum_squares,
+        bucket_limits,
+        bucket_counts,
+        global_step=None,
+        walltime=None,
+    ):
+        value = histogram_raw_value(
+            tag, min, max, num, sum, sum_squares, to_numpy(bucket_limits), to_numpy(bucket_counts)
+        )
         self._add(value, global_step, walltime)
 
     # ---- media -------------------------------------------------------------
@@ -126,8 +169,9 @@ class SummaryWriter:
             pixels = np.stack([figure_to_hwc(f, close) for f in figure])
             self.add_images(tag, pixels, global_step, walltime, dataformats="NHWC")
         else:
-            self.add_image(tag, figure_to_hwc(figure, close), global_step, walltime,
-                           dataformats="HWC")
+            self.add_image(
+                tag, figure_to_hwc(figure, close), global_step, walltime, dataformats="HWC"
+            )
 
     def add_audio(self, tag, snd_tensor, global_step=None, sample_rate=44100, walltime=None):
         self._add(audio_value(tag, to_numpy(snd_tensor), sample_rate), global_step, walltime)
@@ -137,16 +181,29 @@ class SummaryWriter:
 
     # ---- projector, hparams, curves, layouts -------------------------------
 
-    def add_embedding(self, mat, metadata=None, label_img=None, global_step=None, tag="default",
-                      metadata_header=None):
+    def add_embedding(
+        self,
+        mat,
+        metadata=None,
+        label_img=None,
+        global_step=None,
+        tag="default",
+        metadata_header=None,
+    ):
         self._get_file_writer()  # the projector only looks at runs with event files
-        write_embedding(self.log_dir, to_numpy(mat),
-                        metadata=None if metadata is None else _plain_list(metadata),
-                        label_img=None if label_img is None else to_numpy(label_img),
-                        global_step=global_step, tag=tag, metadata_header=metadata_header)
+        write_embedding(
+            self.log_dir,
+            to_numpy(mat),
+            metadata=None if metadata is None else _plain_list(metadata),
+            label_img=None if label_img is None else to_numpy(label_img),
+            global_step=global_step,
+            tag=tag,
+            metadata_header=metadata_header,
+        )
 
-    def add_hparams(self, hparam_dict, metric_dict, hparam_domain_discrete=None, run_name=None,
-                    global_step=None):
+    def add_hparams(
+        self, hparam_dict, metric_dict, hparam_domain_discrete=None, run_name=None, global_step=None
+    ):
         """Records this run's hyperparameters and metrics (this run unless ``run_name``).
 
         A metric's value is the last scalar logged under its tag, so logging
@@ -154,8 +211,11 @@ class SummaryWriter:
         as None is declared without a value.
         """
         summaries = hparams_summaries(hparam_dict, metric_dict, hparam_domain_discrete)
-        writer = self._get_file_writer() if run_name is None else self._open(
-            os.path.join(self.log_dir, run_name))
+        writer = (
+            self._get_file_writer()
+            if run_name is None
+            else self._open(os.path.join(self.log_dir, run_name))
+        )
         step = 0 if global_step is None else int(global_step)
         now = time.time()
         for summary in summaries:
@@ -164,18 +224,49 @@ class SummaryWriter:
             if value is not None:
                 writer.add_scalar(tag, to_float(value), step, now)
 
-    def add_pr_curve(self, tag, labels, predictions, global_step=None, num_thresholds=127,
-                     weights=None, walltime=None):
-        counts = pr_curve_counts(to_numpy(labels), to_numpy(predictions), num_thresholds,
-                                 None if weights is None else to_numpy(weights))
+    def add_pr_curve(
+        self,
+        tag,
+        labels,
+        predictions,
+        global_step=None,
+        num_thresholds=127,
+        weights=None,
+        walltime=None,
+    ):
+        counts = pr_curve_counts(
+            to_numpy(labels),
+            to_numpy(predictions),
+            num_thresholds,
+            None if weights is None else to_numpy(weights),
+        )
         self._add(pr_curve_value(tag, *counts), global_step, walltime)
 
-    def add_pr_curve_raw(self, tag, true_positive_counts, false_positive_counts,
-                         true_negative_counts, false_negative_counts, precision, recall,
-                         global_step=None, num_thresholds=127, weights=None, walltime=None):
-        arrays = [to_numpy(x) for x in (true_positive_counts, false_positive_counts,
-                                        true_negative_counts, false_negative_counts,
-                                        precision, recall)]
+    def add_pr_curve_raw(
+        self,
+        tag,
+        true_positive_counts,
+        false_positive_counts,
+        true_negative_counts,
+        false_negative_counts,
+        precision,
+        recall,
+        global_step=None,
+        num_thresholds=127,
+        weights=None,
+        walltime=None,
+    ):
+        arrays = [
+            to_numpy(x)
+            for x in (
+                true_positive_counts,
+                false_positive_counts,
+                true_negative_counts,
+                false_negative_counts,
+                precision,
+                recall,
+            )
+        ]
         self._add(pr_curve_value(tag, *arrays), global_step, walltime)
 
     def add_custom_scalars(self, layout):
