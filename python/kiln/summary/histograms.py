@@ -29,11 +29,10 @@ def histogram_value(tag, values, bins="tensorflow", max_bins=None):
     if nonzero.size == 0:  # every value fell outside explicit edges
         limits, buckets = edges[1:], counts
     else:
+        # Only the non-empty range: readers take the first bucket's left edge to
+        # be `min` (an empty bucket in front would come out reversed).
         first, last = nonzero[0], nonzero[-1]
-        # Bucket i spans (limit[i-1], limit[i]]: an empty bucket in front carries
-        # the left edge of the first non-empty one.
-        limits = edges[first : last + 2]
-        buckets = np.concatenate([[0], counts[first : last + 1]])
+        limits, buckets = edges[first + 1 : last + 2], counts[first : last + 1]
     return histogram_raw_value(
         tag,
         values.min(),
