@@ -487,6 +487,19 @@ def test_missing_tensorboard_says_how_to_install():
     assert proc.returncode != 0 and "pip install kiln[tensorboard]" in proc.stderr
 
 
+def test_torn_last_record_leaves_earlier_records_readable(tmp_path):
+    with SummaryWriter(tmp_path) as w:
+        for step in range(10):
+            w.add_scalar("x", step, step)
+        path = w.file_writer.path
+    size = os.path.getsize(path)
+    for cut in (3, 20):  # inside the last record's CRC, inside its payload
+        with open(path, "r+b") as f:
+            f.truncate(size - cut)
+        assert scalars(tmp_path, "x") == [(s, s) for s in range(9)]
+        size -= cut
+
+
 def test_unclosed_writer_is_flushed_at_exit(tmp_path):
     script = (
         f"from kiln.summary import SummaryWriter\n"
