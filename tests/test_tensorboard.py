@@ -61,6 +61,21 @@ def test_crc_matches_tensorboard():
     assert masked_crc32c(b"hello") == reference(b"hello")
 
 
+def test_framing_matches_tensorboard_record_writer():
+    from kiln.summary.event_file import _frame
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    rng = np.random.default_rng(1)
+    records = [
+        rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in (0, 1, 40, 40, 300, 70000)
+    ]
+    out = io.BytesIO()
+    writer = RecordWriter(out)
+    for record in records:
+        writer.write(record)
+    assert _frame(records) == out.getvalue()
+
+
 # ---- scalars ----------------------------------------------------------------
 
 

@@ -57,37 +57,38 @@ _P, _T, _CARRY = _build_tables()
 
 def masked_crc32c_many(chunks):
     """Masked CRC32C of each bytes object in ``chunks``, as a uint32 array."""
-    n = len(chunks)
-    # Long records (rare: images, audio) are cut into blocks chained afterwards.
-    pieces = list(chunks)
-    long_records = [i for i, c in enumerate(chunks) if len(c) > _BLOCK]
-    spans = {}
-    for i in long_records:
-        view = memoryview(chunks[i])
-        spans[i] = (len(pieces), len(view))
-        pieces[i] = view[:_BLOCK]
-        pieces.extend(view[k : k + _BLOCK] for k in range(_BLOCK, len(view), _BLOCK))
-    raw = _block_crcs(pieces)
-    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=n)
-    crc = _CARRY[np.minimum(lengths, _BLOCK)] ^ raw[:n]
-    for i, (first, length) in spans.items():
-        crc[i] = _chain(int(raw[i]), raw[first : first + (length - 1) // _BLOCK], length)
+    lengths = np.fromiter(map(len, chunks), dtype=np.int64, count=len(chunks))
+    return masked_crc32c_packed(np.frombuffer(b"".join(chunks), dtype=np.uint8), lengths)
+
+
+def masked_crc32c_packed(buf, lengths):
+    """Masked CRC32C of consecutive records packed in the uint8 array ``buf``."""
+    # Records are cut into pieces of <= _BLOCK bytes; long ones (rare: images,
+    # audio) are chained afterwards in Python.
+    pieces = np.maximum(1, -(-lengths // _BLOCK))
+    first = np.cumsum(pieces) - pieces
+    piece_lengths = np.full(int(pieces.sum()), _BLOCK, dtype=np.int64)
+    piece_lengths[first + pieces - 1] = lengths - (pieces - 1) * _BLOCK
+    raw = _piece_crcs(buf, piece_lengths)
+    crc = _CARRY[np.minimum(lengths, _BLOCK)] ^ raw[first]
+    for i in np.flatnonzero(pieces > 1):
+        crc[i] = _chain(raw[first[i] : first[i] + pieces[i]], int(lengths[i]))
     crc = ~crc
     return ((crc >> 15) | (crc << 17)) + np.uint32(_MASK_DELTA)
 
 
-def _block_crcs(pieces):
+def _piece_crcs(buf, lengths):
     """CRC register (zero initial state) after each piece of <= _BLOCK bytes."""
-    lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-    out = np.zeros(len(pieces), dtype=np.uint32)
+    out = np.zeros(len(lengths), dtype=np.uint32)
     nonempty = lengths > 0
-    if not nonempty.any():
+    if len(buf) == 0:
         return out
-    buf = np.frombuffer(b"".join(pieces), dtype=np.uint8)
-    ends = np.cumsum(lengths)
+    # int32 indices halve the memory traffic when they fit.
+    itype = np.int32 if len(buf) < 2**31 - _BLOCK * 256 else np.int64
+    ends = np.cumsum(lengths).astype(itype)
     # Flat index into _P of (bytes left after this one in its piece, byte value).
     idx = np.repeat(ends, lengths)
-    idx -= np.arange(1, len(buf) + 1)
+    idx -= np.arange(1, len(buf) + 1, dtype=itype)
     idx *= 256
     idx += buf
     vals = np.take(_P.ravel(), idx)
@@ -95,12 +96,11 @@ def _block_crcs(pieces):
     return out
 
 
-def _chain(first, rest, length):
+def _chain(blocks, length):
     """Joins the block CRCs of one long record, starting from CRC32C's 0xFFFFFFFF."""
-    s = int(_CARRY[_BLOCK]) ^ first
-    for k, b in enumerate(rest):
-        l = min(_BLOCK, length - (k + 1) * _BLOCK)
-        s = _advance(s, l, _P, _T) ^ int(b)
+    s = int(_CARRY[_BLOCK]) ^ int(blocks[0])
+    for k in range(1, len(blocks)):
+        s = _advance(s, min(_BLOCK, length - k * _BLOCK), _P, _T) ^ int(blocks[k])
     return s
 
 

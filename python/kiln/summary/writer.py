@@ -100,15 +100,12 @@ class SummaryWriter:
             value = scalar_tensor_value(tag, to_float(scalar_value), double_precision)
             return self._add(value, global_step, walltime)
         # The training-loop hot path: plain floats and one-element tensors skip to_float.
-        value = (
-            scalar_value
-            if type(scalar_value) is float
-            else (
-                float(scalar_value)
-                if type(scalar_value) is Tensor and scalar_value.numel() == 1
-                else to_float(scalar_value)
-            )
-        )
+        if type(scalar_value) is float:
+            value = scalar_value
+        elif type(scalar_value) is Tensor and scalar_value.numel() == 1:
+            value = float(scalar_value.item())
+        else:
+            value = to_float(scalar_value)
         (self.file_writer or self._get_file_writer()).add_scalar(
             tag,
             value,
