@@ -25,8 +25,11 @@ class SummaryWriter:
     """Writes TensorBoard event files into ``log_dir``, as torch's SummaryWriter.
 
     Values may be kiln tensors, NumPy arrays or Python numbers. Writing happens
-    on a background thread; `flush()` and `close()` make it durable (fsync).
-    ``max_file_bytes`` (kiln only) is the size at which event files roll over.
+    on a background thread, woken once ``max_queue`` records are pending and
+    every ``flush_secs`` (which also fsyncs); `flush()` and `close()` return once
+    everything logged is on disk. ``max_file_bytes`` (kiln only) is the size at
+    which event files roll over. ``purge_step``: when resuming a crashed run,
+    TensorBoard hides the earlier files' events at steps >= purge_step.
     """
 
     def __init__(
