@@ -25,7 +25,8 @@ from kiln.summary.png import encode_png_zlib
 from tensorboard.backend.event_processing import event_accumulator as ea_mod
 from tensorboard.util import tensor_util
 
-PYTHON_DIR = os.path.join(os.path.dirname(__file__), "..", "python")
+# Subprocesses import the same kiln as this process (a dev tree or an install).
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(kiln.__file__)))
 
 
 def accumulator(logdir):
