@@ -235,11 +235,17 @@ def test_figure(tmp_path):
     plt = pytest.importorskip("matplotlib.pyplot")
     fig = plt.figure(figsize=(2, 1), dpi=50)
     plt.plot([0, 1], [0, 1])
+    figs = [plt.figure(figsize=(2, 1), dpi=50) for _ in range(2)]
     with SummaryWriter(tmp_path) as w:
         w.add_figure("fig", fig, 0)
-    img = accumulator(tmp_path).Images("fig")[0]
+        w.add_figure("figs", figs, 0)
+    acc = accumulator(tmp_path)
+    img = acc.Images("fig")[0]
     assert (img.width, img.height) == (100, 50)
-    assert decode_png(img.encoded_image_string).shape == (50, 100, 4)
+    pixels = decode_png(img.encoded_image_string)
+    assert pixels.shape == (50, 100, 4) and pixels.min() < 255  # the line was drawn
+    assert decode_png(acc.Images("figs")[0].encoded_image_string).shape == (50, 200, 4)
+    assert not plt.get_fignums()  # close=True closed them
 
 
 # ---- audio and text ---------------------------------------------------------
