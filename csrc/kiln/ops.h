@@ -6,5 +6,8 @@
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
 #include "kiln/ops/promotion.h"
+#include "kiln/ops/random.h"
+#include "kiln/ops/range.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/sort.h"
 #include "kiln/ops/view.h"

@@ -39,7 +39,19 @@ short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
 # C++ ops first; the Python wrappers below (argument parsing) take precedence.
+from kiln._random import (  # noqa: E402,F401
+    rand,
+    randn,
+    randint,
+    randperm,
+    rand_like,
+    randn_like,
+    randint_like,
+)
+from kiln._range import arange, linspace, eye  # noqa: E402,F401
 from kiln._ops import *  # noqa: E402,F401,F403
+from kiln._C import Generator, default_generator  # noqa: E402,F401
+from kiln import return_types  # noqa: E402,F401
 from kiln import autograd  # noqa: E402
 from kiln._creation import (  # noqa: E402,F401
     tensor,

@@ -28,4 +28,7 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_autograd(m);
   kiln::python::init_ops_core(m);
   kiln::python::init_numpy(m);
+  kiln::python::init_random(m);
+  kiln::python::init_range(m);
+  kiln::python::init_sort(m);
 }

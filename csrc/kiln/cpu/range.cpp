@@ -1,0 +1,60 @@
+// arange and linspace: out[i] is a function of i alone, computed as PyTorch does.
+#include "kiln/dispatch.h"
+#include "kiln/dtype_dispatch.h"
+#include "kiln/error.h"
+#include "kiln/parallel.h"
+#include "kiln/scalar.h"
+#include "kiln/tensor.h"
+
+namespace kiln::cpu {
+namespace {
+
+template <class T, class F>
+void fill_indexed(const Tensor& out, const F& f) {
+  KILN_CHECK(out.is_contiguous(), Error, "[range] the CPU kernel expects a contiguous output");
+  T* o = out.data<T>();
+  parallel_for(0, out.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) o[i] = f(i);
+  });
+}
+
+// Floating outputs accumulate in double, integral ones in int64 (PyTorch's acc types).
+void arange_kernel(const Tensor& out, Scalar start, Scalar step) {
+  visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
+    if constexpr (std::is_integral_v<T>) {
+      const int64_t s = start.to_int(), st = step.to_int();
+      fill_indexed<T>(out, [=](int64_t i) { return static_cast<T>(s + st * i); });
+    } else {
+      const double s = start.to_double(), st = step.to_double();
+      fill_indexed<T>(out, [=](int64_t i) {
+        return static_cast<T>(static_cast<OpMath<T>>(s + st * static_cast<double>(i)));
+      });
+    }
+  });
+}
+
+// The first half counts up from start, the second down from end, so both ends are exact.
+void linspace_kernel(const Tensor& out, Scalar start, Scalar end) {
+  const int64_t steps = out.numel();
+  visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
+    using Step = std::conditional_t<std::is_integral_v<T>, double, OpMath<T>>;
+    const Step s = std::is_integral_v<T> ? static_cast<Step>(start.to<T>()) : static_cast<Step>(start.to_double());
+    const Step e = std::is_integral_v<T> ? static_cast<Step>(end.to<T>()) : static_cast<Step>(end.to_double());
+    const Step step = steps > 1 ? (e - s) / static_cast<Step>(steps - 1) : Step(0);
+    const int64_t halfway = steps / 2;
+    fill_indexed<T>(out, [=](int64_t i) {
+      const Step v = steps == 1 ? s
+                     : i < halfway ? s + step * static_cast<Step>(i)
+                                 : e - step * static_cast<Step>(steps - i - 1);
+      if constexpr (std::is_same_v<T, bool>) return v != 0;
+      else return static_cast<T>(v);
+    });
+  });
+}
+
+}  // namespace
+
+KILN_REGISTER_KERNEL(arange, CPU, arange_kernel);
+KILN_REGISTER_KERNEL(linspace, CPU, linspace_kernel);
+
+}  // namespace kiln::cpu
