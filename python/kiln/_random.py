@@ -22,8 +22,10 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     return _finish(t, requires_grad)
 
 
-def _randint_args(args, size):
+def _randint_args(args, low, high, size):
     """(low, high, size) from randint's overloads: (high, size) and (low, high, size)."""
+    if high is not None:  # keyword form: randint(low=.., high=.., size=..)
+        args = (0 if low is None else low, high) + args
     if size is not None:
         args = args + (size,)
     if len(args) == 2:
@@ -41,9 +43,10 @@ def _randint_args(args, size):
     return low, high, size
 
 
-def randint(*args, size=None, generator=None, dtype=None, device=None, requires_grad=False):
+def randint(*args, low=None, high=None, size=None, generator=None, dtype=None, device=None,
+            requires_grad=False):
     """Integers uniform in [low, high): randint(high, size) or randint(low, high, size)."""
-    low, high, size = _randint_args(args, size)
+    low, high, size = _randint_args(args, low, high, size)
     t = _C._randint(low, high, _size((size,), "randint"), _C.int64 if dtype is None else dtype,
                     _device(device), generator)
     return _finish(t, requires_grad)
