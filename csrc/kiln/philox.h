@@ -38,8 +38,9 @@ KILN_HOST_DEVICE inline Philox4x32 philox4x32_10(Philox4x32 ctr, uint32_t k0, ui
 
 // Note [Random stream layout]: every random op reserves one offset from its
 // generator per call; element i of the op's output uses the Philox block with
-// counter (i, offset) and key seed. So a value depends only on
-// (seed, offset, i), never on thread count or device.
+// counter (i, offset) and key seed (normal_ shares one block between elements
+// 2j and 2j+1, the two halves of a Box-Muller pair). So a value depends only
+// on (seed, offset, i), never on thread count or device.
 struct PhiloxSeed {
   uint64_t seed = 0;
   uint64_t offset = 0;

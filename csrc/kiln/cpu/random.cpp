@@ -1,6 +1,6 @@
 // Random sampling kernels. Each writes a contiguous output; element i draws
-// from Philox block i of the op's stream (Note [Random stream layout]), so
-// the split across threads never changes the values.
+// from Philox block i of the op's stream (Note [Random stream layout]; normal_
+// uses block i / 2), so the split across threads never changes the values.
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -56,18 +56,29 @@ void uniform_kernel(const Tensor& out, PhiloxSeed seed, double from, double to) 
   });
 }
 
+// Box-Muller gives two samples per Philox block: element i uses block i / 2, taking
+// the cosine branch when i is even and the sine branch when odd.
 void normal_kernel(const Tensor& out, PhiloxSeed seed, double mean, double std) {
   visit_floating(out.dtype(), "normal_", [&]<class T>(TypeTag<T>) {
     using C = OpMath<T>;
     const C m = static_cast<C>(mean), s = static_cast<C>(std);
-    generate<T>(out, "normal_", seed, [=](const Philox4x32& r) {
-      // Box-Muller. u1 in (0, 1] from 53 bits keeps the tails (|z| up to ~8.6).
-      const C u1 = static_cast<C>((static_cast<double>(bits64(r.v[0], r.v[1]) >> 11) + 1.0) *
-                                  (1.0 / 9007199254740992.0));
-      const C u2 = kDigits<T> > 32 ? static_cast<C>(uniform_double(r.v[2], r.v[3]))
-                                   : static_cast<C>(uniform_float(r.v[2]));
-      const C z = std::sqrt(C(-2) * std::log(u1)) * std::cos(C(6.283185307179586) * u2);
-      return static_cast<T>(m + s * z);
+    T* o = out_data<T>(out, "normal_");
+    parallel_for(0, out.numel(), kRandomGrain, [&](int64_t b, int64_t e) {
+      C radius = 0, cos_t = 0, sin_t = 0;
+      for (int64_t i = b; i < e; ++i) {
+        if (i == b || (i & 1) == 0) {
+          const Philox4x32 r = seed.block(static_cast<uint64_t>(i >> 1));
+          // u1 in (0, 1] from 53 bits keeps the tails (|z| up to ~8.6).
+          const C u1 = static_cast<C>((static_cast<double>(bits64(r.v[0], r.v[1]) >> 11) + 1.0) *
+                                      (1.0 / 9007199254740992.0));
+          const C u2 = kDigits<T> > 32 ? static_cast<C>(uniform_double(r.v[2], r.v[3]))
+                                       : static_cast<C>(uniform_float(r.v[2]));
+          radius = std::sqrt(C(-2) * std::log(u1));
+          cos_t = std::cos(C(6.283185307179586) * u2);
+          sin_t = std::sin(C(6.283185307179586) * u2);
+        }
+        o[i] = static_cast<T>(m + s * radius * ((i & 1) ? sin_t : cos_t));
+      }
     });
   });
 }
