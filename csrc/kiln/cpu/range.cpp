@@ -18,16 +18,18 @@ void fill_indexed(const Tensor& out, const F& f) {
   });
 }
 
-// Floating outputs accumulate in double, integral ones in int64 (PyTorch's acc types).
+// Computed in PyTorch's CPU accumulate types: int64 for integral outputs, float
+// for the 16-bit floats, double for float32/float64 (so values round as PyTorch's do).
 void arange_kernel(const Tensor& out, Scalar start, Scalar step) {
   visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
     if constexpr (std::is_integral_v<T>) {
       const int64_t s = start.to_int(), st = step.to_int();
       fill_indexed<T>(out, [=](int64_t i) { return static_cast<T>(s + st * i); });
     } else {
-      const double s = start.to_double(), st = step.to_double();
+      using Acc = std::conditional_t<sizeof(T) == 2, float, double>;
+      const Acc s = static_cast<Acc>(start.to_double()), st = static_cast<Acc>(step.to_double());
       fill_indexed<T>(out, [=](int64_t i) {
-        return static_cast<T>(static_cast<OpMath<T>>(s + st * static_cast<double>(i)));
+        return static_cast<T>(static_cast<OpMath<T>>(s + st * static_cast<Acc>(i)));
       });
     }
   });

@@ -16,23 +16,28 @@ Tensor arange(Scalar start, Scalar end, Scalar step, std::optional<ScalarType> d
   const ScalarType out_dtype = dtype ? *dtype : (all_integral ? ScalarType::Int64
                                                               : default_float_dtype());
   KILN_CHECK(out_dtype != ScalarType::Bool, TypeError, "[arange] not implemented for bool");
-  const double s = start.to_double(), e = end.to_double(), st = step.to_double();
-  KILN_CHECK(std::isfinite(s) && std::isfinite(e), ValueError,
-             "[arange] unsupported range: ", s, " -> ", e);
+  KILN_CHECK(std::isfinite(start.to_double()) && std::isfinite(end.to_double()), ValueError,
+             "[arange] unsupported range: ", start.to_double(), " -> ", end.to_double());
+  // Integral outputs see the arguments truncated to int64, as in PyTorch.
+  const bool int_out = is_integral(out_dtype, /*include_bool=*/false);
+  const double s = int_out ? static_cast<double>(start.to_int()) : start.to_double();
+  const double e = int_out ? static_cast<double>(end.to_int()) : end.to_double();
+  const double st = int_out ? static_cast<double>(step.to_int()) : step.to_double();
   KILN_CHECK(st != 0, ValueError, "[arange] step must be nonzero");
   KILN_CHECK((st > 0 && e >= s) || (st < 0 && e <= s), ValueError,
-             "[arange] upper bound and larger bound inconsistent with step sign: start=", s,
-             ", end=", e, ", step=", st);
-  // Integer arguments count exactly in int64 (doubles lose precision past 2^53).
+             "[arange] upper bound and lower bound inconsistent with step sign: start=",
+             start.to_double(), ", end=", end.to_double(), ", step=", step.to_double());
   double size_d;
-  if (all_integral) {
+  if (out_dtype == ScalarType::Int64) {
+    // Exact in int64 (doubles lose precision past 2^53).
     const int64_t span = end.to_int() - start.to_int(), si = step.to_int();
     size_d = static_cast<double>(span / si + (span % si != 0 ? 1 : 0));
   } else {
-    size_d = std::ceil((e - s) / st);
+    size_d = std::ceil((end.to_double() - start.to_double()) / step.to_double());
   }
   KILN_CHECK(size_d >= 0 && size_d <= static_cast<double>(int64_t(1) << 62), ValueError,
-             "[arange] invalid size ", size_d, " for start=", s, ", end=", e, ", step=", st);
+             "[arange] invalid size ", size_d, " for start=", start.to_double(), ", end=",
+             end.to_double(), ", step=", step.to_double());
   Tensor out = empty({static_cast<int64_t>(size_d)}, out_dtype, device);
   static const dispatch::Op<void(const Tensor&, Scalar, Scalar)> k("arange");
   k(device, out, start, step);
