@@ -6,10 +6,9 @@ seeds make every check deterministic) and reproducibility is checked exactly.
 
 import math
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 
 FLOATS = ["float16", "bfloat16", "float32", "float64"]
 

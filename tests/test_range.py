@@ -1,9 +1,8 @@
 """arange, linspace, eye: differential against PyTorch."""
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import assert_close, require_torch
 
 

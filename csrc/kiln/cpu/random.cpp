@@ -44,15 +44,18 @@ void generate(const Tensor& out, const char* op, PhiloxSeed seed, const F& f) {
 template <class T, class C>
 C unit_uniform(const Philox4x32& r) {
   if constexpr (kDigits<T> > 32) return static_cast<C>(uniform_double(r.v[0], r.v[1]));
-  else return static_cast<C>(r.v[0] >> (32 - kDigits<T>)) * static_cast<C>(1.0 / (1ULL << kDigits<T>));
+  else
+    return static_cast<C>(r.v[0] >> (32 - kDigits<T>)) *
+           static_cast<C>(1.0 / (1ULL << kDigits<T>));
 }
 
 void uniform_kernel(const Tensor& out, PhiloxSeed seed, double from, double to) {
   visit_floating(out.dtype(), "uniform_", [&]<class T>(TypeTag<T>) {
     using C = OpMath<T>;
     const C lo = static_cast<C>(from), width = static_cast<C>(to - from);
-    generate<T>(out, "uniform_", seed,
-                [=](const Philox4x32& r) { return static_cast<T>(lo + width * unit_uniform<T, C>(r)); });
+    generate<T>(out, "uniform_", seed, [=](const Philox4x32& r) {
+      return static_cast<T>(lo + width * unit_uniform<T, C>(r));
+    });
   });
 }
 
@@ -87,7 +90,8 @@ void normal_kernel(const Tensor& out, PhiloxSeed seed, double mean, double std) 
 void random_kernel(const Tensor& out, PhiloxSeed seed, int64_t from, uint64_t range) {
   visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
     generate<T>(out, "random_", seed, [=](const Philox4x32& r) {
-      const int64_t v = static_cast<int64_t>(static_cast<uint64_t>(from) + bits64(r.v[0], r.v[1]) % range);
+      const int64_t v =
+          static_cast<int64_t>(static_cast<uint64_t>(from) + bits64(r.v[0], r.v[1]) % range);
       if constexpr (std::is_same_v<T, bool>) return v != 0;
       else if constexpr (std::is_integral_v<T>) return static_cast<T>(v);
       else return static_cast<T>(static_cast<OpMath<T>>(v));
@@ -105,7 +109,8 @@ T bernoulli_sample(const Philox4x32& r, double p) {
 
 void bernoulli_scalar_kernel(const Tensor& out, PhiloxSeed seed, double p) {
   visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
-    generate<T>(out, "bernoulli_", seed, [=](const Philox4x32& r) { return bernoulli_sample<T>(r, p); });
+    generate<T>(out, "bernoulli_", seed,
+                [=](const Philox4x32& r) { return bernoulli_sample<T>(r, p); });
   });
 }
 

@@ -40,8 +40,12 @@ void linspace_kernel(const Tensor& out, Scalar start, Scalar end) {
   const int64_t steps = out.numel();
   visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
     using Step = std::conditional_t<std::is_integral_v<T>, double, OpMath<T>>;
-    const Step s = std::is_integral_v<T> ? static_cast<Step>(start.to<T>()) : static_cast<Step>(start.to_double());
-    const Step e = std::is_integral_v<T> ? static_cast<Step>(end.to<T>()) : static_cast<Step>(end.to_double());
+    // Integral outputs convert the endpoints to T first, as PyTorch does.
+    auto endpoint = [](Scalar v) {
+      return std::is_integral_v<T> ? static_cast<Step>(v.to<T>())
+                                   : static_cast<Step>(v.to_double());
+    };
+    const Step s = endpoint(start), e = endpoint(end);
     const Step step = steps > 1 ? (e - s) / static_cast<Step>(steps - 1) : Step(0);
     const int64_t halfway = steps / 2;
     fill_indexed<T>(out, [=](int64_t i) {

@@ -137,7 +137,8 @@ std::tuple<Tensor, Tensor, Tensor> unique_kernel(const Tensor& input, bool retur
     std::vector<T> distinct;
     for (int64_t j = 0; j < n; ++j) {
       const T v = in[order[j]];
-      if (distinct.empty() || !(static_cast<OpMath<T>>(distinct.back()) == static_cast<OpMath<T>>(v))) {
+      using C = OpMath<T>;
+      if (distinct.empty() || !(static_cast<C>(distinct.back()) == static_cast<C>(v))) {
         distinct.push_back(v);
         counts.push_back(0);
       }

@@ -51,8 +51,9 @@ void check_floating(ScalarType dtype, const char* op) {
              dtype);
 }
 
-// One past the largest integer `dtype` holds exactly (random_'s default upper bound),
-// as an offset from zero so int64's 2^63 fits.
+// random_'s default (exclusive) upper bound: one past the dtype's largest value for
+// integral types, 2^mantissa + 1 for floats (every integer up to 2^mantissa is exact).
+// Unsigned so int64's 2^63 fits.
 uint64_t dtype_int_limit(ScalarType dtype) {
   switch (dtype) {
     case ScalarType::Bool: return 2;
@@ -61,10 +62,10 @@ uint64_t dtype_int_limit(ScalarType dtype) {
     case ScalarType::Int16: return uint64_t(1) << 15;
     case ScalarType::Int32: return uint64_t(1) << 31;
     case ScalarType::Int64: return uint64_t(1) << 63;
-    case ScalarType::Float16: return uint64_t(1) << 11;
-    case ScalarType::BFloat16: return uint64_t(1) << 8;
-    case ScalarType::Float32: return uint64_t(1) << 24;
-    case ScalarType::Float64: return uint64_t(1) << 53;
+    case ScalarType::Float16: return (uint64_t(1) << 11) + 1;
+    case ScalarType::BFloat16: return (uint64_t(1) << 8) + 1;
+    case ScalarType::Float32: return (uint64_t(1) << 24) + 1;
+    case ScalarType::Float64: return (uint64_t(1) << 53) + 1;
   }
   return 0;
 }
@@ -79,8 +80,9 @@ int64_t dtype_int_min(ScalarType dtype) {
 
 Tensor& uniform_(Tensor& self, double from, double to, const GeneratorPtr& gen) {
   check_floating(self.dtype(), "uniform_");
-  KILN_CHECK(from <= to, ValueError, "[uniform_] expects a [from, to) range with from <= to, got from=",
-             from, " > to=", to);
+  KILN_CHECK(from <= to, ValueError,
+             "[uniform_] expects a [from, to) range with from <= to, got from=", from,
+             " > to=", to);
   KILN_CHECK(std::isfinite(to - from), ValueError, "[uniform_] from and to must be finite with a "
              "finite difference, got from=", from, ", to=", to);
   static const dispatch::Op<RealKernel> k("uniform_");
@@ -110,7 +112,9 @@ Tensor& random_(Tensor& self, int64_t from, std::optional<int64_t> to, const Gen
   const uint64_t range = static_cast<uint64_t>(end - from);
   static const dispatch::Op<IntKernel> k("random_");
   return fill_random_(self, "random_", "RandomBackward0", gen,
-                      [&](const Tensor& out, PhiloxSeed s) { k(out.device(), out, s, from, range); });
+                      [&](const Tensor& out, PhiloxSeed s) {
+                        k(out.device(), out, s, from, range);
+                      });
 }
 
 Tensor& bernoulli_(Tensor& self, double p, const GeneratorPtr& gen) {

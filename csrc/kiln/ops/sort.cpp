@@ -76,7 +76,8 @@ std::tuple<Tensor, Tensor> select_sorted(const char* backward_name, const Tensor
 
 }  // namespace
 
-std::tuple<Tensor, Tensor> sort(const Tensor& input, int64_t dim, bool descending, bool /*stable*/) {
+std::tuple<Tensor, Tensor> sort(const Tensor& input, int64_t dim, bool descending,
+                                bool /*stable*/) {
   dim = wrap_dim(dim, input.dim(), "sort");
   const int64_t n = input.dim() == 0 ? 1 : input.size(dim);
   return select_sorted("SortBackward0", input, n, dim, descending);
