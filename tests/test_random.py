@@ -269,6 +269,12 @@ def test_random_inplace():
     x = kiln.zeros(3000, dtype=kiln.int64)
     assert set(x.random_(5, generator=g).tolist()) == {0, 1, 2, 3, 4}
     assert set(x.random_(-2, 2, generator=g).tolist()) == {-2, -1, 0, 1}
+    assert set(x.random_(to=3, generator=g).tolist()) == {0, 1, 2}
+    assert set(x.random_(2 ** 63 - 2, None).tolist()) == {2 ** 63 - 2, 2 ** 63 - 1}
+    i8 = kiln.zeros(100, dtype=kiln.int8).random_(**{"from": 126})  # from= alone: [126, 127]
+    assert set(i8.tolist()) == {126, 127}
+    with pytest.raises(TypeError, match=r"\[random_\] got an unexpected keyword argument 'x'"):
+        x.random_(x=1)
     b = kiln.zeros(1000, dtype=kiln.bool).random_(generator=g)
     assert 300 < b.numpy().sum() < 700
     u8 = kiln.zeros(5000, dtype=kiln.uint8).random_(generator=g).numpy()

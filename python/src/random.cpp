@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "caster.h"
+#include "kiln/error.h"
 #include "kiln/generator.h"
 #include "kiln/ops/random.h"
 #include "module.h"
@@ -95,13 +96,27 @@ void init_random(py::module_& m) {
   cls.def("normal_", [](Tensor& t, double mean, double std, const Gen& g) {
     return normal_(t, mean, std, gen_of(g));
   }, py::arg("mean") = 0.0, py::arg("std") = 1.0, py::kw_only(), py::arg("generator") = py::none());
-  // random_(), random_(to), random_(from, to), as in PyTorch.
-  cls.def("random_", [](Tensor& t, std::optional<int64_t> a, std::optional<int64_t> b,
-                        const Gen& g) {
-    if (a && !b) return random_(t, 0, a, gen_of(g));
-    return random_(t, a.value_or(0), b, gen_of(g));
-  }, py::arg("from") = py::none(), py::arg("to") = py::none(), py::kw_only(),
-     py::arg("generator") = py::none());
+  // random_(), random_(to), random_(from, to=None), as in PyTorch: a lone
+  // positional bound is `to`, a lone from= keyword is `from`.
+  cls.def("random_", [](Tensor& t, py::args args, py::kwargs kwargs) {
+    std::optional<int64_t> from, to;
+    if (args.size() == 1) to = args[0].cast<int64_t>();
+    if (args.size() >= 2) {
+      from = args[0].cast<int64_t>();
+      if (!args[1].is_none()) to = args[1].cast<int64_t>();
+    }
+    KILN_CHECK(args.size() <= 2, TypeError, "[random_] takes at most 2 positional arguments, got ",
+               args.size());
+    GeneratorPtr gen;
+    for (auto [key, value] : kwargs) {
+      const std::string k = py::cast<std::string>(key);
+      if (k == "from") from = value.cast<int64_t>();
+      else if (k == "to") to = value.is_none() ? std::nullopt : std::optional(value.cast<int64_t>());
+      else if (k == "generator") gen = value.is_none() ? nullptr : value.cast<GeneratorPtr>();
+      else KILN_CHECK(false, TypeError, "[random_] got an unexpected keyword argument '", k, "'");
+    }
+    return random_(t, from.value_or(0), to, gen);
+  });
   cls.def("bernoulli_", [](Tensor& t, py::handle p, const Gen& g) {
     if (is_python_scalar(p)) return bernoulli_(t, to_scalar(p).to_double(), gen_of(g));
     return bernoulli_(t, py::cast<Tensor>(p), gen_of(g));
