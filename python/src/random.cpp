@@ -130,14 +130,16 @@ void init_random(py::module_& m) {
     return bernoulli_(out, py::cast<Tensor>(p), gen_of(g));
   };
   m.def("bernoulli", bernoulli_fn, py::arg("input"), py::arg("p") = py::none(), py::kw_only(),
-        py::arg("generator") = py::none());
+        py::arg("generator") = py::none(),
+        "0/1 samples, 1 with probability input[i] (or p when given); input's dtype.");
   cls.def("bernoulli", bernoulli_fn, py::arg("p") = py::none(), py::kw_only(),
           py::arg("generator") = py::none());
   auto multinomial_fn = [](const Tensor& t, int64_t n, bool replacement, const Gen& g) {
     return multinomial(t, n, replacement, gen_of(g));
   };
   m.def("multinomial", multinomial_fn, py::arg("input"), py::arg("num_samples"),
-        py::arg("replacement") = false, py::kw_only(), py::arg("generator") = py::none());
+        py::arg("replacement") = false, py::kw_only(), py::arg("generator") = py::none(),
+        "Category indices drawn per row of input (non-negative weights), as int64.");
   cls.def("multinomial", multinomial_fn, py::arg("num_samples"), py::arg("replacement") = false,
           py::kw_only(), py::arg("generator") = py::none());
 }

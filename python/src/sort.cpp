@@ -33,7 +33,8 @@ void init_sort(py::module_& m) {
     return sort_t(values, indices);
   };
   m.def("sort", sort_fn, py::arg("input"), py::arg("dim") = -1, py::arg("descending") = false,
-        py::kw_only(), py::arg("stable") = false);
+        py::kw_only(), py::arg("stable") = false,
+        "Sorts along dim; returns (values, indices). NaN is the largest value; always stable.");
   cls.def("sort", sort_fn, py::arg("dim") = -1, py::arg("descending") = false, py::kw_only(),
           py::arg("stable") = false);
 
@@ -41,7 +42,8 @@ void init_sort(py::module_& m) {
     return argsort(t, dim, descending, stable);
   };
   m.def("argsort", argsort_fn, py::arg("input"), py::arg("dim") = -1,
-        py::arg("descending") = false, py::kw_only(), py::arg("stable") = false);
+        py::arg("descending") = false, py::kw_only(), py::arg("stable") = false,
+        "The indices that sort input along dim.");
   cls.def("argsort", argsort_fn, py::arg("dim") = -1, py::arg("descending") = false,
           py::kw_only(), py::arg("stable") = false);
 
@@ -50,7 +52,8 @@ void init_sort(py::module_& m) {
     return topk_t(values, indices);
   };
   m.def("topk", topk_fn, py::arg("input"), py::arg("k"), py::arg("dim") = -1,
-        py::arg("largest") = true, py::arg("sorted") = true);
+        py::arg("largest") = true, py::arg("sorted") = true,
+        "The k largest (or smallest) elements along dim and their indices, in sorted order.");
   cls.def("topk", topk_fn, py::arg("k"), py::arg("dim") = -1, py::arg("largest") = true,
           py::arg("sorted") = true);
 
@@ -70,7 +73,9 @@ void init_sort(py::module_& m) {
   };
   m.def("unique", unique_fn, py::arg("input"), py::arg("sorted") = true,
         py::arg("return_inverse") = false, py::arg("return_counts") = false,
-        py::arg("dim") = py::none());
+        py::arg("dim") = py::none(),
+        "The sorted distinct elements of the flattened input (dim=None only), optionally "
+        "with the inverse indices and the counts.");
   cls.def("unique", unique_fn, py::arg("sorted") = true, py::arg("return_inverse") = false,
           py::arg("return_counts") = false, py::arg("dim") = py::none());
 }
