@@ -39,19 +39,7 @@ short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
 # C++ ops first; the Python wrappers below (argument parsing) take precedence.
-from kiln._random import (  # noqa: E402,F401
-    rand,
-    randn,
-    randint,
-    randperm,
-    rand_like,
-    randn_like,
-    randint_like,
-)
-from kiln._range import arange, linspace, eye  # noqa: E402,F401
 from kiln._ops import *  # noqa: E402,F401,F403
-from kiln._C import Generator, default_generator  # noqa: E402,F401
-from kiln import return_types  # noqa: E402,F401
 from kiln import autograd  # noqa: E402
 from kiln._creation import (  # noqa: E402,F401
     tensor,
@@ -65,6 +53,18 @@ from kiln._creation import (  # noqa: E402,F401
     ones_like,
     full_like,
 )
+from kiln._random import (  # noqa: E402,F401
+    rand,
+    randn,
+    randint,
+    randperm,
+    rand_like,
+    randn_like,
+    randint_like,
+)
+from kiln._range import arange, linspace, eye  # noqa: E402,F401
+from kiln._C import Generator, default_generator  # noqa: E402,F401
+from kiln import return_types  # noqa: E402,F401
 from kiln.autograd import (  # noqa: E402,F401
     no_grad,
     enable_grad,
