@@ -22,6 +22,9 @@ using IndexKernel = void(const Tensor& out, const Tensor& src, const Tensor& ind
 
 Tensor last(const Tensor& t, int64_t dim) { return t.dim() == 0 ? t : transpose(t, dim, -1); }
 
+// sort/topk backward needs a gather/scatter pair along a dim that differentiate into
+// each other (for double backward). Private and minimal: indices come from sort/topk,
+// so they are distinct along the dim; the public gather/scatter ops may replace these.
 Tensor scatter_along(const Tensor& src, const Tensor& index, int64_t dim, int64_t size);
 
 // out[..., j, ...] = src[..., index[..., j, ...], ...] along `dim`; out has index's shape.
