@@ -30,4 +30,7 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_ops_shape(m);
   kiln::python::init_indexing(m);
   kiln::python::init_numpy(m);
+  kiln::python::init_random(m);
+  kiln::python::init_range(m);
+  kiln::python::init_sort(m);
 }
