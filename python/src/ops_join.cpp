@@ -17,8 +17,10 @@ std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__nam
 
 // A sequence of tensors, with a TypeError naming the op and position otherwise.
 TensorList tensor_list(py::handle seq, const char* op) {
-  KILN_CHECK(py::isinstance<py::sequence>(seq) && !py::isinstance<py::str>(seq), TypeError, "[",
-             op, "] expected a sequence of Tensors, got ", type_name(seq));
+  // A Tensor is a sequence too (of its rows), but PyTorch refuses it here.
+  const bool is_tensor = py::detail::make_caster<Tensor>().load(seq, false);
+  KILN_CHECK(py::isinstance<py::sequence>(seq) && !py::isinstance<py::str>(seq) && !is_tensor,
+             TypeError, "[", op, "] expected a sequence of Tensors, got ", type_name(seq));
   TensorList out;
   for (auto h : py::reinterpret_borrow<py::sequence>(seq)) {
     KILN_CHECK(py::detail::make_caster<Tensor>().load(h, false), TypeError, "[", op,
