@@ -5,6 +5,7 @@
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
+#include "kiln/ops/linalg.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/reduce.h"
 #include "kiln/ops/view.h"
