@@ -176,7 +176,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     // Fold a's batch dims into its rows: one large GEMM instead of many small ones.
     Shape out_shape(a.sizes().begin(), a.sizes().end() - 1);
     if (db == 2) out_shape.push_back(b.size(1));
-    Tensor prod = mm(reshape(a, {-1, k_a}), db == 1 ? unsqueeze(b, 1) : b);
+    const int64_t rows = shape_numel(Shape(a.sizes().begin(), a.sizes().end() - 1));
+    Tensor prod = mm(reshape(a, {rows, k_a}), db == 1 ? unsqueeze(b, 1) : b);
     return reshape(prod, out_shape);
   }
   // Batched: broadcast the batch dims, flatten them into one, bmm, restore them.
@@ -247,9 +248,9 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   if (bias.defined() && weight.dim() == 2 && input.dim() >= 2) {
     // Rows of input times W^T plus the bias, in one GEMM call.
     Shape out_shape(input.sizes().begin(), input.sizes().end() - 1);
+    const int64_t rows = shape_numel(out_shape);
     out_shape.push_back(weight.size(0));
-    const Tensor rows = input.dim() == 2 ? input : reshape(input, {-1, in_features});
-    const Tensor out = addmm(bias, rows, w);
+    const Tensor out = addmm(bias, input.dim() == 2 ? input : reshape(input, {rows, in_features}), w);
     return input.dim() == 2 ? out : reshape(out, out_shape);
   }
   const Tensor out = matmul(input, w);
