@@ -85,20 +85,24 @@ Tensor diagonal(const Tensor& t, int64_t d1, int64_t d2) {
   return out;
 }
 
+Tensor permuted(const Tensor& t, const Shape& order) {
+  return std::is_sorted(order.begin(), order.end()) ? t : permute(t, order);
+}
+
 // Permutes the dims of t (which sit at global positions `pos`) into ascending
 // order and inserts size-1 dims for the other positions of [0, ndim).
 Tensor to_aligned(const Tensor& t, const Positions& pos, int64_t ndim) {
   Shape order(pos.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) { return pos[x] < pos[y]; });
-  const bool identity = std::is_sorted(pos.begin(), pos.end());
-  const Tensor p = identity ? t : permute(t, order);
+  const Tensor p = permuted(t, order);
   Shape shape(ndim, 1);
   for (size_t i = 0; i < pos.size(); ++i) shape[pos[i]] = t.size(static_cast<int64_t>(i));
   return p.sizes() == shape ? p : reshape(p, shape);
 }
 
 bool present(const Tensor& t, int64_t p) { return t.size(p) != 1; }
+
 
 int64_t product_of(const Tensor& t, const Positions& dims) {
   int64_t n = 1;
@@ -136,9 +140,9 @@ Tensor contract(const Tensor& a, const Tensor& b, const Keep& keep) {
   if (summed.empty()) return mul(a, b);
   const int64_t nb = product_of(a, batch), m = product_of(a, a_only), k = product_of(a, summed),
                 n = product_of(b, b_only);
-  const Tensor a3 = reshape(permute(a, concat({&batch, &a_only, &summed, &b_only, &rest})),
+  const Tensor a3 = reshape(permuted(a, concat({&batch, &a_only, &summed, &b_only, &rest})),
                             {nb, m, k});
-  const Tensor b3 = reshape(permute(b, concat({&batch, &summed, &b_only, &a_only, &rest})),
+  const Tensor b3 = reshape(permuted(b, concat({&batch, &summed, &b_only, &a_only, &rest})),
                             {nb, k, n});
   Shape sizes;
   for (int64_t p : batch) sizes.push_back(a.size(p));
@@ -284,7 +288,7 @@ Tensor einsum(const std::string& equation, const TensorList& operands) {
   Shape perm;
   for (int64_t p : out_pos)
     perm.push_back(std::find(sorted.begin(), sorted.end(), p) - sorted.begin());
-  return std::is_sorted(out_pos.begin(), out_pos.end()) ? result : permute(result, perm);
+  return permuted(result, perm);
 }
 
 }  // namespace kiln

@@ -1,0 +1,123 @@
+"""Timing harness shared by every suite: cases, interleaved measurement, the report.
+
+A suite is a list of `Case`s. Each case times kiln and its reference in the same
+process, interleaved round by round (so a noisy neighbour hurts both alike),
+after warm-up, and keeps the best round of each (min-of-repeats: the run least
+disturbed by the rest of the machine).
+"""
+
+import gc
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+
+@dataclass
+class Case:
+    """One row: kiln against a reference doing the same work.
+
+    `kiln` and `reference` are zero-argument callables (inputs prepared by the
+    suite). With `flops` set, the row reports GFLOP/s and the ratio is
+    kiln / reference throughput (higher is better); otherwise it reports time
+    per call and the ratio is kiln / reference time (lower is better).
+    `target` is the ratio the issue asks for, e.g. ("<=", 1.0) or (">=", 0.95).
+    """
+
+    name: str
+    kiln: Callable[[], object]
+    reference: Callable[[], object]
+    reference_name: str
+    flops: Optional[float] = None
+    target: Optional[tuple] = None
+
+
+@dataclass
+class Settings:
+    rounds: int = 15           # interleaved kiln/reference rounds per case
+    batch_seconds: float = 0.02  # aim for this much work per timed batch
+    warmup_seconds: float = 0.05
+
+
+def _time_batch(fn, n):
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - start) / n
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _calibrate(fn, settings):
+    """Warms `fn` up and returns how many calls make one timed batch."""
+    fn()
+    n, spent, calls = 1, 0.0, 1
+    deadline = time.perf_counter() + settings.warmup_seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(n):
+            fn()
+        spent += time.perf_counter() - start
+        calls += n
+        n *= 2
+    per_call = spent / max(calls - 1, 1) if spent > 0 else settings.batch_seconds
+    return max(1, int(settings.batch_seconds / max(per_call, 1e-9)))
+
+
+def measure(case, settings):
+    """Best seconds per call of (kiln, reference), from interleaved rounds."""
+    n_k = _calibrate(case.kiln, settings)
+    n_r = _calibrate(case.reference, settings)
+    best_k = best_r = float("inf")
+    for r in range(settings.rounds):
+        # Alternate who goes first so neither always runs on a warmer cache.
+        if r % 2 == 0:
+            best_k = min(best_k, _time_batch(case.kiln, n_k))
+            best_r = min(best_r, _time_batch(case.reference, n_r))
+        else:
+            best_r = min(best_r, _time_batch(case.reference, n_r))
+            best_k = min(best_k, _time_batch(case.kiln, n_k))
+    return best_k, best_r
+
+
+def run_case(case, settings):
+    """The report row of one case."""
+    t_k, t_r = measure(case, settings)
+    if case.flops:
+        kiln_value, ref_value, unit = case.flops / t_k / 1e9, case.flops / t_r / 1e9, "GFLOP/s"
+        ratio = kiln_value / ref_value
+    else:
+        kiln_value, ref_value, unit = t_k * 1e6, t_r * 1e6, "us"
+        ratio = t_k / t_r
+    meets = None
+    if case.target:
+        op, bound = case.target
+        meets = ratio <= bound if op == "<=" else ratio >= bound
+    return {
+        "case": case.name, "unit": unit, "kiln": kiln_value, "reference": ref_value,
+        "reference_name": case.reference_name, "ratio": ratio,
+        "ratio_meaning": "kiln/ref throughput" if case.flops else "kiln/ref time",
+        "target": f"{case.target[0]} {case.target[1]:.2f}" if case.target else None,
+        "meets_target": meets,
+    }
+
+
+def format_table(rows):
+    header = ["case", "kiln", "reference", "ratio", "target"]
+    lines = []
+    for r in rows:
+        lines.append([
+            r["case"],
+            f"{r['kiln']:.2f} {r['unit']}",
+            f"{r['reference']:.2f} {r['unit']} ({r['reference_name']})",
+            f"{r['ratio']:.2f}",
+            "" if r["target"] is None else f"{r['target']} {'ok' if r['meets_target'] else 'MISSED'}",
+        ])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
