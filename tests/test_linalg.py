@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import kiln
 from compare import assert_close, both, randn, require_torch, torch_dtype
@@ -45,6 +47,22 @@ def test_matmul_matches_torch(sa, sb, dtype):
     torch = require_torch()
     _check_fwd_bwd(kiln.matmul, torch.matmul, [sa, sb], dtype)
     _check_fwd_bwd(lambda a, b: a @ b, lambda a, b: a @ b, [sa, sb], dtype)
+
+
+@settings(max_examples=40, deadline=None)
+@given(batch=st.lists(st.integers(2, 3), max_size=3), ndim_a=st.integers(0, 3),
+       ndim_b=st.integers(0, 3), ones_a=st.lists(st.booleans(), min_size=3, max_size=3),
+       ones_b=st.lists(st.booleans(), min_size=3, max_size=3), m=st.integers(0, 3),
+       k=st.integers(0, 3), n=st.integers(0, 3))
+def test_matmul_batch_broadcasting_property(batch, ndim_a, ndim_b, ones_a, ones_b, m, k, n):
+    """Batch dims taken as suffixes of one shape, some set to 1, broadcast as in NumPy."""
+    def batch_dims(ndim, ones):
+        dims = batch[len(batch) - min(ndim, len(batch)):]
+        return [1 if one else size for size, one in zip(dims, ones)]
+
+    a, b = _rand(*batch_dims(ndim_a, ones_a), m, k), _rand(*batch_dims(ndim_b, ones_b), k, n, seed=1)
+    np.testing.assert_allclose((kiln.tensor(a) @ kiln.tensor(b)).numpy(), a @ b, rtol=1e-12,
+                               atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
@@ -340,6 +358,19 @@ def test_double_backward_matches_torch():
     assert_close(kb.grad, tb.grad)
 
 
+def test_gradient_for_one_operand_only():
+    torch = require_torch()
+    kx, tx = both(_rand(4, 3))
+    kw, tw = both(_rand(5, 3, seed=1), requires_grad=True)
+    kb, tb = both(_rand(5, seed=2))
+    kiln.linear(kx, kw, kb).sum().backward()
+    torch.nn.functional.linear(tx, tw, tb).sum().backward()
+    assert_close(kw.grad, tw.grad)
+    assert kx.grad is None
+    with kiln.no_grad():
+        assert (kx @ kw.transpose(0, 1)).grad_fn is None
+
+
 def test_grad_fn_names():
     a, b = _leaf(2, 3), _leaf(3, 4, seed=1)
     assert (a @ b).grad_fn.name() == "MmBackward0"
@@ -405,6 +436,8 @@ def test_dtype_errors_name_dtypes():
         kiln.addmm(kiln.zeros(2, dtype=kiln.float64), kiln.zeros(2, 3), kiln.zeros(3, 2))
     with pytest.raises(TypeError, match=r"\[matmul\] bool"):
         kiln.zeros(2, 2, dtype=kiln.bool) @ kiln.zeros(2, 2, dtype=kiln.bool)
+    with pytest.raises(TypeError, match=r"\[linear\] .*input and weight.*float64 and float32"):
+        kiln.linear(kiln.zeros(2, 3, dtype=kiln.float64), kiln.zeros(4, 3))
     with pytest.raises(TypeError, match=r"\[einsum\] .*same dtype"):
         kiln.einsum("i,i", kiln.zeros(2), kiln.zeros(2, dtype=kiln.float64))
 
@@ -418,7 +451,7 @@ def test_dtype_errors_name_dtypes():
     ("i1", [(2, 3)], r"invalid subscript '1'"),
     ("i..j", [(2, 3)], r"'\.' that is not part of an ellipsis"),
     ("...i...", [(2, 3)], r"more than one ellipsis"),
-    ("ii", [(2, 3)], r"subscript i is repeated for operand 0 .* 2 != 3"),
+    ("ii", [(2, 3)], r"subscript i is repeated for operand 0 of shape \[2, 3\] .* 2 != 3"),
     ("ijk...", [(2, 3)], r"name 3 dimension\(s\) but the operand has 2"),
 ])
 def test_einsum_errors(eq, shapes, pattern):

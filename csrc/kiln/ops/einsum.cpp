@@ -151,24 +151,21 @@ Tensor contract(const Tensor& a, const Tensor& b, const Keep& keep) {
   return to_aligned(reshape(bmm(a3, b3), sizes), concat({&batch, &a_only, &b_only}), a.dim());
 }
 
-}  // namespace
+// Where every dim goes: the equation resolved against the operands' shapes.
+struct Plan {
+  std::vector<Positions> operand_pos;  // global position of each dim of each operand
+  std::vector<std::string> label;      // subscript of each global position, for messages
+  Positions out_pos;                   // global positions of the output dims, in order
+  std::vector<bool> in_output;
+  int64_t ndim() const { return static_cast<int64_t>(label.size()); }
+};
 
-Tensor einsum(const std::string& equation, const TensorList& operands) {
-  KILN_CHECK(!operands.empty(), ValueError, "[einsum] must provide at least one operand");
+Plan make_plan(const std::string& equation, const TensorList& operands) {
   const size_t arrow = equation.find("->");
   const std::vector<std::string> terms = split_terms(equation.substr(0, arrow));
   KILN_CHECK(terms.size() == operands.size(), ValueError, "[einsum] the equation '", equation,
              "' has subscripts for ", terms.size(), " operand(s) but ", operands.size(),
              " were given");
-  for (size_t i = 1; i < operands.size(); ++i) {
-    check_same_device({operands[0], operands[i]}, "einsum");
-    KILN_CHECK(operands[i].dtype() == operands[0].dtype(), TypeError, "[einsum] expected all "
-               "operands to have the same dtype, but operand 0 is ", operands[0].dtype(),
-               " and operand ", i, " is ", operands[i].dtype());
-  }
-  KILN_CHECK(operands[0].dtype() != ScalarType::Bool, TypeError,
-             "[einsum] bool tensors are not supported");
-
   // Parse the operands' subscripts; count each letter and the ellipsis dims.
   std::vector<Subscripts> subs;
   std::vector<int64_t> ellipsis_dims(operands.size(), 0);
@@ -190,32 +187,38 @@ Tensor einsum(const std::string& equation, const TensorList& operands) {
     ellipsis_dims[i] = has_ell ? nd - letters : 0;
     n_ell = std::max(n_ell, ellipsis_dims[i]);
   }
+  Plan plan;
   std::array<int64_t, 128> pos{};
-  std::vector<std::string> label(n_ell, "...");  // for error messages
-  int64_t ndim = n_ell;
+  plan.label.assign(n_ell, "...");
   for (int c = 0; c < 128; ++c) {
     if (!count[c]) continue;
-    pos[c] = ndim++;
-    label.emplace_back(1, char(c));
+    pos[c] = static_cast<int64_t>(plan.label.size());
+    plan.label.emplace_back(1, char(c));
   }
-
-  // Output positions, in output order.
-  Positions out_pos;
-  std::vector<bool> in_output(ndim, false);
+  for (size_t i = 0; i < operands.size(); ++i) {
+    Positions dims;
+    for (int c : subs[i]) {
+      if (c != kEllipsis) dims.push_back(pos[c]);
+      else
+        for (int64_t j = 0; j < ellipsis_dims[i]; ++j) dims.push_back(n_ell - ellipsis_dims[i] + j);
+    }
+    plan.operand_pos.push_back(dims);
+  }
+  // Output: as written, or the ellipsis dims then the letters used once, in ASCII order.
+  plan.in_output.assign(plan.ndim(), false);
   auto add_output = [&](int64_t p) {
-    out_pos.push_back(p);
-    in_output[p] = true;
+    plan.out_pos.push_back(p);
+    plan.in_output[p] = true;
   };
   if (arrow != std::string::npos) {
-    const std::string rhs = equation.substr(arrow + 2);
-    for (int c : parse_term(rhs, "the output")) {
+    for (int c : parse_term(equation.substr(arrow + 2), "the output")) {
       if (c == kEllipsis) {
         for (int64_t p = 0; p < n_ell; ++p) add_output(p);
         continue;
       }
       KILN_CHECK(count[c] > 0, ValueError, "[einsum] output subscript ", char(c),
                  " does not appear in the equation for any input operand");
-      KILN_CHECK(!in_output[pos[c]], ValueError, "[einsum] output subscript ", char(c),
+      KILN_CHECK(!plan.in_output[pos[c]], ValueError, "[einsum] output subscript ", char(c),
                  " appears more than once in the output");
       add_output(pos[c]);
     }
@@ -224,48 +227,60 @@ Tensor einsum(const std::string& equation, const TensorList& operands) {
     for (int c = 0; c < 128; ++c)
       if (count[c] == 1) add_output(pos[c]);
   }
+  return plan;
+}
 
-  // Align every operand, taking diagonals for repeated subscripts.
-  TensorList aligned;
-  Shape sizes(ndim, 1);
-  for (size_t i = 0; i < operands.size(); ++i) {
-    Tensor t = operands[i];
-    Positions dim_pos;
-    for (int c : subs[i]) {
-      if (c != kEllipsis) {
-        dim_pos.push_back(pos[c]);
+// Operand i in the global dim order, with diagonals taken for repeated subscripts.
+Tensor align_operand(const Tensor& operand, size_t i, const Plan& plan) {
+  Tensor t = operand;
+  Positions dims = plan.operand_pos[i];
+  for (size_t d = 0; d < dims.size(); ++d) {
+    for (size_t d2 = d + 1; d2 < dims.size();) {
+      if (dims[d2] != dims[d]) {
+        ++d2;
         continue;
       }
-      for (int64_t j = 0; j < ellipsis_dims[i]; ++j)
-        dim_pos.push_back(n_ell - ellipsis_dims[i] + j);
+      KILN_CHECK(t.size(d) == t.size(d2), ValueError, "[einsum] subscript ", plan.label[dims[d]],
+                 " is repeated for operand ", i, " of shape ", operand.sizes(),
+                 " but the sizes don't match, ", t.size(d), " != ", t.size(d2));
+      t = diagonal(t, d, d2);
+      dims.erase(dims.begin() + d2);
     }
-    for (size_t d = 0; d < dim_pos.size(); ++d) {
-      for (size_t d2 = d + 1; d2 < dim_pos.size();) {
-        if (dim_pos[d2] != dim_pos[d]) {
-          ++d2;
-          continue;
-        }
-        KILN_CHECK(t.size(d) == t.size(d2), ValueError, "[einsum] subscript ",
-                   label[dim_pos[d]], " is repeated for operand ", i, " ('", terms[i],
-                   "') but the sizes don't match, ", t.size(d), " != ", t.size(d2));
-        t = diagonal(t, d, d2);
-        dim_pos.erase(dim_pos.begin() + d2);
-      }
-    }
-    t = to_aligned(t, dim_pos, ndim);
-    for (int64_t p = 0; p < ndim; ++p) {
-      const int64_t s = t.size(p);
+  }
+  return to_aligned(t, dims, plan.ndim());
+}
+
+}  // namespace
+
+Tensor einsum(const std::string& equation, const TensorList& operands) {
+  KILN_CHECK(!operands.empty(), ValueError, "[einsum] must provide at least one operand");
+  for (size_t i = 1; i < operands.size(); ++i) {
+    check_same_device({operands[0], operands[i]}, "einsum");
+    KILN_CHECK(operands[i].dtype() == operands[0].dtype(), TypeError, "[einsum] expected all "
+               "operands to have the same dtype, but operand 0 is ", operands[0].dtype(),
+               " and operand ", i, " is ", operands[i].dtype());
+  }
+  KILN_CHECK(operands[0].dtype() != ScalarType::Bool, TypeError,
+             "[einsum] bool tensors are not supported");
+  const Plan plan = make_plan(equation, operands);
+
+  TensorList aligned;
+  Shape sizes(plan.ndim(), 1);
+  for (size_t i = 0; i < operands.size(); ++i) {
+    aligned.push_back(align_operand(operands[i], i, plan));
+    for (int64_t p = 0; p < plan.ndim(); ++p) {
+      const int64_t s = aligned[i].size(p);
       KILN_CHECK(s == 1 || sizes[p] == 1 || s == sizes[p], ValueError, "[einsum] subscript ",
-                 label[p], " has size ", s, " for operand ", i, " (shape ", operands[i].sizes(),
-                 ") which does not broadcast with previously seen size ", sizes[p]);
+                 plan.label[p], " has size ", s, " for operand ", i, " (shape ",
+                 operands[i].sizes(), ") which does not broadcast with previously seen size ",
+                 sizes[p]);
       if (s != 1) sizes[p] = s;
     }
-    aligned.push_back(t);
   }
 
   // Contract left to right; a dim is kept while the output or a later operand has it.
   auto needed_by = [&](size_t first, int64_t p) {
-    if (in_output[p]) return true;
+    if (plan.in_output[p]) return true;
     for (size_t j = first; j < aligned.size(); ++j)
       if (present(aligned[j], p)) return true;
     return false;
@@ -279,14 +294,14 @@ Tensor einsum(const std::string& equation, const TensorList& operands) {
   }
 
   // Drop the size-1 leftovers and order the dims as the output asks.
-  result = sum_unneeded(result, [&](int64_t p) { return in_output[p]; });
-  Positions sorted = out_pos;
+  result = sum_unneeded(result, [&](int64_t p) { return plan.in_output[p]; });
+  Positions sorted = plan.out_pos;
   std::sort(sorted.begin(), sorted.end());
   Shape shape;
   for (int64_t p : sorted) shape.push_back(result.size(p));
   result = reshape(result, shape);
   Shape perm;
-  for (int64_t p : out_pos)
+  for (int64_t p : plan.out_pos)
     perm.push_back(std::find(sorted.begin(), sorted.end(), p) - sorted.begin());
   return permuted(result, perm);
 }

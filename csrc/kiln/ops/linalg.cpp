@@ -243,6 +243,7 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
              input.sizes(), " and weight of shape ", weight.sizes(),
              " are incompatible: input.shape[-1] (", input.size(-1),
              ") must equal weight.shape[-1] (", in_features, ")");
+  check_operands("linear", "input", input, "weight", weight);
   if (bias.defined()) check_operands("linear", "input", input, "bias", bias);
   const Tensor w = weight.dim() == 2 ? transpose(weight, 0, 1) : weight;
   if (bias.defined() && weight.dim() == 2 && input.dim() >= 2) {
