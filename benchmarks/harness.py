@@ -8,8 +8,8 @@ disturbed by the rest of the machine).
 
 import gc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 
 @dataclass
@@ -27,8 +27,8 @@ class Case:
     kiln: Callable[[], object]
     reference: Callable[[], object]
     reference_name: str
-    flops: Optional[float] = None
-    target: Optional[tuple] = None
+    flops: float | None = None
+    target: tuple | None = None
 
 
 @dataclass

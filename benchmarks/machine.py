@@ -62,12 +62,11 @@ def describe():
 
 
 def format_description(info):
-    lines = [
-        f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
-        f"{info['platform']}, load average {info['load_average_1min']:.2f}",
-        f"python {info['python']}; kiln {info['kiln']} ({info['kiln_threads']} threads, "
-        f"{info['kiln_blas']}); numpy {info['numpy']} ({info['numpy_blas']})",
-    ]
+    machine = (f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), "
+               f"{info['platform']}, load average {info['load_average_1min']:.2f}")
+    versions = (f"python {info['python']}; kiln {info['kiln']} ({info['kiln_threads']} threads, "
+                f"{info['kiln_blas']}); numpy {info['numpy']} ({info['numpy_blas']})")
+    lines = [machine, versions]
     if info.get("torch"):
         lines[-1] += f"; torch {info['torch']} ({info['torch_threads']} threads)"
     return "\n".join(lines)

@@ -1,12 +1,11 @@
 """Matrix products: matmul/@, mm, bmm, addmm, baddbmm, linear, outer, dot, einsum."""
 
+import kiln
 import numpy as np
 import pytest
+from compare import assert_close, both, randn, require_torch, torch_dtype
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import kiln
-from compare import assert_close, both, randn, require_torch, torch_dtype
 from kiln.autograd import gradcheck
 
 FLOATS = [kiln.float32, kiln.float64]
@@ -382,7 +381,7 @@ def test_grad_fn_names():
 
 
 def test_operators_and_methods():
-    torch = require_torch()
+    require_torch()
     ka, ta = both(_rand(2, 3))
     kb, tb = both(_rand(3, 2, seed=1))
     assert_close(ka @ kb, ta @ tb)

@@ -1,9 +1,9 @@
 """Core op speed: per-call overhead of small ops and autograd against PyTorch,
 GEMM throughput against NumPy (the Foundation issue's targets)."""
 
+import kiln
 import numpy as np
 
-import kiln
 from benchmarks.harness import Case
 
 DESCRIPTION = "small ops and backward vs PyTorch, float32 GEMM vs NumPy"
