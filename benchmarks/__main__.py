@@ -1,4 +1,4 @@
-"""Command line: python -m benchmarks --suite ops [--json out.json] [--rounds N]."""
+"""Command line: python -m benchmarks --suite ops [--json out.json] [--threads N] [--seconds S]."""
 
 import argparse
 import json
@@ -12,8 +12,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--suite", choices=suites.SUITES, default="ops", help="which suite to run")
     parser.add_argument("--json", metavar="PATH", help="also write the rows (and machine) as JSON")
-    parser.add_argument("--rounds", type=int, default=harness.Settings.rounds,
-                        help="interleaved timing rounds per case (best one is kept)")
+    parser.add_argument("--seconds", type=float, default=harness.Settings.case_seconds,
+                        help="time spent per case in interleaved rounds (the best is kept)")
     parser.add_argument("--threads", type=int,
                         help="threads for every library (default: each library's own default)")
     args = parser.parse_args(argv)
@@ -23,10 +23,11 @@ def main(argv=None):
             os.environ[var] = str(args.threads)
 
     suite = suites.load(args.suite)
-    settings = harness.Settings(rounds=args.rounds)
+    settings = harness.Settings(case_seconds=args.seconds)
     info = machine.describe()
     print(machine.format_description(info))
-    print(f"suite: {args.suite} ({suite.DESCRIPTION}); best of {settings.rounds} interleaved rounds")
+    print(f"suite: {args.suite} ({suite.DESCRIPTION}); best of interleaved rounds, "
+          f"~{settings.case_seconds:g} s per case")
     print()
     rows = []
     for case in suite.cases():

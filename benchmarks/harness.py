@@ -33,8 +33,13 @@ class Case:
 
 @dataclass
 class Settings:
-    rounds: int = 15           # interleaved kiln/reference rounds per case
-    batch_seconds: float = 0.02  # aim for this much work per timed batch
+    # Interleaved kiln/reference rounds per case: at least min_rounds, then more while
+    # the case has spent under case_seconds, up to max_rounds. Short batches and many
+    # rounds let the minimum dodge other processes' bursts on a shared machine.
+    min_rounds: int = 5
+    max_rounds: int = 60
+    case_seconds: float = 2.0
+    batch_seconds: float = 0.003  # aim for this much work per timed batch
     warmup_seconds: float = 0.05
 
 
@@ -68,24 +73,28 @@ def _calibrate(fn, settings):
 
 
 def measure(case, settings):
-    """Best seconds per call of (kiln, reference), from interleaved rounds."""
+    """Best seconds per call of (kiln, reference), and the number of interleaved rounds."""
+    start = time.perf_counter()
     n_k = _calibrate(case.kiln, settings)
     n_r = _calibrate(case.reference, settings)
     best_k = best_r = float("inf")
-    for r in range(settings.rounds):
+    rounds = 0
+    while rounds < settings.min_rounds or (
+            rounds < settings.max_rounds and time.perf_counter() - start < settings.case_seconds):
         # Alternate who goes first so neither always runs on a warmer cache.
-        if r % 2 == 0:
+        if rounds % 2 == 0:
             best_k = min(best_k, _time_batch(case.kiln, n_k))
             best_r = min(best_r, _time_batch(case.reference, n_r))
         else:
             best_r = min(best_r, _time_batch(case.reference, n_r))
             best_k = min(best_k, _time_batch(case.kiln, n_k))
-    return best_k, best_r
+        rounds += 1
+    return best_k, best_r, rounds
 
 
 def run_case(case, settings):
     """The report row of one case."""
-    t_k, t_r = measure(case, settings)
+    t_k, t_r, rounds = measure(case, settings)
     if case.flops:
         kiln_value, ref_value, unit = case.flops / t_k / 1e9, case.flops / t_r / 1e9, "GFLOP/s"
         ratio = kiln_value / ref_value
@@ -101,7 +110,7 @@ def run_case(case, settings):
         "reference_name": case.reference_name, "ratio": ratio,
         "ratio_meaning": "kiln/ref throughput" if case.flops else "kiln/ref time",
         "target": f"{case.target[0]} {case.target[1]:.2f}" if case.target else None,
-        "meets_target": meets,
+        "meets_target": meets, "rounds": rounds,
     }
 
 
