@@ -123,7 +123,8 @@ def format_table(rows):
             f"{r['kiln']:.2f} {r['unit']}",
             f"{r['reference']:.2f} {r['unit']} ({r['reference_name']})",
             f"{r['ratio']:.2f}",
-            "" if r["target"] is None else f"{r['target']} {'ok' if r['meets_target'] else 'MISSED'}",
+            "" if r["target"] is None else
+            f"{r['target']} {'ok' if r['meets_target'] else 'MISSED'}",
         ])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

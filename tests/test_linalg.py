@@ -59,7 +59,8 @@ def test_matmul_batch_broadcasting_property(batch, ndim_a, ndim_b, ones_a, ones_
         dims = batch[len(batch) - min(ndim, len(batch)):]
         return [1 if one else size for size, one in zip(dims, ones)]
 
-    a, b = _rand(*batch_dims(ndim_a, ones_a), m, k), _rand(*batch_dims(ndim_b, ones_b), k, n, seed=1)
+    a = _rand(*batch_dims(ndim_a, ones_a), m, k)
+    b = _rand(*batch_dims(ndim_b, ones_b), k, n, seed=1)
     np.testing.assert_allclose((kiln.tensor(a) @ kiln.tensor(b)).numpy(), a @ b, rtol=1e-12,
                                atol=1e-12)
 
@@ -96,7 +97,8 @@ def test_noncontiguous_gradients(dtype):
     _check_fwd_bwd(lambda a, b: a.transpose(0, 1) @ b._slice(1, 0, None, 2),
                    lambda a, b: a.T @ b[:, ::2], [(4, 3), (4, 6)], dtype)
     _check_fwd_bwd(lambda a, b: a.permute(2, 0, 1) @ b.transpose(1, 2),
-                   lambda a, b: a.permute(2, 0, 1) @ b.transpose(1, 2), [(3, 4, 2), (2, 5, 4)], dtype)
+                   lambda a, b: a.permute(2, 0, 1) @ b.transpose(1, 2), [(3, 4, 2), (2, 5, 4)],
+                   dtype)
     del torch
 
 

@@ -60,7 +60,8 @@ void init_ops_linalg(py::module_& m) {
 
   m.def("mm", &mm_fn, py::arg("input"), py::arg("mat2"), "(n, m) @ (m, p) matrix product.");
   cls.def("mm", &mm_fn, py::arg("mat2"));
-  m.def("bmm", &bmm_fn, py::arg("input"), py::arg("mat2"), "(b, n, m) @ (b, m, p) batched product.");
+  m.def("bmm", &bmm_fn, py::arg("input"), py::arg("mat2"),
+        "(b, n, m) @ (b, m, p) batched product.");
   cls.def("bmm", &bmm_fn, py::arg("mat2"));
 
   auto addmm_fn = [](const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,

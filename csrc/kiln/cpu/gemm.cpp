@@ -110,9 +110,10 @@ void gemm_loop(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta_
         }
       }
       T* orow = op + r * N;
-      for (int64_t j = 0; j < N; ++j)
-        orow[j] = static_cast<T>(beta == Acc(0) ? alpha * acc[j]
-                                                : alpha * acc[j] + beta * static_cast<Acc>(orow[j]));
+      for (int64_t j = 0; j < N; ++j) {
+        const Acc old = beta == Acc(0) ? Acc(0) : beta * static_cast<Acc>(orow[j]);
+        orow[j] = static_cast<T>(alpha * acc[j] + old);
+      }
     }
   });
 }

@@ -183,7 +183,8 @@ Plan make_plan(const std::string& equation, const TensorList& operands) {
     const int64_t nd = operands[i].dim();
     KILN_CHECK(has_ell ? nd >= letters : nd == letters, ValueError, "[einsum] the subscripts '",
                terms[i], "' of ", what, " name ", letters, " dimension(s) but the operand has ",
-               nd, " (shape ", operands[i].sizes(), ")", has_ell ? "" : " and no ellipsis was given");
+               nd, " (shape ", operands[i].sizes(), ")",
+               has_ell ? "" : " and no ellipsis was given");
     ellipsis_dims[i] = has_ell ? nd - letters : 0;
     n_ell = std::max(n_ell, ellipsis_dims[i]);
   }

@@ -126,7 +126,8 @@ Tensor add_product(const char* op, const char* node, const Tensor& input, const 
   const bool batched = a.dim() == 3;
   check_operands(op, "input", input, batched ? "batch1" : "mat1", a);
   check_scalars(op, a.dtype(), beta, alpha);
-  const Shape shape = batched ? Shape{a.size(0), a.size(1), b.size(2)} : Shape{a.size(0), b.size(1)};
+  const Shape shape =
+      batched ? Shape{a.size(0), a.size(1), b.size(2)} : Shape{a.size(0), b.size(1)};
   KILN_CHECK(is_expandable_to(input.sizes(), shape), ValueError, "[", op, "] input of shape ",
              input.sizes(), " cannot be broadcast to the product's shape ", shape);
   Tensor out = product(input, a, b, shape, beta, alpha);
@@ -251,7 +252,8 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     Shape out_shape(input.sizes().begin(), input.sizes().end() - 1);
     const int64_t rows = shape_numel(out_shape);
     out_shape.push_back(weight.size(0));
-    const Tensor out = addmm(bias, input.dim() == 2 ? input : reshape(input, {rows, in_features}), w);
+    const Tensor x = input.dim() == 2 ? input : reshape(input, {rows, in_features});
+    const Tensor out = addmm(bias, x, w);
     return input.dim() == 2 ? out : reshape(out, out_shape);
   }
   const Tensor out = matmul(input, w);
