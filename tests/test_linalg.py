@@ -121,6 +121,17 @@ def test_matmul_other_dtypes(dtype):
     assert torch_dtype(kd) == (ta @ tb).dtype
 
 
+@pytest.mark.parametrize("dtype", [kiln.float16, kiln.bfloat16], ids=["f16", "bf16"])
+def test_half_precision_gradients(dtype):
+    torch = require_torch()
+    ka, ta = both(_rand(2, 3, 4), requires_grad=True, dtype=dtype)
+    kb, tb = both(_rand(4, 5, seed=1), requires_grad=True, dtype=dtype)
+    (ka @ kb).sum().backward()
+    (ta @ tb).sum().backward()
+    assert_close(ka.grad, ta.grad)
+    assert_close(kb.grad, tb.grad)
+
+
 def test_big_and_many_small_products():
     """Threaded OpenBLAS (one large GEMM) and batches spread over threads (many small ones)."""
     torch = require_torch()
