@@ -5,7 +5,6 @@
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
-#include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
 #include "kiln/ops/promotion.h"
@@ -43,7 +42,7 @@ std::string dims_str(const Shape& s) {
   return ss.str();
 }
 
-bool is_one(Scalar s) { return !s.is_bool() && s.to_double() == 1.0; }
+bool is_one(Scalar s) { return s.to_double() == 1.0; }
 
 Tensor scaled(const Tensor& t, Scalar s) { return is_one(s) ? t : t * s; }
 
