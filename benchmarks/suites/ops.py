@@ -30,7 +30,8 @@ def _small_op_cases(torch):
         Case("a + b (100 float32)", lambda: ka + kb, lambda: ta + tb, "torch", target=le),
         Case("a * b (100 float32)", lambda: ka * kb, lambda: ta * tb, "torch", target=le),
         Case("(a * b).sum().backward() (100)", kiln_backward, torch_backward, "torch", target=le),
-        Case("a @ b (64x64 float32)", lambda: km0 @ km1, lambda: tm0 @ tm1, "torch", target=le),
+        Case("a @ b (64x64 float32)", lambda: km0 @ km1, lambda: tm0 @ tm1, "torch", target=le,
+             threaded=True),
     ]
 
 
@@ -43,7 +44,7 @@ def _gemm_cases():
         ka, kb = kiln.tensor(a), kiln.tensor(b)
         cases.append(Case(f"GEMM {n}x{n} float32", (lambda ka=ka, kb=kb: ka @ kb),
                           (lambda a=a, b=b: a @ b), "numpy", flops=2.0 * n**3,
-                          target=(">=", 0.95)))
+                          target=(">=", 0.95), threaded=True))
     return cases
 
 
