@@ -9,6 +9,7 @@
 #include "kiln/ops/index.h"
 #include "kiln/ops/indexing.h"
 #include "kiln/ops/join.h"
+#include "kiln/ops/linalg.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"
 #include "kiln/ops/range.h"
