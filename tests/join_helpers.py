@@ -36,21 +36,3 @@ def check_grads(kfn, tfn, *arrays, seed=1):
     for k, t in zip(ks, ts):
         assert_close(k.grad, t.grad)
 
-
-def check_double_backward(fn, inputs, seed=2):
-    """gradcheck of fn's first derivatives (w.r.t. inputs and a random upstream grad).
-
-    Written here because kiln.autograd.gradgradcheck evaluates the first derivatives
-    under no_grad on main (being fixed on the autograd branch).
-    """
-    n = len(inputs)
-    out = fn(*inputs)
-    go = kiln.tensor(np.random.default_rng(seed).standard_normal(tuple(out.shape)),
-                     requires_grad=True)
-
-    def first(*args):
-        with kiln.enable_grad():
-            return kiln.autograd.grad(fn(*args[:n]), list(args[:n]), [args[n]],
-                                      create_graph=True)
-
-    return kiln.autograd.gradcheck(first, tuple(inputs) + (go,))
