@@ -28,4 +28,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_autograd(m);
   kiln::python::init_ops_core(m);
   kiln::python::init_numpy(m);
+  kiln::python::init_dlpack(m);
 }

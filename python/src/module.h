@@ -9,5 +9,6 @@ void init_tensor(pybind11::module_& m);
 void init_autograd(pybind11::module_& m);
 void init_ops_core(pybind11::module_& m);
 void init_numpy(pybind11::module_& m);
+void init_dlpack(pybind11::module_& m);
 
 }  // namespace kiln::python
