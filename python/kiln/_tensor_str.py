@@ -62,17 +62,14 @@ class _Formatter:
                 amin, amax = np.abs(finite).min(), np.abs(finite).max()
                 vals = finite.tolist()
                 self.int_mode = builtins.all(v == math.ceil(v) for v in vals)
-                ratio_big = amax / amin > 1000.0 or amax > 1.0e8
-                if self.int_mode:
-                    self.sci_mode = ratio_big
-                    fmt = f"{{:.{p}e}}" if ratio_big else "{:.0f}."
+                self.sci_mode = (amax / amin > 1000.0 or amax > 1.0e8 or amin < 1.0e-4
+                                 if PRINT_OPTS.sci_mode is None else PRINT_OPTS.sci_mode)
+                if self.sci_mode:
+                    fmt = f"{{:.{p}e}}"
                 else:
-                    self.sci_mode = ratio_big or amin < 1.0e-4
-                    fmt = f"{{:.{p}e}}" if self.sci_mode else f"{{:.{p}f}}"
+                    fmt = "{:.0f}." if self.int_mode else f"{{:.{p}f}}"
                 for v in vals:
                     self.max_width = max(self.max_width, len(fmt.format(v)))
-        if PRINT_OPTS.sci_mode is not None:
-            self.sci_mode = PRINT_OPTS.sci_mode
 
     def format(self, value):
         p = PRINT_OPTS.precision

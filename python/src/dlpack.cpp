@@ -140,10 +140,16 @@ py::capsule export_tensor(const Tensor& t, bool copied) {
   return py::reinterpret_steal<py::capsule>(cap);
 }
 
+// The DLPack protocol reports export failures as BufferError.
+[[noreturn]] void buffer_error(const std::string& msg) {
+  PyErr_SetString(PyExc_BufferError, msg.c_str());
+  throw py::error_already_set();
+}
+
 py::object dlpack(const Tensor& self, py::object stream, py::object max_version,
                   py::object dl_device, py::object copy) {
-  KILN_CHECK(!self.requires_grad(), Error,
-             "[__dlpack__] can't export a tensor that requires grad; use tensor.detach()");
+  if (self.requires_grad())
+    buffer_error("[__dlpack__] can't export a tensor that requires grad; use tensor.detach()");
   if (self.device().is_cpu())
     KILN_CHECK(stream.is_none(), ValueError,
                "[__dlpack__] stream must be None for a cpu tensor, got ",
@@ -151,14 +157,10 @@ py::object dlpack(const Tensor& self, py::object stream, py::object max_version,
   if (!dl_device.is_none()) {
     auto want = dl_device.cast<std::pair<int, int>>();
     const DLDevice have = to_dl_device(self.device());
-    if (want.first != have.device_type || want.second != have.device_id) {
-      PyErr_SetString(PyExc_BufferError,
-                      detail::concat("[__dlpack__] can't export a ", self.device(),
-                                     " tensor to DLPack device (", want.first, ", ", want.second,
-                                     ") without a copy across devices")
-                          .c_str());
-      throw py::error_already_set();
-    }
+    if (want.first != have.device_type || want.second != have.device_id)
+      buffer_error(detail::concat("[__dlpack__] can't export a ", self.device(),
+                                  " tensor to DLPack device (", want.first, ", ", want.second,
+                                  ") without a copy across devices"));
   }
   const bool do_copy = !copy.is_none() && copy.cast<bool>();
   Tensor t = do_copy ? clone(self) : self;
