@@ -161,9 +161,17 @@ TensorList run_backward(const TensorList& roots, const TensorList& grad_roots, b
         grads[i] = zeros(m.shape, m.dtype, m.device);
       }
     }
-    for (auto& [id, slot, hook] : node->pre_hooks) {
+    // Copies: a hook may remove itself (or others) while it runs.
+    for (auto [id, slot, hook] : std::vector(node->pre_hooks)) {
       Tensor replaced = hook(grads[slot]);
       if (replaced.defined()) grads[slot] = replaced;
+    }
+    // Leaf hooks run here rather than in AccumulateGrad so autograd.grad sees them too.
+    if (auto* acc = dynamic_cast<AccumulateGrad*>(node)) {
+      for (auto [id, hook] : std::vector(acc->variable.autograd_meta().hooks)) {
+        Tensor replaced = hook(grads[0]);
+        if (replaced.defined()) grads[0] = replaced;
+      }
     }
     if (capture_mode) {
       for (size_t k = 0; k < input_edges.size(); ++k)

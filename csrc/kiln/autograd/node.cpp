@@ -24,11 +24,7 @@ AccumulateGrad::AccumulateGrad(Tensor v) : variable(std::move(v)) {
 
 TensorList AccumulateGrad::apply(TensorList&& grads) {
   Tensor g = std::move(grads[0]);
-  auto& meta = variable.autograd_meta();
-  for (auto& [id, hook] : meta.hooks) {
-    Tensor replaced = hook(g);
-    if (replaced.defined()) g = replaced;
-  }
+  auto& meta = variable.autograd_meta();  // its hooks already ran in the engine
   if (is_grad_enabled()) {  // create_graph: .grad keeps its history
     meta.grad = meta.grad.defined() ? add(meta.grad, g) : g;
     return {};
