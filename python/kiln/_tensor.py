@@ -139,6 +139,8 @@ def cuda(self, device=None, non_blocking=False):
 
 @_method
 def type_as(self, other):
+    if not isinstance(other, Tensor):
+        raise TypeError(f"[type_as] expected a Tensor, got {type(other).__name__}")
     return self._to_dtype(other.dtype)
 
 
