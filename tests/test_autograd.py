@@ -261,6 +261,28 @@ def test_hook_order_and_retain_grad_sees_hooked_grad():
         assert x.grad.tolist() == [4.0, 4.0]
 
 
+def test_hook_changing_shape_or_dtype_is_refused():
+    x = leaf([1.0, 2.0])
+    h = x * 1
+    h.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match=r"\[register_hook\].*shape"):
+        h.sum().backward()
+    y = leaf([1.0, 2.0])
+    y.register_hook(lambda g: g.float())
+    with pytest.raises(RuntimeError, match=r"\[register_hook\].*dtype"):
+        (y * 2).sum().backward()
+
+
+def test_autograd_grad_runs_only_hooks_on_the_path_to_inputs():
+    x = leaf([1.0])
+    y = leaf([2.0])
+    calls = []
+    y.register_hook(lambda g: calls.append("y"))
+    x.register_hook(lambda g: calls.append("x"))
+    kiln.autograd.grad((x * y).sum(), [x])
+    assert calls == ["x"]
+
+
 def test_hook_exception_propagates():
     x = leaf([1.0])
 
@@ -628,6 +650,14 @@ def test_gradcheck_multiple_outputs_and_non_tensor_args():
     a = kiln.tensor(randn(2, 2), requires_grad=True)
     b = kiln.tensor(randn(2), requires_grad=False)
     assert gradcheck(lambda x, y, k: (x * y * k, (x * x).sum(1)), (a, b, 2.5))
+
+
+def test_gradcheck_noncontiguous_and_empty_inputs():
+    a = kiln.tensor(randn(3, 2)).transpose(0, 1).requires_grad_()
+    assert not a.is_contiguous()
+    assert gradcheck(lambda x: (x * x).sum(0) * x.sum(), (a,))
+    e = kiln.zeros(0, 3, dtype=kiln.float64, requires_grad=True)
+    assert gradcheck(lambda x: x * 2, (e,))
 
 
 def test_gradgradcheck_detects_wrong_double_backward():
