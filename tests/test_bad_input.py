@@ -118,9 +118,8 @@ def worker(seed, log_path):
     import time
     import warnings
 
-    import numpy as np
-
     import kiln
+    import numpy as np
 
     faulthandler.enable()
     warnings.simplefilter("ignore")
@@ -156,10 +155,8 @@ def worker(seed, log_path):
                     if isinstance(result, kiln.Tensor) and result.numel() < 10**6:
                         repr(result)
                 except BaseException as e:  # noqa: BLE001 - classifying is the point
-                    name = type(e).__name__
-                    if name not in allowed and not isinstance(e, (KeyboardInterrupt,)):
-                        if not any(c.__name__ in allowed for c in type(e).__mro__):
-                            report["bad"].append(f"{call} -> {name}: {str(e)[:200]}")
+                    if not any(c.__name__ in allowed for c in type(e).__mro__):
+                        report["bad"].append(f"{call} -> {type(e).__name__}: {str(e)[:200]}")
                 finally:
                     _restore(kiln, state)
         # The interpreter and the library still work.
@@ -181,7 +178,7 @@ def test_random_bad_inputs_never_crash(tmp_path, seed):
     try:
         proc = subprocess.run(
             [sys.executable, os.path.abspath(__file__), "--worker", str(seed), str(log_path)],
-            capture_output=True, text=True, timeout=WORKER_DEADLINE_S + 15, env=env)
+            capture_output=True, text=True, check=False, timeout=WORKER_DEADLINE_S + 15, env=env)
     except subprocess.TimeoutExpired:
         last = log_path.read_text().splitlines()[-1:] if log_path.exists() else []
         pytest.fail(f"fuzz worker hung; last call: {last}")

@@ -3,10 +3,9 @@
 import gc
 import weakref
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import require_torch
 
 DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",

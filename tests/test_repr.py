@@ -1,9 +1,8 @@
 """repr/str match PyTorch's output ("torch." replaced by "kiln.")."""
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import require_torch, torch_dtype
 
 
@@ -17,7 +16,7 @@ def _both(values, dtype="float32"):
 
 def _same(k, t):
     want = repr(t).replace("torch.", "kiln.")
-    assert repr(k) == want, f"\nkiln:  {repr(k)}\ntorch: {want}"
+    assert repr(k) == want, f"\nkiln:  {k!r}\ntorch: {want}"
     assert str(k) == want
 
 
@@ -166,9 +165,9 @@ def test_set_printoptions_matches_torch():
     torch = require_torch()
     k, t = _both(np.linspace(0, 1, 30))
     try:
-        for kwargs in [dict(precision=2), dict(threshold=5), dict(edgeitems=1, threshold=5),
-                       dict(linewidth=40), dict(sci_mode=True), dict(profile="short"),
-                       dict(profile="full")]:
+        for kwargs in [{"precision": 2}, {"threshold": 5}, {"edgeitems": 1, "threshold": 5},
+                       {"linewidth": 40}, {"sci_mode": True}, {"profile": "short"},
+                       {"profile": "full"}]:
             kiln.set_printoptions(**kwargs)
             torch.set_printoptions(**kwargs)
             _same(k, t)

@@ -100,7 +100,7 @@ def _summarized(a):
 
 def _vector_str(a, indent, summarize, fmt):
     element_length = fmt.max_width + 2
-    per_line = max(1, builtins.int(math.floor((PRINT_OPTS.linewidth - indent) / element_length)))
+    per_line = max(1, math.floor((PRINT_OPTS.linewidth - indent) / element_length))
     e = PRINT_OPTS.edgeitems
     if summarize and not e:
         data = ["..."]

@@ -51,7 +51,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=None, materialize_grads=False):
     """Gradients of `outputs` w.r.t. `inputs`, returned as a tuple; .grad is left alone."""
     outputs = _as_list(outputs)
-    single = isinstance(inputs, _C.Tensor)
     inputs = _as_list(inputs)
     grads = _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outputs)
     if len(grads) != len(outputs):
