@@ -248,3 +248,43 @@ def test_anomaly_mode_without_forward_trace():
     y = NanBackward.apply(x)  # created outside anomaly mode
     with kiln.autograd.detect_anomaly(), pytest.raises(RuntimeError, match="NanBackwardBackward"):
         y.sum().backward()
+
+
+def test_function_set_materialize_grads_false_passes_none():
+    seen = []
+
+    class TwoOut(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            seen.append((g1 is None, g2 is None))
+            return (g1 * 2 if g1 is not None else 0) + (g2 * 3 if g2 is not None else 0)
+
+    x = leaf([1.0])
+    a, _ = TwoOut.apply(x)
+    a.sum().backward()
+    assert seen == [(False, True)] and x.grad.tolist() == [2.0]
+
+
+def test_once_differentiable():
+    from kiln.autograd.function import once_differentiable
+
+    class Square(Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return g * 2 * x
+
+    x = leaf([3.0])
+    (g,) = kiln.autograd.grad(Square.apply(x).sum(), x, create_graph=True)
+    assert g.tolist() == [6.0] and not g.requires_grad

@@ -48,6 +48,7 @@ void check_finite(const Node& node, const Tensor& grad, size_t i) {
 
 // A tensor hook may replace the gradient, but not change its shape or dtype.
 void run_hook(const TensorHook& hook, Tensor& grad) {
+  if (!grad.defined()) return;  // an unmaterialized gradient (see Node::materialize_grads)
   Tensor replaced = hook(grad);
   if (!replaced.defined()) return;
   KILN_CHECK(replaced.sizes() == grad.sizes() && replaced.dtype() == grad.dtype(), Error,
@@ -169,7 +170,7 @@ TensorList run_backward(const TensorList& roots, const TensorList& grad_roots, b
     grads.resize(node->output_meta.size());
     GradModeGuard mode(create_graph);
     for (size_t i = 0; i < grads.size(); ++i) {
-      if (!grads[i].defined()) {
+      if (!grads[i].defined() && node->materialize_grads) {
         const auto& m = node->output_meta[i];
         grads[i] = zeros(m.shape, m.dtype, m.device);
       }

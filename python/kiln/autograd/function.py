@@ -92,7 +92,8 @@ class Function(metaclass=_FunctionMeta):
                     f"(expected {len(args)}, got {len(result)})")
             return tuple(result[i] for i in positions)
 
-        _C._record_python_function(cls._backward_name, inputs, diff_outs, backward)
+        _C._record_python_function(cls._backward_name, inputs, diff_outs, backward,
+                                   ctx._materialize_grads)
         return outs[0] if single else outs
 
 
@@ -103,3 +104,16 @@ class _no_grad:
 
     def __exit__(self, *exc):
         _C._set_grad_enabled(self._prev)
+
+
+def once_differentiable(backward):
+    """Decorates a Function's backward that is not itself differentiable: it runs under
+    no_grad, so double backward through it sees no graph (and raises)."""
+    import functools
+
+    @functools.wraps(backward)
+    def wrapper(ctx, *grads):
+        with _no_grad():
+            return backward(ctx, *grads)
+
+    return wrapper
