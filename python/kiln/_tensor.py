@@ -171,3 +171,15 @@ def register_hook(self, hook):
 @_method
 def retain_grad(self):
     _C._retain_grad(self)
+
+
+# ---- membership ---------------------------------------------------------------------
+
+
+@_method
+def __contains__(self, element):
+    """`element in t`: whether any element of t equals `element` (a number or a tensor)."""
+    if not isinstance(element, (Tensor, builtins.bool, builtins.int, builtins.float, np.generic)):
+        raise RuntimeError("Tensor.__contains__ only supports Tensor or scalar, but you passed in "
+                           f"a {type(element)}.")
+    return not (self != element).all().item()
