@@ -99,16 +99,17 @@ def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-
     inputs = _as_tuple(inputs)
     outputs = _flat_outputs(func, inputs)
     if grad_outputs is None:
-        rng = np.random.default_rng(0)
-        grad_outputs = [_C.from_numpy(rng.standard_normal(tuple(o.shape))).requires_grad_()
-                        for o in outputs]
+        from kiln import randn_like
+
+        grad_outputs = [randn_like(o).requires_grad_() for o in outputs]
     grad_outputs = list(_as_tuple(grad_outputs))
     diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, _C.Tensor) and x.requires_grad]
     n = len(inputs)
 
     def first_grads(*args):
         ins, gos = args[:n], args[n:]
-        with autograd.enable_grad():  # also while gradcheck perturbs inputs under no_grad
+        # Finite differences call this with grad mode off; the first gradient needs it on.
+        with autograd.enable_grad():
             outs = _flat_outputs(func, ins)
             gs = autograd.grad(outs, [ins[i] for i in diff_idx], list(gos), create_graph=True,
                                allow_unused=True)
