@@ -556,3 +556,19 @@ def test_backward_from_several_threads():
     for t in threads:
         t.join()
     assert results == {i: 3.0 * i * i for i in range(4)}
+
+
+def test_concurrent_backward_into_one_leaf_loses_no_update():
+    # Backward runs without the GIL, so these accumulations really overlap.
+    x = kiln.ones(300_000, dtype=kiln.float64, requires_grad=True)
+
+    def run():
+        for _ in range(20):
+            (x * 2).sum().backward()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_close(x.grad, kiln.full((300_000,), 2.0 * 20 * 4, dtype=kiln.float64))
