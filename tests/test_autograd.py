@@ -31,6 +31,9 @@ def test_requires_grad_flags():
     assert not (kiln.ones(2) * 2).requires_grad
     with pytest.raises(RuntimeError, match="leaf"):
         y.requires_grad_(False)
+    assert y.requires_grad_() is y  # a no-op on a non-leaf, as in PyTorch
+    with pytest.raises(RuntimeError, match="leaf"):
+        y.requires_grad = True
     with pytest.raises(RuntimeError, match="floating point"):
         kiln.ones(2, dtype=kiln.int64).requires_grad_()
     assert kiln.ones(2, dtype=kiln.int64).requires_grad_(False).requires_grad is False
