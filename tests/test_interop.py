@@ -47,6 +47,10 @@ def test_dlpack_keyword_arguments():
         t.__dlpack__(stream=1)
     with pytest.raises(BufferError):
         t.__dlpack__(dl_device=(2, 0))
+    with pytest.raises(TypeError, match="max_version"):
+        t.__dlpack__(max_version="1.0")
+    with pytest.raises(TypeError, match="dl_device"):
+        t.__dlpack__(dl_device=5)
     assert kiln.from_dlpack(t.__dlpack__(dl_device=(1, 0))).data_ptr() == t.data_ptr()
     copied = kiln.from_dlpack(t.__dlpack__(copy=True, max_version=(1, 0)))
     assert copied.data_ptr() != t.data_ptr()

@@ -140,6 +140,16 @@ py::capsule export_tensor(const Tensor& t, bool copied) {
   return py::reinterpret_steal<py::capsule>(cap);
 }
 
+// (a, b) from a Python pair of ints; TypeError naming the argument otherwise.
+std::pair<int, int> int_pair(py::handle h, const char* arg) {
+  try {
+    return h.cast<std::pair<int, int>>();
+  } catch (const py::cast_error&) {
+    throw TypeError(detail::concat("[__dlpack__] ", arg, " must be a pair of ints, got ",
+                                   std::string(py::repr(h))));
+  }
+}
+
 // The DLPack protocol reports export failures as BufferError.
 [[noreturn]] void buffer_error(const std::string& msg) {
   PyErr_SetString(PyExc_BufferError, msg.c_str());
@@ -155,7 +165,7 @@ py::object dlpack(const Tensor& self, py::object stream, py::object max_version,
                "[__dlpack__] stream must be None for a cpu tensor, got ",
                std::string(py::repr(stream)));
   if (!dl_device.is_none()) {
-    auto want = dl_device.cast<std::pair<int, int>>();
+    auto want = int_pair(dl_device, "dl_device");
     const DLDevice have = to_dl_device(self.device());
     if (want.first != have.device_type || want.second != have.device_id)
       buffer_error(detail::concat("[__dlpack__] can't export a ", self.device(),
@@ -166,7 +176,7 @@ py::object dlpack(const Tensor& self, py::object stream, py::object max_version,
   Tensor t = do_copy ? clone(self) : self;
   bool versioned = false;
   if (!max_version.is_none()) {
-    auto v = max_version.cast<std::pair<int, int>>();
+    auto v = int_pair(max_version, "max_version");
     versioned = v.first >= 1;
   }
   if (versioned) return export_tensor<DLManagedTensorVersioned>(t, do_copy);
