@@ -1,0 +1,81 @@
+#include "kiln/ops/softmax.h"
+
+#include "kiln/autograd/node.h"
+#include "kiln/dispatch.h"
+#include "kiln/error.h"
+#include "kiln/ops/copy.h"
+#include "kiln/ops/creation.h"
+#include "kiln/ops/elementwise.h"
+#include "kiln/ops/reduce.h"
+#include "kiln/ops/view.h"
+
+namespace kiln {
+
+using autograd::BackwardArgs;
+
+namespace {
+
+using SoftmaxKernel = void(const Tensor&, const Tensor&, int64_t);
+
+// The input in the dtype the op computes in: `dtype` if given, else t's (floating only).
+Tensor softmax_input(const char* op, const Tensor& t, std::optional<ScalarType> dtype) {
+  const ScalarType dt = dtype ? *dtype : t.dtype();
+  KILN_CHECK(is_floating(dt), Error, "[", op, "] expected a floating point input (or a floating "
+             "dtype= argument), got ", dt);
+  return to_dtype(t, dt);
+}
+
+Tensor run_softmax(const dispatch::Op<SoftmaxKernel>& kernel, const Tensor& x, int64_t d) {
+  Tensor out = empty(x.sizes(), x.dtype(), x.device());
+  kernel(x.device(), out, contiguous(detach(x)), d);
+  return out;
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
+  const int64_t d = wrap_dim(dim, t.dim(), "softmax");
+  Tensor x = softmax_input("softmax", t, dtype);
+  static const dispatch::Op<SoftmaxKernel> kernel("softmax");
+  Tensor out = run_softmax(kernel, x, d);
+  if (autograd::needs_grad({x}))
+    autograd::record("SoftmaxBackward0", {x}, {out}, {out}, [d](const BackwardArgs& a) {
+      const Tensor& y = a.saved[0];
+      const Tensor& g = a.grad();
+      return TensorList{y * (g - sum(g * y, {d}, true))};
+    });
+  return out;
+}
+
+Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
+  const int64_t d = wrap_dim(dim, t.dim(), "log_softmax");
+  Tensor x = softmax_input("log_softmax", t, dtype);
+  static const dispatch::Op<SoftmaxKernel> kernel("log_softmax");
+  Tensor out = run_softmax(kernel, x, d);
+  if (autograd::needs_grad({x}))
+    autograd::record("LogSoftmaxBackward0", {x}, {out}, {out}, [d](const BackwardArgs& a) {
+      const Tensor& y = a.saved[0];
+      const Tensor& g = a.grad();
+      return TensorList{g - exp(y) * sum(g, {d}, true)};
+    });
+  return out;
+}
+
+Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim) {
+  Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, default_float_dtype());
+  const Shape keep = reduction::keepdim_shape("logsumexp", x, dims);
+  Tensor out = empty(keep, x.dtype(), x.device());
+  static const dispatch::Op<void(const Tensor&, const Tensor&)> kernel("logsumexp");
+  kernel(x.device(), out, detach(x));
+  if (!keepdim) out = view(out, reduction::squeeze_reduced(keep, x, dims));
+  if (autograd::needs_grad({x}))
+    autograd::record("LogsumexpBackward0", {x}, {out}, {x, out}, [=](const BackwardArgs& a) {
+      const Tensor& in = a.saved[0];
+      const Shape& s = in.sizes();
+      Tensor g = reduction::unsqueeze_reduced(a.grad(), s, dims, keepdim);
+      return TensorList{g * exp(in - reduction::unsqueeze_reduced(a.saved[1], s, dims, keepdim))};
+    });
+  return out;
+}
+
+}  // namespace kiln
