@@ -29,8 +29,9 @@ void softmax_rows(const T* x, T* y, int64_t rows, int64_t n) {
       double s = 0;
       if constexpr (kLog) {
         for (int64_t k = 0; k < n; ++k) s += std::exp(static_cast<C>(xr[k]) - m);
-        const C lse = m + static_cast<C>(std::log(s));
-        for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>(static_cast<C>(xr[k]) - lse);
+        // (x - max) - log(sum) keeps the precision that x - (max + log(sum)) would round away.
+        const C log_s = static_cast<C>(std::log(s));
+        for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>((static_cast<C>(xr[k]) - m) - log_s);
       } else {
         for (int64_t k = 0; k < n; ++k) {
           const C ex = std::exp(static_cast<C>(xr[k]) - m);
@@ -75,11 +76,11 @@ void softmax_columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) 
           s[j] += ex;
         }
       for (int64_t j = 0; j < bn; ++j)
-        s[j] = kLog ? static_cast<double>(m[j]) + std::log(s[j]) : 1.0 / s[j];
+        s[j] = kLog ? std::log(s[j]) : 1.0 / s[j];
       for (int64_t k = 0; k < n; ++k)
         for (int64_t j = 0; j < bn; ++j) {
           T& o = yr[k * inner + j];
-          if constexpr (kLog) o = static_cast<T>(static_cast<C>(xr[k * inner + j]) - static_cast<C>(s[j]));
+          if constexpr (kLog) o = static_cast<T>((static_cast<C>(xr[k * inner + j]) - m[j]) - static_cast<C>(s[j]));
           else o = static_cast<T>(static_cast<C>(o) * static_cast<C>(s[j]));
         }
     }
