@@ -35,6 +35,15 @@ void minmax_kernel(const Tensor& values, const Tensor& indices, const Tensor& in
       worst = is_max ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::infinity();
     else
       worst = is_max ? std::numeric_limits<C>::lowest() : std::numeric_limits<C>::max();
+    if (!io) {
+      // Values only (amax/amin): a select that vectorizes; NaN is sticky because
+      // nothing compares greater than it and v != v only for NaN.
+      auto pick = [=](C a, C v) { return (better(v, a) || v != v) ? v : a; };
+      reduce_loop<T>(
+          out, in, worst, [=](C a, T x, int64_t) { return pick(a, static_cast<C>(x)); }, pick,
+          [=](int64_t o, C a, int64_t) { vo[o] = static_cast<T>(a); });
+      return;
+    }
     // The init's index 0 is right whenever it survives: then every element equals `worst`.
     reduce_loop<T>(
         out, in, Acc{worst, 0},

@@ -7,7 +7,7 @@
 //   combine(acc, acc)            merges independent accumulators (associative)
 //   store(out_index, acc, count) writes the result for one output element
 // Layouts (Note [Reduction layouts]):
-//  - inner: each output's slice is folded on its own; unit-stride runs use four
+//  - inner: each output's slice is folded on its own; unit-stride runs use eight
 //    independent accumulators so the loop is not bound by add latency.
 //  - outer: when `in`'s fastest dim is kept (e.g. summing a contiguous matrix
 //    over dim 0), whole rows are accumulated into a block of accumulators, so
@@ -88,20 +88,23 @@ inline void for_each_inner_run(const ReduceGeometry& g, int64_t begin, int64_t e
 }
 
 // Folds n elements p[k * stride] whose reduced-order indices start at idx0.
+// Unit-stride runs go through kLanes independent accumulators (vectorizable for
+// simple ones, and never bound by the latency of one dependent chain).
+constexpr int kReduceLanes = 8;
 template <class T, class Acc, class Reduce, class Combine>
 inline Acc fold_run(const T* p, int64_t stride, int64_t n, int64_t idx0, Acc acc, const Acc& init,
                     const Reduce& reduce, const Combine& combine) {
-  if (stride == 1 && n >= 16) {
-    Acc a1 = init, a2 = init, a3 = init;
+  if (stride == 1 && n >= 2 * kReduceLanes) {
+    Acc lanes[kReduceLanes];
+    lanes[0] = acc;
+    for (int l = 1; l < kReduceLanes; ++l) lanes[l] = init;
     int64_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-      acc = reduce(acc, p[k], idx0 + k);
-      a1 = reduce(a1, p[k + 1], idx0 + k + 1);
-      a2 = reduce(a2, p[k + 2], idx0 + k + 2);
-      a3 = reduce(a3, p[k + 3], idx0 + k + 3);
-    }
-    for (; k < n; ++k) acc = reduce(acc, p[k], idx0 + k);
-    return combine(combine(acc, a1), combine(a2, a3));
+    for (; k + kReduceLanes <= n; k += kReduceLanes)
+      for (int l = 0; l < kReduceLanes; ++l) lanes[l] = reduce(lanes[l], p[k + l], idx0 + k + l);
+    for (; k < n; ++k) lanes[0] = reduce(lanes[0], p[k], idx0 + k);
+    for (int w = kReduceLanes / 2; w > 0; w /= 2)
+      for (int l = 0; l < w; ++l) lanes[l] = combine(lanes[l], lanes[l + w]);
+    return lanes[0];
   }
   for (int64_t k = 0; k < n; ++k) acc = reduce(acc, p[k * stride], idx0 + k);
   return acc;

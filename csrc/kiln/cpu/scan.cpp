@@ -28,6 +28,17 @@ void scan_kernel(const Tensor& out, const Tensor& in, int64_t dim, bool reverse)
     };
     parallel_for(0, outer, std::max<int64_t>(1, kParallelGrain / (n * inner)),
                  [&](int64_t b, int64_t e) {
+      if (inner == 1) {  // rows: one running accumulator in a register
+        for (int64_t r = b; r < e; ++r) {
+          Acc acc(kProd ? 1 : 0);
+          for (int64_t i = 0; i < n; ++i) {
+            const int64_t k = r * n + (reverse ? n - 1 - i : i);
+            acc = step(acc, x[k]);
+            y[k] = static_cast<T>(acc);
+          }
+        }
+        return;
+      }
       std::vector<Acc> acc(inner);
       for (int64_t r = b; r < e; ++r) {
         std::fill(acc.begin(), acc.end(), Acc(kProd ? 1 : 0));

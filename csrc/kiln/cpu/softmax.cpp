@@ -1,10 +1,15 @@
-// softmax / log_softmax over one dim of a contiguous tensor viewed as [outer, n, inner].
-// Rows (inner == 1) take three short passes that stay in cache: max, exp and sum, scale.
+// softmax, log_softmax and single-dim logsumexp over one dim of a contiguous
+// tensor viewed as [outer, n, inner].
+// Rows (inner == 1) take short passes that stay in cache: max, exp and sum, then
+// scale; each pass is written over kLanes independent lanes so it vectorizes.
 // Other dims process blocks of columns at once so memory is read in order.
+// Lets GCC if-convert (and so vectorize) the selects in vexp; kiln never enables FP traps.
+#pragma GCC optimize("no-trapping-math")
+#include <algorithm>
 #include <cmath>
 #include <limits>
-#include <vector>
 
+#include "kiln/cpu/vec_math.h"
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/parallel.h"
@@ -13,53 +18,89 @@
 namespace kiln::cpu {
 namespace {
 
-template <class T, bool kLog>
-void softmax_rows(const T* x, T* y, int64_t rows, int64_t n) {
+enum class Mode { Softmax, LogSoftmax, LogSumExp };
+constexpr int64_t kLanes = 8;
+
+template <class T, class C = OpMath<T>>
+C row_max(const T* x, int64_t n) {
+  C lanes[kLanes];
+  for (auto& l : lanes) l = -std::numeric_limits<C>::infinity();
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l) {
+      const C v = static_cast<C>(x[k + l]);
+      lanes[l] = v > lanes[l] ? v : lanes[l];
+    }
+  C m = -std::numeric_limits<C>::infinity();
+  for (; k < n; ++k) m = static_cast<C>(x[k]) > m ? static_cast<C>(x[k]) : m;
+  for (C l : lanes) m = l > m ? l : m;
+  // NaNs are skipped here; they still reach every output through the sum of exps.
+  return m;
+}
+
+// sum(exp(x - m)); also stores exp(x - m) into y when y is given. The exps go
+// through a small buffer in a plain loop (which vectorizes), then lane sums.
+template <class T, class C = OpMath<T>>
+C row_sum_exp(const T* x, T* y, int64_t n, C m) {
+  constexpr int64_t kChunk = 256;
+  C buf[kChunk];
+  C lanes[kLanes] = {};
+  for (int64_t k0 = 0; k0 < n; k0 += kChunk) {
+    const int64_t nb = std::min(kChunk, n - k0);
+    for (int64_t i = 0; i < nb; ++i) buf[i] = vexp(static_cast<C>(x[k0 + i]) - m);
+    if (y)
+      for (int64_t i = 0; i < nb; ++i) y[k0 + i] = static_cast<T>(buf[i]);
+    int64_t i = 0;
+    for (; i + kLanes <= nb; i += kLanes)
+      for (int64_t l = 0; l < kLanes; ++l) lanes[l] += buf[i + l];
+    for (; i < nb; ++i) lanes[0] += buf[i];
+  }
+  C s = 0;
+  for (C l : lanes) s += l;
+  return s;
+}
+
+template <class T, Mode kMode>
+void rows(const T* x, T* y, int64_t rows, int64_t n) {
   using C = OpMath<T>;
   parallel_for(0, rows, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n)),
                [&](int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const T* xr = x + r * n;
-      T* yr = y + r * n;
-      C m = -std::numeric_limits<C>::infinity();
-      for (int64_t k = 0; k < n; ++k) {
-        const C v = static_cast<C>(xr[k]);
-        m = v > m || std::isnan(v) ? v : m;
-      }
-      double s = 0;
-      if constexpr (kLog) {
-        for (int64_t k = 0; k < n; ++k) s += std::exp(static_cast<C>(xr[k]) - m);
-        // (x - max) - log(sum) keeps the precision that x - (max + log(sum)) would round away.
-        const C log_s = static_cast<C>(std::log(s));
-        for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>((static_cast<C>(xr[k]) - m) - log_s);
-      } else {
-        for (int64_t k = 0; k < n; ++k) {
-          const C ex = std::exp(static_cast<C>(xr[k]) - m);
-          yr[k] = static_cast<T>(ex);
-          s += ex;
-        }
-        const C inv = static_cast<C>(1.0 / s);
+      C m = row_max(xr, n);
+      // logsumexp shifts infinite maxes by 0 instead: all -inf gives -inf, +inf gives +inf.
+      if (kMode == Mode::LogSumExp && std::isinf(m)) m = 0;
+      if constexpr (kMode == Mode::Softmax) {
+        T* yr = y + r * n;
+        const C inv = C(1) / row_sum_exp<T>(xr, yr, n, m);
         for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>(static_cast<C>(yr[k]) * inv);
+      } else {
+        const C log_s = std::log(row_sum_exp<T>(xr, nullptr, n, m));
+        if constexpr (kMode == Mode::LogSumExp) {
+          y[r] = static_cast<T>(m + log_s);
+        } else {
+          // (x - max) - log(sum) keeps the precision that x - (max + log(sum)) rounds away.
+          T* yr = y + r * n;
+          for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>((static_cast<C>(xr[k]) - m) - log_s);
+        }
       }
     }
   });
 }
 
-template <class T, bool kLog>
-void softmax_columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) {
+template <class T, Mode kMode>
+void columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) {
   using C = OpMath<T>;
   constexpr int64_t kBlock = 64;
   const int64_t nblocks = (inner + kBlock - 1) / kBlock;
   parallel_for(0, outer * nblocks,
                std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n * kBlock)),
                [&](int64_t b, int64_t e) {
-    C m[kBlock];
-    double s[kBlock];
+    C m[kBlock], s[kBlock];
     for (int64_t task = b; task < e; ++task) {
       const int64_t r = task / nblocks, j0 = (task % nblocks) * kBlock;
       const int64_t bn = std::min(kBlock, inner - j0);
       const T* xr = x + r * n * inner + j0;
-      T* yr = y + r * n * inner + j0;
       for (int64_t j = 0; j < bn; ++j) {
         m[j] = -std::numeric_limits<C>::infinity();
         s[j] = 0;
@@ -67,44 +108,62 @@ void softmax_columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) 
       for (int64_t k = 0; k < n; ++k)
         for (int64_t j = 0; j < bn; ++j) {
           const C v = static_cast<C>(xr[k * inner + j]);
-          m[j] = v > m[j] || std::isnan(v) ? v : m[j];
+          m[j] = v > m[j] ? v : m[j];
         }
+      if constexpr (kMode == Mode::LogSumExp) {
+        for (int64_t j = 0; j < bn; ++j) m[j] = std::isinf(m[j]) ? C(0) : m[j];
+        for (int64_t k = 0; k < n; ++k)
+          for (int64_t j = 0; j < bn; ++j) s[j] += vexp(static_cast<C>(xr[k * inner + j]) - m[j]);
+        for (int64_t j = 0; j < bn; ++j)
+          y[r * inner + j0 + j] = static_cast<T>(m[j] + std::log(s[j]));
+        continue;
+      }
+      T* yr = y + r * n * inner + j0;
       for (int64_t k = 0; k < n; ++k)
         for (int64_t j = 0; j < bn; ++j) {
-          const C ex = std::exp(static_cast<C>(xr[k * inner + j]) - m[j]);
-          if constexpr (!kLog) yr[k * inner + j] = static_cast<T>(ex);
+          const C ex = vexp(static_cast<C>(xr[k * inner + j]) - m[j]);
+          if constexpr (kMode == Mode::Softmax) yr[k * inner + j] = static_cast<T>(ex);
           s[j] += ex;
         }
       for (int64_t j = 0; j < bn; ++j)
-        s[j] = kLog ? std::log(s[j]) : 1.0 / s[j];
+        s[j] = kMode == Mode::LogSoftmax ? std::log(s[j]) : C(1) / s[j];
       for (int64_t k = 0; k < n; ++k)
         for (int64_t j = 0; j < bn; ++j) {
           T& o = yr[k * inner + j];
-          if constexpr (kLog) o = static_cast<T>((static_cast<C>(xr[k * inner + j]) - m[j]) - static_cast<C>(s[j]));
-          else o = static_cast<T>(static_cast<C>(o) * static_cast<C>(s[j]));
+          if constexpr (kMode == Mode::LogSoftmax)
+            o = static_cast<T>((static_cast<C>(xr[k * inner + j]) - m[j]) - s[j]);
+          else
+            o = static_cast<T>(static_cast<C>(o) * s[j]);
         }
     }
   });
 }
 
-// out and in contiguous, same floating dtype.
-template <bool kLog>
+// `in` contiguous; `out` contiguous with in's shape (softmax) or without `dim` (logsumexp).
+template <Mode kMode>
 void softmax_kernel(const Tensor& out, const Tensor& in, int64_t dim) {
-  visit_floating(in.dtype(), kLog ? "log_softmax" : "softmax", [&]<class T>(TypeTag<T>) {
+  visit_floating(in.dtype(), "softmax", [&]<class T>(TypeTag<T>) {
     const Shape& s = in.sizes();
     int64_t outer = 1, inner = 1;
     for (int64_t d = 0; d < dim; ++d) outer *= s[d];
     for (int64_t d = dim + 1; d < in.dim(); ++d) inner *= s[d];
     const int64_t n = in.dim() == 0 ? 1 : s[dim];
-    if (in.numel() == 0) return;
-    if (inner == 1) softmax_rows<T, kLog>(in.data<T>(), out.data<T>(), outer, n);
-    else softmax_columns<T, kLog>(in.data<T>(), out.data<T>(), outer, n, inner);
+    if (outer * inner == 0) return;
+    if (n == 0) {  // softmax outputs are empty; logsumexp's are the log of an empty sum
+      T* o = out.data<T>();
+      if (kMode == Mode::LogSumExp)
+        for (int64_t i = 0; i < outer * inner; ++i) o[i] = static_cast<T>(-INFINITY);
+      return;
+    }
+    if (inner == 1) rows<T, kMode>(in.data<T>(), out.data<T>(), outer, n);
+    else columns<T, kMode>(in.data<T>(), out.data<T>(), outer, n, inner);
   });
 }
 
 }  // namespace
 
-KILN_REGISTER_KERNEL(softmax, CPU, softmax_kernel<false>);
-KILN_REGISTER_KERNEL(log_softmax, CPU, softmax_kernel<true>);
+KILN_REGISTER_KERNEL(softmax, CPU, softmax_kernel<Mode::Softmax>);
+KILN_REGISTER_KERNEL(log_softmax, CPU, softmax_kernel<Mode::LogSoftmax>);
+KILN_REGISTER_KERNEL(logsumexp_dim, CPU, softmax_kernel<Mode::LogSumExp>);
 
 }  // namespace kiln::cpu

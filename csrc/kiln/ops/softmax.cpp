@@ -65,8 +65,14 @@ Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim) {
   Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, default_float_dtype());
   const Shape keep = reduction::keepdim_shape("logsumexp", x, dims);
   Tensor out = empty(keep, x.dtype(), x.device());
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> kernel("logsumexp");
-  kernel(x.device(), out, detach(x));
+  if (dims.size() == 1 || x.dim() <= 1) {
+    // One dim: the fused softmax-style kernel (two vectorized passes over each row).
+    static const dispatch::Op<SoftmaxKernel> kernel("logsumexp_dim");
+    kernel(x.device(), out, contiguous(detach(x)), dims.empty() ? 0 : wrap_dim(dims[0], x.dim(), "logsumexp"));
+  } else {
+    static const dispatch::Op<void(const Tensor&, const Tensor&)> kernel("logsumexp");
+    kernel(x.device(), out, detach(x));
+  }
   if (!keepdim) out = view(out, reduction::squeeze_reduced(keep, x, dims));
   if (autograd::needs_grad({x}))
     autograd::record("LogsumexpBackward0", {x}, {out}, {x, out}, [=](const BackwardArgs& a) {

@@ -1,0 +1,40 @@
+#pragma once
+// Branch-free math that the compiler can vectorize inside plain loops (glibc's
+// expf is a scalar call, which makes softmax compute-bound on it).
+#include <cmath>
+#include <cstdint>
+#include <bit>
+#include <limits>
+
+namespace kiln::cpu {
+
+// exp for float: Cody-Waite reduction to r in [-ln2/2, ln2/2], a degree-6
+// polynomial (Cephes' expf coefficients, ~1 ulp) and a 2^n scale built in the
+// exponent bits. Overflow gives inf, underflow 0, NaN stays NaN.
+inline float vexp(float x) {
+  const float hi = 88.3762626647949f, lo = -87.3365478515625f;
+  // Written as single selects so loops calling this are if-converted and vectorized.
+  float c = x > hi ? hi : x;
+  c = c < lo ? lo : c;
+  c = x != x ? 0.0f : c;
+  // Round to nearest with the 1.5 * 2^23 trick (vectorizes without SSE4.1's roundps).
+  const float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float r = c - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float out = y * std::bit_cast<float>(bits);
+  out = x > hi ? std::numeric_limits<float>::infinity() : out;
+  out = x < lo ? 0.0f : out;
+  return x != x ? x : out;
+}
+
+inline double vexp(double x) { return std::exp(x); }
+
+}  // namespace kiln::cpu
