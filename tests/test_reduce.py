@@ -421,6 +421,7 @@ GRAD_CASES = [
     ("max_all", lambda a: a.max()), ("min_all", lambda a: a.min()),
     ("logsumexp", lambda a: a.logsumexp((1, 2))), ("softmax0", lambda a: a.softmax(0)),
     ("softmax", lambda a: a.softmax(-1)), ("log_softmax", lambda a: a.log_softmax(1)),
+    ("log_softmax_last", lambda a: a.log_softmax(2)),
     ("cumsum", lambda a: a.cumsum(1)), ("cumprod", lambda a: a.cumprod(2)),
     ("cumprod0", lambda a: a.cumprod(0)), ("norm", lambda a: a.norm()),
     ("norm1", lambda a: a.norm(1, dim=1)), ("norm3", lambda a: a.norm(3, dim=(0, 2))),
@@ -448,7 +449,7 @@ def test_gradcheck(name, fn):
 
 
 GRADGRAD_CASES = [c for c in GRAD_CASES if c[0] in {
-    "sum", "mean", "mean_all", "softmax", "softmax0", "log_softmax", "logsumexp", "var", "std",
+    "sum", "mean", "mean_all", "softmax", "softmax0", "log_softmax", "log_softmax_last", "logsumexp", "var", "std",
     "prod", "prod_all", "cumsum", "cumprod", "norm", "norm3", "amax", "max_dim"}]
 
 
@@ -502,6 +503,21 @@ def test_amax_and_max_split_gradient_among_ties():
     k.max(1).values.sum().backward()
     t.max(1).values.sum().backward()
     assert_close(k.grad, t.grad)
+
+
+def test_softmax_third_derivative_matches_torch():
+    for name in ["softmax", "log_softmax"]:
+        k, t = both(randn(3, 5), requires_grad=True)
+        gk, gt = both(randn(3, 5, rng=np.random.default_rng(2)), requires_grad=True)
+        (dk,) = kiln.autograd.grad([getattr(k, name)(-1)], [k], [gk], create_graph=True)
+        (dt,) = torch.autograd.grad([getattr(t, name)(-1)], [t], [gt], create_graph=True)
+        (ek,) = kiln.autograd.grad([(dk * dk).sum()], [k], create_graph=True)
+        (et,) = torch.autograd.grad([(dt * dt).sum()], [t], create_graph=True)
+        assert_close(ek, et)
+        (ek * ek).sum().backward()
+        (et * et).sum().backward()
+        assert_close(k.grad, t.grad)
+        assert_close(gk.grad, gt.grad)
 
 
 def test_softmax_backward_through_dtype_cast():
@@ -564,3 +580,14 @@ def test_elementwise_max_min_form():
     assert_close(a.min(b), ta.min(tb))
     assert_close(kiln.max(a, other=b), torch.max(ta, other=tb))
 
+
+
+@pytest.mark.parametrize("dtype", [kiln.float16, kiln.bfloat16])
+def test_half_precision_dtypes(dtype):
+    x = randn(6, 40)
+    k, t = both(x, dtype=dtype)
+    for fn in [lambda a: a.sum(1), lambda a: a.mean(), lambda a: a.amax(0), lambda a: a.argmax(1),
+               lambda a: a.softmax(1), lambda a: a.log_softmax(0), lambda a: a.logsumexp(1),
+               lambda a: a.var(1), lambda a: a.norm(dim=1), lambda a: a.cumsum(1),
+               lambda a: a.prod(0), lambda a: a.max(1).values]:
+        assert_close(fn(k), fn(t), rtol=2e-2, atol=2e-2)

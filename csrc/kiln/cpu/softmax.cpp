@@ -160,8 +160,46 @@ void softmax_kernel(const Tensor& out, const Tensor& in, int64_t dim) {
   });
 }
 
+// Fused backward over contiguous rows of length n (the last dim):
+//   softmax:     gx = y * (g - sum(g * y))
+//   log_softmax: gx = g - exp(y) * sum(g)
+template <bool kLog>
+void softmax_backward_kernel(const Tensor& gx, const Tensor& g, const Tensor& y) {
+  visit_floating(y.dtype(), "softmax_backward", [&]<class T>(TypeTag<T>) {
+    using C = OpMath<T>;
+    const int64_t n = y.dim() == 0 ? 1 : y.sizes().back();
+    if (y.numel() == 0) return;
+    const int64_t rows = y.numel() / n;
+    const T* gp = g.data<T>();
+    const T* yp = y.data<T>();
+    T* op = gx.data<T>();
+    parallel_for(0, rows, std::max<int64_t>(1, kParallelGrain / n), [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) {
+        const T* gr = gp + r * n;
+        const T* yr = yp + r * n;
+        T* o = op + r * n;
+        C lanes[kLanes] = {};
+        int64_t k = 0;
+        for (; k + kLanes <= n; k += kLanes)
+          for (int64_t l = 0; l < kLanes; ++l)
+            lanes[l] += kLog ? static_cast<C>(gr[k + l])
+                             : static_cast<C>(gr[k + l]) * static_cast<C>(yr[k + l]);
+        C s = 0;
+        for (; k < n; ++k) s += kLog ? static_cast<C>(gr[k]) : static_cast<C>(gr[k]) * static_cast<C>(yr[k]);
+        for (C l : lanes) s += l;
+        for (k = 0; k < n; ++k) {
+          const C gv = static_cast<C>(gr[k]), yv = static_cast<C>(yr[k]);
+          o[k] = static_cast<T>(kLog ? gv - vexp(yv) * s : yv * (gv - s));
+        }
+      }
+    });
+  });
+}
+
 }  // namespace
 
+KILN_REGISTER_KERNEL(softmax_backward, CPU, softmax_backward_kernel<false>);
+KILN_REGISTER_KERNEL(log_softmax_backward, CPU, softmax_backward_kernel<true>);
 KILN_REGISTER_KERNEL(softmax, CPU, softmax_kernel<Mode::Softmax>);
 KILN_REGISTER_KERNEL(log_softmax, CPU, softmax_kernel<Mode::LogSoftmax>);
 KILN_REGISTER_KERNEL(logsumexp_dim, CPU, softmax_kernel<Mode::LogSumExp>);

@@ -1,6 +1,5 @@
 #include "kiln/ops/reduce.h"
 
-#include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"

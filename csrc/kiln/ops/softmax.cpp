@@ -31,6 +31,37 @@ Tensor run_softmax(const dispatch::Op<SoftmaxKernel>& kernel, const Tensor& x, i
   return out;
 }
 
+// The input gradient of softmax (y * (g - sum(g y))) or log_softmax (g - exp(y) sum(g))
+// given the output y. Over the last dim of same-dtype inputs it is one fused kernel
+// whose own backward is written with kiln ops; otherwise it is composed of kiln ops.
+Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t d, bool log) {
+  const bool fused = (y.dim() == 0 || d == y.dim() - 1) && g.dtype() == y.dtype() &&
+                     g.sizes() == y.sizes();
+  if (!fused) return log ? g - exp(y) * sum(g, {d}, true) : y * (g - sum(g * y, {d}, true));
+  Tensor out = empty(y.sizes(), y.dtype(), y.device());
+  static const dispatch::Op<void(const Tensor&, const Tensor&, const Tensor&)> k_soft(
+      "softmax_backward"), k_log("log_softmax_backward");
+  (log ? k_log : k_soft)(y.device(), out, contiguous(detach(g)), contiguous(detach(y)));
+  if (autograd::needs_grad({g, y}))
+    autograd::record(log ? "LogSoftmaxBackwardDataBackward0" : "SoftmaxBackwardDataBackward0",
+                     {g, y}, {out}, {g, y}, [d, log](const BackwardArgs& a) {
+      // out = y (g - s), s = sum(g y):       dg = same op on gg;  dy = gg (g - s) - g sum(gg y)
+      // out = g - exp(y) S, S = sum(g):      dg = gg - sum(gg exp(y));  dy = -gg exp(y) S
+      const Tensor& gg = a.grad();
+      const Tensor& g = a.saved[0];
+      const Tensor& y = a.saved[1];
+      if (log) {
+        Tensor ey = exp(y);
+        return TensorList{a.needs(0) ? gg - sum(gg * ey, {d}, true) : Tensor(),
+                          a.needs(1) ? neg(gg * ey * sum(g, {d}, true)) : Tensor()};
+      }
+      return TensorList{a.needs(0) ? softmax_backward(gg, y, d, false) : Tensor(),
+                        a.needs(1) ? gg * (g - sum(g * y, {d}, true)) - g * sum(gg * y, {d}, true)
+                                   : Tensor()};
+    });
+  return out;
+}
+
 }  // namespace
 
 Tensor softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
@@ -40,9 +71,7 @@ Tensor softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
   Tensor out = run_softmax(kernel, x, d);
   if (autograd::needs_grad({x}))
     autograd::record("SoftmaxBackward0", {x}, {out}, {out}, [d](const BackwardArgs& a) {
-      const Tensor& y = a.saved[0];
-      const Tensor& g = a.grad();
-      return TensorList{y * (g - sum(g * y, {d}, true))};
+      return TensorList{softmax_backward(a.grad(), a.saved[0], d, false)};
     });
   return out;
 }
@@ -54,9 +83,7 @@ Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype
   Tensor out = run_softmax(kernel, x, d);
   if (autograd::needs_grad({x}))
     autograd::record("LogSoftmaxBackward0", {x}, {out}, {out}, [d](const BackwardArgs& a) {
-      const Tensor& y = a.saved[0];
-      const Tensor& g = a.grad();
-      return TensorList{g - exp(y) * sum(g, {d}, true)};
+      return TensorList{softmax_backward(a.grad(), a.saved[0], d, true)};
     });
   return out;
 }
