@@ -22,7 +22,7 @@ enum class Mode { Softmax, LogSoftmax, LogSumExp };
 constexpr int64_t kLanes = 8;
 
 template <class T, class C = OpMath<T>>
-C row_max(const T* x, int64_t n) {
+[[gnu::always_inline]] inline C row_max_impl(const T* x, int64_t n) {
   C lanes[kLanes];
   for (auto& l : lanes) l = -std::numeric_limits<C>::infinity();
   int64_t k = 0;
@@ -41,7 +41,7 @@ C row_max(const T* x, int64_t n) {
 // sum(exp(x - m)); also stores exp(x - m) into y when y is given. The exps go
 // through a small buffer in a plain loop (which vectorizes), then lane sums.
 template <class T, class C = OpMath<T>>
-C row_sum_exp(const T* x, T* y, int64_t n, C m) {
+[[gnu::always_inline]] inline C row_sum_exp_impl(const T* x, T* y, int64_t n, C m) {
   constexpr int64_t kChunk = 256;
   C buf[kChunk];
   C lanes[kLanes] = {};
@@ -60,6 +60,38 @@ C row_sum_exp(const T* x, T* y, int64_t n, C m) {
   return s;
 }
 
+// y = (x - a) * b + c; covers softmax's scale (a = c = 0) and log_softmax's shift (b = 1).
+template <class T, class C = OpMath<T>>
+[[gnu::always_inline]] inline void row_affine_impl(const T* x, T* y, int64_t n, C a, C b, C c) {
+  for (int64_t k = 0; k < n; ++k) y[k] = static_cast<T>((static_cast<C>(x[k]) - a) * b + c);
+}
+
+// float32, the hot case, gets clones for wider vector units.
+KILN_TARGET_CLONES float row_max_f32(const float* x, int64_t n) { return row_max_impl(x, n); }
+KILN_TARGET_CLONES float row_sum_exp_f32(const float* x, float* y, int64_t n, float m) {
+  return row_sum_exp_impl(x, y, n, m);
+}
+KILN_TARGET_CLONES void row_affine_f32(const float* x, float* y, int64_t n, float a, float b,
+                                       float c) {
+  row_affine_impl(x, y, n, a, b, c);
+}
+
+template <class T, class C = OpMath<T>>
+C row_max(const T* x, int64_t n) {
+  if constexpr (std::is_same_v<T, float>) return row_max_f32(x, n);
+  else return row_max_impl(x, n);
+}
+template <class T, class C = OpMath<T>>
+C row_sum_exp(const T* x, T* y, int64_t n, C m) {
+  if constexpr (std::is_same_v<T, float>) return row_sum_exp_f32(x, y, n, m);
+  else return row_sum_exp_impl(x, y, n, m);
+}
+template <class T, class C = OpMath<T>>
+void row_affine(const T* x, T* y, int64_t n, C a, C b, C c) {
+  if constexpr (std::is_same_v<T, float>) row_affine_f32(x, y, n, a, b, c);
+  else row_affine_impl(x, y, n, a, b, c);
+}
+
 template <class T, Mode kMode>
 void rows(const T* x, T* y, int64_t rows, int64_t n) {
   using C = OpMath<T>;
@@ -73,15 +105,14 @@ void rows(const T* x, T* y, int64_t rows, int64_t n) {
       if constexpr (kMode == Mode::Softmax) {
         T* yr = y + r * n;
         const C inv = C(1) / row_sum_exp<T>(xr, yr, n, m);
-        for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>(static_cast<C>(yr[k]) * inv);
+        row_affine<T>(yr, yr, n, C(0), inv, C(0));
       } else {
         const C log_s = std::log(row_sum_exp<T>(xr, nullptr, n, m));
         if constexpr (kMode == Mode::LogSumExp) {
           y[r] = static_cast<T>(m + log_s);
         } else {
           // (x - max) - log(sum) keeps the precision that x - (max + log(sum)) rounds away.
-          T* yr = y + r * n;
-          for (int64_t k = 0; k < n; ++k) yr[k] = static_cast<T>((static_cast<C>(xr[k]) - m) - log_s);
+          row_affine<T>(xr, y + r * n, n, m, C(1), -log_s);
         }
       }
     }
@@ -160,37 +191,45 @@ void softmax_kernel(const Tensor& out, const Tensor& in, int64_t dim) {
   });
 }
 
-// Fused backward over contiguous rows of length n (the last dim):
+// Fused backward of one row of length n:
 //   softmax:     gx = y * (g - sum(g * y))
 //   log_softmax: gx = g - exp(y) * sum(g)
+template <bool kLog, class T, class C = OpMath<T>>
+[[gnu::always_inline]] inline void row_backward_impl(const T* g, const T* y, T* o, int64_t n) {
+  C lanes[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int64_t l = 0; l < kLanes; ++l)
+      lanes[l] += kLog ? static_cast<C>(g[k + l]) : static_cast<C>(g[k + l]) * static_cast<C>(y[k + l]);
+  C s = 0;
+  for (; k < n; ++k) s += kLog ? static_cast<C>(g[k]) : static_cast<C>(g[k]) * static_cast<C>(y[k]);
+  for (C l : lanes) s += l;
+  for (k = 0; k < n; ++k) {
+    const C gv = static_cast<C>(g[k]), yv = static_cast<C>(y[k]);
+    if constexpr (kLog) o[k] = static_cast<T>(gv - vexp(yv) * s);
+    else o[k] = static_cast<T>(yv * (gv - s));
+  }
+}
+
+KILN_TARGET_CLONES void row_backward_f32(const float* g, const float* y, float* o, int64_t n,
+                                         bool log) {
+  if (log) row_backward_impl<true>(g, y, o, n);
+  else row_backward_impl<false>(g, y, o, n);
+}
+
+// Rows of the last dim of contiguous g and y.
 template <bool kLog>
 void softmax_backward_kernel(const Tensor& gx, const Tensor& g, const Tensor& y) {
   visit_floating(y.dtype(), "softmax_backward", [&]<class T>(TypeTag<T>) {
-    using C = OpMath<T>;
     const int64_t n = y.dim() == 0 ? 1 : y.sizes().back();
     if (y.numel() == 0) return;
-    const int64_t rows = y.numel() / n;
     const T* gp = g.data<T>();
     const T* yp = y.data<T>();
     T* op = gx.data<T>();
-    parallel_for(0, rows, std::max<int64_t>(1, kParallelGrain / n), [&](int64_t b, int64_t e) {
+    parallel_for(0, y.numel() / n, std::max<int64_t>(1, kParallelGrain / n), [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
-        const T* gr = gp + r * n;
-        const T* yr = yp + r * n;
-        T* o = op + r * n;
-        C lanes[kLanes] = {};
-        int64_t k = 0;
-        for (; k + kLanes <= n; k += kLanes)
-          for (int64_t l = 0; l < kLanes; ++l)
-            lanes[l] += kLog ? static_cast<C>(gr[k + l])
-                             : static_cast<C>(gr[k + l]) * static_cast<C>(yr[k + l]);
-        C s = 0;
-        for (; k < n; ++k) s += kLog ? static_cast<C>(gr[k]) : static_cast<C>(gr[k]) * static_cast<C>(yr[k]);
-        for (C l : lanes) s += l;
-        for (k = 0; k < n; ++k) {
-          const C gv = static_cast<C>(gr[k]), yv = static_cast<C>(yr[k]);
-          o[k] = static_cast<T>(kLog ? gv - vexp(yv) * s : yv * (gv - s));
-        }
+        if constexpr (std::is_same_v<T, float>) row_backward_f32(gp + r * n, yp + r * n, op + r * n, n, kLog);
+        else row_backward_impl<kLog>(gp + r * n, yp + r * n, op + r * n, n);
       }
     });
   });

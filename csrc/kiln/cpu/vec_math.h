@@ -6,12 +6,21 @@
 #include <bit>
 #include <limits>
 
+// Compiles a hot float loop for AVX-512, AVX2 and the baseline, picked at load time
+// (the wheel itself targets baseline x86-64, i.e. SSE2 only).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KILN_TARGET_CLONES \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define KILN_TARGET_CLONES
+#endif
+
 namespace kiln::cpu {
 
 // exp for float: Cody-Waite reduction to r in [-ln2/2, ln2/2], a degree-6
 // polynomial (Cephes' expf coefficients, ~1 ulp) and a 2^n scale built in the
 // exponent bits. Overflow gives inf, underflow 0, NaN stays NaN.
-inline float vexp(float x) {
+[[gnu::always_inline]] inline float vexp(float x) {
   const float hi = 88.3762626647949f, lo = -87.3365478515625f;
   // Written as single selects so loops calling this are if-converted and vectorized.
   float c = x > hi ? hi : x;
