@@ -100,6 +100,7 @@ def test_max_min_with_dim_return_values_and_indices(name, dim, keepdim):
         assert_close(values, want[0])
         assert_close(indices, want[1])
         assert type(got).__name__ == name and got._fields == ("values", "indices")
+        assert repr(got).startswith(f"kiln.return_types.{name}(\nvalues=tensor(")
         assert_close(getattr(kiln, name)(k, dim=dim, keepdim=keepdim).values, want.values)
     assert_close(getattr(kiln, name)(k), getattr(torch, name)(t))
 

@@ -67,6 +67,18 @@ py::object namedtuple(const char* name, std::initializer_list<const char*> field
   for (const char* f : fields) names.append(f);
   py::object cls = py::module_::import("collections").attr("namedtuple")(name, names);
   cls.attr("__module__") = "kiln.return_types";
+  // Printed like torch.return_types: one field per line.
+  const std::string type_name = std::string("kiln.return_types.") + name;
+  cls.attr("__repr__") = py::cpp_function(
+      [type_name](py::object self) {
+        std::string out = type_name + "(";
+        py::tuple fields = self.attr("_fields");
+        for (size_t i = 0; i < fields.size(); ++i)
+          out += "\n" + fields[i].cast<std::string>() + "=" +
+                 py::repr(self.attr(fields[i])).cast<std::string>() + (i + 1 < fields.size() ? "," : "");
+        return out + ")";
+      },
+      py::is_method(cls));
   return cls;
 }
 

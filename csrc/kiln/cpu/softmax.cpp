@@ -4,7 +4,9 @@
 // scale; each pass is written over kLanes independent lanes so it vectorizes.
 // Other dims process blocks of columns at once so memory is read in order.
 // Lets GCC if-convert (and so vectorize) the selects in vexp; kiln never enables FP traps.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("no-trapping-math")
+#endif
 #include <algorithm>
 #include <cmath>
 #include <limits>
