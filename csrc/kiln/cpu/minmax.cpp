@@ -85,6 +85,6 @@ void index_mask_kernel(const Tensor& out, const Tensor& index, int64_t dim) {
 }  // namespace
 
 KILN_REGISTER_KERNEL(minmax, CPU, minmax_kernel);
-KILN_REGISTER_KERNEL(index_mask, CPU, index_mask_kernel);
+KILN_REGISTER_KERNEL(_reduce_index_mask, CPU, index_mask_kernel);
 
 }  // namespace kiln::cpu

@@ -60,6 +60,6 @@ void abs_pow_kernel(const Tensor& out, const Tensor& in, double p) {
 }  // namespace
 
 KILN_REGISTER_KERNEL(norm, CPU, norm_kernel);
-KILN_REGISTER_KERNEL(abs_pow, CPU, abs_pow_kernel);
+KILN_REGISTER_KERNEL(_abs_pow, CPU, abs_pow_kernel);
 
 }  // namespace kiln::cpu

@@ -37,7 +37,7 @@ Tensor squeeze_if(const Tensor& r, bool keepdim, const Tensor& t, const Shape& d
 // `index` (int64, `shape` with size 1 at dim). Not differentiable.
 Tensor index_mask(const Shape& shape, int64_t dim, const Tensor& index) {
   Tensor out = empty(shape, ScalarType::Bool, index.device());
-  static const dispatch::Op<void(const Tensor&, const Tensor&, int64_t)> kernel("index_mask");
+  static const dispatch::Op<void(const Tensor&, const Tensor&, int64_t)> kernel("_reduce_index_mask");
   kernel(index.device(), out, contiguous(index), dim);
   return out;
 }

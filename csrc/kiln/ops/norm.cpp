@@ -20,7 +20,7 @@ namespace {
 // |x|^p elementwise (floating x); differentiable any number of times.
 Tensor abs_pow(const Tensor& x, double p) {
   Tensor out = empty(x.sizes(), x.dtype(), x.device());
-  static const dispatch::Op<void(const Tensor&, const Tensor&, double)> kernel("abs_pow");
+  static const dispatch::Op<void(const Tensor&, const Tensor&, double)> kernel("_abs_pow");
   kernel(x.device(), out, detach(x), p);
   if (autograd::needs_grad({x}))
     autograd::record("AbsPowBackward0", {x}, {out}, {x}, [p](const BackwardArgs& a) {
