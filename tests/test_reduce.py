@@ -592,3 +592,27 @@ def test_half_precision_dtypes(dtype):
                lambda a: a.var(1), lambda a: a.norm(dim=1), lambda a: a.cumsum(1),
                lambda a: a.prod(0), lambda a: a.max(1).values]:
         assert_close(fn(k), fn(t), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom")
+def test_random_layouts_and_dim_subsets():
+    """Many random shapes, permutations, step slices and dim subsets against torch."""
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        ndim = int(rng.integers(1, 5))
+        shape = tuple(int(s) for s in rng.integers(1, 6, size=ndim))
+        k, t = both(rng.standard_normal(shape))
+        perm = tuple(int(p) for p in rng.permutation(ndim))
+        k, t = k.permute(*perm), t.permute(*perm)
+        d0 = int(rng.integers(0, ndim))
+        if t.shape[d0] > 2:
+            k, t = k._slice(d0, 1, None, 2), t.transpose(0, d0)[1::2].transpose(0, d0)
+        dims = tuple(int(d) for d in np.flatnonzero(rng.random(ndim) < 0.5)) or (ndim - 1,)
+        keepdim = bool(rng.integers(0, 2))
+        assert_close(k.sum(dims, keepdim), t.sum(dims, keepdim))
+        assert_close(k.amax(dims, keepdim), t.amax(dims, keepdim))
+        assert_close(k.var(dims, keepdim=keepdim), t.var(dims, keepdim=keepdim))
+        assert_close(k.logsumexp(dims, keepdim), t.logsumexp(dims, keepdim))
+        assert_close(k.argmin(dims[0], keepdim), t.argmin(dims[0], keepdim))
+        assert_close(k.softmax(dims[-1]), t.softmax(dims[-1]))
+        assert_close(k.cumsum(dims[0]), t.cumsum(dims[0]))
