@@ -616,3 +616,18 @@ def test_random_layouts_and_dim_subsets():
         assert_close(k.argmin(dims[0], keepdim), t.argmin(dims[0], keepdim))
         assert_close(k.softmax(dims[-1]), t.softmax(dims[-1]))
         assert_close(k.cumsum(dims[0]), t.cumsum(dims[0]))
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 33, 1000])
+def test_float32_row_fast_paths_with_nan_and_inf(n):
+    rng = np.random.default_rng(n)
+    x = rng.standard_normal((5, n)).astype(np.float32)
+    x[1, n // 2] = np.nan
+    x[2, n - 1] = np.inf
+    x[3, 0] = -np.inf
+    x[4, :] = -np.inf
+    k, t = both(x)
+    for fn in [lambda a: a.amax(1), lambda a: a.amin(-1), lambda a: a.amax(1, keepdim=True),
+               lambda a: a.softmax(1), lambda a: a.log_softmax(1), lambda a: a.logsumexp(1),
+               lambda a: a.max(1).values, lambda a: a.argmax(1)]:
+        assert_close(fn(k), fn(t))

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "kiln/cpu/reduce_loops.h"
+#include "kiln/cpu/vec_math.h"
 #include "kiln/dispatch.h"
 
 namespace kiln::cpu {
@@ -35,8 +36,20 @@ void minmax_kernel(const Tensor& values, const Tensor& indices, const Tensor& in
       worst = is_max ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::infinity();
     else
       worst = is_max ? std::numeric_limits<C>::lowest() : std::numeric_limits<C>::max();
+    const int64_t row = contiguous_row_length(out, in);
+    if constexpr (std::is_same_v<T, float>) {
+      if (!io && row > 0) {  // values of contiguous rows: the SSE row kernel
+        const float* x = in.data<float>();
+        parallel_for(0, in.numel() / row, std::max<int64_t>(1, kParallelGrain / row),
+                     [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r)
+            vo[r] = is_max ? row_extreme<true>(x + r * row, row) : row_extreme<false>(x + r * row, row);
+        });
+        return;
+      }
+    }
     if (!io) {
-      // Values only (amax/amin): a select that vectorizes; NaN is sticky because
+      // Values only (amax/amin): a plain select; NaN is sticky because
       // nothing compares greater than it and v != v only for NaN.
       auto pick = [=](C a, C v) { return (better(v, a) || v != v) ? v : a; };
       reduce_loop<T>(

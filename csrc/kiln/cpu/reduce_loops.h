@@ -178,6 +178,18 @@ inline int outer_vector_dim(const ReduceGeometry& g) {
   return best;
 }
 
+// When `in` is contiguous and the reduced dims are its trailing ones, every output
+// reduces one contiguous row: returns the row length (kernels may take a row fast
+// path then); 0 otherwise.
+inline int64_t contiguous_row_length(const Tensor& out, const Tensor& in) {
+  if (!in.is_contiguous() || in.numel() == 0) return 0;
+  int64_t d = in.dim() - 1, n = 1;
+  for (; d >= 0 && out.sizes()[d] == 1; --d) n *= in.sizes()[d];
+  for (; d >= 0; --d)
+    if (out.sizes()[d] != in.sizes()[d]) return 0;
+  return n;
+}
+
 template <class T, class Acc, class Reduce, class Combine, class Store>
 void reduce_loop(const Tensor& out, const Tensor& in, const Acc& init, const Reduce& reduce,
                  const Combine& combine, const Store& store) {

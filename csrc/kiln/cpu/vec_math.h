@@ -6,6 +6,10 @@
 #include <bit>
 #include <limits>
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 // Compiles a hot float loop for AVX-512, AVX2 and the baseline, picked at load time
 // (the wheel itself targets baseline x86-64, i.e. SSE2 only).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -45,5 +49,36 @@ namespace kiln::cpu {
 }
 
 inline double vexp(double x) { return std::exp(x); }
+
+// max (kMax) or min of x[0, n), NaN if any element is NaN; -inf/inf when n == 0.
+// The compiler does not vectorize NaN-aware selects, so SSE does it by hand:
+// maxps/minps for the values, an unordered compare for NaNs on the side.
+template <bool kMax>
+inline float row_extreme(const float* x, int64_t n) {
+  const float worst = kMax ? -std::numeric_limits<float>::infinity()
+                           : std::numeric_limits<float>::infinity();
+  float best = worst;
+  bool nan = false;
+  int64_t k = 0;
+#if defined(__SSE2__)
+  __m128 a0 = _mm_set1_ps(worst), a1 = a0, bad = _mm_setzero_ps();
+  for (; k + 8 <= n; k += 8) {
+    const __m128 v0 = _mm_loadu_ps(x + k), v1 = _mm_loadu_ps(x + k + 4);
+    a0 = kMax ? _mm_max_ps(a0, v0) : _mm_min_ps(a0, v0);
+    a1 = kMax ? _mm_max_ps(a1, v1) : _mm_min_ps(a1, v1);
+    bad = _mm_or_ps(bad, _mm_cmpunord_ps(v0, v1));
+  }
+  a0 = kMax ? _mm_max_ps(a0, a1) : _mm_min_ps(a0, a1);
+  float lanes[4];
+  _mm_storeu_ps(lanes, a0);
+  for (float l : lanes) best = (kMax ? l > best : l < best) ? l : best;
+  nan = _mm_movemask_ps(bad) != 0;
+#endif
+  for (; k < n; ++k) {
+    best = (kMax ? x[k] > best : x[k] < best) ? x[k] : best;
+    nan = nan || x[k] != x[k];
+  }
+  return nan ? std::numeric_limits<float>::quiet_NaN() : best;
+}
 
 }  // namespace kiln::cpu
