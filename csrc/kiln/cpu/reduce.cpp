@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "kiln/cpu/reduce_loops.h"
+#include "kiln/cpu/vec_math.h"
 #include "kiln/dispatch.h"
 
 namespace kiln::cpu {
@@ -16,12 +17,40 @@ inline SumAcc<T> widen(T v) {
   return static_cast<SumAcc<T>>(static_cast<OpMath<T>>(v));
 }
 
+// Sum of a contiguous float32 row in double lanes (vectorized, cloned for AVX2/AVX-512).
+KILN_TARGET_CLONES double row_sum_f32(const float* x, int64_t n) {
+  constexpr int kLanes = 16;
+  double lanes[kLanes] = {};
+  int64_t k = 0;
+  for (; k + kLanes <= n; k += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += static_cast<double>(x[k + l]);
+  double s = 0;
+  for (; k < n; ++k) s += static_cast<double>(x[k]);
+  for (double l : lanes) s += l;
+  return s;
+}
+
 // out = in summed (sum) or summed and divided by the count (mean); out has in's dtype.
 template <bool kMean>
 void sum_kernel(const Tensor& out, const Tensor& in) {
   visit_dtype(in.dtype(), [&]<class T>(TypeTag<T>) {
     using Acc = SumAcc<T>;
     T* o = out.data<T>();
+    const int64_t row = contiguous_row_length(out, in);
+    if constexpr (std::is_same_v<T, float>) {
+      // Rows of a contiguous float tensor, when there are enough of them to share out.
+      if (row > 0 && in.numel() / row >= get_num_threads()) {
+        const float* x = in.data<float>();
+        parallel_for(0, in.numel() / row, std::max<int64_t>(1, kParallelGrain / row),
+                     [&](int64_t b, int64_t e) {
+          for (int64_t r = b; r < e; ++r) {
+            const double s = row_sum_f32(x + r * row, row);
+            o[r] = static_cast<float>(kMean ? s / static_cast<double>(row) : s);
+          }
+        });
+        return;
+      }
+    }
     auto add = [](Acc a, Acc b) { return a + b; };
     reduce_loop<T>(
         out, in, Acc(0), [](Acc a, T v, int64_t) { return a + widen(v); }, add,
