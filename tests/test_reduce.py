@@ -2,10 +2,9 @@
 
 import math
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import assert_close, both, randn, require_torch
 
 torch = require_torch()

@@ -36,9 +36,10 @@ void minmax_kernel(const Tensor& values, const Tensor& indices, const Tensor& in
       worst = is_max ? -std::numeric_limits<C>::infinity() : std::numeric_limits<C>::infinity();
     else
       worst = is_max ? std::numeric_limits<C>::lowest() : std::numeric_limits<C>::max();
-    const int64_t row = contiguous_row_length(out, in);
+    const ContiguousBlock blk = contiguous_block(out, in);
     if constexpr (std::is_same_v<T, float>) {
-      if (!io && row > 0) {  // values of contiguous rows: the SSE row kernel
+      if (!io && blk.valid && blk.inner == 1) {  // values of contiguous rows: the SSE row kernel
+        const int64_t row = blk.n;
         const float* x = in.data<float>();
         parallel_for(0, in.numel() / row, std::max<int64_t>(1, kParallelGrain / row),
                      [&](int64_t b, int64_t e) {

@@ -30,26 +30,52 @@ KILN_TARGET_CLONES double row_sum_f32(const float* x, int64_t n) {
   return s;
 }
 
+// acc[j] += sum over k < n of x[k * stride + j], for j < m: rows added into a vector.
+KILN_TARGET_CLONES void column_sum_f32(const float* x, int64_t n, int64_t stride, int64_t m,
+                                       double* acc) {
+  for (int64_t k = 0; k < n; ++k) {
+    const float* p = x + k * stride;
+    for (int64_t j = 0; j < m; ++j) acc[j] += static_cast<double>(p[j]);
+  }
+}
+
+// float32 sum/mean of a contiguous [outer, n, inner] block; false if there are too few
+// rows to share among threads (the generic loop splits single rows instead).
+template <bool kMean>
+bool sum_block_f32(const ContiguousBlock& b, const float* x, float* o) {
+  const double scale = kMean ? 1.0 / static_cast<double>(b.n) : 1.0;
+  if (b.inner == 1) {
+    if (b.outer < get_num_threads()) return false;
+    parallel_for(0, b.outer, std::max<int64_t>(1, kParallelGrain / b.n), [&](int64_t s, int64_t e) {
+      for (int64_t r = s; r < e; ++r) o[r] = static_cast<float>(row_sum_f32(x + r * b.n, b.n) * scale);
+    });
+    return true;
+  }
+  constexpr int64_t kBlock = 256;
+  const int64_t nblocks = (b.inner + kBlock - 1) / kBlock;
+  parallel_for(0, b.outer * nblocks, std::max<int64_t>(1, kParallelGrain / (b.n * kBlock)),
+               [&](int64_t s, int64_t e) {
+    double acc[kBlock];
+    for (int64_t task = s; task < e; ++task) {
+      const int64_t r = task / nblocks, j0 = (task % nblocks) * kBlock;
+      const int64_t m = std::min(kBlock, b.inner - j0);
+      std::fill(acc, acc + m, 0.0);
+      column_sum_f32(x + r * b.n * b.inner + j0, b.n, b.inner, m, acc);
+      for (int64_t j = 0; j < m; ++j) o[r * b.inner + j0 + j] = static_cast<float>(acc[j] * scale);
+    }
+  });
+  return true;
+}
+
 // out = in summed (sum) or summed and divided by the count (mean); out has in's dtype.
 template <bool kMean>
 void sum_kernel(const Tensor& out, const Tensor& in) {
   visit_dtype(in.dtype(), [&]<class T>(TypeTag<T>) {
     using Acc = SumAcc<T>;
     T* o = out.data<T>();
-    const int64_t row = contiguous_row_length(out, in);
     if constexpr (std::is_same_v<T, float>) {
-      // Rows of a contiguous float tensor, when there are enough of them to share out.
-      if (row > 0 && in.numel() / row >= get_num_threads()) {
-        const float* x = in.data<float>();
-        parallel_for(0, in.numel() / row, std::max<int64_t>(1, kParallelGrain / row),
-                     [&](int64_t b, int64_t e) {
-          for (int64_t r = b; r < e; ++r) {
-            const double s = row_sum_f32(x + r * row, row);
-            o[r] = static_cast<float>(kMean ? s / static_cast<double>(row) : s);
-          }
-        });
-        return;
-      }
+      const ContiguousBlock b = contiguous_block(out, in);
+      if (b.valid && sum_block_f32<kMean>(b, in.data<float>(), o)) return;
     }
     auto add = [](Acc a, Acc b) { return a + b; };
     reduce_loop<T>(

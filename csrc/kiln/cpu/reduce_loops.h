@@ -178,16 +178,29 @@ inline int outer_vector_dim(const ReduceGeometry& g) {
   return best;
 }
 
-// When `in` is contiguous and the reduced dims are its trailing ones, every output
-// reduces one contiguous row: returns the row length (kernels may take a row fast
-// path then); 0 otherwise.
-inline int64_t contiguous_row_length(const Tensor& out, const Tensor& in) {
-  if (!in.is_contiguous() || in.numel() == 0) return 0;
-  int64_t d = in.dim() - 1, n = 1;
-  for (; d >= 0 && out.sizes()[d] == 1; --d) n *= in.sizes()[d];
-  for (; d >= 0; --d)
-    if (out.sizes()[d] != in.sizes()[d]) return 0;
-  return n;
+// A contiguous `in` whose reduced dims are one run of adjacent dims reduces as
+// [outer, n, inner] -> [outer, inner]: rows when inner == 1, columns otherwise.
+// Kernels may take fast paths for these; `valid` is false for other layouts.
+struct ContiguousBlock {
+  bool valid = false;
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+inline ContiguousBlock contiguous_block(const Tensor& out, const Tensor& in) {
+  ContiguousBlock b;
+  if (!in.is_contiguous() || in.numel() == 0) return b;
+  int state = 0;  // 0: before the reduced run, 1: in it, 2: after it
+  for (int64_t d = 0; d < in.dim(); ++d) {
+    const int64_t s = in.sizes()[d];
+    if (s == 1) continue;
+    const bool reduced = out.sizes()[d] == 1;
+    if (reduced && state == 2) return b;
+    if (reduced) state = 1;
+    else if (state == 1) state = 2;
+    (reduced ? b.n : state == 0 ? b.outer : b.inner) *= s;
+  }
+  b.valid = true;
+  return b;
 }
 
 template <class T, class Acc, class Reduce, class Combine, class Store>
