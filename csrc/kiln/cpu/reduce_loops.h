@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "kiln/dtype_dispatch.h"
+#include "kiln/error.h"
 #include "kiln/parallel.h"
 #include "kiln/tensor.h"
 
@@ -53,6 +54,8 @@ inline ReduceGeometry reduce_geometry(const Tensor& out, const Tensor& in) {
       g.outer_numel *= s;
     }
   }
+  KILN_CHECK(g.inner_sizes.size() <= 16, ValueError, "[reduce] at most 16 non-adjacent reduced "
+             "dims are supported, got input shape ", in.sizes(), " reduced to ", out.sizes());
   return g;
 }
 
