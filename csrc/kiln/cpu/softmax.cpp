@@ -122,53 +122,69 @@ void rows(const T* x, T* y, int64_t rows, int64_t n) {
   });
 }
 
+constexpr int64_t kColumnBlock = 64;
+
+// One block of bn <= kColumnBlock adjacent columns, each reduced over n rows of `inner`
+// elements; y is the block's output (logsumexp: one value per column).
+template <class T, Mode kMode, class C = OpMath<T>>
+[[gnu::always_inline]] inline void column_block_impl(const T* x, T* y, int64_t n, int64_t inner,
+                                                     int64_t bn) {
+  C m[kColumnBlock], s[kColumnBlock];
+  for (int64_t j = 0; j < bn; ++j) {
+    m[j] = -std::numeric_limits<C>::infinity();
+    s[j] = 0;
+  }
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t j = 0; j < bn; ++j) {
+      const C v = static_cast<C>(x[k * inner + j]);
+      m[j] = v > m[j] ? v : m[j];
+    }
+  if constexpr (kMode == Mode::LogSumExp) {
+    for (int64_t j = 0; j < bn; ++j) m[j] = std::isinf(m[j]) ? C(0) : m[j];
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < bn; ++j) s[j] += vexp(static_cast<C>(x[k * inner + j]) - m[j]);
+    for (int64_t j = 0; j < bn; ++j) y[j] = static_cast<T>(m[j] + std::log(s[j]));
+    return;
+  }
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t j = 0; j < bn; ++j) {
+      const C ex = vexp(static_cast<C>(x[k * inner + j]) - m[j]);
+      if constexpr (kMode == Mode::Softmax) y[k * inner + j] = static_cast<T>(ex);
+      s[j] += ex;
+    }
+  for (int64_t j = 0; j < bn; ++j) s[j] = kMode == Mode::LogSoftmax ? std::log(s[j]) : C(1) / s[j];
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t j = 0; j < bn; ++j) {
+      T& o = y[k * inner + j];
+      if constexpr (kMode == Mode::LogSoftmax)
+        o = static_cast<T>((static_cast<C>(x[k * inner + j]) - m[j]) - s[j]);
+      else
+        o = static_cast<T>(static_cast<C>(o) * s[j]);
+    }
+}
+
+KILN_TARGET_CLONES void column_block_f32(const float* x, float* y, int64_t n, int64_t inner,
+                                         int64_t bn, Mode mode) {
+  switch (mode) {
+    case Mode::Softmax: return column_block_impl<float, Mode::Softmax>(x, y, n, inner, bn);
+    case Mode::LogSoftmax: return column_block_impl<float, Mode::LogSoftmax>(x, y, n, inner, bn);
+    case Mode::LogSumExp: return column_block_impl<float, Mode::LogSumExp>(x, y, n, inner, bn);
+  }
+}
+
 template <class T, Mode kMode>
 void columns(const T* x, T* y, int64_t outer, int64_t n, int64_t inner) {
-  using C = OpMath<T>;
-  constexpr int64_t kBlock = 64;
-  const int64_t nblocks = (inner + kBlock - 1) / kBlock;
+  const int64_t nblocks = (inner + kColumnBlock - 1) / kColumnBlock;
   parallel_for(0, outer * nblocks,
-               std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n * kBlock)),
+               std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, n * kColumnBlock)),
                [&](int64_t b, int64_t e) {
-    C m[kBlock], s[kBlock];
     for (int64_t task = b; task < e; ++task) {
-      const int64_t r = task / nblocks, j0 = (task % nblocks) * kBlock;
-      const int64_t bn = std::min(kBlock, inner - j0);
+      const int64_t r = task / nblocks, j0 = (task % nblocks) * kColumnBlock;
+      const int64_t bn = std::min(kColumnBlock, inner - j0);
       const T* xr = x + r * n * inner + j0;
-      for (int64_t j = 0; j < bn; ++j) {
-        m[j] = -std::numeric_limits<C>::infinity();
-        s[j] = 0;
-      }
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t j = 0; j < bn; ++j) {
-          const C v = static_cast<C>(xr[k * inner + j]);
-          m[j] = v > m[j] ? v : m[j];
-        }
-      if constexpr (kMode == Mode::LogSumExp) {
-        for (int64_t j = 0; j < bn; ++j) m[j] = std::isinf(m[j]) ? C(0) : m[j];
-        for (int64_t k = 0; k < n; ++k)
-          for (int64_t j = 0; j < bn; ++j) s[j] += vexp(static_cast<C>(xr[k * inner + j]) - m[j]);
-        for (int64_t j = 0; j < bn; ++j)
-          y[r * inner + j0 + j] = static_cast<T>(m[j] + std::log(s[j]));
-        continue;
-      }
-      T* yr = y + r * n * inner + j0;
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t j = 0; j < bn; ++j) {
-          const C ex = vexp(static_cast<C>(xr[k * inner + j]) - m[j]);
-          if constexpr (kMode == Mode::Softmax) yr[k * inner + j] = static_cast<T>(ex);
-          s[j] += ex;
-        }
-      for (int64_t j = 0; j < bn; ++j)
-        s[j] = kMode == Mode::LogSoftmax ? std::log(s[j]) : C(1) / s[j];
-      for (int64_t k = 0; k < n; ++k)
-        for (int64_t j = 0; j < bn; ++j) {
-          T& o = yr[k * inner + j];
-          if constexpr (kMode == Mode::LogSoftmax)
-            o = static_cast<T>((static_cast<C>(xr[k * inner + j]) - m[j]) - s[j]);
-          else
-            o = static_cast<T>(static_cast<C>(o) * s[j]);
-        }
+      T* yr = y + (kMode == Mode::LogSumExp ? r * inner : r * n * inner) + j0;
+      if constexpr (std::is_same_v<T, float>) column_block_f32(xr, yr, n, inner, bn, kMode);
+      else column_block_impl<T, kMode>(xr, yr, n, inner, bn);
     }
   });
 }
