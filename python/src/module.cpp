@@ -30,6 +30,7 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_ops_shape(m);
   kiln::python::init_indexing(m);
   kiln::python::init_ops_linalg(m);
+  kiln::python::init_ops_reduce(m);
   kiln::python::init_numpy(m);
   kiln::python::init_ops_join(m);
   kiln::python::init_ops_gather(m);

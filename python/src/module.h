@@ -11,6 +11,7 @@ void init_ops_core(pybind11::module_& m);
 void init_ops_shape(pybind11::module_& m);
 void init_indexing(pybind11::module_& m);
 void init_ops_linalg(pybind11::module_& m);
+void init_ops_reduce(pybind11::module_& m);
 void init_numpy(pybind11::module_& m);
 void init_ops_join(pybind11::module_& m);
 void init_ops_gather(pybind11::module_& m);

@@ -1,4 +1,4 @@
-// Bindings for creation, copy, view, core arithmetic and sum.
+// Bindings for creation, copy, view and core arithmetic.
 #include <pybind11/stl.h>
 
 #include "args.h"
@@ -126,26 +126,6 @@ void init_ops_core(py::module_& m) {
   m.def("exp", [](const Tensor& t) { return exp(t); }, py::arg("input"));
   cls.def("isfinite", [](const Tensor& t) { return isfinite(t); });
   m.def("isfinite", [](const Tensor& t) { return isfinite(t); }, py::arg("input"));
-
-  // Reductions.
-  auto dims_arg = [](py::handle dim) -> Shape {
-    if (dim.is_none()) return {};
-    if (py::isinstance<py::int_>(dim)) return {dim.cast<int64_t>()};
-    return dim.cast<Shape>();
-  };
-  auto sum_fn = [dims_arg](const Tensor& t, py::object dim, bool keepdim,
-                           std::optional<ScalarType> dtype) {
-    return sum(t, dims_arg(dim), keepdim, dtype);
-  };
-  cls.def("sum", sum_fn, py::arg("dim") = py::none(), py::arg("keepdim") = false,
-          py::arg("dtype") = py::none());
-  m.def("sum", sum_fn, py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false,
-        py::arg("dtype") = py::none());
-  auto all_fn = [dims_arg](const Tensor& t, py::object dim, bool keepdim) {
-    return all(t, dims_arg(dim), keepdim);
-  };
-  cls.def("all", all_fn, py::arg("dim") = py::none(), py::arg("keepdim") = false);
-  m.def("all", all_fn, py::arg("input"), py::arg("dim") = py::none(), py::arg("keepdim") = false);
 }
 
 }  // namespace kiln::python
