@@ -1,0 +1,149 @@
+"""kiln.save / kiln.load: safetensors files, never pickle.
+
+`kiln.save(obj, f)` writes a valid safetensors file: every tensor is a safetensors
+entry (named by its path in `obj`, e.g. `layer.weight` or `opt.state.0.exp_avg`),
+and the nesting and plain values live in the header's `__metadata__` as JSON
+(see `_tree.py` for the encoding and Note [Shared storage]). Loading never runs
+code from the file, and every file is treated as hostile (Note [Hostile files]).
+
+Differences from torch.save/torch.load, on purpose:
+- Only tensors, NumPy arrays, None, bool, int, float, str, lists, tuples and
+  str-keyed dicts are storable; anything else is refused with its location.
+  dict subclasses (OrderedDict) load as dict; NumPy scalars load as Python numbers.
+- Writes to a path are atomic and durable (temporary file, fsync, rename, fsync
+  of the directory), and a SHA-256 checksum of the header and data is stored and
+  verified on load.
+- One object per file object: `load` reads `f` to its end.
+- Loaded tensors are on the CPU unless `map_location` says otherwise; they do not
+  remember the device they were saved from.
+
+Note [Hostile files]: before reading data, the loader checks the header length
+against a 100 MB limit and the file size, parses the JSON strictly (no duplicate
+keys, no NaN constants), checks every dtype, shape and offset, and requires the
+tensors to tile the data section exactly; it allocates only as much as the file
+holds. The structure in the metadata is checked node by node the same way.
+"""
+
+import json
+import os
+
+from kiln import _C
+from kiln.serialization import _safetensors as fmt
+from kiln.serialization._atomic import atomic_write
+from kiln.serialization._convert import DTYPE_TO_KILN, numpy_to_tensor
+from kiln.serialization._safetensors import ChecksumError, SafetensorsError
+from kiln.serialization._tree import Decoder, Encoder, entry_of
+
+__all__ = ["save", "load", "save_file", "load_file", "SafetensorsError", "ChecksumError"]
+
+FORMAT_KEY = "kiln.format"
+STRUCTURE_KEY = "kiln.structure"
+FORMAT_VERSION = "1"
+
+
+def _is_path(f):
+    return isinstance(f, (str, bytes, os.PathLike))
+
+
+def _write(entries, metadata, f):
+    if _is_path(f):
+        with atomic_write(f) as out:
+            fmt.write(out, entries, metadata)
+    else:
+        fmt.write(f, entries, metadata)
+        if hasattr(f, "flush"):
+            f.flush()
+
+
+def _read(f, verify):
+    try:
+        if _is_path(f):
+            with open(f, "rb", buffering=0) as fp:
+                return fmt.read(fp, verify)
+        return fmt.read(f, verify)
+    except SafetensorsError as e:
+        where = f" {os.fsdecode(f)!r}" if _is_path(f) else ""
+        raise type(e)(f"[kiln.load] file{where}: {e}") from None
+
+
+def save(obj, f):
+    """Save `obj` (a tensor, or nested dicts/lists/tuples of tensors, NumPy arrays and
+    plain values) to `f`, a path or a writable binary file object."""
+    encoder = Encoder("obj")
+    try:
+        structure = encoder.encode(obj)
+        entries = encoder.entries()
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"[kiln.save] {e}") from None
+    metadata = {
+        FORMAT_KEY: FORMAT_VERSION,
+        STRUCTURE_KEY: json.dumps(structure, separators=(",", ":"), allow_nan=False),
+    }
+    _write(entries, metadata, f)
+
+
+def _device_mapper(map_location):
+    if map_location is None:
+        return lambda t: t
+    if callable(map_location):
+        return lambda t: map_location(t, "cpu")
+    device = map_location if isinstance(map_location, _C.device) else _C.device(str(map_location))
+    if device.type == "cpu":
+        return lambda t: t
+    return lambda t: t.to(device)
+
+
+def load(f, map_location=None, *, verify_checksum=True):
+    """Load an object saved by `kiln.save` from a path or binary file object.
+
+    A safetensors file written by another tool loads as a dict of tensors (in file
+    order); entries of dtypes kiln lacks (U16, U32, U64) load as NumPy arrays.
+    `map_location`: None or "cpu" keeps tensors on the CPU; a device (or its name)
+    moves them there; a callable is called as `map_location(tensor, "cpu")`.
+    Raises SafetensorsError (a ValueError) for malformed files and ChecksumError
+    when the stored checksum does not match.
+    """
+    metadata, entries = _read(f, verify_checksum)
+    to_device = _device_mapper(map_location)
+    if STRUCTURE_KEY not in metadata:
+        return {e.name: _plain_value(e, to_device) for e in entries}
+    if metadata.get(FORMAT_KEY) != FORMAT_VERSION:
+        raise SafetensorsError(
+            f"[kiln.load] unsupported kiln format version {metadata.get(FORMAT_KEY)!r:.40}")
+    try:
+        structure = fmt.parse_json(metadata[STRUCTURE_KEY], "kiln structure metadata")
+        return Decoder(entries, to_device).decode(structure)
+    except SafetensorsError as e:
+        raise SafetensorsError(f"[kiln.load] {e}") from None
+
+
+def _plain_value(entry, to_device):
+    if entry.dtype in DTYPE_TO_KILN:
+        return to_device(numpy_to_tensor(entry.dtype, entry.data))
+    return entry.data.copy()
+
+
+def save_file(tensors, filename, metadata=None):
+    """safetensors.torch.save_file's counterpart: a flat {name: tensor} dict and
+    optional {str: str} metadata, written atomically (shared tensors are copied)."""
+    if not isinstance(tensors, dict):
+        raise TypeError(f"[save_file] tensors must be a dict, got {type(tensors).__name__}")
+    entries = []
+    for name, t in tensors.items():
+        if not isinstance(name, str) or not isinstance(t, _C.Tensor):
+            raise TypeError(f"[save_file] expected str -> Tensor, got {name!r:.60} -> "
+                            f"{type(t).__name__}")
+        if name == "__metadata__":
+            raise ValueError("[save_file] '__metadata__' is reserved by the format")
+        entries.append(fmt.Entry(name, *entry_of(t)))
+    if metadata is not None and not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TypeError("[save_file] metadata must map str to str")
+    _write(entries, metadata, filename)
+
+
+def load_file(filename, device="cpu"):
+    """safetensors.torch.load_file's counterpart: {name: tensor}, ignoring any kiln structure."""
+    _, entries = _read(filename, True)
+    to_device = _device_mapper(device)
+    return {e.name: _plain_value(e, to_device) for e in entries}
