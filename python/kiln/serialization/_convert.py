@@ -28,7 +28,8 @@ DTYPE_TO_KILN = {v: k for k, v in KILN_TO_DTYPE.items()}
 def float32_to_bfloat16_bits(a):
     """uint16 bfloat16 bit patterns of a float32 array, rounded to nearest-even;
     NaNs stay (quiet) NaNs."""
-    bits = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32)
+    a = np.asarray(a, dtype=np.float32)
+    bits = np.ascontiguousarray(a).reshape(a.shape).view(np.uint32)
     rounded = bits + (np.uint32(0x7FFF) + ((bits >> 16) & 1))
     out = (rounded >> 16).astype(np.uint16)
     nan = np.isnan(a)
@@ -38,7 +39,9 @@ def float32_to_bfloat16_bits(a):
 
 
 def bfloat16_bits_to_float32(bits):
-    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+    wide = np.asarray(bits, dtype=np.uint16).astype(np.uint32)
+    wide <<= 16
+    return wide.view(np.float32)
 
 
 def tensor_to_numpy(t):
@@ -52,7 +55,7 @@ def tensor_to_numpy(t):
         raise TypeError(f"tensors of dtype {t.dtype} are not storable")
     if dtype == "BF16":
         return dtype, float32_to_bfloat16_bits(t.float().numpy())
-    return dtype, np.ascontiguousarray(t.contiguous().numpy())
+    return dtype, t.contiguous().numpy()
 
 
 def numpy_to_tensor(dtype, array):

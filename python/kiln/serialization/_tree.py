@@ -166,7 +166,7 @@ class Decoder:
         self._entries = {e.name: e for e in entries}
         self._to_device = to_device
         self._tensors = {}  # entry name -> loaded base tensor
-        self._views = {}  # (name, view) -> tensor, so shared views stay shared
+        self._views = {}  # (name, view, requires_grad) -> tensor: one object per saved view
 
     def decode(self, node, depth=0):
         if depth > MAX_DEPTH:
@@ -205,16 +205,17 @@ class Decoder:
         if base is None:
             base = self._to_device(numpy_to_tensor(entry.dtype, entry.data))
             self._tensors[entry.name] = base
-        view = node.get("view")
+        view, rg = node.get("view"), node.get("rg") is True
         if view is None:
-            t = base
-        else:
-            key = (entry.name, _check_view(view, entry))
-            t = self._views.get(key)
-            if t is None:
-                t = self._views[key] = base.as_strided(*view)
-        if node.get("rg") is True and not t.requires_grad:
-            t.requires_grad_(True)
+            if rg and not base.requires_grad:
+                base.requires_grad_(True)
+            return base
+        key = (entry.name, _check_view(view, entry), rg)
+        t = self._views.get(key)
+        if t is None:
+            t = self._views[key] = base.as_strided(*view)
+            if rg:
+                t.requires_grad_(True)
         return t
 
 
