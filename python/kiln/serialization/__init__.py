@@ -34,7 +34,8 @@ from kiln.serialization._convert import DTYPE_TO_KILN, numpy_to_tensor
 from kiln.serialization._safetensors import ChecksumError, SafetensorsError
 from kiln.serialization._tree import Decoder, Encoder, entry_of
 
-__all__ = ["save", "load", "save_file", "load_file", "SafetensorsError", "ChecksumError"]
+__all__ = ["save", "load", "save_file", "load_file", "check_storable", "SafetensorsError",
+           "ChecksumError"]
 
 FORMAT_KEY = "kiln.format"
 STRUCTURE_KEY = "kiln.structure"
@@ -80,6 +81,12 @@ def save(obj, f):
         STRUCTURE_KEY: json.dumps(structure, separators=(",", ":"), allow_nan=False),
     }
     _write(entries, metadata, f)
+
+
+def check_storable(obj, name="obj"):
+    """Raise the TypeError/ValueError `save` would raise for `obj`, naming the location
+    as `name[...][...]` (walks the structure only; no tensor data is touched)."""
+    Encoder(name).encode(obj)
 
 
 def _device_mapper(map_location):

@@ -275,7 +275,11 @@ def _check_entry(name, info, data_len):
             f"tensor {name!r}: data_offsets {offsets!r:.80} are not a range within the "
             f"{data_len}-byte data section"
         )
-    nbytes = _numel(shape) * DTYPES[dtype].itemsize
+    itemsize = DTYPES[dtype].itemsize
+    if _numel(max(s, 1) for s in shape) * itemsize >= 2**62:
+        # even with a zero dim, NumPy and kiln need the other dims' product to fit
+        raise SafetensorsError(f"tensor {name!r}: shape {shape} is too large")
+    nbytes = _numel(shape) * itemsize
     if nbytes != offsets[1] - offsets[0]:
         raise SafetensorsError(
             f"tensor {name!r}: shape {shape} of {dtype} needs {nbytes} bytes but "

@@ -21,6 +21,7 @@ import re
 import numpy as np
 
 import kiln
+from kiln.serialization import check_storable
 
 _NAME = re.compile(r"^ckpt-(\d+)\.safetensors$")
 
@@ -89,11 +90,13 @@ class CheckpointManager:
             if name in ("step", "rng"):
                 raise ValueError(f"[CheckpointManager.save] {name!r} is reserved; use another "
                                  "keyword")
-        state = {
-            "step": step,
-            "objects": {name: _state_of(obj) for name, obj in objects.items()},
-            "rng": get_rng_states(),
-        }
+        states = {name: _state_of(obj) for name, obj in objects.items()}
+        for name, value in states.items():
+            try:
+                check_storable(value, name)
+            except (TypeError, ValueError) as e:
+                raise type(e)(f"[CheckpointManager.save] {e}") from None
+        state = {"step": step, "objects": states, "rng": get_rng_states()}
         path = self.path(step)
         kiln.save(state, path)
         self._prune()
