@@ -316,6 +316,33 @@ def test_loaded_tensors_are_writable_and_independent_of_file(tmp_path):
     assert out["a"].sum().item() == 9 and out["b"].sum().item() == 3
 
 
+def test_mmap_load(tmp_path):
+    path = tmp_path / "m.safetensors"
+    state = {"a": sample(kiln.float32), "b": sample(kiln.bfloat16), "n": [1, None],
+             "e": kiln.zeros(0)}
+    kiln.save(state, path)
+    before = path.read_bytes()
+    for verify in (True, False):
+        out = kiln.load(path, mmap=True, verify_checksum=verify)
+        assert same(out["a"], state["a"]) and same(out["b"], state["b"]) and out["n"] == [1, None]
+        out["a"].fill_(0.0)  # copy-on-write: the file is untouched
+        assert out["a"].sum().item() == 0
+    assert path.read_bytes() == before
+    with open(path, "rb") as f:
+        assert same(kiln.load(f, mmap=True)["a"], state["a"])
+    buf = io.BytesIO(before)  # not a real file: read normally
+    assert same(kiln.load(buf, mmap=True)["a"], state["a"])
+    raw = bytearray(before)
+    raw[-1] ^= 0xFF
+    path.write_bytes(raw)
+    with pytest.raises(ChecksumError):
+        kiln.load(path, mmap=True)
+    assert kiln.load(path, mmap=True, verify_checksum=False)["n"] == [1, None]
+    path.write_bytes(before[:-1])
+    with pytest.raises(SafetensorsError, match="truncated"):
+        kiln.load(path, mmap=True, verify_checksum=False)
+
+
 # ------------------------------------------------------------------ interop
 
 st_numpy = pytest.importorskip("safetensors.numpy")

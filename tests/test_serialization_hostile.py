@@ -49,12 +49,13 @@ def test_valid_small_file_loads(tmp_path):
     assert out["h"] == [1, 2.5, None] and out["w"].sum().item() == 6
 
 
-def test_truncated_at_every_byte_offset(tmp_path):
+@pytest.mark.parametrize("mmap", [False, True], ids=["read", "mmap"])
+def test_truncated_at_every_byte_offset(tmp_path, mmap):
     blob = small_file(tmp_path)
     assert len(blob) < 1200
     for cut in range(len(blob)):
         with pytest.raises(SafetensorsError) as info:
-            load_bytes(tmp_path, blob[:cut])
+            load_bytes(tmp_path, blob[:cut], mmap=mmap)
         msg = str(info.value)
         assert any(w in msg for w in ("at least 8", "exceeds", "data section", "JSON",
                                       "truncated", "UTF-8", "start with")), (cut, msg)

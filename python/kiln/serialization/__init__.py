@@ -56,12 +56,12 @@ def _write(entries, metadata, f):
             f.flush()
 
 
-def _read(f, verify):
+def _read(f, verify, use_mmap=False):
     try:
         if _is_path(f):
             with open(f, "rb", buffering=0) as fp:
-                return fmt.read(fp, verify)
-        return fmt.read(f, verify)
+                return fmt.read(fp, verify, use_mmap)
+        return fmt.read(f, verify, use_mmap)
     except SafetensorsError as e:
         where = f" {os.fsdecode(f)!r}" if _is_path(f) else ""
         raise type(e)(f"[kiln.load] file{where}: {e}") from None
@@ -100,8 +100,15 @@ def _device_mapper(map_location):
     return lambda t: t.to(device)
 
 
-def load(f, map_location=None, *, verify_checksum=True):
+def load(f, map_location=None, *, mmap=False, verify_checksum=True):
     """Load an object saved by `kiln.save` from a path or binary file object.
+
+    By default the data is read into memory and its checksum verified while reading.
+    `mmap=True` (for paths and real files) maps the file instead, copy-on-write:
+    tensors share pages with the OS cache and are read lazily, which is much faster
+    for large files, but a process that truncates the file in place (not kiln.save,
+    which replaces files atomically) would make those tensors fault. Combine with
+    `verify_checksum=False` to skip reading the data at all at load time.
 
     A safetensors file written by another tool loads as a dict of tensors (in file
     order); entries of dtypes kiln lacks (U16, U32, U64) load as NumPy arrays.
@@ -110,7 +117,7 @@ def load(f, map_location=None, *, verify_checksum=True):
     Raises SafetensorsError (a ValueError) for malformed files and ChecksumError
     when the stored checksum does not match.
     """
-    metadata, entries = _read(f, verify_checksum)
+    metadata, entries = _read(f, verify_checksum, mmap)
     to_device = _device_mapper(map_location)
     if STRUCTURE_KEY not in metadata:
         return {e.name: _plain_value(e, to_device) for e in entries}
@@ -149,8 +156,8 @@ def save_file(tensors, filename, metadata=None):
     _write(entries, metadata, filename)
 
 
-def load_file(filename, device="cpu"):
+def load_file(filename, device="cpu", *, mmap=False, verify_checksum=True):
     """safetensors.torch.load_file's counterpart: {name: tensor}, ignoring any kiln structure."""
-    _, entries = _read(filename, True)
+    _, entries = _read(filename, verify_checksum, mmap)
     to_device = _device_mapper(device)
     return {e.name: _plain_value(e, to_device) for e in entries}

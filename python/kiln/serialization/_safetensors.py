@@ -12,6 +12,7 @@ offset is checked against the file's size before anything is allocated or read.
 
 import hashlib
 import json
+import mmap
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -273,7 +274,7 @@ def _check_entry(name, info, data_len):
     ):
         raise SafetensorsError(
             f"tensor {name!r}: data_offsets {offsets!r:.80} are not a range within the "
-            f"{data_len}-byte data section"
+            f"{data_len}-byte data section (truncated file or lying header)"
         )
     itemsize = DTYPES[dtype].itemsize
     if _numel(max(s, 1) for s in shape) * itemsize >= 2**62:
@@ -348,10 +349,13 @@ def _read_exact(f, view):
         got += n
 
 
-def read(f, verify=True):
+def read(f, verify=True, use_mmap=False):
     """Read a safetensors file from a binary file object; returns (metadata, [Entry])
     whose data are NumPy views into one buffer. With `verify`, a stored kiln checksum is
-    checked (hashing overlaps the read)."""
+    checked (hashing overlaps the read). With `use_mmap` and a real file, the buffer is
+    a private copy-on-write mapping of the file: nothing is read until used (unless
+    verifying), and writes to it never reach the file."""
+    start = f.tell() if _seekable(f) else 0
     size = _source_size(f)
     if size is None:  # a pipe or other stream: its length is only known once read
         import io
@@ -381,12 +385,17 @@ def read(f, verify=True):
             raise SafetensorsError(f"unknown checksum algorithm {algorithm!r:.60}")
         expected = metadata[CHECKSUM_KEY]
 
-    buf = np.empty(data_len, dtype=np.uint8)
-    view = memoryview(buf)
-    if expected is None:
-        _read_exact(f, view)
+    buf = _map(f, start + 8 + n, data_len) if use_mmap else None
+    if buf is not None:
+        if expected is not None:
+            _check_digest(memoryview(buf), layout, metadata, expected, f=None)
     else:
-        _read_hashed(f, view, layout, metadata, expected)
+        buf = np.empty(data_len, dtype=np.uint8)
+        view = memoryview(buf)
+        if expected is None:
+            _read_exact(f, view)
+        else:
+            _check_digest(view, layout, metadata, expected, f=f)
     entries = []
     for name, dtype, shape, (begin, end) in layout:
         data = buf[begin:end].view(DTYPES[dtype]).reshape(shape)
@@ -394,14 +403,33 @@ def read(f, verify=True):
     return metadata, entries
 
 
-def _read_hashed(f, view, layout, metadata, expected):
+def _map(f, offset, length):
+    """A writable private mapping of `length` bytes of `f` from `offset` as a uint8
+    array, or None when `f` is not a mappable file."""
+    try:
+        fd = f.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    if length == 0:
+        return np.empty(0, dtype=np.uint8)
+    try:
+        mm = mmap.mmap(fd, offset + length, access=mmap.ACCESS_COPY)
+    except (OSError, ValueError):
+        return None
+    return np.frombuffer(mm, dtype=np.uint8, count=length, offset=offset)
+
+
+def _check_digest(view, layout, metadata, expected, f):
+    """Hash the data in `view` piece by piece; when `f` is given, the data is first read
+    into `view` in chunks, each piece hashed as soon as it is complete."""
     pieces = _pieces([rng for *_, rng in layout])
     hasher = _Hasher(len(view))
     try:
         done, next_piece = 0, 0
         while done < len(view):
             chunk = min(_READ_CHUNK, len(view) - done)
-            _read_exact(f, view[done : done + chunk])
+            if f is not None:
+                _read_exact(f, view[done : done + chunk])
             done += chunk
             while next_piece < len(pieces) and pieces[next_piece][1] <= done:
                 begin, end = pieces[next_piece]

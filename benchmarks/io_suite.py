@@ -1,0 +1,136 @@
+"""Checkpoint I/O speed: kiln.save/kiln.load against safetensors.torch and torch.save/load.
+
+Targets (issue 5), on a ~500 MB float32 state dict: kiln.load at least as fast as
+safetensors.torch.load_file, kiln.save within 1.2x of safetensors.torch.save_file
+(kiln.save also fsyncs the file and its directory, verifies nothing on save but
+computes a SHA-256 checksum; kiln.load verifies that checksum).
+
+    PYTHONPATH=python python -m benchmarks.io_suite [--mb 500] [--repeats 2] [--json out.json]
+
+Each case runs once as warm-up, then all libraries alternate `--repeats` times in
+this process; the table shows the best time. Files live in a temporary directory
+next to --dir (default: the system temp dir) and are read back from the page cache.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+
+def _state_dict(total_mb):
+    """NumPy arrays shaped like a transformer's weights, about `total_mb` MB in all."""
+    rng = np.random.default_rng(0)
+    shapes = [(2048, 4096)] * 12 + [(1024, 1024)] * 28 + [(4096,)] * 64
+    scale = total_mb * 1e6 / (sum(int(np.prod(s)) for s in shapes) * 4)
+    out = {}
+    for i, s in enumerate(shapes):
+        if len(s) == 2:
+            s = (max(1, round(s[0] * scale)), s[1])
+        out[f"layers.{i}.weight" if len(s) == 2 else f"layers.{i}.bias"] = (
+            rng.random(s, dtype=np.float32))
+    return out
+
+
+def _machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+
+
+def _cases(arrays, directory):
+    import kiln
+
+    kiln_sd = {k: kiln.from_numpy(a) for k, a in arrays.items()}
+    kiln_path = os.path.join(directory, "kiln.safetensors")
+    cases = {
+        "save": {"kiln": lambda: kiln.save(kiln_sd, kiln_path)},
+        "load": {
+            "kiln": lambda: kiln.load(kiln_path),
+            "kiln (checksum not verified)": lambda: kiln.load(kiln_path, verify_checksum=False),
+        },
+    }
+    try:
+        import torch
+    except ImportError:
+        return cases
+    torch_sd = {k: torch.from_numpy(a) for k, a in arrays.items()}
+    torch_path = os.path.join(directory, "torch.pt")
+    cases["save"]["torch.save"] = lambda: torch.save(torch_sd, torch_path)
+    cases["load"]["torch.load"] = lambda: torch.load(torch_path)
+    try:
+        import safetensors.torch as st
+    except ImportError:
+        return cases
+    st_path = os.path.join(directory, "st.safetensors")
+    cases["save"]["safetensors.torch"] = lambda: st.save_file(torch_sd, st_path)
+    cases["load"]["safetensors.torch"] = lambda: st.load_file(st_path)
+    return cases
+
+
+def _time(fn):
+    start = time.perf_counter()
+    result = fn()
+    elapsed = time.perf_counter() - start
+    del result
+    return elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=500, help="state dict size in MB")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--dir", default=None, help="where to write the files")
+    parser.add_argument("--json", help="also write the rows to this file")
+    args = parser.parse_args(argv)
+
+    arrays = _state_dict(args.mb)
+    nbytes = sum(a.nbytes for a in arrays.values())
+    directory = tempfile.mkdtemp(prefix="kiln-io-bench-", dir=args.dir)
+    rows = []
+    try:
+        cases = _cases(arrays, directory)
+        best = {}
+        for op in ("save", "load"):  # saves first: the loads read their files
+            for name, fn in cases[op].items():  # warm-up
+                _time(fn)
+            for _ in range(args.repeats):
+                for name, fn in cases[op].items():
+                    t = _time(fn)
+                    best[op, name] = min(best.get((op, name), t), t)
+        for op in ("save", "load"):
+            for name in cases[op]:
+                t = best[op, name]
+                row = {"case": f"{op} {name}", "seconds": t, "MB/s": nbytes / t / 1e6}
+                for ref in ("safetensors.torch", "torch.save" if op == "save" else "torch.load"):
+                    if (op, ref) in best and not name.startswith(ref):
+                        # > 1 means this case is faster than the reference
+                        row[f"vs {ref}"] = best[op, ref] / t
+                rows.append(row)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    print(f"# {_machine()}")
+    print(f"# state dict: {len(arrays)} float32 tensors, {nbytes / 1e6:.0f} MB; best of "
+          f"{args.repeats} after warm-up; ratio = reference time / case time (> 1: faster)")
+    refs = sorted({k for r in rows for k in r if k.startswith("vs ")})
+    print(f"{'case':<36}{'seconds':>9}{'MB/s':>9}" + "".join(f"{r:>22}" for r in refs))
+    for r in rows:
+        cells = "".join(f"{r[k]:>21.2f}x" if k in r else f"{'':>22}" for k in refs)
+        print(f"{r['case']:<36}{r['seconds']:>9.3f}{r['MB/s']:>9.0f}{cells}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": _machine(), "bytes": nbytes, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
