@@ -6,15 +6,22 @@ import math
 import os
 from collections import OrderedDict
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from kiln.serialization import ChecksumError, SafetensorsError, load_file, save_file
 
 DTYPES = [
-    kiln.bool, kiln.uint8, kiln.int8, kiln.int16, kiln.int32, kiln.int64,
-    kiln.float16, kiln.bfloat16, kiln.float32, kiln.float64,
+    kiln.bool,
+    kiln.uint8,
+    kiln.int8,
+    kiln.int16,
+    kiln.int32,
+    kiln.int64,
+    kiln.float16,
+    kiln.bfloat16,
+    kiln.float32,
+    kiln.float64,
 ]
 
 
@@ -28,8 +35,15 @@ def sample(dtype, shape=(3, 5)):
         if a.size >= 4:
             a.flat[0], a.flat[1], a.flat[2], a.flat[3] = np.inf, -np.inf, np.nan, -0.0
         return kiln.from_numpy(a).to(dtype)
-    info = np.iinfo({kiln.uint8: np.uint8, kiln.int8: np.int8, kiln.int16: np.int16,
-                     kiln.int32: np.int32, kiln.int64: np.int64}[dtype])
+    info = np.iinfo(
+        {
+            kiln.uint8: np.uint8,
+            kiln.int8: np.int8,
+            kiln.int16: np.int16,
+            kiln.int32: np.int32,
+            kiln.int64: np.int64,
+        }[dtype]
+    )
     a = np.asarray(rng.integers(info.min, info.max, size=shape, endpoint=True))
     if a.size >= 2:
         a.flat[0], a.flat[1] = info.min, info.max
@@ -56,8 +70,7 @@ def roundtrip(obj, tmp_path):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_every_dtype_round_trips_exactly(tmp_path, dtype):
     t = sample(dtype)
-    out = roundtrip({"t": t, "scalar": sample(dtype, ()), "empty": sample(dtype, (0, 4))},
-                    tmp_path)
+    out = roundtrip({"t": t, "scalar": sample(dtype, ()), "empty": sample(dtype, (0, 4))}, tmp_path)
     assert same(out["t"], t)
     assert same(out["scalar"], sample(dtype, ()))
     assert tuple(out["empty"].shape) == (0, 4) and out["empty"].dtype == dtype
@@ -67,11 +80,29 @@ def test_nesting_and_plain_values(tmp_path):
     t = sample(kiln.float32)
     obj = {
         "model": OrderedDict([("w", t), ("b", sample(kiln.int64, (2,)))]),
-        "opt": {"state": {"0": {"step": 3, "buf": t * 2}},
-                "param_groups": [{"lr": 0.1, "betas": (0.9, 0.999), "nesterov": False,
-                                  "name": "ünïcode \"quoted\" \n", "wd": None}]},
-        "floats": [0.0, -0.0, 1e-310, 1.7976931348623157e308, 0.1, 2.0,
-                   math.inf, -math.inf, math.nan],
+        "opt": {
+            "state": {"0": {"step": 3, "buf": t * 2}},
+            "param_groups": [
+                {
+                    "lr": 0.1,
+                    "betas": (0.9, 0.999),
+                    "nesterov": False,
+                    "name": 'ünïcode "quoted" \n',
+                    "wd": None,
+                }
+            ],
+        },
+        "floats": [
+            0.0,
+            -0.0,
+            1e-310,
+            1.7976931348623157e308,
+            0.1,
+            2.0,
+            math.inf,
+            -math.inf,
+            math.nan,
+        ],
         "ints": [0, -1, 2**63 - 1, -(2**63), 2**100],
         "bools": (True, False),
         "empty": ([], (), {}, ""),
@@ -131,15 +162,20 @@ def test_non_contiguous_tensors(tmp_path):
 
 def test_shared_storage_is_stored_once_and_stays_shared(tmp_path):
     w = kiln.from_numpy(np.arange(1000.0, dtype=np.float32))
-    state = {"emb": w, "tied": w, "head": w.view(10, 100).t(), "part": w[10:20],
-             "other": kiln.ones(3)}
+    state = {
+        "emb": w,
+        "tied": w,
+        "head": w.view(10, 100).t(),
+        "part": w[10:20],
+        "other": kiln.ones(3),
+    }
     path = tmp_path / "s.safetensors"
     kiln.save(state, path)
     # the shared span is one entry: 4000 bytes, not 4000 * 4
     assert os.path.getsize(path) < 4000 + 12 + 4096
     out = kiln.load(path)
-    for k in state:
-        assert same(out[k], state[k]), k
+    for k, v in state.items():
+        assert same(out[k], v), k
     assert out["emb"] is out["tied"]
     with kiln.no_grad():
         out["emb"].mul_(0.0)
@@ -318,8 +354,12 @@ def test_loaded_tensors_are_writable_and_independent_of_file(tmp_path):
 
 def test_mmap_load(tmp_path):
     path = tmp_path / "m.safetensors"
-    state = {"a": sample(kiln.float32), "b": sample(kiln.bfloat16), "n": [1, None],
-             "e": kiln.zeros(0)}
+    state = {
+        "a": sample(kiln.float32),
+        "b": sample(kiln.bfloat16),
+        "n": [1, None],
+        "e": kiln.zeros(0),
+    }
     kiln.save(state, path)
     before = path.read_bytes()
     for verify in (True, False):
@@ -354,16 +394,28 @@ def test_file_is_plain_safetensors_for_state_dicts(tmp_path):
     kiln.save(state, path)
     got = st_numpy.load_file(str(path))
     assert set(got) == set(state)
-    for k in state:
-        assert got[k].tobytes() == bits(state[k])
+    for k, v in state.items():
+        assert got[k].tobytes() == bits(v)
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
         meta = json.loads(f.read(n))["__metadata__"]
     assert meta["kiln.format"] == "1" and "kiln.structure" in meta
 
 
-NP_DTYPES = [np.bool_, np.uint8, np.int8, np.int16, np.uint16, np.int32, np.uint32,
-             np.int64, np.uint64, np.float16, np.float32, np.float64]
+NP_DTYPES = [
+    np.bool_,
+    np.uint8,
+    np.int8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.uint32,
+    np.int64,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+]
 
 
 def test_safetensors_numpy_files_load(tmp_path):
@@ -397,10 +449,16 @@ torch = pytest.importorskip("torch")
 st_torch = pytest.importorskip("safetensors.torch")
 
 TORCH_OF = {
-    kiln.bool: torch.bool, kiln.uint8: torch.uint8, kiln.int8: torch.int8,
-    kiln.int16: torch.int16, kiln.int32: torch.int32, kiln.int64: torch.int64,
-    kiln.float16: torch.float16, kiln.bfloat16: torch.bfloat16,
-    kiln.float32: torch.float32, kiln.float64: torch.float64,
+    kiln.bool: torch.bool,
+    kiln.uint8: torch.uint8,
+    kiln.int8: torch.int8,
+    kiln.int16: torch.int16,
+    kiln.int32: torch.int32,
+    kiln.int64: torch.int64,
+    kiln.float16: torch.float16,
+    kiln.bfloat16: torch.bfloat16,
+    kiln.float32: torch.float32,
+    kiln.float64: torch.float64,
 }
 
 
@@ -450,8 +508,9 @@ def test_kiln_and_torch_bfloat16_bits_agree(tmp_path):
     k = kiln.from_numpy(x.numpy()).to(kiln.bfloat16)
     path = str(tmp_path / "b.safetensors")
     kiln.save({"x": k}, path)
-    assert torch.equal(st_torch.load_file(path)["x"].view(torch.int16),
-                       x.to(torch.bfloat16).view(torch.int16))
+    assert torch.equal(
+        st_torch.load_file(path)["x"].view(torch.int16), x.to(torch.bfloat16).view(torch.int16)
+    )
 
 
 def test_refuses_non_safetensors_input(tmp_path):

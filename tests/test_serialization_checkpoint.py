@@ -5,15 +5,15 @@ import random
 import subprocess
 import sys
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from kiln.utils.checkpoint import CheckpointManager, get_rng_states, set_rng_states
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(kiln.__file__)))
-HAS_KILN_RNG = all(hasattr(kiln, n) for n in ("manual_seed", "get_rng_state",
-                                              "set_rng_state", "randn"))
+HAS_KILN_RNG = all(
+    hasattr(kiln, n) for n in ("manual_seed", "get_rng_state", "set_rng_state", "randn")
+)
 
 
 class Box:
@@ -72,8 +72,11 @@ def test_other_files_and_temp_files_are_ignored(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     m.save(3, x=1)
     assert m.steps == [3]
-    assert sorted(os.listdir(tmp_path)) == [".ckpt-9.safetensors.abc.tmp", "ckpt-3.safetensors",
-                                            "notes.txt"]
+    assert sorted(os.listdir(tmp_path)) == [
+        ".ckpt-9.safetensors.abc.tmp",
+        "ckpt-3.safetensors",
+        "notes.txt",
+    ]
 
 
 def test_unstorable_state_is_reported_with_its_name(tmp_path):
@@ -94,16 +97,16 @@ def test_rng_states_round_trip_in_process(tmp_path):
     m.save(0)
     expected = (np.random.standard_normal(5).tolist(), random.random(), random.gauss(0, 1))
     m.restore()
-    assert (np.random.standard_normal(5).tolist(), random.random(),
-            random.gauss(0, 1)) == expected
-    assert set(get_rng_states()) == ({"numpy", "python", "kiln"} if HAS_KILN_RNG
-                                     else {"numpy", "python"})
+    assert (np.random.standard_normal(5).tolist(), random.random(), random.gauss(0, 1)) == expected
+    assert set(get_rng_states()) == (
+        {"numpy", "python", "kiln"} if HAS_KILN_RNG else {"numpy", "python"}
+    )
     set_rng_states({})  # nothing to restore is fine
 
 
 # --------------------------------------------------------------- exact resume
 
-TRAIN_SCRIPT = r'''
+TRAIN_SCRIPT = r"""
 import random, sys
 import numpy as np
 import kiln
@@ -184,7 +187,7 @@ else:  # second-half, in a fresh process: scrambled RNGs, then restore
     assert state["step"] == n
     train(model, opt, n)
 kiln.save(model.state_dict(), out)
-'''
+"""
 
 
 def run_training(tmp_path, mode, n, use_kiln_rng):
@@ -192,9 +195,19 @@ def run_training(tmp_path, mode, n, use_kiln_rng):
     script.write_text(TRAIN_SCRIPT)
     out = tmp_path / f"{mode}.safetensors"
     subprocess.run(
-        [sys.executable, str(script), mode, str(tmp_path / "ckpts"), str(out), str(n),
-         "1" if use_kiln_rng else "0"],
-        check=True, timeout=300, env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+        [
+            sys.executable,
+            str(script),
+            mode,
+            str(tmp_path / "ckpts"),
+            str(out),
+            str(n),
+            "1" if use_kiln_rng else "0",
+        ],
+        check=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+    )
     return kiln.load(out)
 
 
@@ -202,12 +215,21 @@ def bits(sd):
     return {k: v.numpy().tobytes() for k, v in sd.items()}
 
 
-@pytest.mark.parametrize("use_kiln_rng", [
-    False,
-    pytest.param(True, marks=pytest.mark.skipif(
-        not HAS_KILN_RNG, reason="this kiln has no global RNG (kiln.manual_seed/get_rng_state/"
-        "set_rng_state/randn); the NumPy+Python RNG resume is still tested")),
-], ids=["numpy+python-rng", "kiln+numpy+python-rng"])
+@pytest.mark.parametrize(
+    "use_kiln_rng",
+    [
+        False,
+        pytest.param(
+            True,
+            marks=pytest.mark.skipif(
+                not HAS_KILN_RNG,
+                reason="this kiln has no global RNG (kiln.manual_seed/get_rng_state/"
+                "set_rng_state/randn); the NumPy+Python RNG resume is still tested",
+            ),
+        ),
+    ],
+    ids=["numpy+python-rng", "kiln+numpy+python-rng"],
+)
 def test_resume_in_new_process_is_bit_identical(tmp_path, use_kiln_rng):
     n = 15
     straight = run_training(tmp_path, "straight", n, use_kiln_rng)

@@ -8,12 +8,11 @@ import struct
 import subprocess
 import sys
 
+import kiln
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import kiln
 from kiln.serialization import ChecksumError, SafetensorsError
 
 PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(kiln.__file__)))
@@ -57,8 +56,18 @@ def test_truncated_at_every_byte_offset(tmp_path, mmap):
         with pytest.raises(SafetensorsError) as info:
             load_bytes(tmp_path, blob[:cut], mmap=mmap)
         msg = str(info.value)
-        assert any(w in msg for w in ("at least 8", "exceeds", "data section", "JSON",
-                                      "truncated", "UTF-8", "start with")), (cut, msg)
+        assert any(
+            w in msg
+            for w in (
+                "at least 8",
+                "exceeds",
+                "data section",
+                "JSON",
+                "truncated",
+                "UTF-8",
+                "start with",
+            )
+        ), (cut, msg)
 
 
 def test_appended_bytes_are_rejected(tmp_path):
@@ -113,8 +122,10 @@ def test_lying_headers(tmp_path, header, data, match):
     [
         (b'{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}', "not valid JSON"),
         (b'{"a": 1, "a": 2}', "duplicate key 'a'"),
-        (b'{"a": {"dtype": "F32", "dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
-         "duplicate key 'dtype'"),
+        (
+            b'{"a": {"dtype": "F32", "dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}',
+            "duplicate key 'dtype'",
+        ),
         (b'{"a": NaN}', "invalid JSON constant NaN"),
         (b'{"a": \xff\xfe}', "UTF-8"),
         (b"{" + b'"a":' * 1 + b"[" * 200_000 + b"]" * 200_000 + b"}", "nested too deeply"),
@@ -147,12 +158,16 @@ def kiln_file(structure, tensors=None):
     header, data, offset = {}, b"", 0
     for name, arr in (tensors or {}).items():
         b = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(b)]}
+        header[name] = {
+            "dtype": "F32",
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(b)],
+        }
         data, offset = data + b, offset + len(b)
-    header["__metadata__"] = {"kiln.format": "1",
-                              "kiln.structure": structure if isinstance(structure, str)
-                              else json.dumps(structure)}
+    header["__metadata__"] = {
+        "kiln.format": "1",
+        "kiln.structure": structure if isinstance(structure, str) else json.dumps(structure),
+    }
     return build(header, data)
 
 
@@ -186,24 +201,32 @@ def test_lying_structure(tmp_path, structure, match):
 
 
 def test_unknown_format_version_and_checksum_algorithm(tmp_path):
-    blob = kiln_file({"t": "tensor", "k": "w"}, W).replace(b'"kiln.format": "1"',
-                                                           b'"kiln.format": "9"')
+    blob = kiln_file({"t": "tensor", "k": "w"}, W).replace(
+        b'"kiln.format": "1"', b'"kiln.format": "9"'
+    )
     rejects(tmp_path, blob, "unsupported kiln format version '9'")
     blob = small_file(tmp_path).replace(b"sha256-pieces-16MiB", b"md5-pieces-16MiB---")
     rejects(tmp_path, blob, "unknown checksum algorithm")
 
 
 def test_hand_written_views_load(tmp_path):
-    out = load_bytes(tmp_path, kiln_file(
-        [{"t": "tensor", "k": "w", "view": [[2, 2], [3, 1], 1]}, {"t": "tensor", "k": "w"}], W))
+    out = load_bytes(
+        tmp_path,
+        kiln_file(
+            [{"t": "tensor", "k": "w", "view": [[2, 2], [3, 1], 1]}, {"t": "tensor", "k": "w"}], W
+        ),
+    )
     assert out[0].tolist() == [[1, 2], [4, 5]] and out[1].tolist() == list(range(6))
 
 
 # ------------------------------------------------------------------- fuzzing
 
-FUZZ = settings(max_examples=250, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                       HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=250,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 def fuzz_base():
@@ -211,9 +234,17 @@ def fuzz_base():
 
     buf = io.BytesIO()
     w = kiln.from_numpy(np.arange(12, dtype=np.float32))
-    kiln.save({"w": w, "t": w.view(3, 4).t(), "b": kiln.ones(2, dtype=kiln.bfloat16),
-               "i": kiln.zeros(3, dtype=kiln.int64), "meta": [1, (2.5, None), {"s": "x"}],
-               "n": np.arange(3, dtype=np.uint32)}, buf)
+    kiln.save(
+        {
+            "w": w,
+            "t": w.view(3, 4).t(),
+            "b": kiln.ones(2, dtype=kiln.bfloat16),
+            "i": kiln.zeros(3, dtype=kiln.int64),
+            "meta": [1, (2.5, None), {"s": "x"}],
+            "n": np.arange(3, dtype=np.uint32),
+        },
+        buf,
+    )
     return buf.getvalue()
 
 
@@ -230,9 +261,10 @@ def load_or_value_error(blob, verify):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(BASE) - 1), st.integers(0, 255)),
-                min_size=1, max_size=8),
-       st.booleans())
+@given(
+    st.lists(st.tuples(st.integers(0, len(BASE) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+    st.booleans(),
+)
 def test_fuzz_byte_mutations(edits, verify):
     blob = bytearray(BASE)
     for pos, value in edits:
@@ -243,7 +275,7 @@ def test_fuzz_byte_mutations(edits, verify):
 @FUZZ
 @given(st.integers(0, len(BASE)), st.integers(0, 64), st.binary(max_size=64))
 def test_fuzz_splices(start, delete, insert):
-    blob = BASE[:start] + insert + BASE[start + delete:]
+    blob = BASE[:start] + insert + BASE[start + delete :]
     load_or_value_error(blob, False)
 
 
@@ -254,8 +286,13 @@ def _numbers_mutated(text, data):
     pieces = re.split(r"(-?\d+)", text)
     for i in range(1, len(pieces), 2):
         if data.draw(st.booleans()):
-            pieces[i] = str(data.draw(st.sampled_from(
-                [0, 1, -1, 2, 3, 7, 8, 2**31, 2**62, 2**63, 2**64 + 1, -(2**63)])))
+            pieces[i] = str(
+                data.draw(
+                    st.sampled_from(
+                        [0, 1, -1, 2, 3, 7, 8, 2**31, 2**62, 2**63, 2**64 + 1, -(2**63)]
+                    )
+                )
+            )
     return "".join(pieces)
 
 
@@ -271,7 +308,7 @@ def test_fuzz_header_numbers(data):
     meta["kiln.structure"] = _numbers_mutated(meta["kiln.structure"], data)
     header["__metadata__"] = meta
     raw = json.dumps(header).encode()
-    load_or_value_error(len(raw).to_bytes(8, "little") + raw + BASE[8 + n:], False)
+    load_or_value_error(len(raw).to_bytes(8, "little") + raw + BASE[8 + n :], False)
 
 
 def test_checksum_catches_all_single_byte_data_changes(tmp_path):
@@ -337,7 +374,10 @@ def test_sigkill_during_save_leaves_previous_file(tmp_path, point):
     before = path.read_bytes()
     proc = subprocess.Popen(
         [sys.executable, "-c", KILL_SCRIPT, point, str(path)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": PYTHON_DIR})
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHON_DIR},
+    )
     try:
         line = proc.stdout.readline().strip()  # blocks until the child is inside save
         assert line == point

@@ -34,8 +34,15 @@ from kiln.serialization._convert import DTYPE_TO_KILN, numpy_to_tensor
 from kiln.serialization._safetensors import ChecksumError, SafetensorsError
 from kiln.serialization._tree import Decoder, Encoder, entry_of
 
-__all__ = ["save", "load", "save_file", "load_file", "check_storable", "SafetensorsError",
-           "ChecksumError"]
+__all__ = [
+    "ChecksumError",
+    "SafetensorsError",
+    "check_storable",
+    "load",
+    "load_file",
+    "save",
+    "save_file",
+]
 
 FORMAT_KEY = "kiln.format"
 STRUCTURE_KEY = "kiln.structure"
@@ -123,7 +130,8 @@ def load(f, map_location=None, *, mmap=False, verify_checksum=True):
         return {e.name: _plain_value(e, to_device) for e in entries}
     if metadata.get(FORMAT_KEY) != FORMAT_VERSION:
         raise SafetensorsError(
-            f"[kiln.load] unsupported kiln format version {metadata.get(FORMAT_KEY)!r:.40}")
+            f"[kiln.load] unsupported kiln format version {metadata.get(FORMAT_KEY)!r:.40}"
+        )
     try:
         structure = fmt.parse_json(metadata[STRUCTURE_KEY], "kiln structure metadata")
         return Decoder(entries, to_device).decode(structure)
@@ -145,13 +153,15 @@ def save_file(tensors, filename, metadata=None):
     entries = []
     for name, t in tensors.items():
         if not isinstance(name, str) or not isinstance(t, _C.Tensor):
-            raise TypeError(f"[save_file] expected str -> Tensor, got {name!r:.60} -> "
-                            f"{type(t).__name__}")
+            raise TypeError(
+                f"[save_file] expected str -> Tensor, got {name!r:.60} -> {type(t).__name__}"
+            )
         if name == "__metadata__":
             raise ValueError("[save_file] '__metadata__' is reserved by the format")
         entries.append(fmt.Entry(name, *entry_of(t)))
     if metadata is not None and not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
         raise TypeError("[save_file] metadata must map str to str")
     _write(entries, metadata, filename)
 

@@ -57,7 +57,7 @@ class ChecksumError(SafetensorsError):
 class Entry:
     """One tensor of a file: its name, safetensors dtype string, shape and raw bytes."""
 
-    __slots__ = ("name", "dtype", "shape", "data")
+    __slots__ = ("data", "dtype", "name", "shape")
 
     def __init__(self, name, dtype, shape, data):
         self.name, self.dtype, self.shape, self.data = name, dtype, tuple(shape), data
@@ -228,9 +228,7 @@ def _reject_constant(name):
 def parse_json(text, what):
     """json.loads that rejects duplicate keys, NaN/Infinity and absurd nesting."""
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except SafetensorsError:
         raise
     except RecursionError:

@@ -90,15 +90,18 @@ class Encoder:
             return node
         if isinstance(obj, np.ndarray):
             if obj.dtype.newbyteorder("<") not in fmt.NUMPY_TO_DTYPE:
-                raise TypeError(f"{self._where(path)}: NumPy arrays of dtype {obj.dtype} "
-                                "are not storable")
+                raise TypeError(
+                    f"{self._where(path)}: NumPy arrays of dtype {obj.dtype} are not storable"
+                )
             name = self._name(path)
             self._arrays.append((name, obj))
             return {"t": "ndarray", "k": name}
         if isinstance(obj, (list, tuple, dict)):
             if type(obj) is not tuple and isinstance(obj, tuple):
-                raise TypeError(f"{self._where(path)}: {_describe(obj)} is not storable "
-                                "(convert the named tuple to a tuple or dict)")
+                raise TypeError(
+                    f"{self._where(path)}: {_describe(obj)} is not storable "
+                    "(convert the named tuple to a tuple or dict)"
+                )
             if id(obj) in self._active:
                 raise ValueError(f"{self._where(path)}: the object contains itself")
             self._active.add(id(obj))
@@ -106,25 +109,37 @@ class Encoder:
                 if isinstance(obj, dict):
                     for k in obj:
                         if not isinstance(k, str):
-                            raise TypeError(f"{self._where(path)}: dict key {k!r:.60} is not a "
-                                            "str (only str keys are storable)")
-                    return {"t": "dict", "v": {k: self.encode(v, path + (k,))
-                                               for k, v in obj.items()}}
+                            raise TypeError(
+                                f"{self._where(path)}: dict key {k!r:.60} is not a "
+                                "str (only str keys are storable)"
+                            )
+                    return {
+                        "t": "dict",
+                        "v": {k: self.encode(v, path + (k,)) for k, v in obj.items()},
+                    }
                 items = [self.encode(v, path + (i,)) for i, v in enumerate(obj)]
                 return {"t": "tuple", "v": items} if isinstance(obj, tuple) else items
             finally:
                 self._active.discard(id(obj))
-        raise TypeError(f"{self._where(path)}: {_describe(obj)} is not storable "
-                        f"(kiln.save stores {_VALID}; call .state_dict() on modules)")
+        raise TypeError(
+            f"{self._where(path)}: {_describe(obj)} is not storable "
+            f"(kiln.save stores {_VALID}; call .state_dict() on modules)"
+        )
 
     def _where(self, path):
         return self.root_name + "".join(f"[{p!r}]" for p in path)
 
     def entries(self):
         """File entries for the collected tensors; fills in their nodes."""
-        out = [fmt.Entry(name, fmt.NUMPY_TO_DTYPE[a.dtype.newbyteorder("<")], a.shape,
-                         a.astype(a.dtype.newbyteorder("<"), copy=False))
-               for name, a in self._arrays]
+        out = [
+            fmt.Entry(
+                name,
+                fmt.NUMPY_TO_DTYPE[a.dtype.newbyteorder("<")],
+                a.shape,
+                a.astype(a.dtype.newbyteorder("<"), copy=False),
+            )
+            for name, a in self._arrays
+        ]
         groups = {}
         for path, t, node in self._tensors:
             if t.dtype not in DTYPE_TO_KILN.values():
@@ -200,7 +215,8 @@ class Decoder:
         entry = self._entry(node)
         if entry.dtype not in DTYPE_TO_KILN:
             raise fmt.SafetensorsError(
-                f"tensor {entry.name!r}: dtype {entry.dtype} has no kiln equivalent")
+                f"tensor {entry.name!r}: dtype {entry.dtype} has no kiln equivalent"
+            )
         base = self._tensors.get(entry.name)
         if base is None:
             base = self._to_device(numpy_to_tensor(entry.dtype, entry.data))
@@ -221,18 +237,29 @@ class Decoder:
 
 def _check_view(view, entry):
     """Validate [size, stride, offset] against a 1-D entry; returns a hashable form."""
-    def ints(xs):
-        return (isinstance(xs, list) and len(xs) <= fmt.MAX_DIMS
-                and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**62
-                        for x in xs))
 
-    ok = (isinstance(view, list) and len(view) == 3 and ints(view[0]) and ints(view[1])
-          and len(view[0]) == len(view[1]) and ints([view[2]]) and len(entry.shape) == 1
-          and view[2] <= entry.shape[0])
+    def ints(xs):
+        return (
+            isinstance(xs, list)
+            and len(xs) <= fmt.MAX_DIMS
+            and all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < 2**62 for x in xs)
+        )
+
+    ok = (
+        isinstance(view, list)
+        and len(view) == 3
+        and ints(view[0])
+        and ints(view[1])
+        and len(view[0]) == len(view[1])
+        and ints([view[2]])
+        and len(entry.shape) == 1
+        and view[2] <= entry.shape[0]
+    )
     if ok and all(view[0]):
         last = view[2] + sum((s - 1) * st for s, st in zip(view[0], view[1]))
         ok = last < entry.shape[0]
     if not ok:
         raise fmt.SafetensorsError(
-            f"tensor {entry.name!r}: view {view!r:.80} is out of bounds or malformed")
+            f"tensor {entry.name!r}: view {view!r:.80} is out of bounds or malformed"
+        )
     return (tuple(view[0]), tuple(view[1]), view[2])

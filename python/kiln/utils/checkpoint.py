@@ -55,11 +55,13 @@ class CheckpointManager:
 
     def __init__(self, directory, max_to_keep=5, keep_every_n=None):
         if max_to_keep is not None and max_to_keep < 1:
-            raise ValueError(f"[CheckpointManager] max_to_keep must be >= 1 or None, "
-                             f"got {max_to_keep}")
+            raise ValueError(
+                f"[CheckpointManager] max_to_keep must be >= 1 or None, got {max_to_keep}"
+            )
         if keep_every_n is not None and keep_every_n < 1:
-            raise ValueError(f"[CheckpointManager] keep_every_n must be >= 1 or None, "
-                             f"got {keep_every_n}")
+            raise ValueError(
+                f"[CheckpointManager] keep_every_n must be >= 1 or None, got {keep_every_n}"
+            )
         self.directory = os.fspath(directory)
         self.max_to_keep = max_to_keep
         self.keep_every_n = keep_every_n
@@ -88,8 +90,9 @@ class CheckpointManager:
             raise ValueError(f"[CheckpointManager.save] step must be an int >= 0, got {step!r}")
         for name in objects:
             if name in ("step", "rng"):
-                raise ValueError(f"[CheckpointManager.save] {name!r} is reserved; use another "
-                                 "keyword")
+                raise ValueError(
+                    f"[CheckpointManager.save] {name!r} is reserved; use another keyword"
+                )
         states = {name: _state_of(obj) for name, obj in objects.items()}
         for name, value in states.items():
             try:
@@ -102,8 +105,7 @@ class CheckpointManager:
         self._prune()
         return path
 
-    def restore(self, step=None, *, latest=True, restore_rng=True, map_location=None,
-                **objects):
+    def restore(self, step=None, *, latest=True, restore_rng=True, map_location=None, **objects):
         """Load checkpoint `step` (or the newest when `step` is None and `latest`).
 
         Objects passed as keywords get `load_state_dict()` with their saved state; the
@@ -118,21 +120,29 @@ class CheckpointManager:
                 return None
         path = self.path(step)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"[CheckpointManager.restore] no checkpoint for step {step} "
-                                    f"in {self.directory!r} (have {self.steps})")
+            raise FileNotFoundError(
+                f"[CheckpointManager.restore] no checkpoint for step {step} "
+                f"in {self.directory!r} (have {self.steps})"
+            )
         state = kiln.load(path, map_location=map_location)
         if not isinstance(state, dict) or not {"step", "objects", "rng"} <= set(state):
-            raise ValueError(f"[CheckpointManager.restore] {path!r} is not a checkpoint "
-                             "written by CheckpointManager")
+            raise ValueError(
+                f"[CheckpointManager.restore] {path!r} is not a checkpoint "
+                "written by CheckpointManager"
+            )
         saved = state["objects"]
         missing = [name for name in objects if name not in saved]
         if missing:
-            raise KeyError(f"[CheckpointManager.restore] checkpoint {step} has no {missing}; "
-                           f"it holds {sorted(saved)}")
+            raise KeyError(
+                f"[CheckpointManager.restore] checkpoint {step} has no {missing}; "
+                f"it holds {sorted(saved)}"
+            )
         for name, obj in objects.items():
             if not hasattr(obj, "load_state_dict"):
-                raise TypeError(f"[CheckpointManager.restore] {name}: "
-                                f"{type(obj).__name__} has no load_state_dict()")
+                raise TypeError(
+                    f"[CheckpointManager.restore] {name}: "
+                    f"{type(obj).__name__} has no load_state_dict()"
+                )
             obj.load_state_dict(saved[name])
         if restore_rng:
             set_rng_states(state["rng"])
