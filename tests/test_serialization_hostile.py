@@ -209,6 +209,14 @@ def test_unknown_format_version_and_checksum_algorithm(tmp_path):
     rejects(tmp_path, blob, "unknown checksum algorithm")
 
 
+def test_repeated_references_do_not_multiply_memory(tmp_path):
+    big = {"w": np.zeros(1 << 20, dtype=np.float32)}
+    for kind in ("tensor", "ndarray"):
+        blob = kiln_file([{"t": kind, "k": "w"}] * 10_000, big)  # one 4 MB entry, 10,000 uses
+        out = load_bytes(tmp_path, blob)
+        assert len(out) == 10_000 and all(x is out[0] for x in out)
+
+
 def test_hand_written_views_load(tmp_path):
     out = load_bytes(
         tmp_path,

@@ -181,6 +181,7 @@ class Decoder:
         self._entries = {e.name: e for e in entries}
         self._to_device = to_device
         self._tensors = {}  # entry name -> loaded base tensor
+        self._arrays = {}  # entry name -> loaded NumPy array
         self._views = {}  # (name, view, requires_grad) -> tensor: one object per saved view
 
     def decode(self, node, depth=0):
@@ -199,8 +200,11 @@ class Decoder:
             return tuple(self.decode(v, depth + 1) for v in node["v"])
         if kind == "float" and node.get("v") in ("nan", "inf", "-inf"):
             return float(node["v"])
-        if kind == "ndarray":
-            return np.array(self._entry(node).data, copy=True)
+        if kind == "ndarray":  # one copy per entry, however often the structure names it
+            entry = self._entry(node)
+            if entry.name not in self._arrays:
+                self._arrays[entry.name] = np.array(entry.data, copy=True)
+            return self._arrays[entry.name]
         if kind == "tensor":
             return self._tensor(node)
         raise fmt.SafetensorsError(f"bad structure node {node!r:.80}")
