@@ -150,22 +150,16 @@ def _encode_header(table, metadata):
     return len(raw).to_bytes(8, "little") + raw
 
 
-def write(f, entries, metadata, checksum=True):
-    """Write `entries` (Entry objects whose data is a C-contiguous array or buffer) to
-    the binary file object `f`. With `checksum`, a digest of the header and data is
-    stored in the metadata; on seekable files it is computed while the data is written
-    and patched into the header afterwards."""
+def write(f, entries, metadata):
+    """Write `entries` (Entry objects whose data is a NumPy array) to the binary file
+    object `f`. A digest of the header and data is stored in the metadata; on seekable
+    files it is computed while the data is written and patched into the header after."""
     metadata = dict(metadata or {})
     order, table, ranges = _layout(entries)
     views = [memoryview(np.ascontiguousarray(e.data).reshape(-1).view(np.uint8)) for e in order]
     for e, v in zip(order, views):
         if len(v) != e.nbytes:
             raise ValueError(f"tensor {e.name!r}: {len(v)} bytes of data for {e.nbytes}")
-    if not checksum:
-        f.write(_encode_header(table, metadata))
-        for v in views:
-            f.write(v)
-        return
     metadata[CHECKSUM_ALGORITHM_KEY] = CHECKSUM_ALGORITHM
     hasher = _Hasher(ranges[-1][1] if ranges else 0)
     try:
