@@ -95,9 +95,14 @@ def test_rng_states_round_trip_in_process(tmp_path):
     np.random.standard_normal()  # leaves a cached gaussian in NumPy's state
     random.gauss(0, 1)
     m.save(0)
-    expected = (np.random.standard_normal(5).tolist(), random.random(), random.gauss(0, 1))
+
+    def draw():
+        kiln_draw = kiln.randn(4).tolist() if HAS_KILN_RNG else None
+        return np.random.standard_normal(5).tolist(), random.random(), random.gauss(0, 1), kiln_draw
+
+    expected = draw()
     m.restore()
-    assert (np.random.standard_normal(5).tolist(), random.random(), random.gauss(0, 1)) == expected
+    assert draw() == expected
     assert set(get_rng_states()) == (
         {"numpy", "python", "kiln"} if HAS_KILN_RNG else {"numpy", "python"}
     )
