@@ -2,7 +2,7 @@
 
 Targets (issue 5), on a ~500 MB float32 state dict: kiln.load at least as fast as
 safetensors.torch.load_file, kiln.save within 1.2x of safetensors.torch.save_file.
-What each does differs: kiln.save computes a SHA-256 checksum and fsyncs the file
+What each does differs: kiln.save computes a checksum (CRC-32 pieces) and fsyncs the file
 and its directory (safetensors does neither); kiln.load reads the data and verifies
 the checksum, while safetensors.torch.load_file (0.8's default "mmap" backend)
 only maps the file, reading nothing until tensors are used. The comparable kiln

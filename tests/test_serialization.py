@@ -307,9 +307,10 @@ def test_failed_save_leaves_previous_file(tmp_path):
     assert os.listdir(tmp_path) == ["c.safetensors"]
 
 
-def test_checksum_detects_altered_data_and_header(tmp_path):
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_checksum_detects_altered_data_and_header(tmp_path, checksum):
     path = tmp_path / "c.safetensors"
-    kiln.save({"w": kiln.zeros(4, 4), "meta": {"lr": 0.5}}, path)
+    kiln.save({"w": kiln.zeros(4, 4), "meta": {"lr": 0.5}}, path, checksum=checksum)
     raw = bytearray(path.read_bytes())
     n = int.from_bytes(raw[:8], "little")
     tampered = bytearray(raw)
@@ -328,12 +329,14 @@ def test_checksum_detects_altered_data_and_header(tmp_path):
         kiln.load(path)
 
 
-def test_large_multi_piece_tensor_with_parallel_hashing(tmp_path):
+@pytest.mark.parametrize("checksum", ["crc32", "sha256"])
+def test_large_multi_piece_tensor_with_parallel_hashing(tmp_path, checksum):
     # > 32 MiB: pieces are hashed in worker threads, on save and on load
     a = np.random.default_rng(0).integers(0, 255, size=40 << 20, dtype=np.uint8)
     t = kiln.from_numpy(a)
     path = tmp_path / "big.safetensors"
-    kiln.save({"big": t, "small": kiln.ones(3)}, path)
+    kiln.save({"big": t, "small": kiln.ones(3)}, path, checksum=checksum)
+    assert f"{checksum}-pieces-16MiB".encode() in path.read_bytes()[:1000]
     out = kiln.load(path)
     assert np.array_equal(out["big"].numpy(), a)
     with open(path, "r+b") as f:
@@ -341,6 +344,11 @@ def test_large_multi_piece_tensor_with_parallel_hashing(tmp_path):
         f.write(b"\x00\x01" * 100)
     with pytest.raises(ChecksumError):
         kiln.load(path)
+
+
+def test_unknown_checksum_name_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="checksum must be 'crc32' or 'sha256', got 'md5'"):
+        kiln.save({}, tmp_path / "x", checksum="md5")
 
 
 def test_loaded_tensors_are_writable_and_independent_of_file(tmp_path):

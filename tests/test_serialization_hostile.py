@@ -205,7 +205,7 @@ def test_unknown_format_version_and_checksum_algorithm(tmp_path):
         b'"kiln.format": "1"', b'"kiln.format": "9"'
     )
     rejects(tmp_path, blob, "unsupported kiln format version '9'")
-    blob = small_file(tmp_path).replace(b"sha256-pieces-16MiB", b"md5-pieces-16MiB---")
+    blob = small_file(tmp_path).replace(b"crc32-pieces-16MiB", b"md5xx-pieces-16MiB")
     rejects(tmp_path, blob, "unknown checksum algorithm")
 
 

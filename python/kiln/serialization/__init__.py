@@ -11,8 +11,8 @@ Differences from torch.save/torch.load, on purpose:
   str-keyed dicts are storable; anything else is refused with its location.
   dict subclasses (OrderedDict) load as dict; NumPy scalars load as Python numbers.
 - Writes to a path are atomic and durable (temporary file, fsync, rename, fsync
-  of the directory), and a SHA-256 checksum of the header and data is stored and
-  verified on load.
+  of the directory), and a checksum of the header and data is stored and
+  verified on load (see Note [Checksum] in _safetensors.py).
 - One object per file object: `load` reads `f` to its end.
 - Loaded tensors are on the CPU unless `map_location` says otherwise; they do not
   remember the device they were saved from.
@@ -53,12 +53,15 @@ def _is_path(f):
     return isinstance(f, (str, bytes, os.PathLike))
 
 
-def _write(entries, metadata, f):
+def _write(entries, metadata, f, checksum="crc32"):
+    algorithm = f"{checksum}-pieces-16MiB"
+    if algorithm not in fmt.PIECE_DIGESTS:
+        raise ValueError(f"[kiln.save] checksum must be 'crc32' or 'sha256', got {checksum!r}")
     if _is_path(f):
         with atomic_write(f) as out:
-            fmt.write(out, entries, metadata)
+            fmt.write(out, entries, metadata, algorithm)
     else:
-        fmt.write(f, entries, metadata)
+        fmt.write(f, entries, metadata, algorithm)
         if hasattr(f, "flush"):
             f.flush()
 
@@ -74,9 +77,10 @@ def _read(f, verify, use_mmap=False):
         raise type(e)(f"[kiln.load] file{where}: {e}") from None
 
 
-def save(obj, f):
+def save(obj, f, *, checksum="crc32"):
     """Save `obj` (a tensor, or nested dicts/lists/tuples of tensors, NumPy arrays and
-    plain values) to `f`, a path or a writable binary file object."""
+    plain values) to `f`, a path or a writable binary file object. `checksum` picks the
+    digest of the data pieces, "crc32" (fast) or "sha256" (Note [Checksum])."""
     encoder = Encoder("obj")
     try:
         structure = encoder.encode(obj)
@@ -87,7 +91,7 @@ def save(obj, f):
         FORMAT_KEY: FORMAT_VERSION,
         STRUCTURE_KEY: json.dumps(structure, separators=(",", ":"), allow_nan=False),
     }
-    _write(entries, metadata, f)
+    _write(entries, metadata, f, checksum)
 
 
 def check_storable(obj, name="obj"):
