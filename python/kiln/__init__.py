@@ -53,6 +53,18 @@ from kiln._creation import (  # noqa: E402,F401
     ones_like,
     full_like,
 )
+from kiln._random import (  # noqa: E402,F401
+    rand,
+    randn,
+    randint,
+    randperm,
+    rand_like,
+    randn_like,
+    randint_like,
+)
+from kiln._range import arange, linspace, eye  # noqa: E402,F401
+from kiln._C import Generator, default_generator  # noqa: E402,F401
+from kiln import return_types  # noqa: E402,F401
 from kiln.autograd import (  # noqa: E402,F401
     no_grad,
     enable_grad,

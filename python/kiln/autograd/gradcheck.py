@@ -93,21 +93,25 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
 def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
                   raise_exception=True, **_ignored):
     """gradcheck of the gradient: checks double backward."""
-    from kiln import autograd, randn_like
+    from kiln import autograd
 
     inputs = _as_tuple(inputs)
     outputs = _flat_outputs(func, inputs)
     if grad_outputs is None:
-        grad_outputs = [randn_like(o, dtype=_C.float64).requires_grad_() for o in outputs]
+        from kiln import randn_like
+
+        grad_outputs = [randn_like(o).requires_grad_() for o in outputs]
     grad_outputs = list(_as_tuple(grad_outputs))
     diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, _C.Tensor) and x.requires_grad]
     n = len(inputs)
 
     def first_grads(*args):
         ins, gos = args[:n], args[n:]
-        outs = _flat_outputs(func, ins)
-        gs = autograd.grad(outs, [ins[i] for i in diff_idx], list(gos), create_graph=True,
-                           allow_unused=True)
+        # Finite differences call this with grad mode off; the first gradient needs it on.
+        with autograd.enable_grad():
+            outs = _flat_outputs(func, ins)
+            gs = autograd.grad(outs, [ins[i] for i in diff_idx], list(gos), create_graph=True,
+                               allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(first_grads, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol,
