@@ -8,11 +8,14 @@ the checksum, while safetensors.torch.load_file (0.8's default "mmap" backend)
 only maps the file, reading nothing until tensors are used. The comparable kiln
 row is `kiln (mmap, no verify)`; `safetensors.torch (pread)` is its eager mode.
 
-    PYTHONPATH=python python -m benchmarks.io_suite [--mb 500] [--repeats 2] [--json out.json]
+    PYTHONPATH=python python -m benchmarks.io_suite [--mb 500] [--repeats 2]
+        [--cache warm|cold] [--json out.json]
 
 Each case runs once as warm-up, then all libraries alternate `--repeats` times in
 this process; the table shows the best time. Files live in a temporary directory
-next to --dir (default: the system temp dir) and are read back from the page cache.
+in --dir (default: the system temp dir). Before each timed load its file is read
+into the page cache (--cache warm) or evicted from it (--cache cold), so that no
+library is timed against a file another library's run pushed out of the cache.
 """
 
 import argparse
@@ -56,14 +59,25 @@ def _cases(arrays, directory):
 
     kiln_sd = {k: kiln.from_numpy(a) for k, a in arrays.items()}
     kiln_path = os.path.join(directory, "kiln.safetensors")
+    plain_path = os.path.join(directory, "kiln-plain.safetensors")
+
+    def save_plain():  # to a file object: no temp file, fsync or rename
+        with open(plain_path, "wb") as f:
+            kiln.save(kiln_sd, f)
+
+    # load cases are (file they read, function)
     cases = {
-        "save": {"kiln": lambda: kiln.save(kiln_sd, kiln_path)},
+        "save": {
+            "kiln": lambda: kiln.save(kiln_sd, kiln_path),
+            "kiln (file object, no fsync)": save_plain,
+        },
         "load": {
-            "kiln": lambda: kiln.load(kiln_path),
-            "kiln (no verify)": lambda: kiln.load(kiln_path, verify_checksum=False),
-            "kiln (mmap)": lambda: kiln.load(kiln_path, mmap=True),
-            "kiln (mmap, no verify)": lambda: kiln.load(
-                kiln_path, mmap=True, verify_checksum=False
+            "kiln": (kiln_path, lambda: kiln.load(kiln_path)),
+            "kiln (no verify)": (kiln_path, lambda: kiln.load(kiln_path, verify_checksum=False)),
+            "kiln (mmap)": (kiln_path, lambda: kiln.load(kiln_path, mmap=True)),
+            "kiln (mmap, no verify)": (
+                kiln_path,
+                lambda: kiln.load(kiln_path, mmap=True, verify_checksum=False),
             ),
         },
     }
@@ -74,15 +88,18 @@ def _cases(arrays, directory):
     torch_sd = {k: torch.from_numpy(a) for k, a in arrays.items()}
     torch_path = os.path.join(directory, "torch.pt")
     cases["save"]["torch.save"] = lambda: torch.save(torch_sd, torch_path)
-    cases["load"]["torch.load"] = lambda: torch.load(torch_path)
+    cases["load"]["torch.load"] = (torch_path, lambda: torch.load(torch_path))
     try:
         import safetensors.torch as st
     except ImportError:
         return cases
     st_path = os.path.join(directory, "st.safetensors")
     cases["save"]["safetensors.torch"] = lambda: st.save_file(torch_sd, st_path)
-    cases["load"]["safetensors.torch"] = lambda: st.load_file(st_path)
-    cases["load"]["safetensors.torch (pread)"] = lambda: st.load_file(st_path, backend="pread")
+    cases["load"]["safetensors.torch"] = (st_path, lambda: st.load_file(st_path))
+    cases["load"]["safetensors.torch (pread)"] = (
+        st_path,
+        lambda: st.load_file(st_path, backend="pread"),
+    )
     return cases
 
 
@@ -92,7 +109,24 @@ REFERENCES = {
 }
 
 
-def _time(fn):
+def _set_cache(path, cache):
+    """Put `path` in the page cache (read it all) or out of it (fsync, then
+    POSIX_FADV_DONTNEED), so every library's load starts from the same state."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if cache == "cold":
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        else:
+            while os.read(fd, 16 << 20):
+                pass
+    finally:
+        os.close(fd)
+
+
+def _time(fn, path=None, cache="warm"):
+    if path is not None:
+        _set_cache(path, cache)
     start = time.perf_counter()
     result = fn()
     elapsed = time.perf_counter() - start
@@ -106,6 +140,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--dir", default=None, help="where to write the files")
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument(
+        "--cache",
+        choices=["warm", "cold"],
+        default="warm",
+        help="before each load, read its file into the page cache (warm) or evict it (cold)",
+    )
     args = parser.parse_args(argv)
 
     arrays = _state_dict(args.mb)
@@ -116,11 +156,17 @@ def main(argv=None):
         cases = _cases(arrays, directory)
         best = {}
         for op in ("save", "load"):  # saves first: the loads read their files
-            for name, fn in cases[op].items():  # warm-up
-                _time(fn)
+            run = {
+                name: (lambda c=case: _time(c[1], c[0], args.cache))
+                if op == "load"
+                else (lambda c=case: _time(c))
+                for name, case in cases[op].items()
+            }
+            for timed in run.values():  # warm-up
+                timed()
             for _ in range(args.repeats):
-                for name, fn in cases[op].items():
-                    t = _time(fn)
+                for name, timed in run.items():
+                    t = timed()
                     best[op, name] = min(best.get((op, name), t), t)
         for op in ("save", "load"):
             for name in cases[op]:
@@ -136,7 +182,8 @@ def main(argv=None):
 
     print(f"# {_machine()}")
     print(
-        f"# state dict: {len(arrays)} float32 tensors, {nbytes / 1e6:.0f} MB; best of "
+        f"# page cache before each load: {args.cache}; "
+        f"state dict: {len(arrays)} float32 tensors, {nbytes / 1e6:.0f} MB; best of "
         f"{args.repeats} after warm-up; ratio = reference time / case time (> 1: faster)"
     )
     for op in ("save", "load"):
