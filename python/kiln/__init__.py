@@ -38,6 +38,7 @@ int = int32  # noqa: A001
 short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
+from kiln._tensor_str import set_printoptions  # noqa: E402,F401
 # C++ ops first; the Python wrappers below (argument parsing) take precedence.
 from kiln._ops import *  # noqa: E402,F401,F403
 from kiln import autograd  # noqa: E402

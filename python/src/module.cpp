@@ -33,6 +33,7 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_numpy(m);
   kiln::python::init_ops_join(m);
   kiln::python::init_ops_gather(m);
+  kiln::python::init_dlpack(m);
   kiln::python::init_random(m);
   kiln::python::init_range(m);
   kiln::python::init_sort(m);

@@ -14,6 +14,7 @@ void init_ops_linalg(pybind11::module_& m);
 void init_numpy(pybind11::module_& m);
 void init_ops_join(pybind11::module_& m);
 void init_ops_gather(pybind11::module_& m);
+void init_dlpack(pybind11::module_& m);
 void init_random(pybind11::module_& m);
 void init_range(pybind11::module_& m);
 void init_sort(pybind11::module_& m);
