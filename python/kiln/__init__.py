@@ -74,4 +74,6 @@ from kiln.autograd import (  # noqa: E402,F401
     is_inference_mode_enabled,
 )
 
+from kiln.serialization import save, load  # noqa: E402,F401
+
 __version__ = "0.1.0"
