@@ -151,24 +151,43 @@ def _as_numpy(obj):
         ) from e
 
 
+class _Pickler(pickle.Pickler):
+    """Pickles with tensors (and big arrays) replaced by their index in ``refs``."""
+
+    def __init__(self, file):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.refs, self.ids = [], {}
+
+    def persistent_id(self, o):
+        if isinstance(o, kiln.Tensor) or (
+            type(o) is np.ndarray and o.nbytes >= _INLINE_NDARRAY_BYTES and not o.dtype.hasobject
+        ):
+            key = id(o)
+            if key not in self.ids:
+                self.ids[key] = len(self.refs)
+                self.refs.append(o)
+            return self.ids[key]
+        return None
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, file, rebuild):
+        super().__init__(file)
+        self.rebuild = rebuild
+
+    def persistent_load(self, pid):
+        return self.rebuild(pid)
+
+
 def pack(obj):
     """(descriptors, payload): ``obj`` pickled with array data moved to shared memory."""
-    refs, ids = [], {}
-
-    class _Pickler(pickle.Pickler):
-        def persistent_id(self, o):
-            if isinstance(o, kiln.Tensor) or (
-                type(o) is np.ndarray and o.nbytes >= _INLINE_NDARRAY_BYTES and not o.dtype.hasobject
-            ):
-                key = id(o)
-                if key not in ids:
-                    ids[key] = len(refs)
-                    refs.append(o)
-                return ids[key]
-            return None
-
+    # Module-level pickler classes: a class made per call would sit in a reference cycle
+    # and keep this batch's shared-memory mappings alive until the cyclic GC ran.
     buf = io.BytesIO()
-    _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
+    pickler = _Pickler(buf)
+    pickler.dump(obj)
+    refs = pickler.refs
+    del pickler
     descs, copies, total = [], [], 0
     for o in refs:
         arr = _as_numpy(o)
@@ -238,8 +257,4 @@ def unpack(descs, payload):
         t = kiln.from_numpy(arr)
         return t.requires_grad_() if grad else t
 
-    class _Unpickler(pickle.Unpickler):
-        def persistent_load(self, pid):
-            return rebuild(descs[pid])
-
-    return _Unpickler(io.BytesIO(payload)).load()
+    return _Unpickler(io.BytesIO(payload), lambda pid: rebuild(descs[pid])).load()
