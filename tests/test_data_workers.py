@@ -341,3 +341,66 @@ def test_array_dataset_memory_does_not_grow_across_epochs():
     for pid in usage[0]:
         assert usage[2][pid] - usage[0][pid] < 4096, usage  # KiB; the data set is 16 MiB
     del loader
+
+
+def test_shm_check_leaves_random_streams_alone():
+    class Noisy(Dataset):
+        def __len__(self):
+            return 4
+
+        def __getitem__(self, i):
+            return np.random.rand() + random.random()
+
+    np.random.seed(5)
+    random.seed(5)
+    expected = (np.random.rand(), random.random())
+    np.random.seed(5)
+    random.seed(5)
+    list(DataLoader(Noisy(), batch_size=2, num_workers=1))
+    assert (np.random.rand(), random.random()) == expected
+
+
+def test_persistent_loader_recovers_after_a_worker_death():
+    loader = DataLoader(Images(8, kill=5), batch_size=2, num_workers=2, persistent_workers=True)
+    with pytest.raises(RuntimeError, match="SIGKILL"):
+        list(loader)
+    assert not children()
+    loader.dataset.kill = None
+    assert sum((y.tolist() for _, y in loader), []) == list(range(8))
+    del loader
+
+
+_ORPHAN_SCRIPT = """
+import os, signal, sys
+import numpy as np
+from kiln.utils.data import DataLoader
+loader = DataLoader(np.zeros((64, 4096), np.float32), batch_size=4, num_workers=2, prefetch_factor=4)
+it = iter(loader)
+next(it)
+print(os.getpid(), " ".join(str(w.pid) for w in it._workers), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_workers_exit_and_clean_up_when_the_main_process_is_killed():
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    main_pid, *pids = [int(p) for p in proc.stdout.split()]
+    assert len(pids) == 2
+
+    def alive(pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+        except OSError:
+            return False
+
+    def gone():
+        return not any(alive(p) for p in pids)
+
+    assert wait_until(gone, 15), "orphaned workers did not exit"
+    assert wait_until(lambda: not glob.glob(f"/dev/shm/kiln_dl_{main_pid}_*"), 5)

@@ -8,7 +8,9 @@ lacks them this module falls back to NumPy generators with the same interface
 accepted wherever a ``generator`` argument is.
 """
 
+import contextlib
 import os
+import random
 
 import numpy as np
 
@@ -115,3 +117,19 @@ def multinomial(weights, num_samples, replacement, generator=None):
     if replacement:
         return rng.choice(len(p), num_samples, replace=True, p=p).tolist()
     return rng.choice(len(p), num_samples, replace=False, p=p).tolist()
+
+
+@contextlib.contextmanager
+def preserved_rng_state():
+    """Restores Python's, NumPy's and the default generator's states on exit."""
+    py, np_state = random.getstate(), np.random.get_state()
+    kiln_state = kiln.get_rng_state() if _kiln_has_random() and hasattr(kiln, "get_rng_state") else None
+    fallback = _fallback_default.rng.bit_generator.state
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(np_state)
+        _fallback_default.rng.bit_generator.state = fallback
+        if kiln_state is not None:
+            kiln.set_rng_state(kiln_state)

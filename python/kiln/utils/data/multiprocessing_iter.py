@@ -29,7 +29,7 @@ from multiprocessing.connection import wait
 from multiprocessing.reduction import ForkingPickler
 
 import kiln
-from kiln.utils.data import shared_memory
+from kiln.utils.data import _random, shared_memory
 from kiln.utils.data.dataloader import BaseIter
 from kiln.utils.data.worker import RESUME, ExceptionWrapper, describe, status_array_size, worker_loop
 
@@ -123,7 +123,8 @@ class MultiProcessingIter(BaseIter):
             )
 
     def _check_shm_room_from_first_sample(self):
-        """Before any worker starts: the first batch's size is estimated from its first sample."""
+        """Before any worker starts: the first batch's size is estimated from its first sample,
+        fetched here in the main process."""
         if self._iterable:
             return  # a stream can't be peeked without consuming it: checked at the first batch
         try:
@@ -135,7 +136,8 @@ class MultiProcessingIter(BaseIter):
         if count == 0:
             return
         try:
-            sample = self._dataset[first[0] if self._auto_collation else first]
+            with _random.preserved_rng_state():  # a random transform must not shift the user's streams
+                sample = self._dataset[first[0] if self._auto_collation else first]
         except Exception:
             return  # the worker fetching it reports the error with its traceback
         self._first_batch_checked = True
