@@ -10,7 +10,9 @@ collation and the transport of batches); each collates into its own tensors.
     python -m benchmarks.data_suite [--n 50000] [--batch-size 128] [--workers 0 2] [--repeats 2] [--json out.json]
 
 Each case runs kiln and torch alternately in this process after a warm-up;
-the table shows the best of the repeats (samples per second, higher is better).
+the table shows the best of the repeats: samples per second (higher is better)
+and CPU time per sample summed over the main process and the workers (lower is
+better; unlike throughput it barely moves when other programs load the machine).
 """
 
 import argparse
@@ -70,8 +72,15 @@ def _make(lib, dataset, batch_size, workers):
     return lib.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers)
 
 
+def _cpu_seconds():
+    """CPU time of this process and its reaped children (the workers, joined at epoch end)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _epoch(loader, max_batches=None):
-    """(samples per second, seconds to the first batch) over one pass."""
+    """(samples per second, seconds to the first batch, CPU seconds) over one pass."""
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     first = None
     samples = 0
@@ -81,7 +90,7 @@ def _epoch(loader, max_batches=None):
         samples += len(y)
         if max_batches is not None and i + 1 >= max_batches:
             break
-    return samples / (time.perf_counter() - start), first
+    return samples / (time.perf_counter() - start), first, _cpu_seconds() - cpu
 
 
 def main(argv=None):
@@ -97,28 +106,51 @@ def main(argv=None):
     libs = _loaders()
     rows = []
     for workers in args.workers:
-        loaders = {name: _make(lib, dataset, args.batch_size, workers) for name, lib in libs.items()}
+        loaders = {
+            name: _make(lib, dataset, args.batch_size, workers) for name, lib in libs.items()
+        }
         for loader in loaders.values():  # warm-up: imports, first worker start, caches
             _epoch(loader, max_batches=10)
-        best, first = {}, {}
+        best, first, cpu = {}, {}, {}
         for _ in range(args.repeats):
             for name, loader in loaders.items():
-                rate, t_first = _epoch(loader)
+                rate, t_first, t_cpu = _epoch(loader)
                 best[name] = max(best.get(name, 0.0), rate)
                 first[name] = min(first.get(name, float("inf")), t_first)
-        rows.append({"case": f"{args.n} imgs, batch {args.batch_size}, num_workers={workers}",
-                     "kiln": best["kiln"], "torch": best.get("torch"),
-                     "kiln_first_batch_s": first["kiln"], "torch_first_batch_s": first.get("torch")})
+                cpu[name] = min(cpu.get(name, float("inf")), t_cpu * 1e6 / args.n)
+        rows.append(
+            {
+                "case": f"{args.n} imgs, batch {args.batch_size}, num_workers={workers}",
+                "kiln": best["kiln"],
+                "torch": best.get("torch"),
+                "kiln_cpu_us_per_sample": cpu["kiln"],
+                "torch_cpu_us_per_sample": cpu.get("torch"),
+                "kiln_first_batch_s": first["kiln"],
+                "torch_first_batch_s": first.get("torch"),
+            }
+        )
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"# {platform.processor() or platform.machine()}, {cpus} CPUs usable, Python {platform.python_version()}")
-    print("# samples/s (best of %d), higher is better; ratio = kiln / torch" % args.repeats)
-    print(f"{'case':<44} {'kiln':>10} {'torch':>10} {'ratio':>7} {'1st batch kiln/torch (s)':>26}")
+    print(
+        f"# {platform.processor() or platform.machine()}, {cpus} CPUs usable, Python {platform.python_version()}"
+    )
+    print(
+        f"# samples/s: best of {args.repeats}, higher is better; ratio = kiln / torch. CPU: us of CPU time"
+    )
+    print(
+        "# (main process + workers) per sample, lower is better; it does not depend on other load"
+    )
+    print(
+        f"{'case':<44} {'kiln':>8} {'torch':>8} {'ratio':>6} {'CPU kiln':>9} {'CPU torch':>9} {'1st batch kiln/torch':>21}"
+    )
     for r in rows:
-        ratio = f"{r['kiln'] / r['torch']:.2f}x" if r["torch"] else "-"
-        torch_rate = f"{r['torch']:.0f}" if r["torch"] else "-"
-        firsts = f"{r['kiln_first_batch_s']:.3f} / " + (f"{r['torch_first_batch_s']:.3f}" if r["torch"] else "-")
-        print(f"{r['case']:<44} {r['kiln']:>10.0f} {torch_rate:>10} {ratio:>7} {firsts:>26}")
+        has = r["torch"] is not None
+        print(
+            f"{r['case']:<44} {r['kiln']:>8.0f} {r['torch'] if has else float('nan'):>8.0f} "
+            f"{r['kiln'] / r['torch'] if has else float('nan'):>5.2f}x {r['kiln_cpu_us_per_sample']:>9.1f} "
+            f"{r['torch_cpu_us_per_sample'] if has else float('nan'):>9.1f} "
+            f"{r['kiln_first_batch_s']:>9.3f} / {r['torch_first_batch_s'] if has else float('nan'):.3f} s"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -4,10 +4,9 @@ import collections
 import random
 import warnings
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from kiln.utils.data import (
     BatchSampler,
     ChainDataset,
@@ -23,12 +22,12 @@ from kiln.utils.data import (
     SubsetRandomSampler,
     TensorDataset,
     WeightedRandomSampler,
+    _random,
     default_collate,
     default_convert,
     get_worker_info,
     random_split,
 )
-from kiln.utils.data import _random
 
 torch = pytest.importorskip("torch")
 tud = torch.utils.data
@@ -82,12 +81,14 @@ def test_concat_chain_subset_stack():
         c[-8]
     with pytest.raises(ValueError, match="empty"):
         ConcatDataset([])
-    with pytest.raises(ValueError, match="IterableDataset"):
+    with pytest.raises(TypeError, match="IterableDataset"):
         ConcatDataset([Stream(2)])
     chain = Stream(2) + Stream(3)
     assert isinstance(chain, ChainDataset) and list(chain) == [0, 1, 0, 1, 2] and len(chain) == 5
     s = Subset(Range(10), [9, 3, 5])
-    assert len(s) == 3 and [s[i] for i in range(3)] == [9, 3, 5] and s.__getitems__([2, 0]) == [5, 9]
+    assert (
+        len(s) == 3 and [s[i] for i in range(3)] == [9, 3, 5] and s.__getitems__([2, 0]) == [5, 9]
+    )
     st = StackDataset(Range(3), Range(3))
     assert st[1] == (1, 1) and st.__getitems__([0, 2]) == [(0, 0), (2, 2)]
     sd = StackDataset(a=Range(2), b=Range(2))
@@ -105,7 +106,11 @@ def test_random_split_counts_and_fractions():
     again = random_split(Range(10), [3, 7], generator=gen(0))
     assert again[0].indices == parts[0].indices
     parts = random_split(Range(11), [0.5, 0.3, 0.2], generator=gen(1))
-    assert [len(p) for p in parts] == [6, 3, 2]  # floor: 5,3,2; the leftover goes to the first split
+    assert [len(p) for p in parts] == [
+        6,
+        3,
+        2,
+    ]  # floor: 5,3,2; the leftover goes to the first split
     with pytest.raises(ValueError, match="Sum of input lengths"):
         random_split(Range(10), [3, 3])
     with pytest.warns(UserWarning, match="index 1 is 0"):
@@ -142,10 +147,19 @@ def test_samplers():
         BatchSampler(range(7), 2, 1)
 
 
-@pytest.mark.parametrize("n,replicas,shuffle,drop_last", [(10, 3, False, False), (10, 3, False, True), (11, 4, True, False), (5, 8, False, False)])
+@pytest.mark.parametrize(
+    "n,replicas,shuffle,drop_last",
+    [(10, 3, False, False), (10, 3, False, True), (11, 4, True, False), (5, 8, False, False)],
+)
 def test_distributed_sampler_matches_torch_partition(n, replicas, shuffle, drop_last):
-    ours = [list(DistributedSampler(Range(n), replicas, r, shuffle=shuffle, drop_last=drop_last)) for r in range(replicas)]
-    ref = [list(tud.DistributedSampler(range(n), replicas, r, shuffle=False, drop_last=drop_last)) for r in range(replicas)]
+    ours = [
+        list(DistributedSampler(Range(n), replicas, r, shuffle=shuffle, drop_last=drop_last))
+        for r in range(replicas)
+    ]
+    ref = [
+        list(tud.DistributedSampler(range(n), replicas, r, shuffle=False, drop_last=drop_last))
+        for r in range(replicas)
+    ]
     assert [len(o) for o in ours] == [len(r) for r in ref]
     if not shuffle:
         assert ours == ref
@@ -219,7 +233,12 @@ def test_default_collate_errors():
 
 
 def test_default_convert_matches_torch():
-    data = {"a": np.arange(3), "b": (np.float64(2.0), "s"), "c": [np.ones((2, 2), np.float32)], "p": Point(1, np.zeros(1))}
+    data = {
+        "a": np.arange(3),
+        "b": (np.float64(2.0), "s"),
+        "c": [np.ones((2, 2), np.float32)],
+        "p": Point(1, np.zeros(1)),
+    }
     _same(default_convert(data), tud.default_convert(data))
 
 
@@ -230,10 +249,18 @@ def test_single_process_loader_matches_torch():
         ref = [b.numpy().tolist() for b in tud.DataLoader(x, **kw)]
         assert ours == ref
     bs = [[3, 1], [0], [14, 2, 5]]
-    assert [b.numpy().tolist() for b in DataLoader(x, batch_sampler=bs)] == [x[i].tolist() for i in bs]
-    assert len(DataLoader(x, batch_size=4)) == 4 and len(DataLoader(x, batch_size=4, drop_last=True)) == 3
+    assert [b.numpy().tolist() for b in DataLoader(x, batch_sampler=bs)] == [
+        x[i].tolist() for i in bs
+    ]
+    assert (
+        len(DataLoader(x, batch_size=4)) == 4
+        and len(DataLoader(x, batch_size=4, drop_last=True)) == 3
+    )
     assert [b.tolist() for b in DataLoader(Stream(7), batch_size=3)] == [[0, 1, 2], [3, 4, 5], [6]]
-    assert [b.tolist() for b in DataLoader(Stream(7), batch_size=3, drop_last=True)] == [[0, 1, 2], [3, 4, 5]]
+    assert [b.tolist() for b in DataLoader(Stream(7), batch_size=3, drop_last=True)] == [
+        [0, 1, 2],
+        [3, 4, 5],
+    ]
     assert len(DataLoader(Stream(7), batch_size=3)) == 3
 
 
@@ -252,15 +279,15 @@ def test_loader_shuffle_reproducible_from_seed():
 def test_loader_argument_errors():
     x = np.arange(10)
     cases = [
-        (dict(num_workers=-1), "non-negative"),
-        (dict(timeout=-1), "timeout"),
-        (dict(prefetch_factor=2), "prefetch_factor"),
-        (dict(persistent_workers=True), "persistent_workers"),
-        (dict(sampler=SequentialSampler(x), shuffle=True), "mutually exclusive with shuffle"),
-        (dict(batch_sampler=[[0]], batch_size=2), "batch_sampler"),
-        (dict(batch_size=None, drop_last=True), "drop_last"),
-        (dict(multiprocessing_context="fork"), "num_workers > 0"),
-        (dict(num_workers=1, multiprocessing_context="nope"), "start method"),
+        ({"num_workers": -1}, "non-negative"),
+        ({"timeout": -1}, "timeout"),
+        ({"prefetch_factor": 2}, "prefetch_factor"),
+        ({"persistent_workers": True}, "persistent_workers"),
+        ({"sampler": SequentialSampler(x), "shuffle": True}, "mutually exclusive with shuffle"),
+        ({"batch_sampler": [[0]], "batch_size": 2}, "batch_sampler"),
+        ({"batch_size": None, "drop_last": True}, "drop_last"),
+        ({"multiprocessing_context": "fork"}, "num_workers > 0"),
+        ({"num_workers": 1, "multiprocessing_context": "nope"}, "start method"),
     ]
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg):
@@ -276,7 +303,10 @@ def test_loader_argument_errors():
 
 def test_pin_memory_is_accepted_and_a_noop():
     x = np.arange(6, dtype=np.float32)
-    assert [b.tolist() for b in DataLoader(x, batch_size=3, pin_memory=True)] == [[0, 1, 2], [3, 4, 5]]
+    assert [b.tolist() for b in DataLoader(x, batch_size=3, pin_memory=True)] == [
+        [0, 1, 2],
+        [3, 4, 5],
+    ]
 
 
 def test_time_to_first_batch_and_worker_info_in_main():
@@ -312,3 +342,16 @@ def test_python_random_untouched_by_single_process_loader():
     random.seed(3)
     list(DataLoader(np.arange(5), batch_size=2, shuffle=True))
     assert random.random() == before
+
+
+@pytest.mark.skipif(not hasattr(kiln, "manual_seed"), reason="kiln has no random ops in this build")
+def test_shuffle_reproducible_from_kiln_manual_seed():
+    x = np.arange(32)
+    kiln.manual_seed(9)
+    a = [b.tolist() for b in DataLoader(x, batch_size=4, shuffle=True)]
+    kiln.manual_seed(9)
+    b = [b.tolist() for b in DataLoader(x, batch_size=4, shuffle=True)]
+    assert a == b
+    g = kiln.Generator().manual_seed(2)
+    c = list(RandomSampler(range(10), generator=g))
+    assert c == list(RandomSampler(range(10), generator=kiln.Generator().manual_seed(2)))

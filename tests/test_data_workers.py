@@ -8,12 +8,19 @@ import signal
 import threading
 import time
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
-from kiln.utils.data import DataLoader, Dataset, IterableDataset, TensorDataset, get_worker_info
-from kiln.utils.data import _random, multiprocessing_iter, shared_memory
+from kiln.utils.data import (
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    TensorDataset,
+    _random,
+    get_worker_info,
+    multiprocessing_iter,
+    shared_memory,
+)
 
 
 def shm_files():
@@ -86,8 +93,14 @@ class WhoAmI(Dataset):
 
     def __getitem__(self, i):
         info = get_worker_info()
-        return {"pid": os.getpid(), "id": info.id, "seed": info.seed, "py": random.random(),
-                "np": float(np.random.rand()), "i": i}
+        return {
+            "pid": os.getpid(),
+            "id": info.id,
+            "seed": info.seed,
+            "py": random.random(),
+            "np": float(np.random.rand()),
+            "i": i,
+        }
 
 
 class Shards(IterableDataset):
@@ -103,19 +116,28 @@ def as_lists(batches):
     return [(b[0].numpy().tolist(), b[1].tolist()) for b in batches]
 
 
-@pytest.mark.parametrize("kw", [dict(batch_size=6), dict(batch_size=6, drop_last=True), dict(batch_size=None)])
+@pytest.mark.parametrize("kw", [{"batch_size": 6}, {"batch_size": 6, "drop_last": True}])
 def test_order_matches_single_process(kw):
     ds = Images(27)
-    assert as_lists(DataLoader(ds, num_workers=2, **kw)) == as_lists(DataLoader(ds, **kw)) if kw["batch_size"] else True
-    if kw["batch_size"] is None:
-        ours = [(x.numpy().tolist(), int(y)) for x, y in DataLoader(ds, num_workers=2, **kw)]
-        assert ours == [(ds.x[i].tolist(), i) for i in range(27)]
+    assert as_lists(DataLoader(ds, num_workers=2, **kw)) == as_lists(DataLoader(ds, **kw))
+
+
+def test_unbatched_order_matches_dataset():
+    ds = Images(9)
+    got = [(x.numpy().tolist(), int(y)) for x, y in DataLoader(ds, batch_size=None, num_workers=2)]
+    assert got == [(ds.x[i].tolist(), i) for i in range(9)]
 
 
 def test_shuffled_order_matches_single_process_with_same_seed():
     ds = Images(40)
-    single = as_lists(DataLoader(ds, batch_size=8, shuffle=True, generator=_random.new_generator(11)))
-    multi = as_lists(DataLoader(ds, batch_size=8, shuffle=True, num_workers=2, generator=_random.new_generator(11)))
+    single = as_lists(
+        DataLoader(ds, batch_size=8, shuffle=True, generator=_random.new_generator(11))
+    )
+    multi = as_lists(
+        DataLoader(
+            ds, batch_size=8, shuffle=True, num_workers=2, generator=_random.new_generator(11)
+        )
+    )
     assert single == multi
     assert sorted(sum((y for _, y in multi), [])) == list(range(40))
 
@@ -126,7 +148,9 @@ def test_batch_sampler_and_in_order_false():
     got = [y.tolist() for _, y in DataLoader(ds, batch_sampler=bs, num_workers=2)]
     assert got == bs
     unordered = [y.tolist() for _, y in DataLoader(ds, batch_size=3, num_workers=2, in_order=False)]
-    assert sorted(map(tuple, unordered)) == sorted(tuple(range(i, min(i + 3, 20))) for i in range(0, 20, 3))
+    assert sorted(map(tuple, unordered)) == sorted(
+        tuple(range(i, min(i + 3, 20))) for i in range(0, 20, 3)
+    )
 
 
 def test_iterable_dataset_sharded_with_worker_info():
@@ -191,7 +215,9 @@ def test_worker_init_fn_runs_and_its_errors_surface():
 def test_dead_worker_is_named_with_its_signal(how, sig):
     loader = DataLoader(Images(20, **{how: 9}), batch_size=2, num_workers=2)
     start = time.monotonic()
-    with pytest.raises(RuntimeError, match=rf"DataLoader worker 0 \(pid \d+\) was killed by signal {sig}") as e:
+    with pytest.raises(
+        RuntimeError, match=rf"DataLoader worker 0 \(pid \d+\) was killed by signal {sig}"
+    ) as e:
         for _ in loader:
             pass
     assert "batches it still owed" in str(e.value)
@@ -204,7 +230,9 @@ def test_timeout_names_worker_and_what_it_was_doing(monkeypatch):
     it = iter(loader)
     assert next(it)[1].tolist() == [0, 1]
     assert next(it)[1].tolist() == [2, 3]
-    with pytest.raises(RuntimeError, match=r"timed out after 0.5 seconds waiting for batch 2 from worker 0") as e:
+    with pytest.raises(
+        RuntimeError, match=r"timed out after 0.5 seconds waiting for batch 2 from worker 0"
+    ) as e:
         next(it)
     assert "fetching sample 5 (dataset[5]) of batch 2" in str(e.value)
     del it
@@ -270,8 +298,12 @@ def test_nested_collate_through_workers():
             return 6
 
         def __getitem__(self, i):
-            return {"img": np.full((2, 2), i, np.uint8), "meta": {"name": f"n{i}", "score": i / 2},
-                    "t": kiln.from_numpy(np.arange(3) + i), "pair": (i, np.float32(i))}
+            return {
+                "img": np.full((2, 2), i, np.uint8),
+                "meta": {"name": f"n{i}", "score": i / 2},
+                "t": kiln.from_numpy(np.arange(3) + i),
+                "pair": (i, np.float32(i)),
+            }
 
     single = list(DataLoader(Nested(), batch_size=4))
     multi = list(DataLoader(Nested(), batch_size=4, num_workers=2))
@@ -298,7 +330,9 @@ def test_custom_collate_arrays_and_tensors_come_back():
 def test_not_enough_shared_memory_is_reported_before_workers_start(monkeypatch):
     monkeypatch.setattr(shared_memory, "free_bytes", lambda: 1000)
     loader = DataLoader(Images(40), batch_size=8, num_workers=2, prefetch_factor=3)
-    with pytest.raises(RuntimeError, match=r"prefetch_factor \(3\) x num_workers \(2\) = 6 batches") as e:
+    with pytest.raises(
+        RuntimeError, match=r"prefetch_factor \(3\) x num_workers \(2\) = 6 batches"
+    ) as e:
         iter(loader)
     msg = str(e.value)
     assert "8 samples of 56 bytes" in msg and "MiB free" in msg
@@ -308,7 +342,9 @@ def test_not_enough_shared_memory_is_reported_before_workers_start(monkeypatch):
 def test_tensor_dataset_with_spawn_context():
     x = kiln.from_numpy(np.arange(8, dtype=np.float32).reshape(4, 2))
     y = kiln.from_numpy(np.arange(4))
-    loader = DataLoader(TensorDataset(x, y), batch_size=2, num_workers=1, multiprocessing_context="spawn")
+    loader = DataLoader(
+        TensorDataset(x, y), batch_size=2, num_workers=1, multiprocessing_context="spawn"
+    )
     got = [(a.tolist(), b.tolist()) for a, b in loader]
     assert got == [([[0.0, 1.0], [2.0, 3.0]], [0, 1]), ([[4.0, 5.0], [6.0, 7.0]], [2, 3])]
     assert loader.time_to_first_batch > 0
@@ -316,7 +352,11 @@ def test_tensor_dataset_with_spawn_context():
 
 def _private_dirty_kib(pid):
     with open(f"/proc/{pid}/smaps_rollup") as f:
-        return sum(int(line.split()[1]) for line in f if line.startswith(("Private_Dirty", "Private_Clean")))
+        return sum(
+            int(line.split()[1])
+            for line in f
+            if line.startswith(("Private_Dirty", "Private_Clean"))
+        )
 
 
 class Big(Dataset):
@@ -387,7 +427,14 @@ def test_workers_exit_and_clean_up_when_the_main_process_is_killed():
     import sys
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, "-c", _ORPHAN_SCRIPT], capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", _ORPHAN_SCRIPT],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     main_pid, *pids = [int(p) for p in proc.stdout.split()]
     assert len(pids) == 2
@@ -404,3 +451,24 @@ def test_workers_exit_and_clean_up_when_the_main_process_is_killed():
 
     assert wait_until(gone, 15), "orphaned workers did not exit"
     assert wait_until(lambda: not glob.glob(f"/dev/shm/kiln_dl_{main_pid}_*"), 5)
+
+
+def test_iterable_dataset_room_checked_at_first_batch(monkeypatch):
+    monkeypatch.setattr(shared_memory, "free_bytes", lambda: 100)
+    with pytest.raises(RuntimeError, match="the size of the first batch"):
+        list(DataLoader(Shards(40), batch_size=8, num_workers=2))
+
+
+def _shm_mappings():
+    with open("/proc/self/maps") as f:
+        return sum(f"kiln_dl_{os.getpid()}_" in line for line in f)
+
+
+def test_batches_are_mapped_zero_copy_and_released_with_the_tensor():
+    loader = DataLoader(Images(16), batch_size=8, num_workers=1)
+    batches = list(loader)
+    assert _shm_mappings() >= 2  # each batch's tensors live in the worker's shared-memory blocks
+    assert not shm_files()  # ... whose names were unlinked as soon as they were mapped
+    assert batches[1][0].numpy().tolist() == Images(16).x[8:].tolist()
+    del batches
+    assert _shm_mappings() == 0

@@ -18,9 +18,9 @@ import kiln
 
 
 def _kiln_has_random():
-    return all(hasattr(kiln, n) for n in ("Generator", "manual_seed", "randperm", "randint", "multinomial")) and hasattr(
-        kiln.Tensor, "random_"
-    )
+    return all(
+        hasattr(kiln, n) for n in ("Generator", "manual_seed", "randperm", "randint", "multinomial")
+    ) and hasattr(kiln.Tensor, "random_")
 
 
 class NumpyGenerator:
@@ -111,7 +111,9 @@ def multinomial(weights, num_samples, replacement, generator=None):
     """Indices drawn with probability proportional to ``weights`` (a float64 ndarray)."""
     g = _kiln_generator(generator)
     if g is not None:
-        return kiln.multinomial(kiln.from_numpy(weights), num_samples, replacement, generator=g).tolist()
+        return kiln.multinomial(
+            kiln.from_numpy(weights), num_samples, replacement, generator=g
+        ).tolist()
     rng = _rng(generator)
     p = weights / weights.sum()
     if replacement:
@@ -123,7 +125,9 @@ def multinomial(weights, num_samples, replacement, generator=None):
 def preserved_rng_state():
     """Restores Python's, NumPy's and the default generator's states on exit."""
     py, np_state = random.getstate(), np.random.get_state()
-    kiln_state = kiln.get_rng_state() if _kiln_has_random() and hasattr(kiln, "get_rng_state") else None
+    kiln_state = (
+        kiln.get_rng_state() if _kiln_has_random() and hasattr(kiln, "get_rng_state") else None
+    )
     fallback = _fallback_default.rng.bit_generator.state
     try:
         yield

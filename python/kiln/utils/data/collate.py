@@ -4,19 +4,21 @@ In a DataLoader worker, tensors and arrays are stacked straight into shared
 memory (see ``shared_memory.empty``), so sending the batch copies nothing.
 """
 
-import collections.abc as abc
 import copy
 import re
+from collections import abc
 
 import numpy as np
 
 import kiln
 from kiln.utils.data import shared_memory
 
-__all__ = ["collate", "default_collate", "default_convert", "default_collate_fn_map"]
+__all__ = ["collate", "default_collate", "default_collate_fn_map", "default_convert"]
 
 _STRING_OR_OBJECT = re.compile(r"[SaUO]")
-_ERR = "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {}"
+_ERR = (
+    "default_collate: batch must contain tensors, numpy arrays, numbers, dicts or lists; found {}"
+)
 
 
 def _tensor_from_numpy(arr):
@@ -42,7 +44,9 @@ def _stack(arrays, what):
 def collate_tensor_fn(batch, *, collate_fn_map=None):
     dtypes = {t.dtype for t in batch}
     if len(dtypes) > 1:
-        raise TypeError(f"[default_collate] expected tensors of one dtype, got {sorted(map(str, dtypes))}")
+        raise TypeError(
+            f"[default_collate] expected tensors of one dtype, got {sorted(map(str, dtypes))}"
+        )
     try:
         arrays = [(t.detach() if t.requires_grad else t).numpy() for t in batch]
     except TypeError:  # a dtype NumPy lacks (bfloat16)
@@ -116,7 +120,9 @@ def collate(batch, *, collate_fn_map=None):
     if isinstance(elem, abc.Sequence):
         size = len(elem)
         if any(len(e) != size for e in batch):
-            raise RuntimeError("[default_collate] each element in list of batch should be of equal size")
+            raise RuntimeError(
+                "[default_collate] each element in list of batch should be of equal size"
+            )
         transposed = [sub(list(samples)) for samples in zip(*batch)]
         if isinstance(elem, tuple):
             return transposed

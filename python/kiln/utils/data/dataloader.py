@@ -70,14 +70,40 @@ class DataLoader:
     the workers between epochs, until the loader is deleted).
     """
 
-    _LOCKED = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset", "persistent_workers")
+    _LOCKED = (
+        "batch_size",
+        "batch_sampler",
+        "sampler",
+        "drop_last",
+        "dataset",
+        "persistent_workers",
+    )
 
-    def __init__(self, dataset, batch_size=1, shuffle=None, sampler=None, batch_sampler=None, num_workers=0,
-                 collate_fn=None, pin_memory=False, drop_last=False, timeout=0, worker_init_fn=None,
-                 multiprocessing_context=None, generator=None, *, prefetch_factor=None,
-                 persistent_workers=False, pin_memory_device="", in_order=True):
+    def __init__(
+        self,
+        dataset,
+        batch_size=1,
+        shuffle=None,
+        sampler=None,
+        batch_sampler=None,
+        num_workers=0,
+        collate_fn=None,
+        pin_memory=False,
+        drop_last=False,
+        timeout=0,
+        worker_init_fn=None,
+        multiprocessing_context=None,
+        generator=None,
+        *,
+        prefetch_factor=None,
+        persistent_workers=False,
+        pin_memory_device="",
+        in_order=True,
+    ):
         if num_workers < 0:
-            raise ValueError("[DataLoader] num_workers option should be non-negative; use num_workers=0 to disable multiprocessing.")
+            raise ValueError(
+                "[DataLoader] num_workers option should be non-negative; use num_workers=0 to disable multiprocessing."
+            )
         if timeout < 0:
             raise ValueError("[DataLoader] timeout option should be non-negative")
         if num_workers == 0 and prefetch_factor is not None:
@@ -88,15 +114,21 @@ class DataLoader:
         if num_workers > 0 and prefetch_factor is None:
             prefetch_factor = 2
         if prefetch_factor is not None and prefetch_factor <= 0:
-            raise ValueError(f"[DataLoader] prefetch_factor should be a positive integer, got {prefetch_factor}")
+            raise ValueError(
+                f"[DataLoader] prefetch_factor should be a positive integer, got {prefetch_factor}"
+            )
         if persistent_workers and num_workers == 0:
             raise ValueError("[DataLoader] persistent_workers option needs num_workers > 0")
 
         if isinstance(dataset, IterableDataset):
             if shuffle not in (None, False):
-                raise ValueError(f"[DataLoader] DataLoader with IterableDataset: expected unspecified shuffle option, but got shuffle={shuffle}")
+                raise ValueError(
+                    f"[DataLoader] DataLoader with IterableDataset: expected unspecified shuffle option, but got shuffle={shuffle}"
+                )
             if sampler is not None:
-                raise ValueError(f"[DataLoader] DataLoader with IterableDataset: expected unspecified sampler option, but got sampler={sampler}")
+                raise ValueError(
+                    f"[DataLoader] DataLoader with IterableDataset: expected unspecified sampler option, but got sampler={sampler}"
+                )
             if batch_sampler is not None:
                 raise ValueError(
                     f"[DataLoader] DataLoader with IterableDataset: expected unspecified batch_sampler option, but got batch_sampler={batch_sampler}"
@@ -106,10 +138,14 @@ class DataLoader:
             raise ValueError("[DataLoader] sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
             if batch_size != 1 or shuffle or sampler is not None or drop_last:
-                raise ValueError("[DataLoader] batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last")
+                raise ValueError(
+                    "[DataLoader] batch_sampler option is mutually exclusive with batch_size, shuffle, sampler, and drop_last"
+                )
             batch_size, drop_last = None, False
         elif batch_size is None and drop_last:
-            raise ValueError("[DataLoader] batch_size=None option disables auto-batching and is mutually exclusive with drop_last")
+            raise ValueError(
+                "[DataLoader] batch_size=None option disables auto-batching and is mutually exclusive with drop_last"
+            )
 
         if sampler is None:
             if isinstance(dataset, IterableDataset):
@@ -134,14 +170,20 @@ class DataLoader:
         self.sampler = sampler
         self.batch_sampler = batch_sampler
         self.generator = generator
-        self.collate_fn = collate_fn if collate_fn is not None else (default_collate if batch_sampler is not None else default_convert)
+        self.collate_fn = (
+            collate_fn
+            if collate_fn is not None
+            else (default_collate if batch_sampler is not None else default_convert)
+        )
         self.persistent_workers = persistent_workers
         self.in_order = in_order
         self.time_to_first_batch = None
         self._iterator = None
         if num_workers > 0:
             _warn_large_python_lists(dataset, num_workers)
-            cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            cpus = (
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            )
             if cpus and num_workers > cpus:
                 warnings.warn(
                     f"DataLoader: num_workers={num_workers} exceeds the {cpus} CPUs this process may use; "
@@ -152,7 +194,9 @@ class DataLoader:
 
     def __setattr__(self, name, value):
         if getattr(self, "_initialized", False) and name in self._LOCKED:
-            raise ValueError(f"[DataLoader] {name} attribute should not be set after DataLoader is initialized")
+            raise ValueError(
+                f"[DataLoader] {name} attribute should not be set after DataLoader is initialized"
+            )
         super().__setattr__(name, value)
 
     @property
@@ -170,7 +214,9 @@ class DataLoader:
             if isinstance(context, str):
                 methods = multiprocessing.get_all_start_methods()
                 if context not in methods:
-                    raise ValueError(f"[DataLoader] multiprocessing_context option should specify a valid start method in {methods!r}, but got multiprocessing_context={context!r}")
+                    raise ValueError(
+                        f"[DataLoader] multiprocessing_context option should specify a valid start method in {methods!r}, but got multiprocessing_context={context!r}"
+                    )
                 context = multiprocessing.get_context(context)
             elif not isinstance(context, multiprocessing.context.BaseContext):
                 raise TypeError(
@@ -204,7 +250,9 @@ class DataLoader:
 
     def __iter__(self):
         if self.persistent_workers and self.num_workers > 0:
-            if self._iterator is None or self._iterator._shutdown_done:  # (shut down by a worker failure)
+            if (
+                self._iterator is None or self._iterator._shutdown_done
+            ):  # (shut down by a worker failure)
                 self._iterator = self._get_iterator()
             else:
                 self._iterator._reset(self)
@@ -255,7 +303,9 @@ class BaseIter:
 class _SingleProcessIter(BaseIter):
     def __init__(self, loader):
         super().__init__(loader)
-        self._fetcher = make_fetcher(self._iterable, self._dataset, self._auto_collation, self._collate_fn, self._drop_last)
+        self._fetcher = make_fetcher(
+            self._iterable, self._dataset, self._auto_collation, self._collate_fn, self._drop_last
+        )
 
     def _next_data(self):
         index = next(self._sampler_iter)

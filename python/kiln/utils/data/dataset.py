@@ -8,13 +8,13 @@ import warnings
 from kiln.utils.data import _random
 
 __all__ = [
+    "ChainDataset",
+    "ConcatDataset",
     "Dataset",
     "IterableDataset",
-    "TensorDataset",
     "StackDataset",
-    "ConcatDataset",
-    "ChainDataset",
     "Subset",
+    "TensorDataset",
     "random_split",
 ]
 
@@ -54,7 +54,9 @@ class TensorDataset(Dataset):
     def __init__(self, *tensors):
         if tensors and any(len(t) != len(tensors[0]) for t in tensors):
             sizes = [len(t) for t in tensors]
-            raise ValueError(f"[TensorDataset] Size mismatch between tensors: sizes along dim 0 are {sizes}")
+            raise ValueError(
+                f"[TensorDataset] Size mismatch between tensors: sizes along dim 0 are {sizes}"
+            )
         self.tensors = tensors
 
     def __getitem__(self, index):
@@ -79,7 +81,9 @@ class StackDataset(Dataset):
             raise ValueError("[StackDataset] At least one dataset should be passed")
         self._length = len(datasets[0])
         if any(len(d) != self._length for d in datasets):
-            raise ValueError(f"[StackDataset] Size mismatch between datasets: {[len(d) for d in datasets]}")
+            raise ValueError(
+                f"[StackDataset] Size mismatch between datasets: {[len(d) for d in datasets]}"
+            )
         self.datasets = args if args else dict(kwargs)
 
     def __getitem__(self, index):
@@ -88,7 +92,9 @@ class StackDataset(Dataset):
         return tuple(d[index] for d in self.datasets)
 
     def __getitems__(self, indices):
-        items = self.datasets.items() if isinstance(self.datasets, dict) else enumerate(self.datasets)
+        items = (
+            self.datasets.items() if isinstance(self.datasets, dict) else enumerate(self.datasets)
+        )
         columns = {}
         for key, d in items:
             if callable(getattr(d, "__getitems__", None)):
@@ -122,7 +128,7 @@ class ConcatDataset(Dataset):
             raise ValueError("[ConcatDataset] datasets should not be an empty iterable")
         for d in self.datasets:
             if isinstance(d, IterableDataset):
-                raise ValueError("[ConcatDataset] ConcatDataset does not support IterableDataset")
+                raise TypeError("[ConcatDataset] ConcatDataset does not support IterableDataset")
         self.cumulative_sizes = self.cumsum(self.datasets)
 
     def __len__(self):
@@ -131,7 +137,9 @@ class ConcatDataset(Dataset):
     def __getitem__(self, idx):
         if idx < 0:
             if -idx > len(self):
-                raise ValueError("[ConcatDataset] absolute value of index should not exceed dataset length")
+                raise ValueError(
+                    "[ConcatDataset] absolute value of index should not exceed dataset length"
+                )
             idx += len(self)
         which = bisect.bisect_right(self.cumulative_sizes, idx)
         start = self.cumulative_sizes[which - 1] if which > 0 else 0
@@ -147,14 +155,18 @@ class ChainDataset(IterableDataset):
     def __iter__(self):
         for d in self.datasets:
             if not isinstance(d, IterableDataset):
-                raise TypeError(f"[ChainDataset] ChainDataset only supports IterableDataset, got {type(d).__name__}")
+                raise TypeError(
+                    f"[ChainDataset] ChainDataset only supports IterableDataset, got {type(d).__name__}"
+                )
             yield from d
 
     def __len__(self):
         total = 0
         for d in self.datasets:
             if not isinstance(d, IterableDataset):
-                raise TypeError(f"[ChainDataset] ChainDataset only supports IterableDataset, got {type(d).__name__}")
+                raise TypeError(
+                    f"[ChainDataset] ChainDataset only supports IterableDataset, got {type(d).__name__}"
+                )
             total += len(d)
         return total
 
@@ -187,13 +199,17 @@ def _split_lengths(n, lengths):
         counts = []
         for i, frac in enumerate(lengths):
             if frac < 0 or frac > 1:
-                raise ValueError(f"[random_split] Fraction at index {i} is not between 0 and 1: {frac}")
-            counts.append(int(math.floor(n * frac)))
+                raise ValueError(
+                    f"[random_split] Fraction at index {i} is not between 0 and 1: {frac}"
+                )
+            counts.append(math.floor(n * frac))
         for i in range(n - sum(counts)):  # leftover samples go round-robin from the first split
             counts[i % len(counts)] += 1
         for i, c in enumerate(counts):
             if c == 0:
-                warnings.warn(f"[random_split] Length of split at index {i} is 0. This might result in an empty dataset.")
+                warnings.warn(
+                    f"[random_split] Length of split at index {i} is 0. This might result in an empty dataset."
+                )
         return counts
     if sum(lengths) != n:
         raise ValueError(

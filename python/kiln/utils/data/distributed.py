@@ -18,9 +18,13 @@ def _world():
             return dist.get_world_size(), dist.get_rank()
     except (ImportError, AttributeError):
         pass
-    for size_var, rank_var in (("WORLD_SIZE", "RANK"), ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"), ("PMI_SIZE", "PMI_RANK")):
+    for size_var, rank_var in (
+        ("WORLD_SIZE", "RANK"),
+        ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+        ("PMI_SIZE", "PMI_RANK"),
+    ):
         if size_var in os.environ:
-            return int(os.environ[size_var]), int(os.environ.get(rank_var, 0))
+            return int(os.environ[size_var]), int(os.environ.get(rank_var, "0"))
     raise RuntimeError(
         "[DistributedSampler] num_replicas and rank were not given and no distributed process group is "
         "initialized (nor WORLD_SIZE/RANK set); pass num_replicas= and rank="
@@ -34,13 +38,17 @@ class DistributedSampler(Sampler):
     changes: the permutation is seeded with ``seed + epoch``, identically on every replica.
     """
 
-    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+    def __init__(
+        self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False
+    ):
         if num_replicas is None or rank is None:
             world, my_rank = _world()
             num_replicas = world if num_replicas is None else num_replicas
             rank = my_rank if rank is None else rank
         if rank >= num_replicas or rank < 0:
-            raise ValueError(f"[DistributedSampler] Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+            raise ValueError(
+                f"[DistributedSampler] Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]"
+            )
         self.dataset = dataset
         self.num_replicas = num_replicas
         self.rank = rank

@@ -31,7 +31,13 @@ from multiprocessing.reduction import ForkingPickler
 import kiln
 from kiln.utils.data import _random, shared_memory
 from kiln.utils.data.dataloader import BaseIter
-from kiln.utils.data.worker import RESUME, ExceptionWrapper, describe, status_array_size, worker_loop
+from kiln.utils.data.worker import (
+    RESUME,
+    ExceptionWrapper,
+    describe,
+    status_array_size,
+    worker_loop,
+)
 
 _JOIN_SECONDS = 5.0
 _serial = itertools.count()
@@ -94,13 +100,24 @@ class MultiProcessingIter(BaseIter):
             index_queue.cancel_join_thread()  # never block exit on a queue a dead worker no longer reads
             reader, writer = ctx.Pipe(duplex=False)
             args = types.SimpleNamespace(
-                worker_id=wid, num_workers=n, dataset=self._dataset, iterable=self._iterable,
-                auto_collation=self._auto_collation, collate_fn=self._collate_fn, drop_last=self._drop_last,
-                base_seed=self._base_seed, worker_init_fn=loader.worker_init_fn, index_queue=index_queue,
-                result_conn=writer, status=self._status, shm_prefix=f"{self._shm_prefix}w{wid}_",
+                worker_id=wid,
+                num_workers=n,
+                dataset=self._dataset,
+                iterable=self._iterable,
+                auto_collation=self._auto_collation,
+                collate_fn=self._collate_fn,
+                drop_last=self._drop_last,
+                base_seed=self._base_seed,
+                worker_init_fn=loader.worker_init_fn,
+                index_queue=index_queue,
+                result_conn=writer,
+                status=self._status,
+                shm_prefix=f"{self._shm_prefix}w{wid}_",
                 parent_pid=self._owner_pid,
             )
-            worker = ctx.Process(target=worker_loop, args=(args,), name=f"kiln DataLoader worker {wid}", daemon=True)
+            worker = ctx.Process(
+                target=worker_loop, args=(args,), name=f"kiln DataLoader worker {wid}", daemon=True
+            )
             worker.start()  # returns once the process exists; workers initialize concurrently
             writer.close()  # only the worker writes; EOF then means it is gone
             self._workers.append(worker)
@@ -136,13 +153,17 @@ class MultiProcessingIter(BaseIter):
         if count == 0:
             return
         try:
-            with _random.preserved_rng_state():  # a random transform must not shift the user's streams
+            with (
+                _random.preserved_rng_state()
+            ):  # a random transform must not shift the user's streams
                 sample = self._dataset[first[0] if self._auto_collation else first]
-        except Exception:
+        except Exception:  # noqa: BLE001 (the worker fetching it reports it, with its traceback)
             return  # the worker fetching it reports the error with its traceback
         self._first_batch_checked = True
         size = shared_memory.sizeof(sample)
-        self._check_room(size * count, f"estimated from the first batch: {count} samples of {size:,} bytes")
+        self._check_room(
+            size * count, f"estimated from the first batch: {count} samples of {size:,} bytes"
+        )
 
     # -- sending tasks ------------------------------------------------------------------------
 
@@ -160,7 +181,9 @@ class MultiProcessingIter(BaseIter):
         self._send_idx = self._rcvd_idx = self._outstanding = 0
         self._task_info = {}  # batch idx -> (worker,) while in flight, (worker, data) once here early
         self._per_worker = [0] * self._num_workers
-        self._active = [True] * self._num_workers  # False once a worker's IterableDataset is exhausted
+        self._active = [
+            True
+        ] * self._num_workers  # False once a worker's IterableDataset is exhausted
         self._worker_cycle = itertools.cycle(range(self._num_workers))
         for _ in range(self._prefetch_factor * self._num_workers):
             self._try_put_index()
@@ -177,7 +200,9 @@ class MultiProcessingIter(BaseIter):
             return
         for _ in range(self._num_workers):
             wid = next(self._worker_cycle)
-            if self._active[wid] and (self._in_order or self._per_worker[wid] < self._prefetch_factor):
+            if self._active[wid] and (
+                self._in_order or self._per_worker[wid] < self._prefetch_factor
+            ):
                 break
         else:
             self._pending.appendleft(index)
@@ -196,7 +221,9 @@ class MultiProcessingIter(BaseIter):
                 info = self._task_info.get(self._rcvd_idx)
                 if info is not None and (len(info) == 2 or self._active[info[0]]):
                     break
-                self._task_info.pop(self._rcvd_idx, None)  # returned out of order, or its worker is exhausted
+                self._task_info.pop(
+                    self._rcvd_idx, None
+                )  # returned out of order, or its worker is exhausted
                 self._rcvd_idx += 1
             else:
                 if not self._persistent:
@@ -263,13 +290,15 @@ class MultiProcessingIter(BaseIter):
         if kind == "error":
             return kind, wid, msg[2], msg[3]
         _, wid, idx, descs, payload = msg
-        if self._task_info.get(idx, (None,))[0] != wid:  # a stale batch from an epoch that was cut short
+        if (
+            self._task_info.get(idx, (None,))[0] != wid
+        ):  # a stale batch from an epoch that was cut short
             shared_memory.discard(descs)
             return "stale", wid, idx, None
         data = shared_memory.unpack(descs, payload)
         if not self._first_batch_checked:
             self._first_batch_checked = True
-            size = sum(d[2] for d in {d[1]: d for d in descs if d[0] == "shm"}.values())
+            size = sum(nbytes for _, nbytes in {(d[1], d[2]) for d in descs if d[0] == "shm"})
             try:
                 self._check_room(size, "the size of the first batch")
             except RuntimeError:
@@ -286,7 +315,8 @@ class MultiProcessingIter(BaseIter):
         others = [self._worker_line(w) for w in range(self._num_workers) if w != owner]
         raise RuntimeError(
             f"DataLoader timed out after {self._timeout} seconds waiting for batch {self._rcvd_idx} from "
-            f"worker {owner}; {self._worker_line(owner)}" + ("; " + "; ".join(others) if others else "")
+            f"worker {owner}; {self._worker_line(owner)}"
+            + ("; " + "; ".join(others) if others else "")
         )
 
     def _raise_worker_died(self, w):

@@ -7,18 +7,20 @@ import numpy as np
 from kiln.utils.data import _random
 
 __all__ = [
+    "BatchSampler",
+    "RandomSampler",
     "Sampler",
     "SequentialSampler",
-    "RandomSampler",
     "SubsetRandomSampler",
     "WeightedRandomSampler",
-    "BatchSampler",
 ]
 
 
 def _positive_int(value, name, cls):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"[{cls}] {name} should be a positive integer value, but got {name}={value!r}")
+        raise ValueError(
+            f"[{cls}] {name} should be a positive integer value, but got {name}={value!r}"
+        )
 
 
 def _bool(value, name, cls, exc=TypeError):
@@ -118,7 +120,9 @@ class WeightedRandomSampler(Sampler):
         self.generator = generator
 
     def __iter__(self):
-        yield from _random.multinomial(self.weights, self.num_samples, self.replacement, self.generator)
+        yield from _random.multinomial(
+            self.weights, self.num_samples, self.replacement, self.generator
+        )
 
     def __len__(self):
         return self.num_samples

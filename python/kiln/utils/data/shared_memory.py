@@ -193,12 +193,18 @@ def pack(obj):
         arr = _as_numpy(o)
         tensor = isinstance(o, kiln.Tensor)
         grad = tensor and o.requires_grad
-        found = _blocks.find(arr.ctypes.data, arr.nbytes) if (_blocks is not None and arr.nbytes) else None
+        found = (
+            _blocks.find(arr.ctypes.data, arr.nbytes)
+            if (_blocks is not None and arr.nbytes)
+            else None
+        )
         if arr.nbytes == 0:
             descs.append(("empty", arr.dtype.str, arr.shape, tensor, grad))
         elif found is not None:
             name, size, offset = found
-            descs.append(("shm", name, size, offset, arr.dtype.str, arr.shape, arr.strides, tensor, grad))
+            descs.append(
+                ("shm", name, size, offset, arr.dtype.str, arr.shape, arr.strides, tensor, grad)
+            )
         else:
             copies.append((len(descs), arr, total))
             descs.append(None)
@@ -211,7 +217,17 @@ def pack(obj):
             dst = np.ndarray(arr.shape, arr.dtype, buffer=view, offset=offset)
             np.copyto(dst, arr)
             grad = isinstance(refs[i], kiln.Tensor) and refs[i].requires_grad
-            descs[i] = ("shm", name, total, offset, arr.dtype.str, arr.shape, dst.strides, isinstance(refs[i], kiln.Tensor), grad)
+            descs[i] = (
+                "shm",
+                name,
+                total,
+                offset,
+                arr.dtype.str,
+                arr.shape,
+                dst.strides,
+                isinstance(refs[i], kiln.Tensor),
+                grad,
+            )
     return descs, buf.getvalue()
 
 
@@ -251,7 +267,9 @@ def unpack(descs, payload):
             arr = np.empty(shape, np.dtype(dtype))
         else:
             _, name, _, offset, dtype, shape, strides, tensor, grad = d
-            arr = np.ndarray(shape, np.dtype(dtype), buffer=maps[name], offset=offset, strides=strides)
+            arr = np.ndarray(
+                shape, np.dtype(dtype), buffer=maps[name], offset=offset, strides=strides
+            )
         if not tensor:
             return arr
         t = kiln.from_numpy(arr)

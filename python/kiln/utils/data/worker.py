@@ -29,8 +29,14 @@ __all__ = ["WorkerInfo", "get_worker_info"]
 
 RESUME = "resume"
 POLL_SECONDS = 1.0  # how often an idle worker checks that the main process is alive
-PHASES = ("idle (waiting for a task)", "starting (seeding, worker_init_fn, iter(dataset))", "fetching",
-          "collating", "iterating", "sending")
+PHASES = (
+    "idle (waiting for a task)",
+    "starting (seeding, worker_init_fn, iter(dataset))",
+    "fetching",
+    "collating",
+    "iterating",
+    "sending",
+)
 _CODE = {p.split()[0]: i for i, p in enumerate(PHASES)}
 _DONE = 0  # slot 0 of the status array: set by the main process when shutting down
 
@@ -77,7 +83,7 @@ class ExceptionWrapper:
         self.where = where
         try:
             pickle.dumps(self.exc_type)
-        except Exception:
+        except Exception:  # noqa: BLE001 (an unpicklable class travels as RuntimeError)
             self.exc_type = RuntimeError
 
     def reraise(self):
@@ -86,7 +92,7 @@ class ExceptionWrapper:
             msg = _KeyErrorMessage(msg)  # KeyError would repr() the message, mangling the newlines
         try:
             exc = self.exc_type(msg)
-        except Exception:
+        except Exception:  # noqa: BLE001 (a constructor that takes no message)
             raise RuntimeError(msg) from None
         raise exc
 
@@ -152,18 +158,22 @@ def worker_loop(a):
     status = Status(a.status, a.worker_id)
     status.set("starting")
     seed = seed_worker(a.base_seed, a.worker_id)
-    _worker_info = WorkerInfo(id=a.worker_id, num_workers=a.num_workers, seed=seed, dataset=a.dataset)
+    _worker_info = WorkerInfo(
+        id=a.worker_id, num_workers=a.num_workers, seed=seed, dataset=a.dataset
+    )
     where = f"in DataLoader worker process {a.worker_id}"
 
     def new_fetcher():
-        return make_fetcher(a.iterable, a.dataset, a.auto_collation, a.collate_fn, a.drop_last, status)
+        return make_fetcher(
+            a.iterable, a.dataset, a.auto_collation, a.collate_fn, a.drop_last, status
+        )
 
     fetcher, init_error = None, None
     try:
         if a.worker_init_fn is not None:
             a.worker_init_fn(a.worker_id)
         fetcher = new_fetcher()
-    except Exception:
+    except Exception:  # noqa: BLE001 (any dataset error is reported, not fatal here)
         init_error = ExceptionWrapper(sys.exc_info(), where)
 
     def send(msg):
@@ -184,7 +194,7 @@ def worker_loop(a):
                 if a.iterable and init_error is None:
                     try:
                         fetcher = new_fetcher()
-                    except Exception:
+                    except Exception:  # noqa: BLE001 (any dataset error is reported, not fatal here)
                         init_error = ExceptionWrapper(sys.exc_info(), where)
                 send(("resume", a.worker_id))
                 continue
@@ -203,7 +213,7 @@ def worker_loop(a):
                 shared_memory.release_unsent()
                 send(("stop", a.worker_id, idx))
                 continue
-            except Exception:
+            except Exception:  # noqa: BLE001 (any dataset error is reported, not fatal here)
                 shared_memory.release_unsent()
                 send(("error", a.worker_id, idx, ExceptionWrapper(sys.exc_info(), where)))
                 continue
