@@ -112,8 +112,9 @@ def main(argv=None):
         for loader in loaders.values():  # warm-up: imports, first worker start, caches
             _epoch(loader, max_batches=10)
         best, first, cpu = {}, {}, {}
-        for _ in range(args.repeats):
-            for name, loader in loaders.items():
+        for rep in range(args.repeats):
+            order = list(loaders.items())
+            for name, loader in order if rep % 2 == 0 else order[::-1]:  # neither always goes first
                 rate, t_first, t_cpu = _epoch(loader)
                 best[name] = max(best.get(name, 0.0), rate)
                 first[name] = min(first.get(name, float("inf")), t_first)

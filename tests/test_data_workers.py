@@ -472,3 +472,23 @@ def test_batches_are_mapped_zero_copy_and_released_with_the_tensor():
     assert batches[1][0].numpy().tolist() == Images(16).x[8:].tolist()
     del batches
     assert _shm_mappings() == 0
+
+
+class InfoProbe(Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        info = get_worker_info()
+        try:
+            info.id = 5
+            frozen = False
+        except RuntimeError:
+            frozen = True
+        return f"{info!r}|{frozen}|{info.dataset is self}"
+
+
+def test_worker_info_is_frozen_and_holds_the_workers_dataset():
+    (batch,) = DataLoader(InfoProbe(), batch_size=2, num_workers=1)
+    text, frozen, same = batch[0].split("|")
+    assert text.startswith("WorkerInfo(id=0, num_workers=1, seed=") and frozen == "True" and same == "True"
