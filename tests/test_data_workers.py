@@ -454,9 +454,26 @@ def test_workers_exit_and_clean_up_when_the_main_process_is_killed():
 
 
 def test_iterable_dataset_room_checked_at_first_batch(monkeypatch):
-    monkeypatch.setattr(shared_memory, "free_bytes", lambda: 100)
+    monkeypatch.setattr(shared_memory, "free_bytes", lambda: 100)  # one 64-byte batch fits, 4 don't
     with pytest.raises(RuntimeError, match="the size of the first batch"):
         list(DataLoader(Shards(40), batch_size=8, num_workers=2))
+
+
+class Growing(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return np.zeros(10 if i < 2 else 100_000)
+
+
+def test_worker_out_of_shared_memory_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(shared_memory, "free_bytes", lambda: 200_000)
+    it = iter(DataLoader(Growing(), batch_size=2, num_workers=1))
+    assert next(it).shape == (2, 10)
+    with pytest.raises(RuntimeError, match=r"out of shared memory: a block of 1,600,000 bytes does not fit"):
+        next(it)
+    del it
 
 
 def _shm_mappings():

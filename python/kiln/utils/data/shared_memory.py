@@ -14,7 +14,6 @@ the iterator's prefix, so whatever a dead or interrupted worker leaves behind is
 removed by :func:`remove_prefixed`.
 """
 
-import errno
 import io
 import mmap
 import os
@@ -73,24 +72,22 @@ class _WorkerBlocks:
         self.pending = []  # (start address, nbytes, name)
 
     def create(self, nbytes):
+        # Pages are allocated when first written (ftruncate, not posix_fallocate: reserving
+        # them up front costs milliseconds per batch). So check the room first; a tmpfs that
+        # fills up anyway between this check and the write kills the worker with SIGBUS,
+        # which the main process reports with that hint.
+        free = free_bytes()
+        if nbytes > free:
+            raise RuntimeError(
+                f"DataLoader worker is out of shared memory: a block of {nbytes:,} bytes does not "
+                f"fit in {SHM_DIR} ({free:,} bytes free). Make {SHM_DIR} larger (e.g. docker run "
+                "--shm-size), or lower num_workers, prefetch_factor or batch_size."
+            )
         name = f"{self.prefix}{self.counter}"
         self.counter += 1
-        path = os.path.join(SHM_DIR, name)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            try:
-                # Reserve the pages now: on a full tmpfs this fails with ENOSPC
-                # instead of a SIGBUS when the memory is first written.
-                os.posix_fallocate(fd, 0, nbytes)
-            except OSError as e:
-                if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                    os.unlink(path)
-                    raise RuntimeError(
-                        f"DataLoader worker is out of shared memory: a block of {nbytes:,} bytes does not "
-                        f"fit in {SHM_DIR} ({free_bytes():,} bytes free). Make {SHM_DIR} larger (e.g. "
-                        "docker run --shm-size), or lower num_workers, prefetch_factor or batch_size."
-                    ) from e
-                os.ftruncate(fd, nbytes)
+            os.ftruncate(fd, nbytes)
             mm = mmap.mmap(fd, nbytes)
         finally:
             os.close(fd)
