@@ -12,7 +12,7 @@
 #include "kiln/ops/linalg.h"
 #include "kiln/ops/minmax.h"
 #include "kiln/ops/moments.h"
-#include "kiln/ops/norm.h"
+#include "kiln/ops/vector_norm.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"
 #include "kiln/ops/range.h"

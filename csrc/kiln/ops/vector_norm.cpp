@@ -1,4 +1,4 @@
-#include "kiln/ops/norm.h"
+#include "kiln/ops/vector_norm.h"
 
 #include <cmath>
 
