@@ -7,6 +7,7 @@
 #include "kiln/ops/elementwise.h"
 #include "kiln/ops/index.h"
 #include "kiln/ops/indexing.h"
+#include "kiln/ops/optim.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"
 #include "kiln/ops/range.h"

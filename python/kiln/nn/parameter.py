@@ -1,0 +1,37 @@
+"""kiln.nn.Parameter: a Tensor that Modules register as a learnable parameter."""
+
+from kiln import _C
+from kiln import _tensor
+
+
+class Parameter(_C.Tensor):
+    """A leaf Tensor sharing `data`'s memory, with requires_grad set (True by default).
+
+    Assigning one as a Module attribute registers it, so it shows up in
+    parameters() and state_dict().
+    """
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = _empty()
+        super().__init__(data, requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + _tensor.__repr__(self)
+
+    __str__ = __repr__
+
+    def __reduce_ex__(self, protocol):
+        return (Parameter, (self.data.clone(), self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) not in memo:
+            memo[id(self)] = Parameter(self.data.clone(), self.requires_grad)
+        return memo[id(self)]
+
+
+def _empty():
+    from kiln import empty  # noqa: PLC0415  (kiln is importing nn)
+
+    return empty(0)
+
