@@ -244,12 +244,23 @@ class ModuleDict(Module):
             self[m[0]] = m[1]
 
 
-def _param_line(key, p):
+_LEGACY_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                      "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
+                      "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
+                      "bool": "BoolTensor"}
+
+
+def _param_line(key, p, legacy_type=False):
+    """One line of a ParameterList/Dict repr; ParameterDict names the legacy tensor type
+    (kiln.FloatTensor), as PyTorch's does."""
     if isinstance(p, _C.Tensor):
         size = "x".join(str(s) for s in p.shape)
         device = f" ({p.device})" if p.device.type != "cpu" else ""
         kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
-        return f"  ({key}): {kind} containing: [{p.dtype} of size {size}{device}]"
+        dtype = repr(p.dtype)
+        if legacy_type:
+            dtype = "kiln." + _LEGACY_TYPE_NAMES[dtype.split(".")[-1]]
+        return f"  ({key}): {kind} containing: [{dtype} of size {size}{device}]"
     return f"  ({key}): Object of type: {type(p).__name__}"
 
 
@@ -367,7 +378,7 @@ class ParameterDict(Module):
             self[p[0]] = p[1]
 
     def extra_repr(self):
-        return "\n".join(_param_line(k, p) for k, p in self.items())
+        return "\n".join(_param_line(k, p, legacy_type=True) for k, p in self.items())
 
     def __call__(self, input):
         raise RuntimeError("ParameterDict should not be called.")
