@@ -1,4 +1,5 @@
-"""Tensor.new_* factories (same dtype and device as self unless given) and __format__."""
+"""Tensor.new_* factories (same dtype and device as self unless given), __format__ and
+__deepcopy__ (so copy.deepcopy works on modules holding tensors)."""
 
 from kiln import _C
 from kiln import _creation
@@ -44,6 +45,22 @@ def __format__(self, format_spec):
     return object.__format__(self, format_spec)
 
 
+def __deepcopy__(self, memo):
+    """A copy with its own memory; only leaves can be deep-copied, as in PyTorch."""
+    if not self.is_leaf:
+        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
+                           "the deepcopy protocol at the moment.")
+    if id(self) not in memo:
+        copy = self.detach().clone()
+        if self.requires_grad:
+            copy.requires_grad_(True)
+        if self.grad is not None:
+            copy.grad = self.grad.detach().clone()
+        memo[id(self)] = copy
+    return memo[id(self)]
+
+
 Tensor.new_full = new_full
+Tensor.__deepcopy__ = __deepcopy__
 Tensor.new_tensor = new_tensor
 Tensor.__format__ = __format__

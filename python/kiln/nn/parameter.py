@@ -26,7 +26,10 @@ class Parameter(_C.Tensor):
 
     def __deepcopy__(self, memo):
         if id(self) not in memo:
-            memo[id(self)] = Parameter(self.data.clone(), self.requires_grad)
+            copy = Parameter(self.data.clone(), self.requires_grad)
+            if self.grad is not None:
+                copy.grad = self.grad.detach().clone()
+            memo[id(self)] = copy
         return memo[id(self)]
 
 
