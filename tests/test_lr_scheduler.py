@@ -3,10 +3,9 @@
 import math
 import warnings
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import require_torch
 
 torch = require_torch()
@@ -32,30 +31,32 @@ class Scale:
         self.factor = factor
 
     def __call__(self, epoch):
-        return self.factor ** epoch
+        return self.factor**epoch
 
 
 SIMPLE = {
-    "StepLR": dict(step_size=4, gamma=0.5),
-    "MultiStepLR": dict(milestones=[3, 7, 7, 20], gamma=0.3),
-    "ExponentialLR": dict(gamma=0.9),
-    "CosineAnnealingLR": dict(T_max=7, eta_min=0.001),
-    "CosineAnnealingWarmRestarts": dict(T_0=5, T_mult=2, eta_min=0.001),
-    "LinearLR": dict(start_factor=0.2, end_factor=0.9, total_iters=8),
-    "ConstantLR": dict(factor=0.4, total_iters=6),
-    "PolynomialLR": dict(total_iters=12, power=2.0),
-    "LambdaLR": dict(lr_lambda=lambda e: 1.0 / (1 + e)),
-    "MultiplicativeLR": dict(lr_lambda=lambda e: 0.95),
-    "OneCycleLR": dict(max_lr=[1.0, 0.5], total_steps=STEPS + 1),
+    "StepLR": {"step_size": 4, "gamma": 0.5},
+    "MultiStepLR": {"milestones": [3, 7, 7, 20], "gamma": 0.3},
+    "ExponentialLR": {"gamma": 0.9},
+    "CosineAnnealingLR": {"T_max": 7, "eta_min": 0.001},
+    "CosineAnnealingWarmRestarts": {"T_0": 5, "T_mult": 2, "eta_min": 0.001},
+    "LinearLR": {"start_factor": 0.2, "end_factor": 0.9, "total_iters": 8},
+    "ConstantLR": {"factor": 0.4, "total_iters": 6},
+    "PolynomialLR": {"total_iters": 12, "power": 2.0},
+    "LambdaLR": {"lr_lambda": lambda e: 1.0 / (1 + e)},
+    "MultiplicativeLR": {"lr_lambda": lambda e: 0.95},
+    "OneCycleLR": {"max_lr": [1.0, 0.5], "total_steps": STEPS + 1},
 }
 
 EXTRA = [
-    ("CosineAnnealingWarmRestarts", dict(T_0=3, T_mult=1)),
-    ("OneCycleLR", dict(max_lr=0.8, total_steps=STEPS + 1, anneal_strategy="linear",
-                        three_phase=True)),
-    ("OneCycleLR", dict(max_lr=0.8, epochs=3, steps_per_epoch=11, pct_start=0.25)),
-    ("LambdaLR", dict(lr_lambda=[lambda e: 0.9**e, lambda e: 1 + e])),
-    ("StepLR", dict(step_size=1, gamma=0.9)),
+    ("CosineAnnealingWarmRestarts", {"T_0": 3, "T_mult": 1}),
+    (
+        "OneCycleLR",
+        {"max_lr": 0.8, "total_steps": STEPS + 1, "anneal_strategy": "linear", "three_phase": True},
+    ),
+    ("OneCycleLR", {"max_lr": 0.8, "epochs": 3, "steps_per_epoch": 11, "pct_start": 0.25}),
+    ("LambdaLR", {"lr_lambda": [lambda e: 0.9**e, lambda e: 1 + e]}),
+    ("StepLR", {"step_size": 1, "gamma": 0.9}),
 ]
 
 
@@ -70,12 +71,16 @@ def _sequence(sched, opt, steps=STEPS, metrics=None):
 
 
 def _assert_same(klrs, tlrs):
-    np.testing.assert_allclose(np.array(klrs, dtype=float), np.array(tlrs, dtype=float),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        np.array(klrs, dtype=float), np.array(tlrs, dtype=float), rtol=1e-12, atol=1e-15
+    )
 
 
-@pytest.mark.parametrize("name,kw", list(SIMPLE.items()) + EXTRA,
-                         ids=[n for n in SIMPLE] + [f"{n}-{i}" for i, (n, _) in enumerate(EXTRA)])
+@pytest.mark.parametrize(
+    "name,kw",
+    list(SIMPLE.items()) + EXTRA,
+    ids=[n for n in SIMPLE] + [f"{n}-{i}" for i, (n, _) in enumerate(EXTRA)],
+)
 def test_sequence_matches_torch(name, kw):
     ko, to = _optimizers()
     ks, ts = getattr(ksched, name)(ko, **kw), getattr(tsched, name)(to, **kw)
@@ -83,7 +88,7 @@ def test_sequence_matches_torch(name, kw):
 
 
 def test_one_cycle_cycles_momentum_and_betas():
-    for opt, kw in [("SGD", dict(momentum=0.9)), ("Adam", {})]:
+    for opt, kw in [("SGD", {"momentum": 0.9}), ("Adam", {})]:
         ko, to = _optimizers(opt, **kw)
         ks = ksched.OneCycleLR(ko, max_lr=1.0, total_steps=20)
         ts = tsched.OneCycleLR(to, max_lr=1.0, total_steps=20)
@@ -94,7 +99,8 @@ def test_one_cycle_cycles_momentum_and_betas():
             ks.step()
             ts.step()
             assert [g[key] for g in ko.param_groups] == pytest.approx(
-                [g[key] for g in to.param_groups])
+                [g[key] for g in to.param_groups]
+            )
     with pytest.raises(ValueError, match="Tried to step"):
         ks.step()
         ks.step()
@@ -102,29 +108,55 @@ def test_one_cycle_cycles_momentum_and_betas():
 
 def test_chained_scheduler():
     ko, to = _optimizers()
-    kc = ksched.ChainedScheduler([ksched.ConstantLR(ko, factor=0.5, total_iters=4),
-                                  ksched.ExponentialLR(ko, gamma=0.9)])
-    tc = tsched.ChainedScheduler([tsched.ConstantLR(to, factor=0.5, total_iters=4),
-                                  tsched.ExponentialLR(to, gamma=0.9)])
+    kc = ksched.ChainedScheduler(
+        [ksched.ConstantLR(ko, factor=0.5, total_iters=4), ksched.ExponentialLR(ko, gamma=0.9)]
+    )
+    tc = tsched.ChainedScheduler(
+        [tsched.ConstantLR(to, factor=0.5, total_iters=4), tsched.ExponentialLR(to, gamma=0.9)]
+    )
     _assert_same(_sequence(kc, ko), _sequence(tc, to))
 
 
 def test_sequential_lr():
     ko, to = _optimizers()
-    ks = ksched.SequentialLR(ko, [ksched.LinearLR(ko, start_factor=0.1, total_iters=5),
-                                  ksched.StepLR(ko, step_size=3, gamma=0.5),
-                                  ksched.CosineAnnealingLR(ko, T_max=6)], milestones=[5, 12])
-    ts = tsched.SequentialLR(to, [tsched.LinearLR(to, start_factor=0.1, total_iters=5),
-                                  tsched.StepLR(to, step_size=3, gamma=0.5),
-                                  tsched.CosineAnnealingLR(to, T_max=6)], milestones=[5, 12])
+    ks = ksched.SequentialLR(
+        ko,
+        [
+            ksched.LinearLR(ko, start_factor=0.1, total_iters=5),
+            ksched.StepLR(ko, step_size=3, gamma=0.5),
+            ksched.CosineAnnealingLR(ko, T_max=6),
+        ],
+        milestones=[5, 12],
+    )
+    ts = tsched.SequentialLR(
+        to,
+        [
+            tsched.LinearLR(to, start_factor=0.1, total_iters=5),
+            tsched.StepLR(to, step_size=3, gamma=0.5),
+            tsched.CosineAnnealingLR(to, T_max=6),
+        ],
+        milestones=[5, 12],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _assert_same(_sequence(ks, ko), _sequence(ts, to))
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(mode="max", threshold_mode="abs", patience=2,
-                                             cooldown=2, factor=0.5, min_lr=[0.01, 0.02]),
-                                dict(patience=1, threshold=0.1, min_lr=0.004)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {
+            "mode": "max",
+            "threshold_mode": "abs",
+            "patience": 2,
+            "cooldown": 2,
+            "factor": 0.5,
+            "min_lr": [0.01, 0.02],
+        },
+        {"patience": 1, "threshold": 0.1, "min_lr": 0.004},
+    ],
+)
 def test_reduce_lr_on_plateau(kw):
     metrics = [1.0, 0.9, 0.95, 0.95, 0.96, 0.9, 0.91, 0.92] * 4
     ko, to = _optimizers()
@@ -137,7 +169,7 @@ def test_reduce_lr_on_plateau(kw):
 def test_state_dict_round_trip(name, kw):
     """Saving after 10 steps and loading into a fresh scheduler continues the sequence."""
     if name in ("LambdaLR", "MultiplicativeLR"):
-        kw = dict(lr_lambda=Scale(0.9))
+        kw = {"lr_lambda": Scale(0.9)}
     ko, _ = _optimizers()
     ks = getattr(ksched, name)(ko, **kw)
     _sequence(ks, ko, 10)
@@ -167,18 +199,26 @@ def test_lambda_state_dict_keeps_callable_objects_state():
 
 def test_composite_state_dicts():
     ko, _ = _optimizers()
-    ks = ksched.SequentialLR(ko, [ksched.ConstantLR(ko, factor=0.5, total_iters=2),
-                                  ksched.ExponentialLR(ko, gamma=0.9)], milestones=[3])
+    ks = ksched.SequentialLR(
+        ko,
+        [ksched.ConstantLR(ko, factor=0.5, total_iters=2), ksched.ExponentialLR(ko, gamma=0.9)],
+        milestones=[3],
+    )
     for _ in range(5):
         ks.step()
     state = ks.state_dict()
     assert len(state["_schedulers"]) == 2 and state["last_epoch"] == 5
     ko2, _ = _optimizers()
-    ks2 = ksched.SequentialLR(ko2, [ksched.ConstantLR(ko2, factor=0.5, total_iters=2),
-                                    ksched.ExponentialLR(ko2, gamma=0.9)], milestones=[3])
+    ks2 = ksched.SequentialLR(
+        ko2,
+        [ksched.ConstantLR(ko2, factor=0.5, total_iters=2), ksched.ExponentialLR(ko2, gamma=0.9)],
+        milestones=[3],
+    )
     ks2.load_state_dict(state)
-    assert ks2.last_epoch == 5 and ks2._schedulers[1].last_epoch == state[
-        "_schedulers"][1]["last_epoch"]
+    assert (
+        ks2.last_epoch == 5
+        and ks2._schedulers[1].last_epoch == state["_schedulers"][1]["last_epoch"]
+    )
 
 
 def test_closed_form_with_explicit_epoch():
@@ -218,5 +258,4 @@ def test_errors():
     with pytest.raises(ValueError, match="number of milestone points"):
         ksched.SequentialLR(ko, [ksched.StepLR(ko, 2)], milestones=[3])
     with pytest.raises(KeyError, match="initial_lr"):
-        ksched.StepLR(kiln.optim.SGD([kiln.nn.Parameter(kiln.ones(1))], lr=0.1), 2,
-                      last_epoch=3)
+        ksched.StepLR(kiln.optim.SGD([kiln.nn.Parameter(kiln.ones(1))], lr=0.1), 2, last_epoch=3)

@@ -2,22 +2,33 @@
 
 import math
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import require_torch
 
 torch = require_torch()
 init = kiln.nn.init
 
 
-@pytest.mark.parametrize("nonlinearity,param", [
-    ("linear", None), ("conv2d", None), ("sigmoid", None), ("tanh", None), ("relu", None),
-    ("leaky_relu", None), ("leaky_relu", 0.2), ("selu", None), ("conv_transpose1d", None)])
+@pytest.mark.parametrize(
+    "nonlinearity,param",
+    [
+        ("linear", None),
+        ("conv2d", None),
+        ("sigmoid", None),
+        ("tanh", None),
+        ("relu", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("selu", None),
+        ("conv_transpose1d", None),
+    ],
+)
 def test_calculate_gain_matches_torch(nonlinearity, param):
     assert init.calculate_gain(nonlinearity, param) == pytest.approx(
-        torch.nn.init.calculate_gain(nonlinearity, param))
+        torch.nn.init.calculate_gain(nonlinearity, param)
+    )
 
 
 def test_calculate_gain_errors():
@@ -40,12 +51,24 @@ def test_uniform_family_bounds(shape):
     fan_in = shape[1] * int(np.prod(shape[2:]))
     fan_out = shape[0] * int(np.prod(shape[2:]))
     cases = [
-        (init.xavier_uniform_, torch.nn.init.xavier_uniform_, dict(gain=2.0),
-         2.0 * math.sqrt(6.0 / (fan_in + fan_out))),
-        (init.kaiming_uniform_, torch.nn.init.kaiming_uniform_, dict(a=math.sqrt(5)),
-         math.sqrt(6.0 / ((1 + 5) * fan_in))),
-        (init.kaiming_uniform_, torch.nn.init.kaiming_uniform_,
-         dict(mode="fan_out", nonlinearity="relu"), math.sqrt(6.0 / fan_out)),
+        (
+            init.xavier_uniform_,
+            torch.nn.init.xavier_uniform_,
+            {"gain": 2.0},
+            2.0 * math.sqrt(6.0 / (fan_in + fan_out)),
+        ),
+        (
+            init.kaiming_uniform_,
+            torch.nn.init.kaiming_uniform_,
+            {"a": math.sqrt(5)},
+            math.sqrt(6.0 / ((1 + 5) * fan_in)),
+        ),
+        (
+            init.kaiming_uniform_,
+            torch.nn.init.kaiming_uniform_,
+            {"mode": "fan_out", "nonlinearity": "relu"},
+            math.sqrt(6.0 / fan_out),
+        ),
     ]
     for kfn, tfn, kw, bound in cases:
         t = kiln.empty(*shape)
@@ -61,11 +84,16 @@ def test_uniform_family_bounds(shape):
 def test_normal_family_std(shape):
     fan_in = shape[1] * int(np.prod(shape[2:]))
     fan_out = shape[0] * int(np.prod(shape[2:]))
-    cases = [(init.xavier_normal_, dict(gain=0.5), 0.5 * math.sqrt(2.0 / (fan_in + fan_out))),
-             (init.kaiming_normal_, dict(nonlinearity="relu"), math.sqrt(2.0 / fan_in)),
-             (init.kaiming_normal_, dict(mode="fan_out", nonlinearity="tanh"),
-              5.0 / 3 / math.sqrt(fan_out)),
-             (init.normal_, dict(mean=1.0, std=0.3), 0.3)]
+    cases = [
+        (init.xavier_normal_, {"gain": 0.5}, 0.5 * math.sqrt(2.0 / (fan_in + fan_out))),
+        (init.kaiming_normal_, {"nonlinearity": "relu"}, math.sqrt(2.0 / fan_in)),
+        (
+            init.kaiming_normal_,
+            {"mode": "fan_out", "nonlinearity": "tanh"},
+            5.0 / 3 / math.sqrt(fan_out),
+        ),
+        (init.normal_, {"mean": 1.0, "std": 0.3}, 0.3),
+    ]
     for fn, kw, std in cases:
         a = fn(kiln.empty(*shape), **kw).numpy()
         assert a.std() == pytest.approx(std, rel=0.05)

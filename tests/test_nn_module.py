@@ -3,10 +3,9 @@
 import copy
 from collections import OrderedDict
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import require_torch
 
 torch = require_torch()
@@ -40,8 +39,8 @@ def build(nn, lib):
             self.plist = nn.ParameterList([nn.Parameter(lib.ones(2)), lib.zeros(3, 4)])
             self.pdict = nn.ParameterDict({"x": nn.Parameter(lib.ones(1))})
             self.scale = nn.Parameter(lib.ones(1))
-            self.alias = self.scale            # a tied parameter
-            self.shared = self.features[0]     # a module in two places
+            self.alias = self.scale  # a tied parameter
+            self.shared = self.features[0]  # a module in two places
 
         def forward(self, x):
             return self.features(x).mul(self.scale)
@@ -139,13 +138,16 @@ def test_names_match_torch(nets):
     k, t = nets
     assert _names(k.named_parameters()) == _names(t.named_parameters())
     assert _names(k.named_parameters(remove_duplicate=False)) == _names(
-        t.named_parameters(remove_duplicate=False))
+        t.named_parameters(remove_duplicate=False)
+    )
     assert _names(k.named_parameters(prefix="m", recurse=False)) == _names(
-        t.named_parameters(prefix="m", recurse=False))
+        t.named_parameters(prefix="m", recurse=False)
+    )
     assert _names(k.named_buffers()) == _names(t.named_buffers())
     assert _names(k.named_modules()) == _names(t.named_modules())
     assert _names(k.named_modules(remove_duplicate=False)) == _names(
-        t.named_modules(remove_duplicate=False))
+        t.named_modules(remove_duplicate=False)
+    )
     assert _names(k.named_children()) == _names(t.named_children())
     assert list(k.state_dict()) == list(t.state_dict())
     assert list(k.state_dict(prefix="model.")) == list(t.state_dict(prefix="model."))
@@ -163,10 +165,16 @@ def test_tied_parameters_listed_once(nets):
 def test_repr_matches_torch(nets):
     k, t = nets
     assert repr(k) == repr(t).replace("torch.", "kiln.")
-    for kk, tt in [(knn.Flatten(0, 2), tnn.Flatten(0, 2)), (knn.Identity(), tnn.Identity()),
-                   (knn.ModuleList(), tnn.ModuleList()), (knn.Sequential(), tnn.Sequential()),
-                   (knn.ParameterList([knn.Parameter(kiln.ones(2, 3))]),
-                    tnn.ParameterList([tnn.Parameter(torch.ones(2, 3))]))]:
+    for kk, tt in [
+        (knn.Flatten(0, 2), tnn.Flatten(0, 2)),
+        (knn.Identity(), tnn.Identity()),
+        (knn.ModuleList(), tnn.ModuleList()),
+        (knn.Sequential(), tnn.Sequential()),
+        (
+            knn.ParameterList([knn.Parameter(kiln.ones(2, 3))]),
+            tnn.ParameterList([tnn.Parameter(torch.ones(2, 3))]),
+        ),
+    ]:
         assert repr(kk) == repr(tt).replace("torch.", "kiln.")
 
 
@@ -241,7 +249,7 @@ def test_state_dict_values_and_options(nets):
     kv = k.state_dict(keep_vars=True)
     assert kv["scale"] is k.scale
     dest = OrderedDict(extra=1)
-    assert k.state_dict(destination=dest) is dest and list(dest)[0] == "extra"
+    assert k.state_dict(destination=dest) is dest and next(iter(dest)) == "extra"
     # The values round-trip through torch.
     tsd = {n: torch.tensor(v.numpy()) for n, v in sd.items()}
     assert not t.load_state_dict(tsd).missing_keys
@@ -269,7 +277,7 @@ def test_load_state_dict_strict_errors_match_torch(nets):
     with pytest.raises(RuntimeError) as te:
         t.load_state_dict(tsd)
     assert str(ke.value) == str(te.value)
-    assert "Missing key(s) in state_dict: \"features.2.bias\"" in str(ke.value)
+    assert 'Missing key(s) in state_dict: "features.2.bias"' in str(ke.value)
     kr, tr = k.load_state_dict(ksd, strict=False), t.load_state_dict(tsd, strict=False)
     assert kr.missing_keys == tr.missing_keys and kr.unexpected_keys == tr.unexpected_keys
 
@@ -279,9 +287,12 @@ def test_shape_mismatch_is_an_error_even_when_not_strict(nets):
     sd = k.state_dict()
     sd["heads.3.bias"] = kiln.zeros(7)
     for strict in (True, False):
-        with pytest.raises(RuntimeError, match=r"size mismatch for heads\.3\.bias: copying a "
-                           r"param with shape \[7\] from checkpoint, the shape in current model "
-                           r"is \[5\]"):
+        with pytest.raises(
+            RuntimeError,
+            match=r"size mismatch for heads\.3\.bias: copying a "
+            r"param with shape \[7\] from checkpoint, the shape in current model "
+            r"is \[5\]",
+        ):
             k.load_state_dict(sd, strict=strict)
 
 
@@ -319,7 +330,7 @@ def test_setattr_routes_values():
     del m.child
     assert "child" not in m._parameters
     with pytest.raises(AttributeError, match="'Module' object has no attribute 'nothing'"):
-        m.nothing
+        _ = m.nothing
     del m.buf
     assert "buf" not in m._buffers
 
@@ -388,8 +399,9 @@ def test_sequential_like_torch():
     od = knn.Sequential(OrderedDict([("first", knn.Identity()), ("flat", knn.Flatten())]))
     assert list(od._modules) == ["first", "flat"]
     x = np.arange(24.0).reshape(2, 3, 4)
-    np.testing.assert_array_equal(od(kiln.tensor(x)).numpy(),
-                                  tnn.Flatten()(torch.tensor(x)).numpy())
+    np.testing.assert_array_equal(
+        od(kiln.tensor(x)).numpy(), tnn.Flatten()(torch.tensor(x)).numpy()
+    )
 
 
 def test_module_list_and_dict():
@@ -431,8 +443,11 @@ def test_parameter_list_and_dict():
 
 def test_flatten_unflatten_forward_and_backward():
     x = np.random.randn(2, 3, 4, 5)
-    for km, tm in [(knn.Flatten(), tnn.Flatten()), (knn.Flatten(0, 2), tnn.Flatten(0, 2)),
-                   (knn.Unflatten(2, (2, 2)), tnn.Unflatten(2, (2, 2)))]:
+    for km, tm in [
+        (knn.Flatten(), tnn.Flatten()),
+        (knn.Flatten(0, 2), tnn.Flatten(0, 2)),
+        (knn.Unflatten(2, (2, 2)), tnn.Unflatten(2, (2, 2))),
+    ]:
         kx = kiln.tensor(x, requires_grad=True)
         tx = torch.tensor(x, requires_grad=True)
         ky, ty = km(kx), tm(tx)
@@ -475,12 +490,15 @@ def test_forward_hooks_modify_and_remove():
     def post_kw(mod, args, kwargs, out):
         calls.append(sorted(kwargs))
 
-    with m.register_forward_pre_hook(pre_kw, with_kwargs=True), \
-            m.register_forward_hook(post_kw, with_kwargs=True):
+    with (
+        m.register_forward_pre_hook(pre_kw, with_kwargs=True),
+        m.register_forward_hook(post_kw, with_kwargs=True),
+    ):
         assert m(kiln.ones(2)).tolist() == [3.0, 4.0]
     assert calls[-1] == ["y"] and m(kiln.ones(2)).tolist() == [2.0, 3.0]
 
 
+@pytest.mark.filterwarnings("ignore:Full backward hook is firing")
 def test_full_backward_hook_matches_torch():
     class TScale(tnn.Module):
         def __init__(self):
@@ -496,8 +514,10 @@ def test_full_backward_hook_matches_torch():
         t = kiln if lib == "kiln" else torch
         got = []
         m.register_full_backward_hook(
-            lambda mod, gi, go: got.append(([None if g is None else g.tolist() for g in gi],
-                                            [g.tolist() for g in go])))
+            lambda mod, gi, go, got=got: got.append(
+                ([None if g is None else g.tolist() for g in gi], [g.tolist() for g in go])
+            )
+        )
         x = t.tensor([1.0, 2.0], requires_grad=True)
         y = t.tensor([0.5, -1.0], requires_grad=True)
         out = m(x, y)
@@ -541,11 +561,17 @@ class Checker(knn.Module):
 
 
 def test_shape_error_names_module_path():
-    model = knn.Sequential(OrderedDict(features=knn.Sequential(
-        knn.Identity(), Checker(2), knn.Identity(), Checker(64))))
+    model = knn.Sequential(
+        OrderedDict(
+            features=knn.Sequential(knn.Identity(), Checker(2), knn.Identity(), Checker(64))
+        )
+    )
     x = kiln.zeros(8, 32, 28, 28)
-    with pytest.raises(RuntimeError, match=r"^features\.1 \(Checker\): expected 2 input "
-                       r"channels, got 32, input shape \[8, 32, 28, 28\]$"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"^features\.1 \(Checker\): expected 2 input "
+        r"channels, got 32, input shape \[8, 32, 28, 28\]$",
+    ):
         model(x)
     with pytest.raises(ValueError, match=r"^features\.1 \(Checker\)"):
         model(x)
@@ -554,5 +580,8 @@ def test_shape_error_names_module_path():
         Checker(64)(x)
     # The call stack is clean after an error.
     with pytest.raises(RuntimeError, match=r"^features\.3 \(Checker\)"):
-        knn.Sequential(OrderedDict(features=knn.Sequential(
-            knn.Identity(), Checker(32), knn.Identity(), Checker(64))))(x)
+        knn.Sequential(
+            OrderedDict(
+                features=knn.Sequential(knn.Identity(), Checker(32), knn.Identity(), Checker(64))
+            )
+        )(x)

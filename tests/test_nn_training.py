@@ -8,9 +8,8 @@ backward() calls, in-place updates through `param.data`, `len(tensor)`,
 `f"{loss:.6f}"`, a scheduler, and state_dict round trips.
 """
 
-import numpy as np
-
 import kiln
+import numpy as np
 from compare import require_torch
 
 torch_module = require_torch()

@@ -2,10 +2,9 @@
 
 import itertools
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import require_torch
 
 torch = require_torch()
@@ -20,8 +19,13 @@ def _grid(**options):
 
 def _sgd_cases():
     cases = []
-    for kw in _grid(momentum=[0, 0.9], dampening=[0, 0.3], nesterov=[False, True],
-                    weight_decay=[0, 0.1], maximize=[False, True]):
+    for kw in _grid(
+        momentum=[0, 0.9],
+        dampening=[0, 0.3],
+        nesterov=[False, True],
+        weight_decay=[0, 0.1],
+        maximize=[False, True],
+    ):
         if kw["nesterov"] and (kw["momentum"] == 0 or kw["dampening"] != 0):
             continue
         cases.append(dict(lr=0.05, **kw))
@@ -30,27 +34,65 @@ def _sgd_cases():
 
 CASES = (
     [("SGD", kw) for kw in _sgd_cases()]
-    + [(name, dict(lr=0.01, **kw)) for name in ("Adam", "AdamW")
-       for kw in _grid(amsgrad=[False, True], weight_decay=[0, 0.1],
-                       betas=[(0.9, 0.999), (0.8, 0.9)], maximize=[False, True])]
-    + [("RMSprop", dict(lr=0.01, **kw))
-       for kw in _grid(centered=[False, True], momentum=[0, 0.5], weight_decay=[0, 0.1],
-                       alpha=[0.99, 0.9], maximize=[False, True])]
-    + [("Adagrad", dict(lr=0.1, **kw))
-       for kw in _grid(lr_decay=[0, 0.1], weight_decay=[0, 0.1],
-                       initial_accumulator_value=[0, 0.1], maximize=[False, True])]
-    + [("Adadelta", kw)
-       for kw in _grid(lr=[1.0, 0.5], rho=[0.9, 0.5], weight_decay=[0, 0.1],
-                       maximize=[False, True])]
-    + [("Adamax", dict(lr=0.01, **kw))
-       for kw in _grid(betas=[(0.9, 0.999), (0.8, 0.9)], weight_decay=[0, 0.1],
-                       maximize=[False, True])]
-    + [("NAdam", dict(lr=0.01, **kw))
-       for kw in _grid(weight_decay=[0, 0.1], decoupled_weight_decay=[False, True],
-                       momentum_decay=[4e-3, 1e-2], maximize=[False, True])]
-    + [("RAdam", dict(lr=0.01, **kw))
-       for kw in _grid(weight_decay=[0, 0.1], decoupled_weight_decay=[False, True],
-                       betas=[(0.9, 0.999), (0.8, 0.9)], maximize=[False, True])]
+    + [
+        (name, dict(lr=0.01, **kw))
+        for name in ("Adam", "AdamW")
+        for kw in _grid(
+            amsgrad=[False, True],
+            weight_decay=[0, 0.1],
+            betas=[(0.9, 0.999), (0.8, 0.9)],
+            maximize=[False, True],
+        )
+    ]
+    + [
+        ("RMSprop", dict(lr=0.01, **kw))
+        for kw in _grid(
+            centered=[False, True],
+            momentum=[0, 0.5],
+            weight_decay=[0, 0.1],
+            alpha=[0.99, 0.9],
+            maximize=[False, True],
+        )
+    ]
+    + [
+        ("Adagrad", dict(lr=0.1, **kw))
+        for kw in _grid(
+            lr_decay=[0, 0.1],
+            weight_decay=[0, 0.1],
+            initial_accumulator_value=[0, 0.1],
+            maximize=[False, True],
+        )
+    ]
+    + [
+        ("Adadelta", kw)
+        for kw in _grid(
+            lr=[1.0, 0.5], rho=[0.9, 0.5], weight_decay=[0, 0.1], maximize=[False, True]
+        )
+    ]
+    + [
+        ("Adamax", dict(lr=0.01, **kw))
+        for kw in _grid(
+            betas=[(0.9, 0.999), (0.8, 0.9)], weight_decay=[0, 0.1], maximize=[False, True]
+        )
+    ]
+    + [
+        ("NAdam", dict(lr=0.01, **kw))
+        for kw in _grid(
+            weight_decay=[0, 0.1],
+            decoupled_weight_decay=[False, True],
+            momentum_decay=[4e-3, 1e-2],
+            maximize=[False, True],
+        )
+    ]
+    + [
+        ("RAdam", dict(lr=0.01, **kw))
+        for kw in _grid(
+            weight_decay=[0, 0.1],
+            decoupled_weight_decay=[False, True],
+            betas=[(0.9, 0.999), (0.8, 0.9)],
+            maximize=[False, True],
+        )
+    ]
 )
 
 
@@ -62,8 +104,10 @@ def _case_id(case):
 def _make_params(dtype, rng):
     values = [rng.standard_normal(s) for s in SHAPES]
     kp = [kiln.nn.Parameter(kiln.tensor(v, dtype=dtype)) for v in values]
-    tp = [torch.nn.Parameter(torch.tensor(v, dtype=getattr(torch, repr(dtype).split(".")[-1])))
-          for v in values]
+    tp = [
+        torch.nn.Parameter(torch.tensor(v, dtype=getattr(torch, repr(dtype).split(".")[-1])))
+        for v in values
+    ]
     return kp, tp
 
 
@@ -78,8 +122,9 @@ def _set_grads(kp, tp, rng):
 
 def _assert_params_close(kp, tp, tol):
     for k, t in zip(kp, tp):
-        np.testing.assert_allclose(k.detach().double().numpy(), t.detach().double().numpy(),
-                                   rtol=tol, atol=tol)
+        np.testing.assert_allclose(
+            k.detach().double().numpy(), t.detach().double().numpy(), rtol=tol, atol=tol
+        )
 
 
 def _run(name, kw, dtype, steps=20, tol=None):
@@ -100,10 +145,13 @@ def test_matches_torch_float64(case):
     _run(*case, kiln.float64)
 
 
-@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta",
-                                  "Adamax", "NAdam", "RAdam"])
+@pytest.mark.parametrize(
+    "name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam", "RAdam"]
+)
 def test_matches_torch_float32(name):
-    kw = {"SGD": dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)}.get(name, {})
+    kw = {"SGD": {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01}}.get(
+        name, {}
+    )
     _run(name, kw, kiln.float32)
 
 
@@ -116,7 +164,7 @@ def test_half_params_compute_in_float(name, dtype):
     values = [rng.standard_normal(s) for s in SHAPES]
     half = [kiln.nn.Parameter(kiln.tensor(v, dtype=kdt)) for v in values]
     full = [kiln.nn.Parameter(p.detach().float()) for p in half]
-    kw = dict(lr=0.01, momentum=0.9) if name == "SGD" else dict(lr=0.01)
+    kw = {"lr": 0.01, "momentum": 0.9} if name == "SGD" else {"lr": 0.01}
     oh = getattr(kiln.optim, name)(half, **kw)
     of = getattr(kiln.optim, name)(full, **kw)
     for _ in range(5):
@@ -149,10 +197,12 @@ def test_non_contiguous_param_is_updated_in_place():
 def test_param_groups_with_per_group_options_and_add_param_group():
     rng = np.random.default_rng(2)
     kp, tp = _make_params(kiln.float64, rng)
-    ko = kiln.optim.SGD([{"params": kp[:1]}, {"params": kp[1:2], "lr": 0.5, "momentum": 0.5}],
-                        lr=0.1, momentum=0.9)
-    to = torch.optim.SGD([{"params": tp[:1]}, {"params": tp[1:2], "lr": 0.5, "momentum": 0.5}],
-                         lr=0.1, momentum=0.9)
+    ko = kiln.optim.SGD(
+        [{"params": kp[:1]}, {"params": kp[1:2], "lr": 0.5, "momentum": 0.5}], lr=0.1, momentum=0.9
+    )
+    to = torch.optim.SGD(
+        [{"params": tp[:1]}, {"params": tp[1:2], "lr": 0.5, "momentum": 0.5}], lr=0.1, momentum=0.9
+    )
     for step in range(10):
         if step == 5:
             ko.add_param_group({"params": kp[2], "lr": 0.01})
@@ -187,13 +237,24 @@ def test_zero_grad(set_to_none):
         assert p.grad.tolist() == [0.0, 0.0, 0.0]
 
 
-@pytest.mark.parametrize("case", [
-    ("SGD", dict(lr=0.1, momentum=0.9)), ("Adam", dict(lr=0.01, amsgrad=True)),
-    ("AdamW", {}), ("RMSprop", dict(centered=True, momentum=0.3)), ("Adagrad", {}),
-    ("Adadelta", {}), ("Adamax", {}), ("NAdam", {}), ("RAdam", {})], ids=_case_id)
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("SGD", {"lr": 0.1, "momentum": 0.9}),
+        ("Adam", {"lr": 0.01, "amsgrad": True}),
+        ("AdamW", {}),
+        ("RMSprop", {"centered": True, "momentum": 0.3}),
+        ("Adagrad", {}),
+        ("Adadelta", {}),
+        ("Adamax", {}),
+        ("NAdam", {}),
+        ("RAdam", {}),
+    ],
+    ids=_case_id,
+)
 def test_state_dict_structure_and_resume(case):
     name, kw = case
-    ko, to, kp, tp = _run(name, kw, kiln.float64, steps=10)
+    ko, to, kp, _ = _run(name, kw, kiln.float64, steps=10)
     ksd, tsd = ko.state_dict(), to.state_dict()
     # PyTorch's structure: integer param ids, same state entries, same group entries.
     assert sorted(ksd["state"]) == sorted(tsd["state"])
@@ -202,8 +263,12 @@ def test_state_dict_structure_and_resume(case):
         for key, tv in tsd["state"][i].items():
             kv = ksd["state"][i][key]
             if isinstance(tv, torch.Tensor):
-                np.testing.assert_allclose(np.asarray(kv.tolist(), dtype=np.float64),
-                                           tv.double().numpy(), rtol=1e-9, atol=1e-12)
+                np.testing.assert_allclose(
+                    np.asarray(kv.tolist(), dtype=np.float64),
+                    tv.double().numpy(),
+                    rtol=1e-9,
+                    atol=1e-12,
+                )
     assert [g["params"] for g in ksd["param_groups"]] == [g["params"] for g in tsd["param_groups"]]
     for kg, tg in zip(ksd["param_groups"], tsd["param_groups"]):
         for key in kg:
@@ -258,15 +323,24 @@ def test_fused_kernel_errors_name_the_op():
     p = kiln.ones(2)
     s = [kiln.zeros(2)]
     step = [kiln.tensor(0.0)]
-    kw = dict(lr=0.1, beta1=0.9, beta2=0.99, eps=1e-8, weight_decay=0.0, amsgrad=False,
-              maximize=False, decoupled_weight_decay=False)
+    kw = {
+        "lr": 0.1,
+        "beta1": 0.9,
+        "beta2": 0.99,
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
+        "maximize": False,
+        "decoupled_weight_decay": False,
+    }
     with pytest.raises(ValueError, match=r"\[adam_step_\] grad 0 has shape \[3\]"):
         kiln._C._adam_step_([p], [kiln.ones(3)], s, s, [], step, **kw)
     with pytest.raises(ValueError, match=r"\[adam_step_\] exp_avg\[0\] must be"):
         kiln._C._adam_step_([p], [kiln.ones(2)], [kiln.zeros(3)], s, [], step, **kw)
     with pytest.raises(TypeError, match=r"\[adam_step_\] params must be floating point"):
-        kiln._C._adam_step_([kiln.ones(2, dtype=kiln.int64)], [kiln.ones(2, dtype=kiln.int64)],
-                            s, s, [], step, **kw)
+        kiln._C._adam_step_(
+            [kiln.ones(2, dtype=kiln.int64)], [kiln.ones(2, dtype=kiln.int64)], s, s, [], step, **kw
+        )
 
 
 def test_step_is_one_call_and_records_no_graph():
@@ -311,8 +385,12 @@ def test_lbfgs_matches_torch(line_search_fn, history_size):
     x0, y0 = rng.standard_normal(4) * 0.5, rng.standard_normal(4) * 0.5
     kx, ky = kiln.nn.Parameter(kiln.tensor(x0)), kiln.nn.Parameter(kiln.tensor(y0))
     tx, ty = torch.nn.Parameter(torch.tensor(x0)), torch.nn.Parameter(torch.tensor(y0))
-    kw = dict(lr=0.5 if line_search_fn is None else 1, max_iter=8, history_size=history_size,
-              line_search_fn=line_search_fn)
+    kw = {
+        "lr": 0.5 if line_search_fn is None else 1,
+        "max_iter": 8,
+        "history_size": history_size,
+        "line_search_fn": line_search_fn,
+    }
     ko, to = kiln.optim.LBFGS([kx, ky], **kw), torch.optim.LBFGS([tx, ty], **kw)
 
     def closure(opt, lib, x, y):
@@ -321,6 +399,7 @@ def test_lbfgs_matches_torch(line_search_fn, history_size):
             loss = _lbfgs_loss(lib, x, y)
             loss.backward()
             return loss
+
         return f
 
     for _ in range(4):

@@ -1,8 +1,7 @@
 """Tensor.new_* factories (same dtype and device as self unless given), __format__ and
 __deepcopy__ (so copy.deepcopy works on modules holding tensors)."""
 
-from kiln import _C
-from kiln import _creation
+from kiln import _C, _creation
 
 Tensor = _C.Tensor
 
@@ -28,8 +27,7 @@ for _factory in (_creation.empty, _creation.zeros, _creation.ones):
 def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
     """kiln.full with self's dtype and device by default."""
     dtype, device = _defaults(self, dtype, device)
-    return _creation.full(size, fill_value, dtype=dtype, device=device,
-                          requires_grad=requires_grad)
+    return _creation.full(size, fill_value, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
@@ -48,8 +46,10 @@ def __format__(self, format_spec):
 def __deepcopy__(self, memo):
     """A copy with its own memory; only leaves can be deep-copied, as in PyTorch."""
     if not self.is_leaf:
-        raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
-                           "the deepcopy protocol at the moment.")
+        raise RuntimeError(
+            "Only Tensors created explicitly by the user (graph leaves) support "
+            "the deepcopy protocol at the moment."
+        )
     if id(self) not in memo:
         copy = self.detach().clone()
         if self.requires_grad:

@@ -8,7 +8,7 @@ from kiln import _C
 
 def _cuda_module():
     try:
-        from kiln import _C_cuda  # noqa: PLC0415  (optional, built with CUDA only)
+        from kiln import _C_cuda
     except ImportError:
         return None
     return _C_cuda

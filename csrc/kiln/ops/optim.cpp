@@ -26,8 +26,8 @@ void check_state(const char* op, const TensorList& params, const TensorList& sta
     KILN_CHECK(s.defined() && s.sizes() == params[i].sizes() && s.dtype() == params[i].dtype() &&
                    s.device() == params[i].device() && s.is_contiguous(),
                ValueError, "[", op, "] ", name, "[", i,
-               "] must be a contiguous tensor like its parameter (shape ",
-               Shape(params[i].sizes()), ", dtype ", params[i].dtype(), ")");
+               "] must be a contiguous tensor like its parameter (shape ", Shape(params[i].sizes()),
+               ", dtype ", params[i].dtype(), ")");
   }
 }
 
@@ -36,9 +36,9 @@ void check_counters(const char* op, const TensorList& params, const TensorList& 
   KILN_CHECK(counters.size() == params.size(), ValueError, "[", op, "] got ", params.size(),
              " params but ", counters.size(), " ", name, " tensors");
   for (const Tensor& c : counters)
-    KILN_CHECK(c.defined() && c.numel() == 1 && c.dtype() == ScalarType::Float32 &&
-                   c.device().is_cpu(),
-               ValueError, "[", op, "] ", name, " must be one-element float32 CPU tensors");
+    KILN_CHECK(
+        c.defined() && c.numel() == 1 && c.dtype() == ScalarType::Float32 && c.device().is_cpu(),
+        ValueError, "[", op, "] ", name, " must be one-element float32 CPU tensors");
 }
 
 // Checks params/grads and builds the kernel's view of them.
@@ -54,11 +54,11 @@ OptimTensors prepare(const char* op, const TensorList& params, const TensorList&
                " or its grad is None");
     KILN_CHECK(p.is_floating_point(), TypeError, "[", op, "] params must be floating point, got ",
                p.dtype(), " for param ", i);
-    KILN_CHECK(g.sizes() == p.sizes() && g.dtype() == p.dtype(), ValueError, "[", op,
-               "] grad ", i, " has shape ", Shape(g.sizes()), " and dtype ", g.dtype(),
+    KILN_CHECK(g.sizes() == p.sizes() && g.dtype() == p.dtype(), ValueError, "[", op, "] grad ", i,
+               " has shape ", Shape(g.sizes()), " and dtype ", g.dtype(),
                " but its param has shape ", Shape(p.sizes()), " and dtype ", p.dtype());
-    KILN_CHECK(p.device() == params[0].device() && g.device() == p.device(), ValueError, "[",
-               op, "] all params and grads must be on one device, got ", p.device(), " and ",
+    KILN_CHECK(p.device() == params[0].device() && g.device() == p.device(), ValueError, "[", op,
+               "] all params and grads must be on one device, got ", p.device(), " and ",
                g.device(), " (param ", i, ")");
     t.params.push_back(contiguous(detach(p)));
     t.grads.push_back(contiguous(detach(g)));
@@ -102,7 +102,8 @@ TensorList sgd_step_(const TensorList& params, const TensorList& grads,
                " params but ", bufs.size(), " momentum buffers");
     for (size_t i = 0; i < bufs.size(); ++i) {
       t.fresh.push_back(!bufs[i].defined());
-      if (!bufs[i].defined()) bufs[i] = empty(params[i].sizes(), params[i].dtype(), params[i].device());
+      if (!bufs[i].defined())
+        bufs[i] = empty(params[i].sizes(), params[i].dtype(), params[i].device());
     }
     check_state("sgd_step_", params, bufs, "momentum_buffer");
     t.states.push_back(bufs);
@@ -116,23 +117,24 @@ void adam_step_(const TensorList& params, const TensorList& grads, const TensorL
                 const TensorList& steps, const AdamOptions& o) {
   KILN_CHECK(!o.amsgrad || max_exp_avg_sqs.size() == params.size(), ValueError,
              "[adam_step_] amsgrad needs one max_exp_avg_sq per param");
-  OptimTensors t = prepare("adam_step_", params, grads,
-                           {{&exp_avgs, "exp_avg"}, {&exp_avg_sqs, "exp_avg_sq"},
-                            {&max_exp_avg_sqs, "max_exp_avg_sq"}});
+  OptimTensors t = prepare(
+      "adam_step_", params, grads,
+      {{&exp_avgs, "exp_avg"}, {&exp_avg_sqs, "exp_avg_sq"}, {&max_exp_avg_sqs, "max_exp_avg_sq"}});
   check_counters("adam_step_", params, steps, "step");
   t.steps = steps;
   run("adam_step_", params, t, o);
 }
 
-void rmsprop_step_(const TensorList& params, const TensorList& grads,
-                   const TensorList& square_avgs, const TensorList& momentum_buffers,
-                   const TensorList& grad_avgs, const TensorList& steps, const RmspropOptions& o) {
+void rmsprop_step_(const TensorList& params, const TensorList& grads, const TensorList& square_avgs,
+                   const TensorList& momentum_buffers, const TensorList& grad_avgs,
+                   const TensorList& steps, const RmspropOptions& o) {
   KILN_CHECK(o.momentum == 0 || momentum_buffers.size() == params.size(), ValueError,
              "[rmsprop_step_] momentum needs one momentum_buffer per param");
   KILN_CHECK(!o.centered || grad_avgs.size() == params.size(), ValueError,
              "[rmsprop_step_] centered needs one grad_avg per param");
   OptimTensors t = prepare("rmsprop_step_", params, grads,
-                           {{&square_avgs, "square_avg"}, {&momentum_buffers, "momentum_buffer"},
+                           {{&square_avgs, "square_avg"},
+                            {&momentum_buffers, "momentum_buffer"},
                             {&grad_avgs, "grad_avg"}});
   check_counters("rmsprop_step_", params, steps, "step");
   t.steps = steps;
@@ -159,8 +161,8 @@ void adadelta_step_(const TensorList& params, const TensorList& grads,
 
 void adamax_step_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                   const TensorList& exp_infs, const TensorList& steps, const AdamaxOptions& o) {
-  OptimTensors t = prepare("adamax_step_", params, grads,
-                           {{&exp_avgs, "exp_avg"}, {&exp_infs, "exp_inf"}});
+  OptimTensors t =
+      prepare("adamax_step_", params, grads, {{&exp_avgs, "exp_avg"}, {&exp_infs, "exp_inf"}});
   check_counters("adamax_step_", params, steps, "step");
   t.steps = steps;
   run("adamax_step_", params, t, o);
@@ -169,8 +171,8 @@ void adamax_step_(const TensorList& params, const TensorList& grads, const Tenso
 void nadam_step_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& mu_products,
                  const TensorList& steps, const NadamOptions& o) {
-  OptimTensors t = prepare("nadam_step_", params, grads,
-                           {{&exp_avgs, "exp_avg"}, {&exp_avg_sqs, "exp_avg_sq"}});
+  OptimTensors t =
+      prepare("nadam_step_", params, grads, {{&exp_avgs, "exp_avg"}, {&exp_avg_sqs, "exp_avg_sq"}});
   check_counters("nadam_step_", params, steps, "step");
   check_counters("nadam_step_", params, mu_products, "mu_product");
   t.steps = steps;
@@ -180,8 +182,8 @@ void nadam_step_(const TensorList& params, const TensorList& grads, const Tensor
 
 void radam_step_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& steps, const RadamOptions& o) {
-  OptimTensors t = prepare("radam_step_", params, grads,
-                           {{&exp_avgs, "exp_avg"}, {&exp_avg_sqs, "exp_avg_sq"}});
+  OptimTensors t =
+      prepare("radam_step_", params, grads, {{&exp_avgs, "exp_avg"}, {&exp_avg_sqs, "exp_avg_sq"}});
   check_counters("radam_step_", params, steps, "step");
   t.steps = steps;
   run("radam_step_", params, t, o);

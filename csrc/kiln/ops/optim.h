@@ -46,9 +46,9 @@ struct RadamOptions {
 struct OptimTensors {
   TensorList params, grads;
   std::vector<TensorList> states;
-  TensorList steps;           // 0-dim float32 CPU counters, incremented by the kernel
-  TensorList mu_products;     // NAdam only: 0-dim float32 CPU running products
-  std::vector<uint8_t> fresh; // SGD only: the momentum buffer is new
+  TensorList steps;            // 0-dim float32 CPU counters, incremented by the kernel
+  TensorList mu_products;      // NAdam only: 0-dim float32 CPU running products
+  std::vector<uint8_t> fresh;  // SGD only: the momentum buffer is new
 };
 
 // State tensors are per parameter, same shape and dtype; `steps` are 0-dim

@@ -1,7 +1,6 @@
 """kiln.nn.Parameter: a Tensor that Modules register as a learnable parameter."""
 
-from kiln import _C
-from kiln import _tensor
+from kiln import _C, _tensor
 
 
 class Parameter(_C.Tensor):
@@ -34,7 +33,6 @@ class Parameter(_C.Tensor):
 
 
 def _empty():
-    from kiln import empty  # noqa: PLC0415  (kiln is importing nn)
+    from kiln import empty
 
     return empty(0)
-

@@ -14,14 +14,36 @@ def _check_betas(lr, betas, eps, weight_decay):
 
 
 class Adam(Optimizer):
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
-                 amsgrad=False, *, foreach=None, maximize=False, capturable=False,
-                 differentiable=False, fused=None, decoupled_weight_decay=False):
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=0,
+        amsgrad=False,
+        *,
+        foreach=None,
+        maximize=False,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+        decoupled_weight_decay=False,
+    ):
         _check_betas(lr, betas, eps, weight_decay)
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad, maximize=maximize, foreach=foreach,
-                        capturable=capturable, differentiable=differentiable, fused=fused,
-                        decoupled_weight_decay=decoupled_weight_decay)
+        defaults = {
+            "lr": lr,
+            "betas": betas,
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "foreach": foreach,
+            "capturable": capturable,
+            "differentiable": differentiable,
+            "fused": fused,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
         super().__init__(params, defaults)
 
     def _init_state(self, p, state, group):
@@ -36,23 +58,57 @@ class Adam(Optimizer):
         for group in self.param_groups:
             amsgrad = group["amsgrad"]
             params, grads, (exp_avgs, exp_avg_sqs, maxes, steps) = self._gather(
-                group, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if amsgrad else None, "step"))
+                group, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq" if amsgrad else None, "step")
+            )
             beta1, beta2 = group["betas"]
-            _C._adam_step_(params, grads, exp_avgs, exp_avg_sqs, maxes, steps, lr=group["lr"],
-                           beta1=beta1, beta2=beta2, eps=group["eps"],
-                           weight_decay=group["weight_decay"], amsgrad=amsgrad,
-                           maximize=group["maximize"],
-                           decoupled_weight_decay=group["decoupled_weight_decay"])
+            _C._adam_step_(
+                params,
+                grads,
+                exp_avgs,
+                exp_avg_sqs,
+                maxes,
+                steps,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                amsgrad=amsgrad,
+                maximize=group["maximize"],
+                decoupled_weight_decay=group["decoupled_weight_decay"],
+            )
         return loss
 
 
 class AdamW(Adam):
     """Adam with decoupled weight decay (param *= 1 - lr * weight_decay)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, maximize=False, foreach=None, capturable=False,
-                 differentiable=False, fused=None):
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach,
-                         maximize=maximize, capturable=capturable,
-                         differentiable=differentiable, fused=fused,
-                         decoupled_weight_decay=True)
+    def __init__(
+        self,
+        params,
+        lr=1e-3,
+        betas=(0.9, 0.999),
+        eps=1e-8,
+        weight_decay=1e-2,
+        amsgrad=False,
+        *,
+        maximize=False,
+        foreach=None,
+        capturable=False,
+        differentiable=False,
+        fused=None,
+    ):
+        super().__init__(
+            params,
+            lr,
+            betas,
+            eps,
+            weight_decay,
+            amsgrad,
+            foreach=foreach,
+            maximize=maximize,
+            capturable=capturable,
+            differentiable=differentiable,
+            fused=fused,
+            decoupled_weight_decay=True,
+        )

@@ -11,9 +11,19 @@ class RemovableHandle:
 
     def __init__(self, hooks_dict, *, extra_dict=None):
         self.id = next(RemovableHandle._next_id)
-        self._dicts = [weakref.ref(d) for d in ([hooks_dict] + list(
-            extra_dict if isinstance(extra_dict, (list, tuple))
-            else [] if extra_dict is None else [extra_dict]))]
+        self._dicts = [
+            weakref.ref(d)
+            for d in (
+                [hooks_dict]
+                + list(
+                    extra_dict
+                    if isinstance(extra_dict, (list, tuple))
+                    else []
+                    if extra_dict is None
+                    else [extra_dict]
+                )
+            )
+        ]
 
     def remove(self):
         for ref in self._dicts:

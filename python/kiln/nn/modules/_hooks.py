@@ -99,7 +99,8 @@ class BackwardHook:
             if len(out) != len(grad_input):
                 raise RuntimeError(
                     f"Backward hook returned an invalid number of grad_input, got {len(out)}, "
-                    f"but expected {len(grad_input)}")
+                    f"but expected {len(grad_input)}"
+                )
             grad_input = out
         return grad_input
 
@@ -112,8 +113,10 @@ def call_with_hooks(module, args, kwargs):
             result = hook(module, args, kwargs)
             if result is not None:
                 if not (isinstance(result, tuple) and len(result) == 2):
-                    raise RuntimeError("forward pre-hook must return None or a tuple of "
-                                       f"(new_args, new_kwargs), but got {result}.")
+                    raise RuntimeError(
+                        "forward pre-hook must return None or a tuple of "
+                        f"(new_args, new_kwargs), but got {result}."
+                    )
                 args, kwargs = result
         else:
             result = hook(module, args)

@@ -9,7 +9,7 @@ from kiln import _C
 from kiln.nn.modules.module import Module, _addindent
 from kiln.nn.parameter import Parameter
 
-__all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
+__all__ = ["ModuleDict", "ModuleList", "ParameterDict", "ParameterList", "Sequential"]
 
 
 def _index(idx, size):
@@ -70,8 +70,10 @@ class Sequential(Module):
 
     def __add__(self, other):
         if not isinstance(other, Sequential):
-            raise ValueError("add operator supports only objects of Sequential class, but "
-                             f"{type(other)} is given.")
+            raise ValueError(  # noqa: TRY004  (PyTorch's exception type)
+                "add operator supports only objects of Sequential class, but "
+                f"{type(other)} is given."
+            )
         return Sequential(*self, *other)
 
     def append(self, module):
@@ -80,7 +82,7 @@ class Sequential(Module):
 
     def insert(self, index, module):
         if not isinstance(module, Module):
-            raise AssertionError(f"module should be of type: {Module}")
+            raise AssertionError(f"module should be of type: {Module}")  # noqa: TRY004  (PyTorch's exception type)
         n = len(self._modules)
         if not -n <= index <= n:
             raise IndexError(f"Index out of range: {index}")
@@ -164,8 +166,10 @@ class ModuleList(Module):
 
     def extend(self, modules):
         if isinstance(modules, (Module, _C.Tensor)) or not hasattr(modules, "__iter__"):
-            raise TypeError("ModuleList.extend should be called with an iterable, but got "
-                            + type(modules).__name__)
+            raise TypeError(
+                "ModuleList.extend should be called with an iterable, but got "
+                + type(modules).__name__
+            )
         for module in modules:
             self.append(module)
         return self
@@ -183,8 +187,9 @@ class ModuleList(Module):
                 blocks.append([i, i, r])
         lines = []
         for start, end, r in blocks:
-            text = f"({start}): {r}" if start == end else \
-                f"({start}-{end}): {end - start + 1} x {r}"
+            text = (
+                f"({start}): {r}" if start == end else f"({start}-{end}): {end - start + 1} x {r}"
+            )
             lines.append(_addindent(text, 2))
         return self._get_name() + "(\n  " + "\n  ".join(lines) + "\n)"
 
@@ -239,15 +244,24 @@ class ModuleDict(Module):
             return
         for j, m in enumerate(modules):
             if not isinstance(m, (list, tuple)) or len(m) != 2:
-                raise ValueError(f"ModuleDict update sequence element #{j} should be a "
-                                 "(key, module) pair")
+                raise ValueError(
+                    f"ModuleDict update sequence element #{j} should be a (key, module) pair"
+                )
             self[m[0]] = m[1]
 
 
-_LEGACY_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                      "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
-                      "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor",
-                      "bool": "BoolTensor"}
+_LEGACY_TYPE_NAMES = {
+    "float32": "FloatTensor",
+    "float64": "DoubleTensor",
+    "float16": "HalfTensor",
+    "bfloat16": "BFloat16Tensor",
+    "int64": "LongTensor",
+    "int32": "IntTensor",
+    "int16": "ShortTensor",
+    "int8": "CharTensor",
+    "uint8": "ByteTensor",
+    "bool": "BoolTensor",
+}
 
 
 def _param_line(key, p, legacy_type=False):
@@ -303,8 +317,10 @@ class ParameterList(Module):
 
     def extend(self, values):
         if isinstance(values, _C.Tensor) or not hasattr(values, "__iter__"):
-            raise TypeError("ParameterList.extend should be called with an iterable, but got "
-                            + type(values).__name__)
+            raise TypeError(
+                "ParameterList.extend should be called with an iterable, but got "
+                + type(values).__name__
+            )
         for value in values:
             self.append(value)
         return self
@@ -355,7 +371,7 @@ class ParameterDict(Module):
         return (self[k] for k in self._keys)
 
     def get(self, key, default=None):
-        return self[key] if key in self else default
+        return self.get(key, default)
 
     def pop(self, key):
         v = self[key]
@@ -373,8 +389,9 @@ class ParameterDict(Module):
             return
         for j, p in enumerate(parameters):
             if not isinstance(p, (list, tuple)) or len(p) != 2:
-                raise ValueError(f"ParameterDict update sequence element #{j} should be a "
-                                 "(key, parameter) pair")
+                raise ValueError(
+                    f"ParameterDict update sequence element #{j} should be a (key, parameter) pair"
+                )
             self[p[0]] = p[1]
 
     def extra_repr(self):

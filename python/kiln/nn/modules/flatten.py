@@ -3,7 +3,7 @@
 from kiln import _C
 from kiln.nn.modules.module import Module
 
-__all__ = ["Identity", "Flatten", "Unflatten"]
+__all__ = ["Flatten", "Identity", "Unflatten"]
 
 
 class Identity(Module):
@@ -39,9 +39,12 @@ class Unflatten(Module):
         if isinstance(dim, str):
             raise TypeError("[Unflatten] named dimensions are not supported; dim must be an int")
         if not isinstance(unflattened_size, (tuple, list)) or not all(
-                isinstance(s, int) for s in unflattened_size):
-            raise TypeError("unflattened_size must be tuple of ints, but found type "
-                            f"{type(unflattened_size).__name__}")
+            isinstance(s, int) for s in unflattened_size
+        ):
+            raise TypeError(
+                "unflattened_size must be tuple of ints, but found type "
+                f"{type(unflattened_size).__name__}"
+            )
         self.dim = dim
         self.unflattened_size = unflattened_size
 

@@ -43,7 +43,8 @@ def _addindent(text, spaces):
 
 def _forward_unimplemented(self, *input):
     raise NotImplementedError(
-        f'Module [{type(self).__name__}] is missing the required "forward" function')
+        f'Module [{type(self).__name__}] is missing the required "forward" function'
+    )
 
 
 def _typename(value):
@@ -58,8 +59,10 @@ class Module:
 
     def __init__(self, *args, **kwargs):
         if args or kwargs:
-            raise TypeError(f"{type(self).__name__}.__init__() got unexpected arguments "
-                            f"{args or ''}{kwargs or ''}")
+            raise TypeError(
+                f"{type(self).__name__}.__init__() got unexpected arguments "
+                f"{args or ''}{kwargs or ''}"
+            )
         setattr_ = super().__setattr__
         setattr_("training", True)
         setattr_("_parameters", OrderedDict())
@@ -94,8 +97,10 @@ class Module:
         if hasattr(self, name) and name not in self._buffers:
             raise KeyError(f"attribute '{name}' already exists")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
-                            "(kiln Tensor or None required)")
+            raise TypeError(
+                f"cannot assign '{_typename(tensor)}' object to buffer '{name}' "
+                "(kiln Tensor or None required)"
+            )
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -113,13 +118,16 @@ class Module:
             self._parameters[name] = None
             return
         if not isinstance(param, Parameter):
-            raise TypeError(f"cannot assign '{_typename(param)}' object to parameter '{name}' "
-                            "(kiln.nn.Parameter or None required)")
+            raise TypeError(
+                f"cannot assign '{_typename(param)}' object to parameter '{name}' "
+                "(kiln.nn.Parameter or None required)"
+            )
         if param.grad_fn is not None:
             raise ValueError(
                 f"Cannot assign non-leaf Tensor to parameter '{name}'. Model parameters must be "
                 f"created explicitly. To express '{name}' as a function of another Tensor, "
-                "compute the value in the forward() method.")
+                "compute the value in the forward() method."
+            )
         self._parameters[name] = param
 
     def add_module(self, name, module):
@@ -141,8 +149,11 @@ class Module:
         value = getattr(mod, name)
         store = mod._parameters if kind == "parameter" else mod._buffers
         if name not in store:
-            raise AttributeError(f"`{name}` is not an nn.{kind.capitalize()}"
-                                 if kind == "parameter" else f"`{name}` is not a buffer")
+            raise AttributeError(
+                f"`{name}` is not an nn.{kind.capitalize()}"
+                if kind == "parameter"
+                else f"`{name}` is not a buffer"
+            )
         return value
 
     def get_submodule(self, target):
@@ -155,7 +166,7 @@ class Module:
                 raise AttributeError(f"{mod._get_name()} has no attribute `{item}`")
             mod = getattr(mod, item)
             if not isinstance(mod, Module):
-                raise AttributeError(f"`{item}` is not an nn.Module")
+                raise AttributeError(f"`{item}` is not an nn.Module")  # noqa: TRY004  (PyTorch's exception type)
         return mod
 
     def get_parameter(self, target):
@@ -193,8 +204,10 @@ class Module:
             self.register_parameter(name, value)
         elif params is not None and name in params:
             if value is not None:
-                raise TypeError(f"cannot assign '{_typename(value)}' as parameter '{name}' "
-                                "(kiln.nn.Parameter or None expected)")
+                raise TypeError(
+                    f"cannot assign '{_typename(value)}' as parameter '{name}' "
+                    "(kiln.nn.Parameter or None expected)"
+                )
             self.register_parameter(name, value)
         else:
             modules = d.get("_modules")
@@ -205,15 +218,19 @@ class Module:
                 modules[name] = value
             elif modules is not None and name in modules:
                 if value is not None:
-                    raise TypeError(f"cannot assign '{_typename(value)}' as child module "
-                                    f"'{name}' (kiln.nn.Module or None expected)")
+                    raise TypeError(
+                        f"cannot assign '{_typename(value)}' as child module "
+                        f"'{name}' (kiln.nn.Module or None expected)"
+                    )
                 modules[name] = value
             else:
                 buffers = d.get("_buffers")
                 if buffers is not None and name in buffers:
                     if value is not None and not isinstance(value, Tensor):
-                        raise TypeError(f"cannot assign '{_typename(value)}' as buffer '{name}' "
-                                        "(kiln.Tensor or None expected)")
+                        raise TypeError(
+                            f"cannot assign '{_typename(value)}' as buffer '{name}' "
+                            "(kiln.Tensor or None expected)"
+                        )
                     buffers[name] = value
                 else:
                     super().__setattr__(name, value)
@@ -235,8 +252,11 @@ class Module:
 
     def _named_members(self, get_members, prefix="", recurse=True, remove_duplicate=True):
         memo = set()
-        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
-                   if recurse else [(prefix, self)])
+        modules = (
+            self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+            if recurse
+            else [(prefix, self)]
+        )
         for module_prefix, module in modules:
             for k, v in get_members(module):
                 if v is None or (remove_duplicate and id(v) in memo):
@@ -247,16 +267,18 @@ class Module:
 
     def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(name, Parameter) pairs; a parameter shared by several modules is listed once."""
-        yield from self._named_members(lambda m: m._parameters.items(), prefix, recurse,
-                                       remove_duplicate)
+        yield from self._named_members(
+            lambda m: m._parameters.items(), prefix, recurse, remove_duplicate
+        )
 
     def parameters(self, recurse=True):
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
-        yield from self._named_members(lambda m: m._buffers.items(), prefix, recurse,
-                                       remove_duplicate)
+        yield from self._named_members(
+            lambda m: m._buffers.items(), prefix, recurse, remove_duplicate
+        )
 
     def buffers(self, recurse=True):
         for _, b in self.named_buffers(recurse=recurse):
@@ -296,7 +318,7 @@ class Module:
 
     def train(self, mode=True):
         if not isinstance(mode, bool):
-            raise ValueError("training mode is expected to be boolean")
+            raise ValueError("training mode is expected to be boolean")  # noqa: TRY004  (PyTorch's exception type)
         self.training = mode
         for module in self.children():
             module.train(mode)
@@ -370,8 +392,9 @@ class Module:
             elif a is not None:
                 device = a
         if dtype is not None and not (dtype.is_floating_point):
-            raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got "
-                            f"desired dtype={dtype}")
+            raise TypeError(
+                f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype}"
+            )
 
         def convert(t):
             return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
@@ -419,16 +442,30 @@ class Module:
         self._save_to_state_dict(destination, prefix, keep_vars)
         for name, module in self._modules.items():
             if module is not None:
-                module.state_dict(destination=destination, prefix=prefix + name + ".",
-                                  keep_vars=keep_vars)
+                module.state_dict(
+                    destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars
+                )
         return destination
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs, assign=False):
-        persistent = {k: v for k, v in self._buffers.items()
-                      if k not in self._non_persistent_buffers_set}
-        local_state = {k: v for k, v in itertools.chain(self._parameters.items(),
-                                                        persistent.items()) if v is not None}
+    def _load_from_state_dict(
+        self,
+        state_dict,
+        prefix,
+        local_metadata,
+        strict,
+        missing_keys,
+        unexpected_keys,
+        error_msgs,
+        assign=False,
+    ):
+        persistent = {
+            k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set
+        }
+        local_state = {
+            k: v
+            for k, v in itertools.chain(self._parameters.items(), persistent.items())
+            if v is not None
+        }
         for name, param in local_state.items():
             key = prefix + name
             if key not in state_dict:
@@ -437,13 +474,16 @@ class Module:
                 continue
             value = state_dict[key]
             if not isinstance(value, Tensor):
-                error_msgs.append(f'While copying the parameter named "{key}", expected '
-                                  f"kiln.Tensor from checkpoint but received {type(value)}")
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", expected '
+                    f"kiln.Tensor from checkpoint but received {type(value)}"
+                )
                 continue
             if tuple(value.shape) != tuple(param.shape):
                 error_msgs.append(
                     f"size mismatch for {key}: copying a param with shape {list(value.shape)} "
-                    f"from checkpoint, the shape in current model is {list(param.shape)}.")
+                    f"from checkpoint, the shape in current model is {list(param.shape)}."
+                )
                 continue
             try:
                 if assign:
@@ -455,14 +495,16 @@ class Module:
                     with no_grad():
                         param.copy_(value)
             except Exception as ex:  # noqa: BLE001  (reported with the key, as PyTorch does)
-                error_msgs.append(f'While copying the parameter named "{key}", whose dimensions '
-                                  f"in the model are {list(param.shape)} and whose dimensions in "
-                                  f"the checkpoint are {list(value.shape)}, an exception "
-                                  f"occurred : {ex.args}.")
+                error_msgs.append(
+                    f'While copying the parameter named "{key}", whose dimensions '
+                    f"in the model are {list(param.shape)} and whose dimensions in "
+                    f"the checkpoint are {list(value.shape)}, an exception "
+                    f"occurred : {ex.args}."
+                )
         if strict:
             for key in state_dict:
                 if key.startswith(prefix):
-                    first = key[len(prefix):].split(".", 1)[0]
+                    first = key[len(prefix) :].split(".", 1)[0]
                     if first not in self._modules and first not in local_state:
                         unexpected_keys.append(key)
 
@@ -476,25 +518,40 @@ class Module:
         state_dict = OrderedDict(state_dict)
 
         def load(module, local, prefix=""):
-            module._load_from_state_dict(local, prefix, {}, True, missing, unexpected, errors,
-                                         assign)
+            module._load_from_state_dict(
+                local, prefix, {}, True, missing, unexpected, errors, assign
+            )
             for name, child in module._modules.items():
                 if child is not None:
                     child_prefix = prefix + name + "."
-                    load(child, {k: v for k, v in local.items() if k.startswith(child_prefix)},
-                         child_prefix)
+                    load(
+                        child,
+                        {k: v for k, v in local.items() if k.startswith(child_prefix)},
+                        child_prefix,
+                    )
 
         load(self, state_dict)
         if strict:
             if unexpected:
-                errors.insert(0, "Unexpected key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in unexpected)))
+                errors.insert(
+                    0,
+                    "Unexpected key(s) in state_dict: {}. ".format(
+                        ", ".join(f'"{k}"' for k in unexpected)
+                    ),
+                )
             if missing:
-                errors.insert(0, "Missing key(s) in state_dict: {}. ".format(
-                    ", ".join(f'"{k}"' for k in missing)))
+                errors.insert(
+                    0,
+                    "Missing key(s) in state_dict: {}. ".format(
+                        ", ".join(f'"{k}"' for k in missing)
+                    ),
+                )
         if errors:
-            raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
-                type(self).__name__, "\n\t".join(errors)))
+            raise RuntimeError(
+                "Error(s) in loading state_dict for {}:\n\t{}".format(
+                    type(self).__name__, "\n\t".join(errors)
+                )
+            )
         return _IncompatibleKeys(missing, unexpected)
 
     # ---- hooks -------------------------------------------------------------------------
@@ -511,15 +568,16 @@ class Module:
     def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
         """hook(module, args) -> None or new args (hook(module, args, kwargs) -> None or
         (args, kwargs) with with_kwargs=True), called before forward()."""
-        return self._add_hook(self._forward_pre_hooks, hook, prepend,
-                              self._forward_pre_hooks_with_kwargs, with_kwargs)
+        return self._add_hook(
+            self._forward_pre_hooks, hook, prepend, self._forward_pre_hooks_with_kwargs, with_kwargs
+        )
 
-    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False,
-                              always_call=False):
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
         """hook(module, args, output) -> None or new output (hook(module, args, kwargs,
         output) with with_kwargs=True), called after forward()."""
-        return self._add_hook(self._forward_hooks, hook, prepend,
-                              self._forward_hooks_with_kwargs, with_kwargs)
+        return self._add_hook(
+            self._forward_hooks, hook, prepend, self._forward_hooks_with_kwargs, with_kwargs
+        )
 
     def register_full_backward_pre_hook(self, hook, prepend=False):
         """hook(module, grad_output) -> None or new grad_output, before input grads."""
@@ -536,8 +594,12 @@ class Module:
         stack = call_stack()
         stack.append(self)
         try:
-            if not (self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
-                    or self._backward_pre_hooks):
+            if not (
+                self._forward_pre_hooks
+                or self._forward_hooks
+                or self._backward_hooks
+                or self._backward_pre_hooks
+            ):
                 return self.forward(*args, **kwargs)
             return _hooks.call_with_hooks(self, args, kwargs)
         finally:
@@ -575,8 +637,9 @@ class Module:
     def __repr__(self):
         extra = self.extra_repr()
         extra_lines = extra.split("\n") if extra else []
-        child_lines = [f"({key}): " + _addindent(repr(module), 2)
-                       for key, module in self._modules.items()]
+        child_lines = [
+            f"({key}): " + _addindent(repr(module), 2) for key, module in self._modules.items()
+        ]
         lines = extra_lines + child_lines
         main = self._get_name() + "("
         if lines:
@@ -591,4 +654,3 @@ class Module:
 
     def __getstate__(self):
         return self.__dict__.copy()
-
