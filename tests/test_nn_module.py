@@ -585,3 +585,49 @@ def test_shape_error_names_module_path():
                 features=knn.Sequential(knn.Identity(), Checker(32), knn.Identity(), Checker(64))
             )
         )(x)
+
+
+def test_load_from_state_dict_override_with_torch_signature():
+    class Renamed(knn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = knn.Parameter(kiln.zeros(2))
+
+        def _load_from_state_dict(
+            self,
+            state_dict,
+            prefix,
+            local_metadata,
+            strict,
+            missing_keys,
+            unexpected_keys,
+            error_msgs,
+        ):
+            old = prefix + "w_old"
+            if old in state_dict:
+                state_dict[prefix + "weight"] = state_dict.pop(old)
+            super()._load_from_state_dict(
+                state_dict,
+                prefix,
+                local_metadata,
+                strict,
+                missing_keys,
+                unexpected_keys,
+                error_msgs,
+            )
+
+    m = knn.Sequential(Renamed())
+    m.load_state_dict({"0.w_old": kiln.ones(2)})
+    assert m[0].weight.tolist() == [1.0, 1.0]
+
+
+def test_deepcopy_module(nets):
+    k, _ = nets
+    k.scale.grad = kiln.ones(1)
+    c = copy.deepcopy(k)
+    assert repr(c) == repr(k)
+    assert list(c.state_dict()) == list(k.state_dict())
+    assert c.alias is c.scale and c.scale is not k.scale and c.shared is c.features[0]
+    assert c.scale.grad.tolist() == [1.0]
+    c.scale.data.fill_(5.0)
+    assert k.scale.tolist() == [1.0]

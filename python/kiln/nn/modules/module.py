@@ -6,12 +6,11 @@ how `self.fc = Linear(...)` registers a child. Everything that walks the tree
 (parameters(), state_dict(), to(), train()) goes through those dicts.
 """
 
-import itertools
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict
 
 from kiln import _C
 from kiln.autograd.grad_mode import no_grad
-from kiln.nn.modules import _hooks
+from kiln.nn.modules import _hooks, _state_dict
 from kiln.nn.modules._path import call_stack, module_description
 from kiln.nn.parameter import Parameter
 from kiln.utils.hooks import RemovableHandle
@@ -19,15 +18,6 @@ from kiln.utils.hooks import RemovableHandle
 Tensor = _C.Tensor
 
 __all__ = ["Module", "ModuleShapeError"]
-
-
-class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
-    def __repr__(self):
-        if not self.missing_keys and not self.unexpected_keys:
-            return "<All keys matched successfully>"
-        return super().__repr__()
-
-    __str__ = __repr__
 
 
 class ModuleShapeError(RuntimeError, ValueError):
@@ -456,103 +446,24 @@ class Module:
         missing_keys,
         unexpected_keys,
         error_msgs,
-        assign=False,
     ):
-        persistent = {
-            k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set
-        }
-        local_state = {
-            k: v
-            for k, v in itertools.chain(self._parameters.items(), persistent.items())
-            if v is not None
-        }
-        for name, param in local_state.items():
-            key = prefix + name
-            if key not in state_dict:
-                if strict:
-                    missing_keys.append(key)
-                continue
-            value = state_dict[key]
-            if not isinstance(value, Tensor):
-                error_msgs.append(
-                    f'While copying the parameter named "{key}", expected '
-                    f"kiln.Tensor from checkpoint but received {type(value)}"
-                )
-                continue
-            if tuple(value.shape) != tuple(param.shape):
-                error_msgs.append(
-                    f"size mismatch for {key}: copying a param with shape {list(value.shape)} "
-                    f"from checkpoint, the shape in current model is {list(param.shape)}."
-                )
-                continue
-            try:
-                if assign:
-                    new = value
-                    if isinstance(param, Parameter):
-                        new = Parameter(value.detach(), param.requires_grad)
-                    setattr(self, name, new)
-                else:
-                    with no_grad():
-                        param.copy_(value)
-            except Exception as ex:  # noqa: BLE001  (reported with the key, as PyTorch does)
-                error_msgs.append(
-                    f'While copying the parameter named "{key}", whose dimensions '
-                    f"in the model are {list(param.shape)} and whose dimensions in "
-                    f"the checkpoint are {list(value.shape)}, an exception "
-                    f"occurred : {ex.args}."
-                )
-        if strict:
-            for key in state_dict:
-                if key.startswith(prefix):
-                    first = key[len(prefix) :].split(".", 1)[0]
-                    if first not in self._modules and first not in local_state:
-                        unexpected_keys.append(key)
+        """Loads this module's own entries (override to convert old checkpoints)."""
+        _state_dict.load_own_entries(
+            self,
+            state_dict,
+            prefix,
+            local_metadata,
+            strict,
+            missing_keys,
+            unexpected_keys,
+            error_msgs,
+        )
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """Copies parameters and buffers from state_dict; returns (missing_keys,
         unexpected_keys). Raises RuntimeError listing every problem when strict
         (shape mismatches are errors even when not strict)."""
-        if not hasattr(state_dict, "items"):
-            raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
-        missing, unexpected, errors = [], [], []
-        state_dict = OrderedDict(state_dict)
-
-        def load(module, local, prefix=""):
-            module._load_from_state_dict(
-                local, prefix, {}, True, missing, unexpected, errors, assign
-            )
-            for name, child in module._modules.items():
-                if child is not None:
-                    child_prefix = prefix + name + "."
-                    load(
-                        child,
-                        {k: v for k, v in local.items() if k.startswith(child_prefix)},
-                        child_prefix,
-                    )
-
-        load(self, state_dict)
-        if strict:
-            if unexpected:
-                errors.insert(
-                    0,
-                    "Unexpected key(s) in state_dict: {}. ".format(
-                        ", ".join(f'"{k}"' for k in unexpected)
-                    ),
-                )
-            if missing:
-                errors.insert(
-                    0,
-                    "Missing key(s) in state_dict: {}. ".format(
-                        ", ".join(f'"{k}"' for k in missing)
-                    ),
-                )
-        if errors:
-            raise RuntimeError(
-                "Error(s) in loading state_dict for {}:\n\t{}".format(
-                    type(self).__name__, "\n\t".join(errors)
-                )
-            )
-        return _IncompatibleKeys(missing, unexpected)
+        return _state_dict.load_state_dict(self, state_dict, strict, assign)
 
     # ---- hooks -------------------------------------------------------------------------
 
