@@ -39,6 +39,7 @@ short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
 from kiln import _tensor_new  # noqa: E402,F401  (Tensor.new_*, __format__)
+from kiln._tensor_str import set_printoptions  # noqa: E402,F401
 # C++ ops first; the Python wrappers below (argument parsing) take precedence.
 from kiln._ops import *  # noqa: E402,F401,F403
 from kiln import autograd  # noqa: E402
