@@ -75,7 +75,7 @@ def test_parameter_is_a_tensor_sharing_memory():
 
 
 def test_parameter_repr_matches_torch():
-    values = [[1.5, 2.0], [0.25, 3.0]]
+    values = [[1.5, -2.0], [0.25, 3.0]]
     k = repr(knn.Parameter(kiln.tensor(values)))
     t = repr(tnn.Parameter(torch.tensor(values)))
     assert k == t
@@ -496,6 +496,20 @@ def test_forward_hooks_modify_and_remove():
     ):
         assert m(kiln.ones(2)).tolist() == [3.0, 4.0]
     assert calls[-1] == ["y"] and m(kiln.ones(2)).tolist() == [2.0, 3.0]
+
+
+def test_always_call_forward_hook_runs_when_forward_raises():
+    class Boom(knn.Module):
+        def forward(self, x):
+            raise ValueError("boom")
+
+    m = Boom()
+    seen = []
+    m.register_forward_hook(lambda mod, args, out: seen.append(("always", out)), always_call=True)
+    m.register_forward_hook(lambda mod, args, out: seen.append("plain"))
+    with pytest.raises(ValueError, match="boom"):
+        m(kiln.ones(1))
+    assert seen == [("always", None)]
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")

@@ -105,6 +105,12 @@ class BackwardHook:
         return grad_input
 
 
+def _run_forward_hook(module, hook_id, hook, args, kwargs, result):
+    if hook_id in module._forward_hooks_with_kwargs:
+        return hook(module, args, kwargs, result)
+    return hook(module, args, result)
+
+
 def call_with_hooks(module, args, kwargs):
     """module.forward(*args, **kwargs) with its forward pre-hooks, forward hooks and
     backward hooks."""
@@ -126,14 +132,24 @@ def call_with_hooks(module, args, kwargs):
     if module._backward_hooks or module._backward_pre_hooks:
         backward_hook = BackwardHook(module, module._backward_hooks, module._backward_pre_hooks)
         args = backward_hook.setup_input_hook(args)
-    result = module.forward(*args, **kwargs)
-    for hook_id, hook in list(module._forward_hooks.items()):
-        if hook_id in module._forward_hooks_with_kwargs:
-            out = hook(module, args, kwargs, result)
-        else:
-            out = hook(module, args, result)
-        if out is not None:
-            result = out
+    result, called = None, set()
+    try:
+        result = module.forward(*args, **kwargs)
+        for hook_id, hook in list(module._forward_hooks.items()):
+            called.add(hook_id)
+            out = _run_forward_hook(module, hook_id, hook, args, kwargs, result)
+            if out is not None:
+                result = out
+    except Exception:
+        # always_call hooks still see the failed call (their own errors are dropped so the
+        # original one surfaces).
+        for hook_id, hook in list(module._forward_hooks.items()):
+            if hook_id in module._forward_hooks_always_called and hook_id not in called:
+                try:
+                    _run_forward_hook(module, hook_id, hook, args, kwargs, result)
+                except Exception:  # noqa: BLE001, S110
+                    pass
+        raise
     if backward_hook is not None:
         result = backward_hook.setup_output_hook(result)
     return result

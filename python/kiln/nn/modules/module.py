@@ -63,6 +63,7 @@ class Module:
         setattr_("_forward_pre_hooks_with_kwargs", OrderedDict())
         setattr_("_forward_hooks", OrderedDict())
         setattr_("_forward_hooks_with_kwargs", OrderedDict())
+        setattr_("_forward_hooks_always_called", OrderedDict())
         setattr_("_backward_pre_hooks", OrderedDict())
         setattr_("_backward_hooks", OrderedDict())
 
@@ -372,6 +373,7 @@ class Module:
         device = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
         for a in args:
@@ -467,11 +469,16 @@ class Module:
 
     # ---- hooks -------------------------------------------------------------------------
 
-    def _add_hook(self, hooks, hook, prepend, kwargs_dict=None, with_kwargs=False):
-        handle = RemovableHandle(hooks, extra_dict=kwargs_dict)
+    def _add_hook(
+        self, hooks, hook, prepend, kwargs_dict=None, with_kwargs=False, always_call=False
+    ):
+        extra = [d for d in (kwargs_dict, self._forward_hooks_always_called) if d is not None]
+        handle = RemovableHandle(hooks, extra_dict=extra)
         hooks[handle.id] = hook
         if with_kwargs:
             kwargs_dict[handle.id] = True
+        if always_call:
+            self._forward_hooks_always_called[handle.id] = True
         if prepend:
             hooks.move_to_end(handle.id, last=False)
         return handle
@@ -485,9 +492,15 @@ class Module:
 
     def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
         """hook(module, args, output) -> None or new output (hook(module, args, kwargs,
-        output) with with_kwargs=True), called after forward()."""
+        output) with with_kwargs=True), called after forward(); with always_call=True also
+        when forward() raises (with output None)."""
         return self._add_hook(
-            self._forward_hooks, hook, prepend, self._forward_hooks_with_kwargs, with_kwargs
+            self._forward_hooks,
+            hook,
+            prepend,
+            self._forward_hooks_with_kwargs,
+            with_kwargs,
+            always_call,
         )
 
     def register_full_backward_pre_hook(self, hook, prepend=False):
