@@ -195,17 +195,22 @@ class Optimizer:
 
     def _gather(self, group, names):
         """The group's params that have grads, their grads and, for each state name, the
-        list of that state's tensors (created by _init_state on first use)."""
+        list of that state's tensors (created by _init_state on first use; a None name
+        gives an empty list)."""
         params, grads = [], []
+        states = [[] for _ in names]
+        wanted = [(lst, n) for lst, n in zip(states, names) if n]
         for p in group["params"]:
-            if p.grad is None:
+            g = p.grad
+            if g is None:
                 continue
-            params.append(p)
-            grads.append(p.grad)
             state = self.state[p]
             if not state:
                 self._init_state(p, state, group)
-        states = [[self.state[p][n] for p in params] if n else [] for n in names]
+            params.append(p)
+            grads.append(g)
+            for lst, n in wanted:
+                lst.append(state[n])
         return params, grads, states
 
     def _init_state(self, p, state, group):
