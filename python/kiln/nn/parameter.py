@@ -1,6 +1,6 @@
 """kiln.nn.Parameter: a Tensor that Modules register as a learnable parameter."""
 
-from kiln import _C, _tensor
+from kiln import _C
 
 
 class Parameter(_C.Tensor):
@@ -16,7 +16,7 @@ class Parameter(_C.Tensor):
         super().__init__(data, requires_grad)
 
     def __repr__(self):
-        return "Parameter containing:\n" + _tensor.__repr__(self)
+        return "Parameter containing:\n" + super().__repr__()
 
     __str__ = __repr__
 
