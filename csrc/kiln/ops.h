@@ -13,6 +13,7 @@
 #include "kiln/ops/minmax.h"
 #include "kiln/ops/moments.h"
 #include "kiln/ops/vector_norm.h"
+#include "kiln/ops/optim.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"
 #include "kiln/ops/range.h"
