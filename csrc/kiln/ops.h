@@ -4,7 +4,11 @@
 // through the dispatcher and records autograd history when needed.
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
+#include "kiln/ops/activation.h"
+#include "kiln/ops/binary.h"
 #include "kiln/ops/elementwise.h"
+#include "kiln/ops/pointwise.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/unary.h"
 #include "kiln/ops/view.h"

@@ -27,5 +27,6 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_tensor(m);
   kiln::python::init_autograd(m);
   kiln::python::init_ops_core(m);
+  kiln::python::init_ops_elementwise(m);
   kiln::python::init_numpy(m);
 }

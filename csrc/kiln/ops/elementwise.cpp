@@ -107,27 +107,48 @@ Tensor& unary_(const char* op, Tensor& self, Kind kind) {
   return self;
 }
 
+Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Tensor> others,
+                bool needs_old_self, const std::function<Tensor(const Tensor&)>& out_of_place,
+                const std::function<Tensor&()>& in_place) {
+  bool grad = autograd::needs_grad({self});
+  for (const Tensor& o : others) grad = grad || autograd::needs_grad({o});
+  if (!grad) return in_place();
+  check_inplace(self, op);
+  Tensor result = out_of_place(needs_old_self ? clone(self) : self);
+  check_castable(op, result.dtype(), self.dtype());
+  rebase_history(self, result);
+  return self;
+}
+
+Tensor& inplace_from(const char* op, Tensor& self, std::initializer_list<Tensor> others,
+                     const std::function<Tensor(const Tensor&)>& fn) {
+  return inplace(op, self, others, true, fn, [&]() -> Tensor& {
+    Tensor result = fn(self);
+    check_castable(op, result.dtype(), self.dtype());
+    KILN_CHECK(result.sizes() == self.sizes(), ValueError, "[", op, "] output with shape ",
+               self.sizes(), " doesn't match the broadcast shape ", result.sizes());
+    rebase_history(self, result);
+    return self;
+  });
+}
+
+Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula) {
+  if (autograd::needs_grad({x}))
+    autograd::record(node, {x}, {out}, {x, out}, [formula](const BackwardArgs& g) {
+      return TensorList{formula(g.grad(), g.saved[0], g.saved[1])};
+    });
+  return out;
+}
+
 }  // namespace elementwise
 
+using elementwise::inplace;
 using elementwise::Kind;
 
 namespace {
 Tensor scaled(const Tensor& b, Scalar alpha) {
   if (!alpha.is_floating() && alpha.to_int() == 1) return b;
   return mul(b, wrapped_scalar(alpha, b.device()));
-}
-
-// In-place via out-of-place when autograd is involved (Note [In-place and autograd]).
-template <class OutOfPlace, class InPlace>
-Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Tensor> others,
-                bool needs_old_self, OutOfPlace&& out_of_place, InPlace&& in_place) {
-  bool grad = autograd::needs_grad({self});
-  for (const Tensor& o : others) grad = grad || autograd::needs_grad({o});
-  if (!grad) return in_place();
-  check_inplace(self, op);
-  Tensor result = out_of_place(needs_old_self ? clone(self) : self);
-  rebase_history(self, result);
-  return self;
 }
 }  // namespace
 
@@ -242,15 +263,6 @@ Tensor neg(const Tensor& a) {
   return out;
 }
 
-Tensor exp(const Tensor& a) {
-  Tensor out = elementwise::unary("exp", a, Kind::FloatMath);
-  if (autograd::needs_grad({a}))
-    autograd::record("ExpBackward0", {a}, {out}, {out},
-                     [](const BackwardArgs& g) { return TensorList{g.grad() * g.saved[0]}; });
-  return out;
-}
-
-Tensor isfinite(const Tensor& a) { return elementwise::unary("isfinite", a, Kind::Predicate); }
 
 Tensor operator+(const Tensor& a, Scalar b) { return add(a, wrapped_scalar(b, a.device())); }
 Tensor operator-(const Tensor& a, Scalar b) { return sub(a, wrapped_scalar(b, a.device())); }
