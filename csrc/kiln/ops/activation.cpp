@@ -20,6 +20,12 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1 / sqrt(2 pi)
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kGeluTanhC = 0.044715;
 
+// Like PyTorch, these activations take floating inputs only (no promotion).
+void check_floating(const char* op, const Tensor& a) {
+  KILN_CHECK(a.is_floating_point(), TypeError, "[", op, "] expected a floating point tensor, got ",
+             a.dtype());
+}
+
 Tensor& inplace_kernel(const char* op, Tensor& self, Tensor (*fn)(const Tensor&)) {
   return elementwise::inplace(op, self, {}, true, fn, [&]() -> Tensor& {
     return elementwise::unary_(op, self, Kind::FloatMath);
@@ -55,6 +61,7 @@ Tensor& relu_(Tensor& self) {
 Tensor gelu(const Tensor& a, const std::string& approximate) {
   KILN_CHECK(approximate == "none" || approximate == "tanh", ValueError,
              "[gelu] approximate must be 'none' or 'tanh', got '", approximate, "'");
+  check_floating("gelu", a);
   if (approximate == "none")
     return with_grad("GeluBackward0", a, elementwise::unary("gelu", a, Kind::FloatMath),
                      [](const Tensor& g, const Tensor& x, const Tensor&) {
@@ -74,6 +81,7 @@ Tensor gelu(const Tensor& a, const std::string& approximate) {
 }
 
 Tensor silu(const Tensor& a) {
+  check_floating("silu", a);
   return with_grad("SiluBackward0", a, elementwise::unary("silu", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) {
                      Tensor s = sigmoid(x);
@@ -83,6 +91,7 @@ Tensor silu(const Tensor& a) {
 Tensor& silu_(Tensor& self) { return inplace_kernel("silu", self, silu); }
 
 Tensor softplus(const Tensor& a, double beta, double threshold) {
+  check_floating("softplus", a);
   const ScalarType ct = elementwise::compute_dtype("softplus", {a}, Kind::FloatMath);
   Tensor in = to_dtype(detach(a), ct);
   Tensor out = empty(a.sizes(), ct, a.device());

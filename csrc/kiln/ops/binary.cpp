@@ -44,6 +44,11 @@ void check_integral(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 void check_pow(const Tensor& a, const Tensor& b) {
+  // A bool tensor to a Python number power is allowed, as in PyTorch.
+  KILN_CHECK(a.dtype() != ScalarType::Bool || b.dtype() != ScalarType::Bool ||
+                 b.impl()->is_wrapped_number,
+             TypeError,
+             "[pow] is not implemented for bool tensors");
   if (!b.impl()->is_wrapped_number || b.is_floating_point() || a.is_floating_point()) return;
   KILN_CHECK(item(b).to_int() >= 0, Error,
              "[pow] integers to negative integer powers are not allowed");
@@ -139,13 +144,14 @@ Tensor& pow_(Tensor& self, const Tensor& other) {
 Tensor rsub(const Tensor& a, const Tensor& b, Scalar alpha) { return sub(b, a, alpha); }
 
 namespace {
-// maximum/minimum: the larger (smaller) input gets the gradient; ties split it in half.
-TensorList extremum_backward(const BackwardArgs& g, BinaryFn wins) {
+// maximum/minimum: the losing input gets no gradient; ties split it in half and
+// a nan (which propagates) passes it to both, as in PyTorch.
+TensorList extremum_backward(const BackwardArgs& g, BinaryFn loses) {
   const Tensor &a = g.saved[0], &b = g.saved[1];
   Tensor zero = zero_like_grad(g.grad());
   Tensor shared = where(eq(a, b), g.grad() * 0.5, g.grad());
-  return TensorList{g.needs(0) ? where(wins(a, b), shared, zero) : Tensor(),
-                    g.needs(1) ? where(wins(b, a), shared, zero) : Tensor()};
+  return TensorList{g.needs(0) ? where(loses(a, b), zero, shared) : Tensor(),
+                    g.needs(1) ? where(loses(b, a), zero, shared) : Tensor()};
 }
 // fmax/fmin: the chosen input gets all of it (a on ties, the non-nan one otherwise).
 TensorList fextremum_backward(const BackwardArgs& g, BinaryFn wins) {
@@ -157,15 +163,17 @@ TensorList fextremum_backward(const BackwardArgs& g, BinaryFn wins) {
 }
 Tensor ge_or_eq(const Tensor& a, const Tensor& b) { return ge(a, b); }
 Tensor le_or_eq(const Tensor& a, const Tensor& b) { return le(a, b); }
+Tensor less(const Tensor& a, const Tensor& b) { return lt(a, b); }
+Tensor greater(const Tensor& a, const Tensor& b) { return gt(a, b); }
 }  // namespace
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
   return record2("MaximumBackward0", a, b, elementwise::binary("maximum", a, b, Kind::Arithmetic),
-                 [](const BackwardArgs& g) { return extremum_backward(g, ge_or_eq); });
+                 [](const BackwardArgs& g) { return extremum_backward(g, less); });
 }
 Tensor minimum(const Tensor& a, const Tensor& b) {
   return record2("MinimumBackward0", a, b, elementwise::binary("minimum", a, b, Kind::Arithmetic),
-                 [](const BackwardArgs& g) { return extremum_backward(g, le_or_eq); });
+                 [](const BackwardArgs& g) { return extremum_backward(g, greater); });
 }
 Tensor fmax(const Tensor& a, const Tensor& b) {
   return record2("FmaxBackward0", a, b, elementwise::binary("fmax", a, b, Kind::Arithmetic),
@@ -190,6 +198,8 @@ Tensor& atan2_(Tensor& self, const Tensor& other) {
 }
 
 Tensor hypot(const Tensor& a, const Tensor& b) {
+  KILN_CHECK(is_floating(elementwise::compute_dtype("hypot", {a, b}, Kind::Arithmetic)), TypeError,
+             "[hypot] expected floating point inputs, got ", a.dtype(), " and ", b.dtype());
   return record2("HypotBackward0", a, b, elementwise::binary("hypot", a, b, Kind::FloatMath),
                  [](const BackwardArgs& g) {
                    Tensor scale = g.grad() / g.saved[2];

@@ -162,8 +162,8 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
-  KILN_CHECK(!(a.dtype() == ScalarType::Bool && b.dtype() == ScalarType::Bool), TypeError,
-             "[sub] subtraction, the `-` operator, with two bool tensors is not supported; use "
+  KILN_CHECK(a.dtype() != ScalarType::Bool && b.dtype() != ScalarType::Bool, TypeError,
+             "[sub] subtraction, the `-` operator, with a bool tensor is not supported; use "
              "the `^` or logical_xor() operator instead");
   Tensor bb = scaled(b, alpha);
   Tensor out = elementwise::binary("sub", a, bb, Kind::Arithmetic);
@@ -203,6 +203,9 @@ Tensor& add_(Tensor& self, const Tensor& other, Scalar alpha) {
 }
 
 Tensor& sub_(Tensor& self, const Tensor& other, Scalar alpha) {
+  KILN_CHECK(self.dtype() != ScalarType::Bool && other.dtype() != ScalarType::Bool, TypeError,
+             "[sub_] subtraction, the `-` operator, with a bool tensor is not supported; use "
+             "the `^` or logical_xor() operator instead");
   Tensor o = scaled(other, alpha);
   return inplace(
       "sub_", self, {o}, false, [&](const Tensor& s) { return sub(s, o); },

@@ -127,9 +127,9 @@ Tensor& masked_fill_(Tensor& self, const Tensor& mask, const Tensor& value) {
 
 namespace {
 // addcmul/addcdiv share everything but the kernel and the t1/t2 formulas.
-Tensor addc(const char* op, const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
+Tensor addc(bool is_div, const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
+  const char* op = is_div ? "addcdiv" : "addcmul";
   check_same_device({input, t1, t2}, op);
-  const bool is_div = op[3] == 'd';
   KILN_CHECK(!is_div || t1.is_floating_point() || t2.is_floating_point(), TypeError, "[", op,
              "] integer division with addcdiv is not supported; use floating point tensors");
   const ScalarType ct = result_type({input, t1, t2});
@@ -154,21 +154,22 @@ Tensor addc(const char* op, const Tensor& input, const Tensor& t1, const Tensor&
 
 // Optimizer updates run this in place on parameters: no temporary when the
 // operands already have self's dtype and broadcast to its shape.
-Tensor& addc_(const char* op, Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
+Tensor& addc_(bool is_div, Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
+  const char* op = is_div ? "addcdiv_" : "addcmul_";
   return elementwise::inplace(
-      op, self, {t1, t2}, true, [&](const Tensor& s) { return addc(op, s, t1, t2, value); },
+      op, self, {t1, t2}, true, [&](const Tensor& s) { return addc(is_div, s, t1, t2, value); },
       [&]() -> Tensor& {
         const bool direct = t1.dtype() == self.dtype() && t2.dtype() == self.dtype() &&
                             is_expandable_to(t1.sizes(), self.sizes()) &&
                             is_expandable_to(t2.sizes(), self.sizes()) &&
-                            (is_floating(self.dtype()) || op[3] == 'm');
+                            (is_floating(self.dtype()) || !is_div);
         if (!direct)
           return elementwise::inplace_from(op, self, {}, [&](const Tensor& s) {
-            return addc(op, s, t1, t2, value);
+            return addc(is_div, s, t1, t2, value);
           });
         check_same_device({self, t1, t2}, op);
         static const dispatch::Op<ScaledTernaryKernel> kmul("addcmul"), kdiv("addcdiv");
-        (op[3] == 'd' ? kdiv : kmul)(self.device(), self, self, t1, t2, value.to_double());
+        (is_div ? kdiv : kmul)(self.device(), self, self, t1, t2, value.to_double());
         self.bump_version();
         return self;
       });
@@ -176,16 +177,16 @@ Tensor& addc_(const char* op, Tensor& self, const Tensor& t1, const Tensor& t2, 
 }  // namespace
 
 Tensor addcmul(const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
-  return addc("addcmul", input, t1, t2, value);
+  return addc(false, input, t1, t2, value);
 }
 Tensor& addcmul_(Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
-  return addc_("addcmul_", self, t1, t2, value);
+  return addc_(false, self, t1, t2, value);
 }
 Tensor addcdiv(const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
-  return addc("addcdiv", input, t1, t2, value);
+  return addc(true, input, t1, t2, value);
 }
 Tensor& addcdiv_(Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
-  return addc_("addcdiv_", self, t1, t2, value);
+  return addc_(true, self, t1, t2, value);
 }
 
 Tensor nan_to_num(const Tensor& a, double nan, std::optional<double> posinf,

@@ -161,7 +161,9 @@ Tensor floor(const Tensor& a) { return rounding("floor", "FloorBackward0", a); }
 Tensor ceil(const Tensor& a) { return rounding("ceil", "CeilBackward0", a); }
 Tensor trunc(const Tensor& a) { return rounding("trunc", "TruncBackward0", a); }
 Tensor round(const Tensor& a, int64_t decimals) {
-  if (decimals == 0 || !a.is_floating_point()) return rounding("round", "RoundBackward0", a);
+  if (decimals == 0) return rounding("round", "RoundBackward0", a);
+  KILN_CHECK(a.is_floating_point(), TypeError,
+             "[round] decimals is only supported for floating point tensors, got ", a.dtype());
   // As PyTorch: round(x * 10^d) / 10^d, with the scale kept exact for negative d.
   const double scale = std::pow(10.0, static_cast<double>(std::llabs(decimals)));
   Tensor r = decimals > 0 ? round(a * scale) / scale : round(a / scale) * scale;

@@ -21,15 +21,15 @@ def _numerical_jacobian(fn, inputs, i, eps):
     if flat is None:
         raise ValueError("[gradcheck] inputs must be contiguous")
     cols = []
-    with _NoGrad():
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
-            plus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
-            flat[j] = orig - eps
-            minus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
-            flat[j] = orig
-            cols.append((plus - minus) / (2 * eps))
+    # Grad mode stays on: fn may itself differentiate (gradgradcheck's first_grads).
+    for j in range(flat.size):
+        orig = flat[j]
+        flat[j] = orig + eps
+        plus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
+        flat[j] = orig - eps
+        minus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
+        flat[j] = orig
+        cols.append((plus - minus) / (2 * eps))
     return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
 
 
@@ -58,15 +58,6 @@ def _analytical_jacobians(fn, inputs, diff_idx):
     return jacs
 
 
-class _NoGrad:
-    def __enter__(self):
-        self._prev = _C.is_grad_enabled()
-        _C._set_grad_enabled(False)
-
-    def __exit__(self, *exc):
-        _C._set_grad_enabled(self._prev)
-
-
 def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **_ignored):
     """Compares analytical gradients of `func` at `inputs` with finite differences."""
     inputs = _as_tuple(inputs)
@@ -93,11 +84,13 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
 def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-3,
                   raise_exception=True, **_ignored):
     """gradcheck of the gradient: checks double backward."""
-    from kiln import autograd, randn_like
+    from kiln import autograd
 
     inputs = _as_tuple(inputs)
     outputs = _flat_outputs(func, inputs)
     if grad_outputs is None:
+        from kiln import randn_like
+
         grad_outputs = [randn_like(o, dtype=_C.float64).requires_grad_() for o in outputs]
     grad_outputs = list(_as_tuple(grad_outputs))
     diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, _C.Tensor) and x.requires_grad]
