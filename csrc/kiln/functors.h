@@ -80,8 +80,9 @@ struct IsFinite {
 struct Abs {
   template <class T>
   KILN_HD T operator()(T a) const {
-    if constexpr (std::is_unsigned_v<T>) return a;
-    else return a < T(0) ? T(-a) : (a == T(0) ? T(0) : a);  // abs(-0.0) is +0.0
+    if constexpr (std::is_floating_point_v<T>) return std::fabs(a);
+    else if constexpr (std::is_unsigned_v<T>) return a;
+    else return a < T(0) ? T(-a) : a;
   }
 };
 struct Sign {  // sign(nan) is 0, as in PyTorch

@@ -54,14 +54,20 @@ void def_binary(TensorClass& cls, py::module_& m, const char* name, Binary fn,
   const bool named = name[0] != '_';
   if (!named) ++name;
   if (named)
-    m.def(name, [fn, name](py::handle a, py::handle b) {
-    Tensor x = tensor_or_scalar(a, Device(), name);
-    return fn(x, tensor_or_scalar(b, x.device(), name));
-    }, py::arg("input"), py::arg("other"));
+    m.def(
+        name,
+        [fn, name](py::handle a, py::handle b) {
+          Tensor x = tensor_or_scalar(a, Device(), name);
+          return fn(x, tensor_or_scalar(b, x.device(), name));
+        },
+        py::arg("input"), py::arg("other"));
   if (named)
-    cls.def(name, [fn, name](const Tensor& self, py::handle other) {
-      return fn(self, tensor_or_scalar(other, self.device(), name));
-    }, py::arg("other"));
+    cls.def(
+        name,
+        [fn, name](const Tensor& self, py::handle other) {
+          return fn(self, tensor_or_scalar(other, self.device(), name));
+        },
+        py::arg("other"));
   auto ip = [inplace, name](Tensor& self, py::handle other) -> Tensor {
     inplace(self, tensor_or_scalar(other, self.device(), name));
     return self;
@@ -90,23 +96,33 @@ void init_arithmetic(TensorClass& cls, py::module_& m) {
   for (auto [name, fn, ip] :
        {std::tuple{"add", &kiln::add, &kiln::add_}, std::tuple{"sub", &kiln::sub, &kiln::sub_},
         std::tuple{"subtract", &kiln::sub, &kiln::sub_}}) {
-    m.def(name, [fn, name](py::handle a, py::handle b, Scalar alpha) {
-      Tensor x = tensor_or_scalar(a, Device(), name);
-      return fn(x, tensor_or_scalar(b, x.device(), name), alpha);
-    }, py::arg("input"), py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
-    cls.def(name, [fn, name](const Tensor& self, py::handle other, Scalar alpha) {
-      return fn(self, tensor_or_scalar(other, self.device(), name), alpha);
-    }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
+    m.def(
+        name,
+        [fn, name](py::handle a, py::handle b, Scalar alpha) {
+          Tensor x = tensor_or_scalar(a, Device(), name);
+          return fn(x, tensor_or_scalar(b, x.device(), name), alpha);
+        },
+        py::arg("input"), py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
+    cls.def(
+        name,
+        [fn, name](const Tensor& self, py::handle other, Scalar alpha) {
+          return fn(self, tensor_or_scalar(other, self.device(), name), alpha);
+        },
+        py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
     cls.def((std::string(name) + "_").c_str(),
             [ip, name](Tensor& self, py::handle other, Scalar alpha) -> Tensor {
               ip(self, tensor_or_scalar(other, self.device(), name), alpha);
               return self;
-            }, py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
+            },
+            py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
   }
-  m.def("rsub", [](py::handle a, py::handle b, Scalar alpha) {
-    Tensor x = tensor_or_scalar(a, Device(), "rsub");
-    return rsub(x, tensor_or_scalar(b, x.device(), "rsub"), alpha);
-  }, py::arg("input"), py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
+  m.def(
+      "rsub",
+      [](py::handle a, py::handle b, Scalar alpha) {
+        Tensor x = tensor_or_scalar(a, Device(), "rsub");
+        return rsub(x, tensor_or_scalar(b, x.device(), "rsub"), alpha);
+      },
+      py::arg("input"), py::arg("other"), py::kw_only(), py::arg("alpha") = 1);
   auto add2 = [](const Tensor& a, const Tensor& b) { return add(a, b); };
   auto add2_ = [](Tensor& a, const Tensor& b) -> Tensor& { return add_(a, b); };
   auto sub2 = [](const Tensor& a, const Tensor& b) { return sub(a, b); };
@@ -126,21 +142,27 @@ void init_arithmetic(TensorClass& cls, py::module_& m) {
                      *mode + "'");
   };
   for (const char* name : {"div", "divide"}) {
-    m.def(name, [rounded, name](py::handle a, py::handle b, std::optional<std::string> mode) {
-      Tensor x = tensor_or_scalar(a, Device(), name);
-      return rounded(x, tensor_or_scalar(b, x.device(), name), mode);
-    }, py::arg("input"), py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
-    cls.def(name, [rounded, name](const Tensor& self, py::handle o, std::optional<std::string> mode) {
-      return rounded(self, tensor_or_scalar(o, self.device(), name), mode);
-    }, py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
+    m.def(
+        name,
+        [rounded, name](py::handle a, py::handle b, std::optional<std::string> mode) {
+          Tensor x = tensor_or_scalar(a, Device(), name);
+          return rounded(x, tensor_or_scalar(b, x.device(), name), mode);
+        },
+        py::arg("input"), py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
+    cls.def(
+        name,
+        [rounded, name](const Tensor& self, py::handle o, std::optional<std::string> mode) {
+          return rounded(self, tensor_or_scalar(o, self.device(), name), mode);
+        },
+        py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
     cls.def((std::string(name) + "_").c_str(),
             [rounded, name](Tensor& self, py::handle o, std::optional<std::string> mode) -> Tensor {
               Tensor other = tensor_or_scalar(o, self.device(), name);
               if (!mode) return div_(self, other);
-              return elementwise::inplace_from("div_", self, {other}, [&](const Tensor& s) {
-                return rounded(s, other, mode);
-              });
-            }, py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
+              return elementwise::inplace_from(
+                  "div_", self, {other}, [&](const Tensor& s) { return rounded(s, other, mode); });
+            },
+            py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
   }
   def_binary(cls, m, "floor_divide", &kiln::floor_divide, &kiln::floor_divide_,
              {"__floordiv__", "__rfloordiv__", "__ifloordiv__"});
@@ -188,50 +210,37 @@ void init_logical(TensorClass& cls, py::module_& m) {
     def_unary(cls, m, name, fn);
 
   auto where_fn = [](const Tensor& c, py::handle a, py::handle b) {
-    return where(c, tensor_or_scalar(a, c.device(), "where"), tensor_or_scalar(b, c.device(), "where"));
+    return where(c, tensor_or_scalar(a, c.device(), "where"),
+                 tensor_or_scalar(b, c.device(), "where"));
   };
   m.def("where", where_fn, py::arg("condition"), py::arg("input"), py::arg("other"));
-  cls.def("where", [](const Tensor& self, const Tensor& c, py::handle o) {
-    return where(c, self, tensor_or_scalar(o, self.device(), "where"));
-  }, py::arg("condition"), py::arg("other"));
+  cls.def(
+      "where",
+      [](const Tensor& self, const Tensor& c, py::handle o) {
+        return where(c, self, tensor_or_scalar(o, self.device(), "where"));
+      },
+      py::arg("condition"), py::arg("other"));
 }
 
 void init_unary(TensorClass& cls, py::module_& m) {
   const std::tuple<const char*, Unary, UnaryInplace> ops[] = {
-      {"neg", &kiln::neg, &kiln::neg_},
-      {"negative", &kiln::neg, &kiln::neg_},
-      {"abs", &kiln::abs, &kiln::abs_},
-      {"absolute", &kiln::abs, &kiln::abs_},
-      {"sign", &kiln::sign, &kiln::sign_},
-      {"square", &kiln::square, &kiln::square_},
-      {"exp", &kiln::exp, &kiln::exp_},
-      {"exp2", &kiln::exp2, &kiln::exp2_},
-      {"log", &kiln::log, &kiln::log_},
-      {"log2", &kiln::log2, &kiln::log2_},
-      {"log10", &kiln::log10, &kiln::log10_},
-      {"log1p", &kiln::log1p, &kiln::log1p_},
-      {"expm1", &kiln::expm1, &kiln::expm1_},
-      {"sqrt", &kiln::sqrt, &kiln::sqrt_},
-      {"rsqrt", &kiln::rsqrt, &kiln::rsqrt_},
-      {"reciprocal", &kiln::reciprocal, &kiln::reciprocal_},
-      {"sin", &kiln::sin, &kiln::sin_},
-      {"cos", &kiln::cos, &kiln::cos_},
-      {"tan", &kiln::tan, &kiln::tan_},
-      {"asin", &kiln::asin, &kiln::asin_},
-      {"acos", &kiln::acos, &kiln::acos_},
-      {"atan", &kiln::atan, &kiln::atan_},
-      {"sinh", &kiln::sinh, &kiln::sinh_},
-      {"cosh", &kiln::cosh, &kiln::cosh_},
-      {"tanh", &kiln::tanh, &kiln::tanh_},
-      {"sigmoid", &kiln::sigmoid, &kiln::sigmoid_},
-      {"relu", &kiln::relu, &kiln::relu_},
-      {"silu", &kiln::silu, nullptr},
-      {"erf", &kiln::erf, &kiln::erf_},
-      {"erfc", &kiln::erfc, &kiln::erfc_},
-      {"floor", &kiln::floor, &kiln::floor_},
-      {"ceil", &kiln::ceil, &kiln::ceil_},
-      {"trunc", &kiln::trunc, &kiln::trunc_},
-      {"fix", &kiln::trunc, &kiln::trunc_},
+      {"neg", &kiln::neg, &kiln::neg_},       {"negative", &kiln::neg, &kiln::neg_},
+      {"abs", &kiln::abs, &kiln::abs_},       {"absolute", &kiln::abs, &kiln::abs_},
+      {"sign", &kiln::sign, &kiln::sign_},    {"square", &kiln::square, &kiln::square_},
+      {"exp", &kiln::exp, &kiln::exp_},       {"exp2", &kiln::exp2, &kiln::exp2_},
+      {"log", &kiln::log, &kiln::log_},       {"log2", &kiln::log2, &kiln::log2_},
+      {"log10", &kiln::log10, &kiln::log10_}, {"log1p", &kiln::log1p, &kiln::log1p_},
+      {"expm1", &kiln::expm1, &kiln::expm1_}, {"sqrt", &kiln::sqrt, &kiln::sqrt_},
+      {"rsqrt", &kiln::rsqrt, &kiln::rsqrt_}, {"reciprocal", &kiln::reciprocal, &kiln::reciprocal_},
+      {"sin", &kiln::sin, &kiln::sin_},       {"cos", &kiln::cos, &kiln::cos_},
+      {"tan", &kiln::tan, &kiln::tan_},       {"asin", &kiln::asin, &kiln::asin_},
+      {"acos", &kiln::acos, &kiln::acos_},    {"atan", &kiln::atan, &kiln::atan_},
+      {"sinh", &kiln::sinh, &kiln::sinh_},    {"cosh", &kiln::cosh, &kiln::cosh_},
+      {"tanh", &kiln::tanh, &kiln::tanh_},    {"sigmoid", &kiln::sigmoid, &kiln::sigmoid_},
+      {"relu", &kiln::relu, &kiln::relu_},    {"silu", &kiln::silu, nullptr},
+      {"erf", &kiln::erf, &kiln::erf_},       {"erfc", &kiln::erfc, &kiln::erfc_},
+      {"floor", &kiln::floor, &kiln::floor_}, {"ceil", &kiln::ceil, &kiln::ceil_},
+      {"trunc", &kiln::trunc, &kiln::trunc_}, {"fix", &kiln::trunc, &kiln::trunc_},
       {"frac", &kiln::frac, &kiln::frac_},
   };
   for (auto [name, fn, ip] : ops) def_unary(cls, m, name, fn, ip);
@@ -241,26 +250,31 @@ void init_unary(TensorClass& cls, py::module_& m) {
   auto round_fn = [](const Tensor& t, int64_t decimals) { return round(t, decimals); };
   m.def("round", round_fn, py::arg("input"), py::kw_only(), py::arg("decimals") = 0);
   cls.def("round", round_fn, py::kw_only(), py::arg("decimals") = 0);
-  cls.def("round_", [](Tensor& t, int64_t decimals) -> Tensor { return round_(t, decimals); },
-          py::kw_only(), py::arg("decimals") = 0);
-  m.def("gelu", [](const Tensor& t, const std::string& approximate) { return gelu(t, approximate); },
-        py::arg("input"), py::kw_only(), py::arg("approximate") = "none");
-  m.def("softplus", [](const Tensor& t, double beta, double threshold) {
-    return softplus(t, beta, threshold);
-  }, py::arg("input"), py::arg("beta") = 1.0, py::arg("threshold") = 20.0);
+  cls.def(
+      "round_", [](Tensor& t, int64_t decimals) -> Tensor { return round_(t, decimals); },
+      py::kw_only(), py::arg("decimals") = 0);
+  m.def(
+      "gelu", [](const Tensor& t, const std::string& approximate) { return gelu(t, approximate); },
+      py::arg("input"), py::kw_only(), py::arg("approximate") = "none");
+  m.def(
+      "softplus",
+      [](const Tensor& t, double beta, double threshold) { return softplus(t, beta, threshold); },
+      py::arg("input"), py::arg("beta") = 1.0, py::arg("threshold") = 20.0);
 }
 
 void init_pointwise(TensorClass& cls, py::module_& m) {
   // clamp/clip: bounds are tensors, numbers or None.
   auto clamp_fn = [](const Tensor& t, py::handle lo, py::handle hi) {
-    return clamp(t, optional_operand(lo, t.device(), "clamp"), optional_operand(hi, t.device(), "clamp"));
+    return clamp(t, optional_operand(lo, t.device(), "clamp"),
+                 optional_operand(hi, t.device(), "clamp"));
   };
   auto clamp_ip = [](Tensor& t, py::handle lo, py::handle hi) -> Tensor {
     return clamp_(t, optional_operand(lo, t.device(), "clamp_"),
                   optional_operand(hi, t.device(), "clamp_"));
   };
   for (const char* name : {"clamp", "clip"}) {
-    m.def(name, clamp_fn, py::arg("input"), py::arg("min") = py::none(), py::arg("max") = py::none());
+    m.def(name, clamp_fn, py::arg("input"), py::arg("min") = py::none(),
+          py::arg("max") = py::none());
     cls.def(name, clamp_fn, py::arg("min") = py::none(), py::arg("max") = py::none());
     cls.def((std::string(name) + "_").c_str(), clamp_ip, py::arg("min") = py::none(),
             py::arg("max") = py::none());
@@ -275,30 +289,42 @@ void init_pointwise(TensorClass& cls, py::module_& m) {
   m.def("clamp_max", clamp_max, py::arg("input"), py::arg("max"));
   cls.def("clamp_min", clamp_min, py::arg("min"));
   cls.def("clamp_max", clamp_max, py::arg("max"));
-  cls.def("clamp_min_", [](Tensor& t, py::handle lo) -> Tensor {
-    return clamp_(t, tensor_or_scalar(lo, t.device(), "clamp_min_"), Tensor());
-  }, py::arg("min"));
-  cls.def("clamp_max_", [](Tensor& t, py::handle hi) -> Tensor {
-    return clamp_(t, Tensor(), tensor_or_scalar(hi, t.device(), "clamp_max_"));
-  }, py::arg("max"));
+  cls.def(
+      "clamp_min_",
+      [](Tensor& t, py::handle lo) -> Tensor {
+        return clamp_(t, tensor_or_scalar(lo, t.device(), "clamp_min_"), Tensor());
+      },
+      py::arg("min"));
+  cls.def(
+      "clamp_max_",
+      [](Tensor& t, py::handle hi) -> Tensor {
+        return clamp_(t, Tensor(), tensor_or_scalar(hi, t.device(), "clamp_max_"));
+      },
+      py::arg("max"));
 
   auto lerp_fn = [](const Tensor& t, const Tensor& end, py::handle w) {
     return lerp(t, end, tensor_or_scalar(w, t.device(), "lerp"));
   };
   m.def("lerp", lerp_fn, py::arg("input"), py::arg("end"), py::arg("weight"));
   cls.def("lerp", lerp_fn, py::arg("end"), py::arg("weight"));
-  cls.def("lerp_", [](Tensor& t, const Tensor& end, py::handle w) -> Tensor {
-    return lerp_(t, end, tensor_or_scalar(w, t.device(), "lerp_"));
-  }, py::arg("end"), py::arg("weight"));
+  cls.def(
+      "lerp_",
+      [](Tensor& t, const Tensor& end, py::handle w) -> Tensor {
+        return lerp_(t, end, tensor_or_scalar(w, t.device(), "lerp_"));
+      },
+      py::arg("end"), py::arg("weight"));
 
   auto masked_fill_fn = [](const Tensor& t, const Tensor& mask, py::handle v) {
     return masked_fill(t, mask, tensor_or_scalar(v, t.device(), "masked_fill"));
   };
   m.def("masked_fill", masked_fill_fn, py::arg("input"), py::arg("mask"), py::arg("value"));
   cls.def("masked_fill", masked_fill_fn, py::arg("mask"), py::arg("value"));
-  cls.def("masked_fill_", [](Tensor& t, const Tensor& mask, py::handle v) -> Tensor {
-    return masked_fill_(t, mask, tensor_or_scalar(v, t.device(), "masked_fill_"));
-  }, py::arg("mask"), py::arg("value"));
+  cls.def(
+      "masked_fill_",
+      [](Tensor& t, const Tensor& mask, py::handle v) -> Tensor {
+        return masked_fill_(t, mask, tensor_or_scalar(v, t.device(), "masked_fill_"));
+      },
+      py::arg("mask"), py::arg("value"));
 
   for (auto [name, fn, ip] : {std::tuple{"addcmul", &kiln::addcmul, &kiln::addcmul_},
                               std::tuple{"addcdiv", &kiln::addcdiv, &kiln::addcdiv_}}) {
@@ -308,11 +334,14 @@ void init_pointwise(TensorClass& cls, py::module_& m) {
     cls.def((std::string(name) + "_").c_str(),
             [ip](Tensor& t, const Tensor& a, const Tensor& b, Scalar v) -> Tensor {
               return ip(t, a, b, v);
-            }, py::arg("tensor1"), py::arg("tensor2"), py::kw_only(), py::arg("value") = 1);
+            },
+            py::arg("tensor1"), py::arg("tensor2"), py::kw_only(), py::arg("value") = 1);
   }
 
   auto nan_to_num_fn = [](const Tensor& t, double nan, std::optional<double> posinf,
-                          std::optional<double> neginf) { return nan_to_num(t, nan, posinf, neginf); };
+                          std::optional<double> neginf) {
+    return nan_to_num(t, nan, posinf, neginf);
+  };
   m.def("nan_to_num", nan_to_num_fn, py::arg("input"), py::arg("nan") = 0.0,
         py::arg("posinf") = py::none(), py::arg("neginf") = py::none());
   cls.def("nan_to_num", nan_to_num_fn, py::arg("nan") = 0.0, py::arg("posinf") = py::none(),

@@ -139,16 +139,20 @@ template <class Op>
 void unary_int_kernel(const Tensor& out, const Tensor& in) {
   TensorIter iter({out, in});
   visit_dtype(in.dtype(), [&]<class T>(TypeTag<T>) {
-    if constexpr (std::is_integral_v<T>) apply_unary<T, T>(iter, Op{});
-    else throw TypeError("[bitwise] expected an integral or bool tensor");
+    if constexpr (std::is_integral_v<T>)
+      apply_unary<T, T>(iter, Op{});
+    else
+      throw TypeError("[bitwise] expected an integral or bool tensor");
   });
 }
 template <class Op>
 void binary_int_kernel(const Tensor& out, const Tensor& a, const Tensor& b) {
   TensorIter iter({out, a, b});
   visit_dtype(a.dtype(), [&]<class T>(TypeTag<T>) {
-    if constexpr (std::is_integral_v<T>) apply_binary<T, T>(iter, Op{});
-    else throw TypeError("[bitwise] expected an integral or bool tensor");
+    if constexpr (std::is_integral_v<T>)
+      apply_binary<T, T>(iter, Op{});
+    else
+      throw TypeError("[bitwise] expected an integral or bool tensor");
   });
 }
 

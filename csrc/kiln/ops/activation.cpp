@@ -45,14 +45,13 @@ Tensor sigmoid(const Tensor& a) {
 Tensor& sigmoid_(Tensor& self) { return inplace_kernel("sigmoid", self, sigmoid); }
 
 Tensor relu(const Tensor& a) {
-  KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError,
-             "[relu] bool inputs are not supported");
-  return with_grad("ReluBackward0", a, elementwise::unary("relu", a, Kind::Arithmetic),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return positive_part(g, y); });
+  KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError, "[relu] bool inputs are not supported");
+  return with_grad(
+      "ReluBackward0", a, elementwise::unary("relu", a, Kind::Arithmetic),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return positive_part(g, y); });
 }
 Tensor& relu_(Tensor& self) {
-  KILN_CHECK(self.dtype() != ScalarType::Bool, TypeError,
-             "[relu_] bool inputs are not supported");
+  KILN_CHECK(self.dtype() != ScalarType::Bool, TypeError, "[relu_] bool inputs are not supported");
   return elementwise::inplace("relu_", self, {}, true, relu, [&]() -> Tensor& {
     return elementwise::unary_("relu", self, Kind::Arithmetic);
   });

@@ -24,7 +24,8 @@ Tensor zero_like_grad(const Tensor& g) { return zeros({}, g.dtype(), g.device())
 // Records `node` when an input needs grad; the formula sees saved = {a, b, out}.
 Tensor record2(const char* node, const Tensor& a, const Tensor& b, Tensor out,
                autograd::BackwardFn fn) {
-  if (autograd::needs_grad({a, b})) autograd::record(node, {a, b}, {out}, {a, b, out}, std::move(fn));
+  if (autograd::needs_grad({a, b}))
+    autograd::record(node, {a, b}, {out}, {a, b, out}, std::move(fn));
   return out;
 }
 
@@ -45,10 +46,9 @@ void check_integral(const char* op, const Tensor& a, const Tensor& b) {
 
 void check_pow(const Tensor& a, const Tensor& b) {
   // A bool tensor to a Python number power is allowed, as in PyTorch.
-  KILN_CHECK(a.dtype() != ScalarType::Bool || b.dtype() != ScalarType::Bool ||
-                 b.impl()->is_wrapped_number,
-             TypeError,
-             "[pow] is not implemented for bool tensors");
+  KILN_CHECK(
+      a.dtype() != ScalarType::Bool || b.dtype() != ScalarType::Bool || b.impl()->is_wrapped_number,
+      TypeError, "[pow] is not implemented for bool tensors");
   if (!b.impl()->is_wrapped_number || b.is_floating_point() || a.is_floating_point()) return;
   KILN_CHECK(item(b).to_int() >= 0, Error,
              "[pow] integers to negative integer powers are not allowed");
@@ -83,15 +83,16 @@ Tensor trunc_divide(const Tensor& a, const Tensor& b) {
   // Integer trunc division: floor division, corrected where the remainder has the other sign.
   autograd::NoGradGuard no_grad;
   Tensor q = floor_divide(a, b);
-  Tensor adjust = logical_and(ne(fmod(a, b), wrapped_scalar(0, a.device())),
-                              ne(lt(a, wrapped_scalar(0, a.device())),
-                                 lt(b, wrapped_scalar(0, b.device()))));
+  Tensor adjust =
+      logical_and(ne(fmod(a, b), wrapped_scalar(0, a.device())),
+                  ne(lt(a, wrapped_scalar(0, a.device())), lt(b, wrapped_scalar(0, b.device()))));
   return where(adjust, q + 1, q);
 }
 
 Tensor remainder(const Tensor& a, const Tensor& b) {
   check_divisor("remainder", a, b);
-  return record2("RemainderBackward0", a, b, elementwise::binary("remainder", a, b, Kind::Arithmetic),
+  return record2("RemainderBackward0", a, b,
+                 elementwise::binary("remainder", a, b, Kind::Arithmetic),
                  [](const BackwardArgs& g) {
                    return TensorList{
                        g.needs(0) ? g.grad() : Tensor(),

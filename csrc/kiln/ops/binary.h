@@ -13,7 +13,7 @@ KILN_API Tensor& floor_divide_(Tensor& self, const Tensor& other);
 KILN_API Tensor trunc_divide(const Tensor& a, const Tensor& b);  // div(rounding_mode="trunc")
 KILN_API Tensor remainder(const Tensor& a, const Tensor& b);     // sign of b (Python %)
 KILN_API Tensor& remainder_(Tensor& self, const Tensor& other);
-KILN_API Tensor fmod(const Tensor& a, const Tensor& b);          // sign of a (C fmod)
+KILN_API Tensor fmod(const Tensor& a, const Tensor& b);  // sign of a (C fmod)
 KILN_API Tensor& fmod_(Tensor& self, const Tensor& other);
 // Integral pow integral stays integral; a negative integral number exponent
 // on an integral base is an error, as in PyTorch.

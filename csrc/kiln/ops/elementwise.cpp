@@ -62,15 +62,16 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, Kind kind) {
   Tensor y = b.dtype() == ct ? b : to_dtype(detach(b), ct);
   if (x.device() != device) x = to_device(x, device);
   if (y.device() != device) y = to_device(y, device);
-  const Shape shape = a.sizes() == b.sizes() ? a.sizes() : broadcast_shapes(a.sizes(), b.sizes(), op);
+  const Shape shape =
+      a.sizes() == b.sizes() ? a.sizes() : broadcast_shapes(a.sizes(), b.sizes(), op);
   Tensor out = empty(shape, output_dtype(ct, kind), device);
   binary_kernel(op)(device, out, x, y);
   return out;
 }
 
 static void check_castable(const char* op, ScalarType result, ScalarType out) {
-  const bool ok = is_floating(out) || (!is_floating(result) && (out != ScalarType::Bool ||
-                                                                 result == ScalarType::Bool));
+  const bool ok = is_floating(out) ||
+                  (!is_floating(result) && (out != ScalarType::Bool || result == ScalarType::Bool));
   KILN_CHECK(ok, TypeError, "[", op, "] result type ", result,
              " can't be cast to the desired output type ", out);
 }
@@ -224,12 +225,24 @@ Tensor& div_(Tensor& self, const Tensor& other) {
       [&]() -> Tensor& { return elementwise::binary_("div", self, other, Kind::FloatMath); });
 }
 
-Tensor eq(const Tensor& a, const Tensor& b) { return elementwise::binary("eq", a, b, Kind::Predicate); }
-Tensor ne(const Tensor& a, const Tensor& b) { return elementwise::binary("ne", a, b, Kind::Predicate); }
-Tensor lt(const Tensor& a, const Tensor& b) { return elementwise::binary("lt", a, b, Kind::Predicate); }
-Tensor le(const Tensor& a, const Tensor& b) { return elementwise::binary("le", a, b, Kind::Predicate); }
-Tensor gt(const Tensor& a, const Tensor& b) { return elementwise::binary("gt", a, b, Kind::Predicate); }
-Tensor ge(const Tensor& a, const Tensor& b) { return elementwise::binary("ge", a, b, Kind::Predicate); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("eq", a, b, Kind::Predicate);
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("ne", a, b, Kind::Predicate);
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("lt", a, b, Kind::Predicate);
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("le", a, b, Kind::Predicate);
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("gt", a, b, Kind::Predicate);
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("ge", a, b, Kind::Predicate);
+}
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same_device({cond, a, b}, "where");
@@ -237,8 +250,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
              "[where] expected condition to be a bool tensor, got ", cond.dtype());
   const ScalarType ct = result_type({a, b});
   const Device device = cond.device();
-  const Shape shape = broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"),
-                                       "where");
+  const Shape shape =
+      broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"), "where");
   Tensor x = to_device(a.dtype() == ct ? a : to_dtype(detach(a), ct), device);
   Tensor y = to_device(b.dtype() == ct ? b : to_dtype(detach(b), ct), device);
   Tensor out = empty(shape, ct, device);
@@ -265,7 +278,6 @@ Tensor neg(const Tensor& a) {
                      [](const BackwardArgs& g) { return TensorList{neg(g.grad())}; });
   return out;
 }
-
 
 Tensor operator+(const Tensor& a, Scalar b) { return add(a, wrapped_scalar(b, a.device())); }
 Tensor operator-(const Tensor& a, Scalar b) { return sub(a, wrapped_scalar(b, a.device())); }

@@ -62,7 +62,8 @@ KILN_API Tensor& unary_(const char* op, Tensor& self, Kind kind);
 // input needs grad; otherwise `out_of_place(self or a clone of it)` computes
 // the result, which is written back into self, and self takes its history.
 KILN_API Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Tensor> others,
-                         bool needs_old_self, const std::function<Tensor(const Tensor&)>& out_of_place,
+                         bool needs_old_self,
+                         const std::function<Tensor(const Tensor&)>& out_of_place,
                          const std::function<Tensor&()>& in_place);
 // In-place form of an op without its own in-place kernel: computes `fn(self)`
 // and writes it back (the result dtype must be castable to self's).

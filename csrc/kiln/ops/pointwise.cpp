@@ -21,9 +21,12 @@ using autograd::BackwardArgs;
 
 namespace {
 using TernaryKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&);
-using ScaledTernaryKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&, double);
+using ScaledTernaryKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                 double);
 
-Tensor cast(const Tensor& t, ScalarType ct) { return t.dtype() == ct ? t : to_dtype(detach(t), ct); }
+Tensor cast(const Tensor& t, ScalarType ct) {
+  return t.dtype() == ct ? t : to_dtype(detach(t), ct);
+}
 
 Shape broadcast3(const Tensor& a, const Tensor& b, const Tensor& c, const char* op) {
   return broadcast_shapes(a.sizes(), broadcast_shapes(b.sizes(), c.sizes(), op), op);
@@ -38,8 +41,8 @@ Tensor extreme(ScalarType t, bool highest, Device device) {
     const double v = L::has_infinity ? (highest ? L::infinity() : -L::infinity())
                                      : static_cast<double>(highest ? L::max() : L::lowest());
     if (is_floating(t)) return scalar_tensor(v, t, device);
-    return scalar_tensor(highest ? static_cast<int64_t>(L::max()) : static_cast<int64_t>(L::lowest()),
-                         t, device);
+    return scalar_tensor(
+        highest ? static_cast<int64_t>(L::max()) : static_cast<int64_t>(L::lowest()), t, device);
   });
 }
 }  // namespace
@@ -47,7 +50,8 @@ Tensor extreme(ScalarType t, bool highest, Device device) {
 Tensor clamp(const Tensor& a, const Tensor& min, const Tensor& max) {
   KILN_CHECK(min.defined() || max.defined(), ValueError,
              "[clamp] at least one of 'min' or 'max' must not be None");
-  KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError, "[clamp] is not implemented for bool tensors");
+  KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError,
+             "[clamp] is not implemented for bool tensors");
   check_same_device({a, min, max}, "clamp");
   const ScalarType ct = result_type({a, min, max});
   const Device device = a.device();
@@ -82,8 +86,8 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
   KILN_CHECK(start.dtype() == end.dtype(), TypeError,
              "[lerp] expected start and end to have the same dtype, got ", start.dtype(), " and ",
              end.dtype());
-  KILN_CHECK(start.is_floating_point(), TypeError,
-             "[lerp] expected floating point tensors, got ", start.dtype());
+  KILN_CHECK(start.is_floating_point(), TypeError, "[lerp] expected floating point tensors, got ",
+             start.dtype());
   const ScalarType ct = start.dtype();
   KILN_CHECK(weight.impl()->is_wrapped_number || weight.dtype() == ct, TypeError,
              "[lerp] expected weight to have dtype ", ct, ", got ", weight.dtype());
@@ -164,9 +168,8 @@ Tensor& addc_(bool is_div, Tensor& self, const Tensor& t1, const Tensor& t2, Sca
                             is_expandable_to(t2.sizes(), self.sizes()) &&
                             (is_floating(self.dtype()) || !is_div);
         if (!direct)
-          return elementwise::inplace_from(op, self, {}, [&](const Tensor& s) {
-            return addc(is_div, s, t1, t2, value);
-          });
+          return elementwise::inplace_from(
+              op, self, {}, [&](const Tensor& s) { return addc(is_div, s, t1, t2, value); });
         check_same_device({self, t1, t2}, op);
         static const dispatch::Op<ScaledTernaryKernel> kmul("addcmul"), kdiv("addcdiv");
         (is_div ? kdiv : kmul)(self.device(), self, self, t1, t2, value.to_double());

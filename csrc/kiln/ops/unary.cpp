@@ -24,8 +24,8 @@ constexpr double kTwoOverSqrtPi = 1.12837916709551257390;
 
 // x.op_(): through op's kernel in place unless autograd needs the history.
 Tensor& unary_inplace(const char* op, Tensor& self, Kind kind, Tensor (*fn)(const Tensor&)) {
-  return elementwise::inplace(
-      op, self, {}, true, fn, [&]() -> Tensor& { return elementwise::unary_(op, self, kind); });
+  return elementwise::inplace(op, self, {}, true, fn,
+                              [&]() -> Tensor& { return elementwise::unary_(op, self, kind); });
 }
 
 Tensor zero_grad(const Tensor& g, const Tensor&, const Tensor&) { return zeros_like(g); }
@@ -95,10 +95,9 @@ Tensor sqrt(const Tensor& a) {
                    [](const Tensor& g, const Tensor&, const Tensor& y) { return g / (y * 2); });
 }
 Tensor rsqrt(const Tensor& a) {
-  return with_grad("RsqrtBackward0", a, elementwise::unary("rsqrt", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) {
-                     return g * (y * y * y) * -0.5;
-                   });
+  return with_grad(
+      "RsqrtBackward0", a, elementwise::unary("rsqrt", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y * y) * -0.5; });
 }
 Tensor reciprocal(const Tensor& a) {
   return with_grad("ReciprocalBackward0", a, elementwise::unary("reciprocal", a, Kind::FloatMath),
@@ -117,16 +116,14 @@ Tensor tan(const Tensor& a) {
                    [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y + 1); });
 }
 Tensor asin(const Tensor& a) {
-  return with_grad("AsinBackward0", a, elementwise::unary("asin", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor& x, const Tensor&) {
-                     return g * rsqrt(1 - x * x);
-                   });
+  return with_grad(
+      "AsinBackward0", a, elementwise::unary("asin", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor& x, const Tensor&) { return g * rsqrt(1 - x * x); });
 }
 Tensor acos(const Tensor& a) {
-  return with_grad("AcosBackward0", a, elementwise::unary("acos", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor& x, const Tensor&) {
-                     return -(g * rsqrt(1 - x * x));
-                   });
+  return with_grad(
+      "AcosBackward0", a, elementwise::unary("acos", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor& x, const Tensor&) { return -(g * rsqrt(1 - x * x)); });
 }
 Tensor atan(const Tensor& a) {
   return with_grad("AtanBackward0", a, elementwise::unary("atan", a, Kind::FloatMath),
@@ -181,7 +178,9 @@ Tensor isnan(const Tensor& a) { return elementwise::unary("isnan", a, Kind::Pred
 Tensor isinf(const Tensor& a) { return elementwise::unary("isinf", a, Kind::Predicate); }
 Tensor isposinf(const Tensor& a) { return elementwise::unary("isposinf", a, Kind::Predicate); }
 Tensor isneginf(const Tensor& a) { return elementwise::unary("isneginf", a, Kind::Predicate); }
-Tensor logical_not(const Tensor& a) { return elementwise::unary("logical_not", a, Kind::Predicate); }
+Tensor logical_not(const Tensor& a) {
+  return elementwise::unary("logical_not", a, Kind::Predicate);
+}
 Tensor bitwise_not(const Tensor& a) {
   KILN_CHECK(!a.is_floating_point(), TypeError,
              "[bitwise_not] expected a bool or integer tensor, got ", a.dtype());
@@ -189,7 +188,10 @@ Tensor bitwise_not(const Tensor& a) {
 }
 
 // In-place forms.
-Tensor& abs_(Tensor& s) { check_not_bool("abs_", s); return unary_inplace("abs", s, Kind::Arithmetic, abs); }
+Tensor& abs_(Tensor& s) {
+  check_not_bool("abs_", s);
+  return unary_inplace("abs", s, Kind::Arithmetic, abs);
+}
 Tensor& sign_(Tensor& s) { return unary_inplace("sign", s, Kind::Arithmetic, sign); }
 Tensor& square_(Tensor& s) { return unary_inplace("square", s, Kind::Arithmetic, square); }
 Tensor& neg_(Tensor& s) {
@@ -207,7 +209,9 @@ Tensor& log1p_(Tensor& s) { return unary_inplace("log1p", s, Kind::FloatMath, lo
 Tensor& expm1_(Tensor& s) { return unary_inplace("expm1", s, Kind::FloatMath, expm1); }
 Tensor& sqrt_(Tensor& s) { return unary_inplace("sqrt", s, Kind::FloatMath, sqrt); }
 Tensor& rsqrt_(Tensor& s) { return unary_inplace("rsqrt", s, Kind::FloatMath, rsqrt); }
-Tensor& reciprocal_(Tensor& s) { return unary_inplace("reciprocal", s, Kind::FloatMath, reciprocal); }
+Tensor& reciprocal_(Tensor& s) {
+  return unary_inplace("reciprocal", s, Kind::FloatMath, reciprocal);
+}
 Tensor& sin_(Tensor& s) { return unary_inplace("sin", s, Kind::FloatMath, sin); }
 Tensor& cos_(Tensor& s) { return unary_inplace("cos", s, Kind::FloatMath, cos); }
 Tensor& tan_(Tensor& s) { return unary_inplace("tan", s, Kind::FloatMath, tan); }
@@ -224,9 +228,8 @@ Tensor& ceil_(Tensor& s) { return rounding_("ceil", s, ceil); }
 Tensor& trunc_(Tensor& s) { return rounding_("trunc", s, trunc); }
 Tensor& round_(Tensor& s, int64_t decimals) {
   if (decimals == 0) return rounding_("round", s, [](const Tensor& t) { return round(t); });
-  return elementwise::inplace_from("round_", s, {}, [decimals](const Tensor& t) {
-    return round(t, decimals);
-  });
+  return elementwise::inplace_from("round_", s, {},
+                                   [decimals](const Tensor& t) { return round(t, decimals); });
 }
 Tensor& frac_(Tensor& s) {
   KILN_CHECK(s.is_floating_point(), TypeError, "[frac_] expected a floating point tensor, got ",
