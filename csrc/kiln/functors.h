@@ -279,19 +279,13 @@ struct Pow {
 struct Maximum {  // nan propagates
   template <class T>
   KILN_HD T operator()(T a, T b) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (a != a || b != b) return a + b;
-    }
-    return a > b ? a : b;
+    return ((a > b) | (a != a)) ? a : b;  // a select with no arithmetic: vectorizes
   }
 };
 struct Minimum {
   template <class T>
   KILN_HD T operator()(T a, T b) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (a != a || b != b) return a + b;
-    }
-    return a < b ? a : b;
+    return ((a < b) | (a != a)) ? a : b;  // a select with no arithmetic: vectorizes
   }
 };
 struct Fmax {  // nan is ignored unless both are nan
@@ -346,20 +340,17 @@ struct BitwiseXor {
 struct Clamp {  // nan in the input or a bound propagates
   template <class T>
   KILN_HD T operator()(T x, T lo, T hi) const {
-    if constexpr (std::is_floating_point_v<T>) {
-      if (x != x) return x;
-      if (lo != lo) return lo;
-      if (hi != hi) return hi;
-    }
-    const T y = x < lo ? lo : x;
-    return y > hi ? hi : y;
+    // Selects with no arithmetic, so the loop vectorizes.
+    const T y = ((x < lo) | (lo != lo)) ? lo : x;
+    return ((y > hi) | (hi != hi)) ? hi : y;
   }
 };
 struct Lerp {  // accurate at both ends: weight 0 gives start, 1 gives end
   template <class T>
   KILN_HD T operator()(T start, T end, T w) const {
     const T d = end - start;
-    return (w < T(0.5) && w > T(-0.5)) ? start + w * d : end - d * (T(1) - w);
+    const T from_start = start + w * d, from_end = end - d * (T(1) - w);
+    return std::abs(w) < T(0.5) ? from_start : from_end;
   }
 };
 // input + value * t1 * t2 and input + value * t1 / t2 (optimizer updates).
