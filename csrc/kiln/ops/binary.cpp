@@ -118,9 +118,26 @@ Tensor& fmod_(Tensor& self, const Tensor& other) {
   return binary_inplace("fmod", self, other, Kind::Arithmetic, fmod);
 }
 
+namespace {
+// x ** 2, x ** 0.5, ... for a floating x and a number exponent: a cheaper kernel
+// than std::pow (the common cases in models); the backward is pow's either way.
+Tensor pow_forward(const Tensor& a, const Tensor& b) {
+  if (a.is_floating_point() && b.impl()->is_wrapped_number) {
+    const double e = item(b).to_double();
+    const char* kernel = e == 2.0    ? "square"
+                         : e == 0.5  ? "sqrt"
+                         : e == -1.0 ? "reciprocal"
+                         : e == -0.5 ? "rsqrt"
+                                     : nullptr;
+    if (kernel) return elementwise::unary(kernel, a, Kind::Arithmetic);
+  }
+  return elementwise::binary("pow", a, b, Kind::Arithmetic);
+}
+}  // namespace
+
 Tensor pow(const Tensor& a, const Tensor& b) {
   check_pow(a, b);
-  return record2("PowBackward1", a, b, elementwise::binary("pow", a, b, Kind::Arithmetic),
+  return record2("PowBackward1", a, b, pow_forward(a, b),
                  [](const BackwardArgs& g) {
                    const Tensor &x = g.saved[0], &p = g.saved[1], &y = g.saved[2];
                    Tensor zero = zero_like_grad(g.grad());
