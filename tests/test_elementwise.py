@@ -467,3 +467,48 @@ def test_float_division_by_zero_gives_inf_nan():
     z, tz = both(np.zeros(3))
     for op in (operator.truediv, operator.floordiv, operator.mod):
         assert_close(op(k, z), op(t, tz))
+
+
+def test_backward_saves_only_what_the_formula_needs():
+    """exp/tanh/sigmoid/relu save their output: changing the input in place afterwards is fine
+    (as in torch); sin saves its input, so changing it is caught."""
+    for name in ("exp", "tanh", "sigmoid", "relu", "sqrt"):
+        kf, tf = UNARY[name][:2]
+        k, t = both(domain("pos", (4,), rng(1)), requires_grad=True)
+        kx, tx = k * 1.0, t * 1.0
+        ky, ty = kf(kx), tf(tx)
+        kx.add_(1.0)
+        tx.add_(1.0)
+        ky.sum().backward()
+        ty.sum().backward()
+        assert_close(k.grad, t.grad)
+    k = kiln.tensor([0.5, 1.0], requires_grad=True)
+    x = k * 1.0
+    y = x.sin()
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation|version"):
+        y.sum().backward()
+
+
+def test_half_precision_binary():
+    for dt in (kiln.float16, kiln.bfloat16):
+        ka, ta = both(domain("pos", (3, 4), rng(1)), dtype=dt)
+        kb, tb = both(domain("nonzero", (4,), rng(2)), dtype=dt)
+        for name in ("add", "mul", "div", "maximum", "pow", "atan2", "remainder", "lt"):
+            kf, tf = BINARY[name][:2]
+            assert_close(kf(ka, kb), tf(ta, tb), rtol=2e-2, atol=2e-2)
+        assert_close(ka * 2.5 + 1, ta * 2.5 + 1, rtol=2e-2, atol=2e-2)
+
+
+def test_binary_inplace_into_noncontiguous_view():
+    base, tbase = both(domain(None, (4, 3), rng(1)))
+    kb, tb = both(domain("nonzero", (4,), rng(2)))
+    view, tview = base.transpose(0, 1), tbase.transpose(0, 1)
+    for method in ("add_", "mul_", "div_", "remainder_", "pow_", "hypot_", "atan2_"):
+        assert getattr(view, method)(kb) is view
+        getattr(tview, method)(tb)
+        assert_close(base, tbase)
+    stepped, tstepped = base._slice(0, 0, None, 2), tbase[::2]
+    stepped //= 0.7
+    tstepped //= 0.7
+    assert_close(base, tbase)

@@ -13,6 +13,7 @@
 namespace kiln {
 
 using elementwise::Kind;
+using elementwise::Uses;
 using elementwise::with_grad;
 
 namespace {
@@ -39,8 +40,10 @@ Tensor positive_part(const Tensor& g, const Tensor& y) {
 }  // namespace
 
 Tensor sigmoid(const Tensor& a) {
-  return with_grad("SigmoidBackward0", a, elementwise::unary("sigmoid", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * (1 - y); });
+  return with_grad(
+      "SigmoidBackward0", a, elementwise::unary("sigmoid", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * (1 - y); },
+      Uses::Output);
 }
 Tensor& sigmoid_(Tensor& self) { return inplace_kernel("sigmoid", self, sigmoid); }
 
@@ -48,7 +51,8 @@ Tensor relu(const Tensor& a) {
   KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError, "[relu] bool inputs are not supported");
   return with_grad(
       "ReluBackward0", a, elementwise::unary("relu", a, Kind::Arithmetic),
-      [](const Tensor& g, const Tensor&, const Tensor& y) { return positive_part(g, y); });
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return positive_part(g, y); },
+      Uses::Output);
 }
 Tensor& relu_(Tensor& self) {
   KILN_CHECK(self.dtype() != ScalarType::Bool, TypeError, "[relu_] bool inputs are not supported");

@@ -133,11 +133,16 @@ Tensor& inplace_from(const char* op, Tensor& self, std::initializer_list<Tensor>
   });
 }
 
-Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula) {
-  if (autograd::needs_grad({x}))
-    autograd::record(node, {x}, {out}, {x, out}, [formula](const BackwardArgs& g) {
-      return TensorList{formula(g.grad(), g.saved[0], g.saved[1])};
-    });
+Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula, Uses uses) {
+  if (!autograd::needs_grad({x})) return out;
+  TensorList save;
+  if (uses != Uses::Neither) save.push_back(uses == Uses::Input ? x : out);
+  autograd::record(node, {x}, {out}, save, [formula, uses](const BackwardArgs& g) {
+    const Tensor none;
+    const Tensor& saved = uses == Uses::Neither ? none : g.saved[0];
+    return TensorList{
+        formula(g.grad(), uses == Uses::Input ? saved : none, uses == Uses::Output ? saved : none)};
+  });
   return out;
 }
 

@@ -70,8 +70,12 @@ KILN_API Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Ten
 KILN_API Tensor& inplace_from(const char* op, Tensor& self, std::initializer_list<Tensor> others,
                               const std::function<Tensor(const Tensor&)>& fn);
 // Records a one-input node whose gradient is formula(grad, input, output).
+// Only the tensor the formula `uses` is saved (the other comes in undefined), so
+// later in-place changes to the other one don't invalidate the backward.
+enum class Uses { Input, Output, Neither };
 using UnaryFormula = Tensor (*)(const Tensor& grad, const Tensor& x, const Tensor& out);
-KILN_API Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula);
+KILN_API Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula,
+                          Uses uses = Uses::Input);
 // The dtype the kernel computes in for these inputs.
 KILN_API ScalarType compute_dtype(const char* op, std::initializer_list<Tensor> inputs, Kind kind);
 

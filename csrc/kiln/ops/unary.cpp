@@ -15,6 +15,7 @@
 namespace kiln {
 
 using elementwise::Kind;
+using elementwise::Uses;
 using elementwise::with_grad;
 
 namespace {
@@ -39,7 +40,7 @@ void check_not_bool(const char* op, const Tensor& a) {
 Tensor rounding(const char* op, const char* node, const Tensor& a) {
   check_not_bool(op, a);
   if (!a.is_floating_point()) return clone(a);
-  return with_grad(node, a, elementwise::unary(op, a, Kind::Arithmetic), zero_grad);
+  return with_grad(node, a, elementwise::unary(op, a, Kind::Arithmetic), zero_grad, Uses::Neither);
 }
 Tensor& rounding_(const char* op, Tensor& self, Tensor (*fn)(const Tensor&)) {
   check_not_bool(op, self);
@@ -54,7 +55,8 @@ Tensor abs(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * sign(x); });
 }
 Tensor sign(const Tensor& a) {
-  return with_grad("SignBackward0", a, elementwise::unary("sign", a, Kind::Arithmetic), zero_grad);
+  return with_grad("SignBackward0", a, elementwise::unary("sign", a, Kind::Arithmetic), zero_grad,
+                   Uses::Neither);
 }
 Tensor square(const Tensor& a) {
   // Like PyTorch (pow(x, 2)), bool squares to int64.
@@ -63,12 +65,14 @@ Tensor square(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * x * 2; });
 }
 Tensor exp(const Tensor& a) {
-  return with_grad("ExpBackward0", a, elementwise::unary("exp", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y; });
+  return with_grad(
+      "ExpBackward0", a, elementwise::unary("exp", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y; }, Uses::Output);
 }
 Tensor exp2(const Tensor& a) {
-  return with_grad("Exp2Backward0", a, elementwise::unary("exp2", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * kLn2; });
+  return with_grad(
+      "Exp2Backward0", a, elementwise::unary("exp2", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * kLn2; }, Uses::Output);
 }
 Tensor log(const Tensor& a) {
   return with_grad("LogBackward0", a, elementwise::unary("log", a, Kind::FloatMath),
@@ -87,21 +91,25 @@ Tensor log1p(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g / (x + 1); });
 }
 Tensor expm1(const Tensor& a) {
-  return with_grad("Expm1Backward0", a, elementwise::unary("expm1", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y + 1); });
+  return with_grad(
+      "Expm1Backward0", a, elementwise::unary("expm1", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y + 1); }, Uses::Output);
 }
 Tensor sqrt(const Tensor& a) {
-  return with_grad("SqrtBackward0", a, elementwise::unary("sqrt", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g / (y * 2); });
+  return with_grad(
+      "SqrtBackward0", a, elementwise::unary("sqrt", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g / (y * 2); }, Uses::Output);
 }
 Tensor rsqrt(const Tensor& a) {
   return with_grad(
       "RsqrtBackward0", a, elementwise::unary("rsqrt", a, Kind::FloatMath),
-      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y * y) * -0.5; });
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y * y) * -0.5; },
+      Uses::Output);
 }
 Tensor reciprocal(const Tensor& a) {
-  return with_grad("ReciprocalBackward0", a, elementwise::unary("reciprocal", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return -(g * y * y); });
+  return with_grad(
+      "ReciprocalBackward0", a, elementwise::unary("reciprocal", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return -(g * y * y); }, Uses::Output);
 }
 Tensor sin(const Tensor& a) {
   return with_grad("SinBackward0", a, elementwise::unary("sin", a, Kind::FloatMath),
@@ -112,8 +120,10 @@ Tensor cos(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return -(g * sin(x)); });
 }
 Tensor tan(const Tensor& a) {
-  return with_grad("TanBackward0", a, elementwise::unary("tan", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y + 1); });
+  return with_grad(
+      "TanBackward0", a, elementwise::unary("tan", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y + 1); },
+      Uses::Output);
 }
 Tensor asin(const Tensor& a) {
   return with_grad(
@@ -138,8 +148,10 @@ Tensor cosh(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * sinh(x); });
 }
 Tensor tanh(const Tensor& a) {
-  return with_grad("TanhBackward0", a, elementwise::unary("tanh", a, Kind::FloatMath),
-                   [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (1 - y * y); });
+  return with_grad(
+      "TanhBackward0", a, elementwise::unary("tanh", a, Kind::FloatMath),
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (1 - y * y); },
+      Uses::Output);
 }
 Tensor erf(const Tensor& a) {
   return with_grad("ErfBackward0", a, elementwise::unary("erf", a, Kind::FloatMath),
@@ -169,8 +181,9 @@ Tensor round(const Tensor& a, int64_t decimals) {
 Tensor frac(const Tensor& a) {
   KILN_CHECK(a.is_floating_point(), TypeError, "[frac] expected a floating point tensor, got ",
              a.dtype());
-  return with_grad("FracBackward0", a, elementwise::unary("frac", a, Kind::Arithmetic),
-                   [](const Tensor& g, const Tensor&, const Tensor&) { return g; });
+  return with_grad(
+      "FracBackward0", a, elementwise::unary("frac", a, Kind::Arithmetic),
+      [](const Tensor& g, const Tensor&, const Tensor&) { return g; }, Uses::Neither);
 }
 
 Tensor isfinite(const Tensor& a) { return elementwise::unary("isfinite", a, Kind::Predicate); }
