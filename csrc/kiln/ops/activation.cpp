@@ -4,7 +4,6 @@
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
-#include "kiln/ops/binary.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"

@@ -3,7 +3,6 @@
 
 #include <limits>
 
-#include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
@@ -36,13 +35,13 @@ Tensor zero_of(const Tensor& g) { return zeros({}, g.dtype(), g.device()); }
 
 // The lowest (or highest) value of dtype t: stands in for a missing clamp bound.
 Tensor extreme(ScalarType t, bool highest, Device device) {
+  if (is_floating(t)) {
+    const double inf = std::numeric_limits<double>::infinity();
+    return scalar_tensor(highest ? inf : -inf, t, device);
+  }
   return visit_dtype(t, [&]<class T>(TypeTag<T>) {
-    using L = std::numeric_limits<OpMath<T>>;
-    const double v = L::has_infinity ? (highest ? L::infinity() : -L::infinity())
-                                     : static_cast<double>(highest ? L::max() : L::lowest());
-    if (is_floating(t)) return scalar_tensor(v, t, device);
-    return scalar_tensor(
-        highest ? static_cast<int64_t>(L::max()) : static_cast<int64_t>(L::lowest()), t, device);
+    using L = std::numeric_limits<T>;
+    return scalar_tensor(static_cast<int64_t>(highest ? L::max() : L::lowest()), t, device);
   });
 }
 }  // namespace

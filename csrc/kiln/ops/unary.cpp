@@ -5,9 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
-#include "kiln/autograd/grad_mode.h"
 #include "kiln/error.h"
-#include "kiln/ops/binary.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
@@ -29,7 +27,7 @@ Tensor& unary_inplace(const char* op, Tensor& self, Kind kind, Tensor (*fn)(cons
                               [&]() -> Tensor& { return elementwise::unary_(op, self, kind); });
 }
 
-Tensor zero_grad(const Tensor& g, const Tensor&, const Tensor&) { return zeros_like(g); }
+Tensor zero_gradient(const Tensor& g, const Tensor&, const Tensor&) { return zeros_like(g); }
 
 void check_not_bool(const char* op, const Tensor& a) {
   KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError, "[", op,
@@ -40,7 +38,7 @@ void check_not_bool(const char* op, const Tensor& a) {
 Tensor rounding(const char* op, const char* node, const Tensor& a) {
   check_not_bool(op, a);
   if (!a.is_floating_point()) return clone(a);
-  return with_grad(node, a, elementwise::unary(op, a, Kind::Arithmetic), zero_grad, Uses::Neither);
+  return with_grad(node, a, elementwise::unary(op, a, Kind::Arithmetic), zero_gradient, Uses::Neither);
 }
 Tensor& rounding_(const char* op, Tensor& self, Tensor (*fn)(const Tensor&)) {
   check_not_bool(op, self);
@@ -55,7 +53,7 @@ Tensor abs(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * sign(x); });
 }
 Tensor sign(const Tensor& a) {
-  return with_grad("SignBackward0", a, elementwise::unary("sign", a, Kind::Arithmetic), zero_grad,
+  return with_grad("SignBackward0", a, elementwise::unary("sign", a, Kind::Arithmetic), zero_gradient,
                    Uses::Neither);
 }
 Tensor square(const Tensor& a) {
