@@ -31,9 +31,9 @@ Tensor optional_operand(py::handle h, Device device, const char* op) {
 }
 
 void def_unary(TensorClass& cls, py::module_& m, const char* name, Unary fn,
-               UnaryInplace inplace = nullptr) {
-  m.def(name, fn, py::arg("input"));
-  cls.def(name, fn);
+               UnaryInplace inplace = nullptr, const char* doc = nullptr) {
+  m.def(name, fn, py::arg("input"), doc);
+  cls.def(name, fn, doc);
   if (inplace)
     cls.def((std::string(name) + "_").c_str(), [inplace](Tensor& self) -> Tensor {
       inplace(self);
@@ -50,7 +50,7 @@ struct Dunders {
   const char* iop = nullptr;
 };
 void def_binary(TensorClass& cls, py::module_& m, const char* name, Binary fn,
-                BinaryInplace inplace = nullptr, Dunders d = {}) {
+                BinaryInplace inplace = nullptr, Dunders d = {}, const char* doc = nullptr) {
   const bool named = name[0] != '_';
   if (!named) ++name;
   if (named)
@@ -60,14 +60,14 @@ void def_binary(TensorClass& cls, py::module_& m, const char* name, Binary fn,
           Tensor x = tensor_or_scalar(a, Device(), name);
           return fn(x, tensor_or_scalar(b, x.device(), name));
         },
-        py::arg("input"), py::arg("other"));
+        py::arg("input"), py::arg("other"), doc);
   if (named)
     cls.def(
         name,
         [fn, name](const Tensor& self, py::handle other) {
           return fn(self, tensor_or_scalar(other, self.device(), name));
         },
-        py::arg("other"));
+        py::arg("other"), doc);
   auto ip = [inplace, name](Tensor& self, py::handle other) -> Tensor {
     inplace(self, tensor_or_scalar(other, self.device(), name));
     return self;
@@ -165,18 +165,23 @@ void init_arithmetic(TensorClass& cls, py::module_& m) {
             py::arg("other"), py::kw_only(), py::arg("rounding_mode") = py::none());
   }
   def_binary(cls, m, "floor_divide", &kiln::floor_divide, &kiln::floor_divide_,
-             {"__floordiv__", "__rfloordiv__", "__ifloordiv__"});
+             {"__floordiv__", "__rfloordiv__", "__ifloordiv__"},
+             "input / other rounded toward -inf; integer division by zero raises");
   def_binary(cls, m, "remainder", &kiln::remainder, &kiln::remainder_,
-             {"__mod__", "__rmod__", "__imod__"});
-  def_binary(cls, m, "fmod", &kiln::fmod, &kiln::fmod_);
-  def_binary(cls, m, "pow", &kiln::pow, &kiln::pow_, {"__pow__", "__rpow__", "__ipow__"});
-  def_binary(cls, m, "maximum", &kiln::maximum);
-  def_binary(cls, m, "minimum", &kiln::minimum);
-  def_binary(cls, m, "fmax", &kiln::fmax);
-  def_binary(cls, m, "fmin", &kiln::fmin);
-  def_binary(cls, m, "atan2", &kiln::atan2, &kiln::atan2_);
-  def_binary(cls, m, "arctan2", &kiln::atan2, &kiln::atan2_);
-  def_binary(cls, m, "hypot", &kiln::hypot, &kiln::hypot_);
+             {"__mod__", "__rmod__", "__imod__"},
+             "Python-style modulus: the result has the sign of other");
+  def_binary(cls, m, "fmod", &kiln::fmod, &kiln::fmod_, {},
+             "C-style modulus: the result has the sign of input");
+  def_binary(cls, m, "pow", &kiln::pow, &kiln::pow_, {"__pow__", "__rpow__", "__ipow__"},
+             "input ** exponent; integer ** integer stays integer");
+  def_binary(cls, m, "maximum", &kiln::maximum, nullptr, {}, "elementwise maximum; nan propagates");
+  def_binary(cls, m, "minimum", &kiln::minimum, nullptr, {}, "elementwise minimum; nan propagates");
+  def_binary(cls, m, "fmax", &kiln::fmax, nullptr, {}, "elementwise maximum ignoring nan");
+  def_binary(cls, m, "fmin", &kiln::fmin, nullptr, {}, "elementwise minimum ignoring nan");
+  def_binary(cls, m, "atan2", &kiln::atan2, &kiln::atan2_, {},
+             "angle of the point (other, input), in (-pi, pi]");
+  def_binary(cls, m, "arctan2", &kiln::atan2, &kiln::atan2_, {}, "alias of atan2");
+  def_binary(cls, m, "hypot", &kiln::hypot, &kiln::hypot_, {}, "sqrt(input ** 2 + other ** 2)");
 
   cls.def("__neg__", &kiln::neg);
   cls.def("__abs__", &kiln::abs);
@@ -223,27 +228,45 @@ void init_logical(TensorClass& cls, py::module_& m) {
 }
 
 void init_unary(TensorClass& cls, py::module_& m) {
-  const std::tuple<const char*, Unary, UnaryInplace> ops[] = {
-      {"neg", &kiln::neg, &kiln::neg_},       {"negative", &kiln::neg, &kiln::neg_},
-      {"abs", &kiln::abs, &kiln::abs_},       {"absolute", &kiln::abs, &kiln::abs_},
-      {"sign", &kiln::sign, &kiln::sign_},    {"square", &kiln::square, &kiln::square_},
-      {"exp", &kiln::exp, &kiln::exp_},       {"exp2", &kiln::exp2, &kiln::exp2_},
-      {"log", &kiln::log, &kiln::log_},       {"log2", &kiln::log2, &kiln::log2_},
-      {"log10", &kiln::log10, &kiln::log10_}, {"log1p", &kiln::log1p, &kiln::log1p_},
-      {"expm1", &kiln::expm1, &kiln::expm1_}, {"sqrt", &kiln::sqrt, &kiln::sqrt_},
-      {"rsqrt", &kiln::rsqrt, &kiln::rsqrt_}, {"reciprocal", &kiln::reciprocal, &kiln::reciprocal_},
-      {"sin", &kiln::sin, &kiln::sin_},       {"cos", &kiln::cos, &kiln::cos_},
-      {"tan", &kiln::tan, &kiln::tan_},       {"asin", &kiln::asin, &kiln::asin_},
-      {"acos", &kiln::acos, &kiln::acos_},    {"atan", &kiln::atan, &kiln::atan_},
-      {"sinh", &kiln::sinh, &kiln::sinh_},    {"cosh", &kiln::cosh, &kiln::cosh_},
-      {"tanh", &kiln::tanh, &kiln::tanh_},    {"sigmoid", &kiln::sigmoid, &kiln::sigmoid_},
-      {"relu", &kiln::relu, &kiln::relu_},    {"silu", &kiln::silu, nullptr},
-      {"erf", &kiln::erf, &kiln::erf_},       {"erfc", &kiln::erfc, &kiln::erfc_},
-      {"floor", &kiln::floor, &kiln::floor_}, {"ceil", &kiln::ceil, &kiln::ceil_},
-      {"trunc", &kiln::trunc, &kiln::trunc_}, {"fix", &kiln::trunc, &kiln::trunc_},
-      {"frac", &kiln::frac, &kiln::frac_},
+  // name, function, in-place form, docstring
+  const std::tuple<const char*, Unary, UnaryInplace, const char*> ops[] = {
+      {"neg", &kiln::neg, &kiln::neg_, "-input"},
+      {"negative", &kiln::neg, &kiln::neg_, "-input (alias of neg)"},
+      {"abs", &kiln::abs, &kiln::abs_, "|input|"},
+      {"absolute", &kiln::abs, &kiln::abs_, "|input| (alias of abs)"},
+      {"sign", &kiln::sign, &kiln::sign_, "-1, 0 or 1 by the sign of input (0 for nan)"},
+      {"square", &kiln::square, &kiln::square_, "input * input"},
+      {"exp", &kiln::exp, &kiln::exp_, "e ** input"},
+      {"exp2", &kiln::exp2, &kiln::exp2_, "2 ** input"},
+      {"log", &kiln::log, &kiln::log_, "natural logarithm"},
+      {"log2", &kiln::log2, &kiln::log2_, "base-2 logarithm"},
+      {"log10", &kiln::log10, &kiln::log10_, "base-10 logarithm"},
+      {"log1p", &kiln::log1p, &kiln::log1p_, "log(1 + input), accurate near 0"},
+      {"expm1", &kiln::expm1, &kiln::expm1_, "exp(input) - 1, accurate near 0"},
+      {"sqrt", &kiln::sqrt, &kiln::sqrt_, "square root"},
+      {"rsqrt", &kiln::rsqrt, &kiln::rsqrt_, "1 / sqrt(input)"},
+      {"reciprocal", &kiln::reciprocal, &kiln::reciprocal_, "1 / input"},
+      {"sin", &kiln::sin, &kiln::sin_, "sine"},
+      {"cos", &kiln::cos, &kiln::cos_, "cosine"},
+      {"tan", &kiln::tan, &kiln::tan_, "tangent"},
+      {"asin", &kiln::asin, &kiln::asin_, "arcsine"},
+      {"acos", &kiln::acos, &kiln::acos_, "arccosine"},
+      {"atan", &kiln::atan, &kiln::atan_, "arctangent"},
+      {"sinh", &kiln::sinh, &kiln::sinh_, "hyperbolic sine"},
+      {"cosh", &kiln::cosh, &kiln::cosh_, "hyperbolic cosine"},
+      {"tanh", &kiln::tanh, &kiln::tanh_, "hyperbolic tangent"},
+      {"sigmoid", &kiln::sigmoid, &kiln::sigmoid_, "1 / (1 + exp(-input))"},
+      {"relu", &kiln::relu, &kiln::relu_, "max(input, 0)"},
+      {"silu", &kiln::silu, nullptr, "input * sigmoid(input)"},
+      {"erf", &kiln::erf, &kiln::erf_, "error function"},
+      {"erfc", &kiln::erfc, &kiln::erfc_, "1 - erf(input)"},
+      {"floor", &kiln::floor, &kiln::floor_, "rounds down (integers unchanged)"},
+      {"ceil", &kiln::ceil, &kiln::ceil_, "rounds up (integers unchanged)"},
+      {"trunc", &kiln::trunc, &kiln::trunc_, "rounds toward zero (integers unchanged)"},
+      {"fix", &kiln::trunc, &kiln::trunc_, "rounds toward zero (alias of trunc)"},
+      {"frac", &kiln::frac, &kiln::frac_, "input - trunc(input)"},
   };
-  for (auto [name, fn, ip] : ops) def_unary(cls, m, name, fn, ip);
+  for (auto [name, fn, ip, doc] : ops) def_unary(cls, m, name, fn, ip, doc);
   m.def("silu_", [](Tensor& t) -> Tensor { return silu_(t); }, py::arg("input"));
   m.def("relu_", [](Tensor& t) -> Tensor { return relu_(t); }, py::arg("input"));
 
