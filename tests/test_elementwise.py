@@ -462,6 +462,17 @@ def test_integer_division_by_zero_raises(expr, dtype):
     assert x.tolist() == [4, 6, 8]  # nothing half-written
 
 
+def test_divisor_that_wraps_to_zero_raises():
+    """-2**63 and 256 are nonzero but become 0 in uint8: still a clean error, not SIGFPE."""
+    x = kiln.tensor(np.array([1, 2, 3], dtype=np.uint8))
+    for number in (-(2**63), 256, 512):
+        for fn in (kiln.remainder, kiln.floor_divide, kiln.fmod):
+            with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+                fn(x, number)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        kiln.tensor([5, 6], dtype=kiln.int8).remainder_(256)
+
+
 def test_float_division_by_zero_gives_inf_nan():
     k, t = both(np.array([1.0, -1.0, 0.0]))
     z, tz = both(np.zeros(3))

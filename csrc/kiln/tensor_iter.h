@@ -17,12 +17,14 @@ namespace kiln {
 class KILN_API TensorIter {
  public:
   static constexpr int kMaxOperands = 4;
+  static constexpr int kMaxDims = 16;
 
   explicit TensorIter(std::initializer_list<Tensor> operands);
 
   int num_operands() const { return ntensors_; }
   int64_t numel() const { return numel_; }
-  const Shape& shape() const { return shape_; }
+  int ndim() const { return ndim_; }  // after coalescing; at least 1
+  int64_t size(int d) const { return shape_[d]; }
   ScalarType dtype(int i) const { return dtypes_[i]; }
 
   // Serial walk over the linear range [begin, end) of the iteration space.
@@ -40,18 +42,20 @@ class KILN_API TensorIter {
  private:
   int ntensors_ = 0;
   int64_t numel_ = 0;
-  Shape shape_;  // coalesced; innermost last; at least one dim
-  std::array<Shape, kMaxOperands> strides_;  // bytes
+  // Fixed-size arrays: building an iterator must not allocate (small ops are overhead-bound).
+  int ndim_ = 1;
+  int64_t shape_[kMaxDims] = {};  // coalesced; innermost last
+  int64_t strides_[kMaxOperands][kMaxDims] = {};  // bytes
   std::array<char*, kMaxOperands> data_{};
   std::array<ScalarType, kMaxOperands> dtypes_{};
 };
 
 template <class Loop>
 void TensorIter::serial_for_each(const Loop& loop, int64_t begin, int64_t end) const {
-  const int nd = static_cast<int>(shape_.size());
+  const int nd = ndim_;
   const int64_t inner = shape_[nd - 1];
   // Multi-index of `begin` over the outer dims.
-  int64_t counter[16] = {};
+  int64_t counter[kMaxDims] = {};
   int64_t rest = begin / inner;
   int64_t pos = begin % inner;
   for (int d = nd - 2; d >= 0; --d) {

@@ -38,6 +38,7 @@ int = int32  # noqa: A001
 short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
+from kiln._tensor_str import set_printoptions  # noqa: E402,F401
 # C++ ops first; the Python wrappers below (argument parsing) take precedence.
 from kiln._ops import *  # noqa: E402,F401,F403
 from kiln import autograd  # noqa: E402
@@ -53,6 +54,18 @@ from kiln._creation import (  # noqa: E402,F401
     ones_like,
     full_like,
 )
+from kiln._random import (  # noqa: E402,F401
+    rand,
+    randn,
+    randint,
+    randperm,
+    rand_like,
+    randn_like,
+    randint_like,
+)
+from kiln._range import arange, linspace, eye  # noqa: E402,F401
+from kiln._C import Generator, default_generator  # noqa: E402,F401
+from kiln import return_types  # noqa: E402,F401
 from kiln.autograd import (  # noqa: E402,F401
     no_grad,
     enable_grad,

@@ -28,11 +28,6 @@ void init_ops_core(py::module_& m) {
   cls.def("transpose", [](const Tensor& t, int64_t a, int64_t b) { return transpose(t, a, b); },
           py::arg("dim0"), py::arg("dim1"));
   cls.def("unsqueeze", [](const Tensor& t, int64_t d) { return unsqueeze(t, d); }, py::arg("dim"));
-  cls.def("squeeze", [](const Tensor& t, py::object dim) {
-    if (dim.is_none()) return squeeze(t);
-    if (py::isinstance<py::int_>(dim)) return squeeze(t, Shape{dim.cast<int64_t>()});
-    return squeeze(t, dim.cast<Shape>());
-  }, py::arg("dim") = py::none());
   cls.def("select", [](const Tensor& t, int64_t d, int64_t i) { return select(t, d, i); },
           py::arg("dim"), py::arg("index"));
   cls.def("_slice", [](const Tensor& t, int64_t d, std::optional<int64_t> s, std::optional<int64_t> e,

@@ -66,7 +66,7 @@ void init_tensor(py::module_& m) {
       .def(
           "requires_grad_",
           [](Tensor& t, bool r) {
-            t.set_requires_grad(r);
+            if (!(r && !t.is_leaf())) t.set_requires_grad(r);  // non-leaves already require grad
             return t;
           },
           py::arg("requires_grad") = true)

@@ -35,7 +35,9 @@ void check_divisor(const char* op, const Tensor& a, const Tensor& b) {
   KILN_CHECK(ct != ScalarType::Bool, TypeError, "[", op, "] is not implemented for bool tensors");
   if (is_floating(ct)) return;
   autograd::NoGradGuard no_grad;
-  KILN_CHECK(item(all(ne(b, wrapped_scalar(0, b.device())))).to<bool>(), Error, "[", op,
+  // Check the divisor as the kernel sees it: a number can wrap to 0 in a small type.
+  const Tensor divisor = to_dtype(detach(b), ct);
+  KILN_CHECK(item(all(ne(divisor, wrapped_scalar(0, b.device())))).to<bool>(), Error, "[", op,
              "] ZeroDivisionError: integer division or modulo by zero");
 }
 

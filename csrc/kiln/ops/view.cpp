@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
@@ -237,12 +238,8 @@ Tensor select(const Tensor& t, int64_t dim, int64_t index) {
   Tensor out = make_view(t, sizes, strides, offset);
   if (autograd::needs_grad({t})) {
     const Shape in = t.sizes();
-    const ScalarType dtype = t.dtype();
     autograd::record("SelectBackward0", {t}, {out}, {}, [=](const BackwardArgs& a) {
-      Tensor g = zeros(in, dtype, a.grad().device());
-      Tensor dst = select(g, d, index);
-      copy_(dst, a.grad());
-      return TensorList{g};
+      return TensorList{select_backward(a.grad(), in, d, index)};
     });
   }
   return out;
@@ -266,15 +263,42 @@ Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start_opt,
   Tensor out = make_view(t, sizes, strides, t.storage_offset() + start * t.strides()[d]);
   if (autograd::needs_grad({t})) {
     const Shape in = t.sizes();
-    const ScalarType dtype = t.dtype();
     autograd::record("SliceBackward0", {t}, {out}, {}, [=](const BackwardArgs& a) {
-      Tensor g = zeros(in, dtype, a.grad().device());
-      Tensor dst = slice(g, d, start, end, step);
-      copy_(dst, a.grad());
-      return TensorList{g};
+      return TensorList{slice_backward(a.grad(), in, d, start, end, step)};
     });
   }
   return out;
+}
+
+namespace {
+// Zeros of `input_sizes` with `grad` written into the region `region` selects; the
+// region's own view op is the backward of this one (so double backward works).
+template <class Region>
+Tensor scatter_into_zeros(const char* name, const Tensor& grad, const Shape& input_sizes,
+                          const Region& region) {
+  Tensor out = zeros(input_sizes, grad.dtype(), grad.device());
+  {
+    autograd::NoGradGuard no_grad;
+    Tensor dst = region(out);
+    copy_(dst, grad);
+  }
+  if (autograd::needs_grad({grad}))
+    autograd::record(name, {grad}, {out}, {}, [region](const BackwardArgs& a) {
+      return TensorList{region(a.grad())};
+    });
+  return out;
+}
+}  // namespace
+
+Tensor select_backward(const Tensor& grad, const Shape& input_sizes, int64_t dim, int64_t index) {
+  return scatter_into_zeros("SelectBackwardBackward0", grad, input_sizes,
+                            [dim, index](const Tensor& t) { return select(t, dim, index); });
+}
+
+Tensor slice_backward(const Tensor& grad, const Shape& input_sizes, int64_t dim, int64_t start,
+                      int64_t end, int64_t step) {
+  return scatter_into_zeros("SliceBackwardBackward0", grad, input_sizes,
+                            [=](const Tensor& t) { return slice(t, dim, start, end, step); });
 }
 
 }  // namespace kiln

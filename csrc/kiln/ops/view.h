@@ -21,6 +21,12 @@ KILN_API Tensor select(const Tensor& t, int64_t dim, int64_t index);
 // Python-style slice along `dim`: start/end clamp like Python, step > 0.
 KILN_API Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start,
                       std::optional<int64_t> end, int64_t step = 1);
+// Backward of select/slice: zeros of `input_sizes` with `grad` in the selected region.
+// Differentiable (their backward is select/slice), so double backward through indexing works.
+KILN_API Tensor select_backward(const Tensor& grad, const Shape& input_sizes, int64_t dim,
+                                int64_t index);
+KILN_API Tensor slice_backward(const Tensor& grad, const Shape& input_sizes, int64_t dim,
+                               int64_t start, int64_t end, int64_t step);
 
 // Resolves one -1 in `shape` against `numel`; ValueError naming `op` if impossible.
 KILN_API Shape infer_size(const Shape& shape, int64_t numel, const char* op);

@@ -15,22 +15,23 @@ def _flat_outputs(fn, inputs):
 
 def _numerical_jacobian(fn, inputs, i, eps):
     """J[k, j] = d out_flat[k] / d inputs[i]_flat[j] by central differences."""
-    x = inputs[i]
-    data = x.detach().numpy()  # shares memory with x
-    flat = data.reshape(-1) if data.flags.c_contiguous else None
-    if flat is None:
-        raise ValueError("[gradcheck] inputs must be contiguous")
+    data = inputs[i].detach().numpy()  # shares memory with the input, whatever its strides
     cols = []
-    # Grad mode stays on: fn may itself differentiate (gradgradcheck's first_grads).
-    for j in range(flat.size):
-        orig = flat[j]
-        flat[j] = orig + eps
-        plus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
-        flat[j] = orig - eps
-        minus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
-        flat[j] = orig
-        cols.append((plus - minus) / (2 * eps))
-    return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    with _NoGrad():
+        for idx in np.ndindex(data.shape):  # row-major, like the flattened gradient
+            orig = data[idx]
+            data[idx] = orig + eps
+            plus = _flat_values(fn, inputs)
+            data[idx] = orig - eps
+            minus = _flat_values(fn, inputs)
+            data[idx] = orig
+            cols.append((plus - minus) / (2 * eps))
+    return np.stack(cols, axis=1) if cols else np.zeros((_flat_values(fn, inputs).size, 0))
+
+
+def _flat_values(fn, inputs):
+    outs = [o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)]
+    return np.concatenate(outs) if outs else np.zeros(0)
 
 
 def _analytical_jacobians(fn, inputs, diff_idx):
@@ -58,6 +59,15 @@ def _analytical_jacobians(fn, inputs, diff_idx):
     return jacs
 
 
+class _NoGrad:
+    def __enter__(self):
+        self._prev = _C.is_grad_enabled()
+        _C._set_grad_enabled(False)
+
+    def __exit__(self, *exc):
+        _C._set_grad_enabled(self._prev)
+
+
 def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, **_ignored):
     """Compares analytical gradients of `func` at `inputs` with finite differences."""
     inputs = _as_tuple(inputs)
@@ -76,7 +86,7 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
             if not raise_exception:
                 return False
             raise GradcheckError(
-                f"Jacobian mismatch for output 0 with respect to input {i},\n"
+                f"Jacobian mismatch with respect to input {i},\n"
                 f"numerical:{numerical}\nanalytical:{a}\n")
     return True
 
@@ -91,16 +101,18 @@ def gradgradcheck(func, inputs, grad_outputs=None, eps=1e-6, atol=1e-5, rtol=1e-
     if grad_outputs is None:
         from kiln import randn_like
 
-        grad_outputs = [randn_like(o, dtype=_C.float64).requires_grad_() for o in outputs]
+        grad_outputs = [randn_like(o).requires_grad_() for o in outputs]
     grad_outputs = list(_as_tuple(grad_outputs))
     diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, _C.Tensor) and x.requires_grad]
     n = len(inputs)
 
     def first_grads(*args):
         ins, gos = args[:n], args[n:]
-        outs = _flat_outputs(func, ins)
-        gs = autograd.grad(outs, [ins[i] for i in diff_idx], list(gos), create_graph=True,
-                           allow_unused=True)
+        # Finite differences call this with grad mode off; the first gradient needs it on.
+        with autograd.enable_grad():
+            outs = _flat_outputs(func, ins)
+            gs = autograd.grad(outs, [ins[i] for i in diff_idx], list(gos), create_graph=True,
+                               allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
     return gradcheck(first_grads, tuple(inputs) + tuple(grad_outputs), eps=eps, atol=atol,

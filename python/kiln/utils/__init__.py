@@ -1,0 +1,1 @@
+"""Utilities: kiln.utils.tensorboard."""

@@ -1,0 +1,5 @@
+"""`from kiln.utils.tensorboard import SummaryWriter`, as in torch.utils.tensorboard."""
+
+from kiln.summary import SummaryWriter
+
+__all__ = ["SummaryWriter"]
