@@ -27,6 +27,7 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_tensor(m);
   kiln::python::init_autograd(m);
   kiln::python::init_ops_core(m);
+  kiln::python::init_ops_elementwise(m);
   kiln::python::init_ops_shape(m);
   kiln::python::init_indexing(m);
   kiln::python::init_ops_linalg(m);

@@ -8,6 +8,7 @@ void init_types(pybind11::module_& m);
 void init_tensor(pybind11::module_& m);
 void init_autograd(pybind11::module_& m);
 void init_ops_core(pybind11::module_& m);
+void init_ops_elementwise(pybind11::module_& m);
 void init_ops_shape(pybind11::module_& m);
 void init_indexing(pybind11::module_& m);
 void init_ops_linalg(pybind11::module_& m);
