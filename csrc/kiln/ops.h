@@ -11,6 +11,7 @@
 #include "kiln/ops/indexing.h"
 #include "kiln/ops/join.h"
 #include "kiln/ops/linalg.h"
+#include "kiln/ops/pool.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"
 #include "kiln/ops/range.h"

@@ -6,6 +6,7 @@
 
 #include "caster.h"
 #include "kiln/ops/conv.h"
+#include "kiln/ops/pool.h"
 #include "module.h"
 
 namespace py = pybind11;
@@ -84,6 +85,42 @@ void def_conv_transpose(py::module_& m, const char* name) {
      py::arg("dilation") = 1, "Transposed convolution (the gradient of a convolution).");
 }
 
+// stride=None means stride = kernel_size (an empty Shape).
+Shape stride_or_none(py::handle h, const char* op) {
+  return h.is_none() ? Shape{} : ints(h, op, "stride");
+}
+
+// Adaptive output sizes: None keeps the input's size (-1).
+Shape output_size(py::handle h, const char* op) {
+  if (py::isinstance<py::sequence>(h)) {
+    Shape v;
+    for (auto x : h) v.push_back(x.is_none() ? -1 : ints(x, op, "output_size")[0]);
+    return v;
+  }
+  return ints(h, op, "output_size");
+}
+
+template <class Fn>
+void def_max_pool(py::module_& m, const char* name, const char* op, Fn fn, const char* doc) {
+  m.def(name, [op, fn](const Tensor& input, py::handle kernel_size, py::handle stride,
+                       py::handle padding, py::handle dilation, bool ceil_mode) {
+    const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
+                p = ints(padding, op, "padding"), d = ints(dilation, op, "dilation");
+    py::gil_scoped_release no_gil;
+    return fn(input, k, s, p, d, ceil_mode);
+  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+     py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("ceil_mode") = false, doc);
+}
+
+template <class Fn>
+void def_adaptive(py::module_& m, const char* name, Fn fn, const char* doc) {
+  m.def(name, [name, fn](const Tensor& input, py::handle size) {
+    const Shape s = output_size(size, name);
+    py::gil_scoped_release no_gil;
+    return fn(input, s);
+  }, py::arg("input"), py::arg("output_size"), doc);
+}
+
 }  // namespace
 
 void init_ops_conv(py::module_& m) {
@@ -91,6 +128,42 @@ void init_ops_conv(py::module_& m) {
   def_conv<2>(m, "conv2d");
   def_conv_transpose<1>(m, "conv_transpose1d");
   def_conv_transpose<2>(m, "conv_transpose2d");
+
+  def_max_pool(m, "max_pool1d", "max_pool1d", &max_pool1d, "Max over sliding windows.");
+  def_max_pool(m, "max_pool2d", "max_pool2d", &max_pool2d, "Max over sliding windows.");
+  def_max_pool(m, "max_pool1d_with_indices", "max_pool1d", &max_pool1d_with_indices,
+               "(values, flat indices into each input plane) of max_pool1d.");
+  def_max_pool(m, "max_pool2d_with_indices", "max_pool2d", &max_pool2d_with_indices,
+               "(values, flat indices h * W + w into each input plane) of max_pool2d.");
+  m.def("avg_pool1d", [](const Tensor& input, py::handle kernel_size, py::handle stride,
+                         py::handle padding, bool ceil_mode, bool count_include_pad) {
+    const char* op = "avg_pool1d";
+    const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
+                p = ints(padding, op, "padding");
+    py::gil_scoped_release no_gil;
+    return avg_pool1d(input, k, s, p, ceil_mode, count_include_pad);
+  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+     py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
+     "Mean over sliding windows.");
+  m.def("avg_pool2d", [](const Tensor& input, py::handle kernel_size, py::handle stride,
+                         py::handle padding, bool ceil_mode, bool count_include_pad,
+                         std::optional<int64_t> divisor_override) {
+    const char* op = "avg_pool2d";
+    const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
+                p = ints(padding, op, "padding");
+    py::gil_scoped_release no_gil;
+    return avg_pool2d(input, k, s, p, ceil_mode, count_include_pad, divisor_override);
+  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+     py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
+     py::arg("divisor_override") = py::none(), "Mean over sliding windows.");
+  def_adaptive(m, "adaptive_avg_pool1d", &adaptive_avg_pool1d,
+               "Mean over output_size evenly spread windows.");
+  def_adaptive(m, "adaptive_avg_pool2d", &adaptive_avg_pool2d,
+               "Mean over output_size evenly spread windows.");
+  def_adaptive(m, "adaptive_max_pool1d", &adaptive_max_pool1d,
+               "(values, indices) of the max over output_size evenly spread windows.");
+  def_adaptive(m, "adaptive_max_pool2d", &adaptive_max_pool2d,
+               "(values, indices) of the max over output_size evenly spread windows.");
 }
 
 }  // namespace kiln::python
