@@ -77,11 +77,36 @@ Tensor conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor& b,
   return out;
 }
 
+bool is_half(ScalarType t) { return t == ScalarType::Float16 || t == ScalarType::BFloat16; }
+
+// The weight gradient as one GEMM per group against x's im2col columns (the
+// fast path, not differentiable): gw[g] = gy[g] (O/G, N*L) @ cols[g]^T.
+Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shape& wshape,
+                             const ConvArgs& a) {
+  const ScalarType dt = x_in.dtype(), ct = is_half(dt) ? ScalarType::Float32 : dt;
+  const Tensor x = to_dtype(x_in, ct), gy = to_dtype(gy_in, ct);
+  const int64_t N = x.size(0), C = x.size(1), O = gy.size(1), G = a.groups;
+  const int64_t K = wshape[1] * wshape[2] * wshape[3], L = gy.size(2) * gy.size(3);
+  const Device dev = x.device();
+  Tensor cols = empty({G, K, N * L}, ct, dev);
+  static const dispatch::Op<ColsKernel> im2col("im2col");
+  im2col(dev, cols, x,
+         geometry(N, C, G, {x.size(2), x.size(3)}, {gy.size(2), gy.size(3)},
+                  {wshape[2], wshape[3]}, a));
+  const Tensor gyg =
+      reshape(contiguous(permute(reshape(gy, {N, O, L}), {1, 0, 2})), {G, O / G, N * L});
+  Tensor gw = empty({G, O / G, K}, ct, dev);
+  gemm(gw, gyg, transpose(cols, 1, 2), 0);
+  return to_dtype(reshape(gw, wshape), dt);
+}
+
 // d(loss)/d(weight) of a (non-transposed) convolution of `x` whose output
-// gradient is `gy`: itself a convolution, of x's channels by gy's, with stride
-// and dilation swapped; the result can overhang the kernel by a few taps.
+// gradient is `gy`. Differentiable form (for double backward): a convolution
+// of x's channels by gy's, with stride and dilation swapped; the result can
+// overhang the kernel by a few taps.
 Tensor conv_weight_grad(const Tensor& x, const Tensor& gy, const Shape& wshape,
                         const ConvArgs& a) {
+  if (!autograd::is_grad_enabled()) return conv_weight_grad_gemm(x, gy, wshape, a);
   const int64_t N = x.size(0), C = x.size(1), O = gy.size(1), G = a.groups;
   const Tensor xs = reshape(permute(reshape(x, {N, G, C / G, x.size(2), x.size(3)}),
                                     {2, 1, 0, 3, 4}),
@@ -117,8 +142,6 @@ TensorList conv_backward(const BackwardArgs& g, const ConvArgs& a) {
   }
   return {gx, gw, g.needs(2) ? sum(gy, {0, 2, 3}) : Tensor()};
 }
-
-bool is_half(ScalarType t) { return t == ScalarType::Float16 || t == ScalarType::BFloat16; }
 
 }  // namespace
 
