@@ -159,6 +159,13 @@ def test_half_precision(dtype):
     td = torch.float16 if dtype == kiln.float16 else torch.bfloat16
     t = _F().conv2d(xt.to(td).float(), wt.to(td).float(), bt.to(td).float(), padding=1)
     assert_close(k.float(), t, rtol=2e-2, atol=5e-2)
+    xh, wh = xk.detach().to(dtype).requires_grad_(), wk.detach().to(dtype).requires_grad_()
+    kiln.conv2d(xh, wh, stride=2).sum().backward()
+    xf, wf = xt.detach().to(td).float().requires_grad_(), wt.detach().to(td).float().requires_grad_()
+    _F().conv2d(xf, wf, stride=2).sum().backward()
+    assert xh.grad.dtype == dtype and wh.grad.dtype == dtype
+    assert_close(xh.grad.float(), xf.grad, rtol=2e-2, atol=5e-2)
+    assert_close(wh.grad.float(), wf.grad, rtol=2e-2, atol=1e-1)
 
 
 def test_empty_batch():
