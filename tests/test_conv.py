@@ -59,7 +59,8 @@ def test_conv2d(case, bias, dtype):
     xs, ws, s, p, d, g = case
     _check(lambda x, w, b=None: kiln.conv2d(x, w, b, s, p, d, g),
            lambda x, w, b=None: _F().conv2d(x, w, b, s, p, d, g),
-           _operands(xs, ws, "out" if bias else None, dtype), rtol=1e-4 if dtype == kiln.float32 else None)
+           _operands(xs, ws, "out" if bias else None, dtype),
+           rtol=1e-4 if dtype == kiln.float32 else None)
 
 
 CONV1D_CASES = [
@@ -161,7 +162,8 @@ def test_half_precision(dtype):
     assert_close(k.float(), t, rtol=2e-2, atol=5e-2)
     xh, wh = xk.detach().to(dtype).requires_grad_(), wk.detach().to(dtype).requires_grad_()
     kiln.conv2d(xh, wh, stride=2).sum().backward()
-    xf, wf = xt.detach().to(td).float().requires_grad_(), wt.detach().to(td).float().requires_grad_()
+    xf = xt.detach().to(td).float().requires_grad_()
+    wf = wt.detach().to(td).float().requires_grad_()
     _F().conv2d(xf, wf, stride=2).sum().backward()
     assert xh.grad.dtype == dtype and wh.grad.dtype == dtype
     assert_close(xh.grad.float(), xf.grad, rtol=2e-2, atol=5e-2)
@@ -194,7 +196,7 @@ def test_gradcheck_same_padding_even_kernel():
     rng = np.random.default_rng(6)
     x = kiln.tensor(randn(1, 2, 5, 6, rng=rng)).requires_grad_()
     w = kiln.tensor(randn(3, 2, 2, 4, rng=rng)).requires_grad_()
-    f = lambda x, w: kiln.conv2d(x, w, padding="same", dilation=(1, 1))  # noqa: E731
+    f = lambda x, w: kiln.conv2d(x, w, padding="same", dilation=(1, 1))
     assert gradcheck(f, (x, w))
     assert gradgradcheck(f, (x, w))
     x1 = kiln.tensor(randn(2, 2, 7, rng=rng)).requires_grad_()

@@ -22,8 +22,8 @@ Shape ints(py::handle h, const char* op, const char* name) {
     Shape v;
     for (auto x : h) {
       if (!py::isinstance<py::int_>(x) || py::isinstance<py::bool_>(x))
-        throw py::type_error(std::string("[") + op + "] expected " + name +
-                             " to be ints, got " + std::string(py::repr(h)));
+        throw py::type_error(std::string("[") + op + "] expected " + name + " to be ints, got " +
+                             std::string(py::repr(h)));
       v.push_back(x.cast<int64_t>());
     }
     return v;
@@ -53,36 +53,40 @@ Tensor conv(const char* op, const Tensor& input, const Tensor& weight,
 
 template <int ND>
 void def_conv(py::module_& m, const char* name) {
-  using IntsFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const Shape&,
-                            const Shape&, const Shape&, int64_t);
+  using IntsFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const Shape&, const Shape&,
+                            const Shape&, int64_t);
   using StrFn = Tensor (*)(const Tensor&, const Tensor&, const Tensor&, const Shape&,
                            const std::string&, const Shape&, int64_t);
   const IntsFn fi = ND == 1 ? IntsFn(&conv1d) : IntsFn(&conv2d);
   const StrFn fs = ND == 1 ? StrFn(&conv1d) : StrFn(&conv2d);
-  m.def(name, [name, fi, fs](const Tensor& input, const Tensor& weight,
-                             const std::optional<Tensor>& bias, py::handle stride,
-                             py::handle padding, py::handle dilation, int64_t groups) {
-    return conv(name, input, weight, bias, stride, padding, dilation, groups, fi, fs);
-  }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
-     py::arg("stride") = 1, py::arg("padding") = 0, py::arg("dilation") = 1,
-     py::arg("groups") = 1,
-     "Convolution over (N, C, *spatial) input; padding is ints, 'same' or 'valid'.");
+  m.def(
+      name,
+      [name, fi, fs](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
+                     py::handle stride, py::handle padding, py::handle dilation, int64_t groups) {
+        return conv(name, input, weight, bias, stride, padding, dilation, groups, fi, fs);
+      },
+      py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
+      py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("groups") = 1,
+      "Convolution over (N, C, *spatial) input; padding is ints, 'same' or 'valid'.");
 }
 
 template <int ND>
 void def_conv_transpose(py::module_& m, const char* name) {
   auto fn = ND == 1 ? &conv_transpose1d : &conv_transpose2d;
-  m.def(name, [name, fn](const Tensor& input, const Tensor& weight,
-                         const std::optional<Tensor>& bias, py::handle stride, py::handle padding,
-                         py::handle output_padding, int64_t groups, py::handle dilation) {
-    const Shape s = ints(stride, name, "stride"), p = ints(padding, name, "padding"),
-                op = ints(output_padding, name, "output_padding"),
-                d = ints(dilation, name, "dilation");
-    py::gil_scoped_release no_gil;
-    return fn(input, weight, opt(bias), s, p, op, groups, d);
-  }, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
-     py::arg("padding") = 0, py::arg("output_padding") = 0, py::arg("groups") = 1,
-     py::arg("dilation") = 1, "Transposed convolution (the gradient of a convolution).");
+  m.def(
+      name,
+      [name, fn](const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
+                 py::handle stride, py::handle padding, py::handle output_padding, int64_t groups,
+                 py::handle dilation) {
+        const Shape s = ints(stride, name, "stride"), p = ints(padding, name, "padding"),
+                    op = ints(output_padding, name, "output_padding"),
+                    d = ints(dilation, name, "dilation");
+        py::gil_scoped_release no_gil;
+        return fn(input, weight, opt(bias), s, p, op, groups, d);
+      },
+      py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), py::arg("stride") = 1,
+      py::arg("padding") = 0, py::arg("output_padding") = 0, py::arg("groups") = 1,
+      py::arg("dilation") = 1, "Transposed convolution (the gradient of a convolution).");
 }
 
 // stride=None means stride = kernel_size (an empty Shape).
@@ -102,23 +106,29 @@ Shape output_size(py::handle h, const char* op) {
 
 template <class Fn>
 void def_max_pool(py::module_& m, const char* name, const char* op, Fn fn, const char* doc) {
-  m.def(name, [op, fn](const Tensor& input, py::handle kernel_size, py::handle stride,
-                       py::handle padding, py::handle dilation, bool ceil_mode) {
-    const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
-                p = ints(padding, op, "padding"), d = ints(dilation, op, "dilation");
-    py::gil_scoped_release no_gil;
-    return fn(input, k, s, p, d, ceil_mode);
-  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
-     py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("ceil_mode") = false, doc);
+  m.def(
+      name,
+      [op, fn](const Tensor& input, py::handle kernel_size, py::handle stride, py::handle padding,
+               py::handle dilation, bool ceil_mode) {
+        const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
+                    p = ints(padding, op, "padding"), d = ints(dilation, op, "dilation");
+        py::gil_scoped_release no_gil;
+        return fn(input, k, s, p, d, ceil_mode);
+      },
+      py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+      py::arg("padding") = 0, py::arg("dilation") = 1, py::arg("ceil_mode") = false, doc);
 }
 
 template <class Fn>
 void def_adaptive(py::module_& m, const char* name, Fn fn, const char* doc) {
-  m.def(name, [name, fn](const Tensor& input, py::handle size) {
-    const Shape s = output_size(size, name);
-    py::gil_scoped_release no_gil;
-    return fn(input, s);
-  }, py::arg("input"), py::arg("output_size"), doc);
+  m.def(
+      name,
+      [name, fn](const Tensor& input, py::handle size) {
+        const Shape s = output_size(size, name);
+        py::gil_scoped_release no_gil;
+        return fn(input, s);
+      },
+      py::arg("input"), py::arg("output_size"), doc);
 }
 
 }  // namespace
@@ -135,27 +145,32 @@ void init_ops_conv(py::module_& m) {
                "(values, flat indices into each input plane) of max_pool1d.");
   def_max_pool(m, "max_pool2d_with_indices", "max_pool2d", &max_pool2d_with_indices,
                "(values, flat indices h * W + w into each input plane) of max_pool2d.");
-  m.def("avg_pool1d", [](const Tensor& input, py::handle kernel_size, py::handle stride,
-                         py::handle padding, bool ceil_mode, bool count_include_pad) {
-    const char* op = "avg_pool1d";
-    const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
-                p = ints(padding, op, "padding");
-    py::gil_scoped_release no_gil;
-    return avg_pool1d(input, k, s, p, ceil_mode, count_include_pad);
-  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
-     py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
-     "Mean over sliding windows.");
-  m.def("avg_pool2d", [](const Tensor& input, py::handle kernel_size, py::handle stride,
-                         py::handle padding, bool ceil_mode, bool count_include_pad,
-                         std::optional<int64_t> divisor_override) {
-    const char* op = "avg_pool2d";
-    const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
-                p = ints(padding, op, "padding");
-    py::gil_scoped_release no_gil;
-    return avg_pool2d(input, k, s, p, ceil_mode, count_include_pad, divisor_override);
-  }, py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
-     py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
-     py::arg("divisor_override") = py::none(), "Mean over sliding windows.");
+  m.def(
+      "avg_pool1d",
+      [](const Tensor& input, py::handle kernel_size, py::handle stride, py::handle padding,
+         bool ceil_mode, bool count_include_pad) {
+        const char* op = "avg_pool1d";
+        const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
+                    p = ints(padding, op, "padding");
+        py::gil_scoped_release no_gil;
+        return avg_pool1d(input, k, s, p, ceil_mode, count_include_pad);
+      },
+      py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+      py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
+      "Mean over sliding windows.");
+  m.def(
+      "avg_pool2d",
+      [](const Tensor& input, py::handle kernel_size, py::handle stride, py::handle padding,
+         bool ceil_mode, bool count_include_pad, std::optional<int64_t> divisor_override) {
+        const char* op = "avg_pool2d";
+        const Shape k = ints(kernel_size, op, "kernel_size"), s = stride_or_none(stride, op),
+                    p = ints(padding, op, "padding");
+        py::gil_scoped_release no_gil;
+        return avg_pool2d(input, k, s, p, ceil_mode, count_include_pad, divisor_override);
+      },
+      py::arg("input"), py::arg("kernel_size"), py::arg("stride") = py::none(),
+      py::arg("padding") = 0, py::arg("ceil_mode") = false, py::arg("count_include_pad") = true,
+      py::arg("divisor_override") = py::none(), "Mean over sliding windows.");
   def_adaptive(m, "adaptive_avg_pool1d", &adaptive_avg_pool1d,
                "Mean over output_size evenly spread windows.");
   def_adaptive(m, "adaptive_avg_pool2d", &adaptive_avg_pool2d,

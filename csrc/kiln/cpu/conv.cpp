@@ -1,10 +1,11 @@
 // im2col / col2im: the data movement around the GEMM that computes convolutions.
+#include "kiln/ops/conv.h"
+
 #include <algorithm>
 #include <cstring>
 
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
-#include "kiln/ops/conv.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {
@@ -44,29 +45,30 @@ void im2col_kernel(const Tensor& cols, const Tensor& input, const ConvGeometry& 
     const int64_t rows = g.channels * K;
     parallel_for(0, rows * g.n, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(L, 1)),
                  [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t r = i / g.n, n = i % g.n;
-        const int64_t c = r / K, ki = (r % K) / g.kw, kj = r % g.kw;
-        T* dst = out + r * g.n * L + n * L;
-        const T* plane = in + n * sn + c * sc;
-        const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
-        const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
-        const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
-        std::fill(dst, dst + ry.lo * g.out_w, T(0));
-        for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-          T* d = dst + oy * g.out_w;
-          const T* src = plane + (oy * g.sh + yoff) * sy;
-          std::fill(d, d + rx.lo, T(0));
-          if (g.sw == 1 && sx == 1) {
-            std::memcpy(d + rx.lo, src + rx.lo + xoff, (rx.hi - rx.lo) * sizeof(T));
-          } else {
-            for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox] = src[(ox * g.sw + xoff) * sx];
-          }
-          std::fill(d + rx.hi, d + g.out_w, T(0));
-        }
-        std::fill(dst + ry.hi * g.out_w, dst + L, T(0));
-      }
-    });
+                   for (int64_t i = b; i < e; ++i) {
+                     const int64_t r = i / g.n, n = i % g.n;
+                     const int64_t c = r / K, ki = (r % K) / g.kw, kj = r % g.kw;
+                     T* dst = out + r * g.n * L + n * L;
+                     const T* plane = in + n * sn + c * sc;
+                     const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
+                     const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
+                     const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
+                     std::fill(dst, dst + ry.lo * g.out_w, T(0));
+                     for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
+                       T* d = dst + oy * g.out_w;
+                       const T* src = plane + (oy * g.sh + yoff) * sy;
+                       std::fill(d, d + rx.lo, T(0));
+                       if (g.sw == 1 && sx == 1) {
+                         std::memcpy(d + rx.lo, src + rx.lo + xoff, (rx.hi - rx.lo) * sizeof(T));
+                       } else {
+                         for (int64_t ox = rx.lo; ox < rx.hi; ++ox)
+                           d[ox] = src[(ox * g.sw + xoff) * sx];
+                       }
+                       std::fill(d + rx.hi, d + g.out_w, T(0));
+                     }
+                     std::fill(dst + ry.hi * g.out_w, dst + L, T(0));
+                   }
+                 });
   });
 }
 

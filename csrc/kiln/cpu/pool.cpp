@@ -1,10 +1,11 @@
 // Max and average pooling over (planes, H, W) windows described by a PoolGeometry.
+#include "kiln/ops/pool.h"
+
 #include <algorithm>
 #include <cmath>
 
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
-#include "kiln/ops/pool.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {

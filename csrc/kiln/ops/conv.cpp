@@ -34,8 +34,8 @@ int64_t conv_out_size(int64_t in, int64_t k, const ConvArgs& a, int d) {
 
 ConvGeometry geometry(int64_t n, int64_t channels, int64_t groups, const Shape& image,
                       const Shape& grid, const Shape& kernel, const ConvArgs& a) {
-  return {n, channels, groups, image[0], image[1], grid[0], grid[1], kernel[0], kernel[1],
-          a.stride[0], a.stride[1], a.pad[0], a.pad[1], a.dil[0], a.dil[1]};
+  return {n,         channels,    groups,      image[0], image[1], grid[0],  grid[1], kernel[0],
+          kernel[1], a.stride[0], a.stride[1], a.pad[0], a.pad[1], a.dil[0], a.dil[1]};
 }
 
 // x (N, C, H, W) * w (O, C/G, kh, kw): one im2col over the whole batch, then a
@@ -47,7 +47,8 @@ Tensor conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Con
   const Device dev = x.device();
   Tensor cols = empty({G, K, N * L}, x.dtype(), dev);
   static const dispatch::Op<ColsKernel> im2col("im2col");
-  im2col(dev, cols, x, geometry(N, C, G, {x.size(2), x.size(3)}, out_hw, {w.size(2), w.size(3)}, a));
+  im2col(dev, cols, x,
+         geometry(N, C, G, {x.size(2), x.size(3)}, out_hw, {w.size(2), w.size(3)}, a));
   Tensor out = empty({G, O / G, N * L}, x.dtype(), dev);
   if (b.defined()) {
     static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
@@ -59,14 +60,13 @@ Tensor conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const Con
 
 // x (N, C, H, W) with w (C, O/G, kh, kw): a GEMM per group gives each input
 // pixel's contribution to a kh x kw patch; col2im sums the patches.
-Tensor conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor& b,
-                              const ConvArgs& a, const Shape& out_hw) {
+Tensor conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor& b, const ConvArgs& a,
+                              const Shape& out_hw) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), G = a.groups;
   const int64_t O = w.size(1) * G, K = w.size(1) * w.size(2) * w.size(3);
   const Device dev = x.device();
-  const Tensor xg =
-      reshape(contiguous(permute(reshape(x, {N, G, C / G, H * W}), {1, 2, 0, 3})),
-              {G, C / G, N * H * W});
+  const Tensor xg = reshape(contiguous(permute(reshape(x, {N, G, C / G, H * W}), {1, 2, 0, 3})),
+                            {G, C / G, N * H * W});
   const Tensor wg = transpose(reshape(contiguous(w), {G, C / G, K}), 1, 2);
   Tensor cols = empty({G, K, N * H * W}, x.dtype(), dev);
   gemm(cols, wg, xg, 0);
@@ -91,8 +91,8 @@ Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shap
   Tensor cols = empty({G, K, N * L}, ct, dev);
   static const dispatch::Op<ColsKernel> im2col("im2col");
   im2col(dev, cols, x,
-         geometry(N, C, G, {x.size(2), x.size(3)}, {gy.size(2), gy.size(3)},
-                  {wshape[2], wshape[3]}, a));
+         geometry(N, C, G, {x.size(2), x.size(3)}, {gy.size(2), gy.size(3)}, {wshape[2], wshape[3]},
+                  a));
   const Tensor gyg =
       reshape(contiguous(permute(reshape(gy, {N, O, L}), {1, 0, 2})), {G, O / G, N * L});
   Tensor gw = empty({G, O / G, K}, ct, dev);
@@ -104,16 +104,15 @@ Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shap
 // gradient is `gy`. Differentiable form (for double backward): a convolution
 // of x's channels by gy's, with stride and dilation swapped; the result can
 // overhang the kernel by a few taps.
-Tensor conv_weight_grad(const Tensor& x, const Tensor& gy, const Shape& wshape,
-                        const ConvArgs& a) {
+Tensor conv_weight_grad(const Tensor& x, const Tensor& gy, const Shape& wshape, const ConvArgs& a) {
   if (!autograd::is_grad_enabled()) return conv_weight_grad_gemm(x, gy, wshape, a);
   const int64_t N = x.size(0), C = x.size(1), O = gy.size(1), G = a.groups;
-  const Tensor xs = reshape(permute(reshape(x, {N, G, C / G, x.size(2), x.size(3)}),
-                                    {2, 1, 0, 3, 4}),
-                            {C / G, G * N, x.size(2), x.size(3)});
-  const Tensor gs = reshape(permute(reshape(gy, {N, G, O / G, gy.size(2), gy.size(3)}),
-                                    {1, 2, 0, 3, 4}),
-                            {O, N, gy.size(2), gy.size(3)});
+  const Tensor xs =
+      reshape(permute(reshape(x, {N, G, C / G, x.size(2), x.size(3)}), {2, 1, 0, 3, 4}),
+              {C / G, G * N, x.size(2), x.size(3)});
+  const Tensor gs =
+      reshape(permute(reshape(gy, {N, G, O / G, gy.size(2), gy.size(3)}), {1, 2, 0, 3, 4}),
+              {O, N, gy.size(2), gy.size(3)});
   ConvArgs wa = a;
   for (int d = 0; d < 2; ++d) std::swap(wa.stride[d], wa.dil[d]);
   const Tensor r = convolution(xs, gs, Tensor(), wa);
@@ -181,8 +180,7 @@ void spread(const char* op, const char* name, const Shape& v, int nd, int64_t mi
   for (int64_t x : v)
     KILN_CHECK(x >= min, ValueError, "[", op, "] ", name, " must be ",
                min == 0 ? "non-negative" : "positive", ", got ", v);
-  for (int d = 0; d < 2; ++d)
-    dst[d] = d < 2 - nd ? fill : v[v.size() == 1 ? 0 : d - (2 - nd)];
+  for (int d = 0; d < 2; ++d) dst[d] = d < 2 - nd ? fill : v[v.size() == 1 ? 0 : d - (2 - nd)];
 }
 
 struct Prepared {
@@ -214,12 +212,12 @@ Prepared prepare(const char* op, int nd, const Tensor& input, const Tensor& weig
              transposed ? "in_channels" : "out_channels", " (", div_ch,
              ") must be divisible by groups (", groups, "), weight ", weight.sizes());
   KILN_CHECK(x.size(1) == in_ch, ValueError, "[", op, "] expected input with ", in_ch,
-             " channels (weight ", weight.sizes(), ", groups=", groups,
-             "), got input of shape ", input.sizes());
+             " channels (weight ", weight.sizes(), ", groups=", groups, "), got input of shape ",
+             input.sizes());
   if (bias.defined()) {
     check_same_device({input, bias}, op);
-    KILN_CHECK(bias.dtype() == input.dtype(), TypeError, "[", op,
-               "] expected bias to have dtype ", input.dtype(), ", got ", bias.dtype());
+    KILN_CHECK(bias.dtype() == input.dtype(), TypeError, "[", op, "] expected bias to have dtype ",
+               input.dtype(), ", got ", bias.dtype());
     KILN_CHECK(bias.dim() == 1 && bias.size(0) == out_ch, ValueError, "[", op,
                "] expected bias of shape [", out_ch, "], got ", bias.sizes());
   }
@@ -259,8 +257,8 @@ Tensor conv_nd(const char* op, int nd, const Tensor& input, const Tensor& weight
     const int64_t padded = p.x.size(2 + d) + 2 * a.pad[d] + a.extra[d];
     const int64_t span = a.dil[d] * (p.w.size(2 + d) - 1) + 1;
     KILN_CHECK(padded >= span, ValueError, "[", op, "] kernel size (", span,
-               " with dilation) can't be greater than the padded input size (", padded,
-               "): input ", input.sizes(), ", weight ", weight.sizes());
+               " with dilation) can't be greater than the padded input size (", padded, "): input ",
+               input.sizes(), ", weight ", weight.sizes());
   }
   return finish(convolution(p.x, p.w, bias, a), nd, p.batched);
 }
@@ -279,12 +277,12 @@ Tensor conv_transpose_nd(const char* op, int nd, const Tensor& input, const Tens
   for (int d = 2 - nd; d < 2; ++d) {
     KILN_CHECK(a.extra[d] < std::max(a.stride[d], a.dil[d]), ValueError, "[", op,
                "] output_padding must be smaller than either stride or dilation, got "
-               "output_padding=", output_padding, ", stride=", stride, ", dilation=", dilation);
+               "output_padding=",
+               output_padding, ", stride=", stride, ", dilation=", dilation);
     const int64_t size = (p.x.size(2 + d) - 1) * a.stride[d] - 2 * a.pad[d] +
                          a.dil[d] * (p.w.size(2 + d) - 1) + a.extra[d] + 1;
-    KILN_CHECK(size > 0, ValueError, "[", op, "] output size would be ", size,
-               " (input ", input.sizes(), ", weight ", weight.sizes(), ", padding=", padding,
-               "): too small");
+    KILN_CHECK(size > 0, ValueError, "[", op, "] output size would be ", size, " (input ",
+               input.sizes(), ", weight ", weight.sizes(), ", padding=", padding, "): too small");
   }
   return finish(convolution(p.x, p.w, bias, a), nd, p.batched);
 }

@@ -72,9 +72,9 @@ Tensor max_scatter(const Tensor& gy, const Tensor& indices, const Shape& in_shap
     const Shape out_shape = gy.sizes();
     autograd::record("MaxPool2DWithIndicesBackwardBackward0", {gy}, {gx}, {indices},
                      [out_shape](const BackwardArgs& a) {
-      return TensorList{reshape(gather(flatten(a.grad(), 2), 2, flatten(a.saved[0], 2)),
-                                out_shape)};
-    });
+                       return TensorList{reshape(
+                           gather(flatten(a.grad(), 2), 2, flatten(a.saved[0], 2)), out_shape)};
+                     });
   }
   return gx;
 }
@@ -93,8 +93,8 @@ std::pair<Tensor, Tensor> max_apply(const Tensor& x, const PoolGeometry& g) {
     const Shape in_shape = x.sizes();
     autograd::record("MaxPool2DWithIndicesBackward0", {x}, {out}, {indices},
                      [in_shape](const BackwardArgs& a) {
-      return TensorList{max_scatter(a.grad(), a.saved[0], in_shape)};
-    });
+                       return TensorList{max_scatter(a.grad(), a.saved[0], in_shape)};
+                     });
   }
   return {out, indices};
 }
@@ -128,8 +128,8 @@ Tensor finish(const Pooled& p, const Tensor& out) {
 }
 
 // {h, w} from one value or nd values (h = `fill` for 1-D pools).
-std::array<int64_t, 2> spread(const char* op, const char* name, const Shape& v, int nd,
-                              int64_t min, int64_t fill) {
+std::array<int64_t, 2> spread(const char* op, const char* name, const Shape& v, int nd, int64_t min,
+                              int64_t fill) {
   KILN_CHECK(v.size() == 1 || int64_t(v.size()) == nd, ValueError, "[", op, "] expected ", name,
              " to be a single int or ", nd, " ints, got ", v);
   for (int64_t x : v)
@@ -157,8 +157,8 @@ Window window(const char* op, int nd, const Shape& kernel_size, const Shape& str
   return w;
 }
 
-int64_t out_size(const char* op, const Tensor& input, int64_t in, int64_t k, int64_t s,
-                 int64_t p, int64_t d, bool ceil_mode) {
+int64_t out_size(const char* op, const Tensor& input, int64_t in, int64_t k, int64_t s, int64_t p,
+                 int64_t d, bool ceil_mode) {
   const int64_t span = in + 2 * p - d * (k - 1) - 1;
   KILN_CHECK(span >= 0, ValueError, "[", op, "] kernel size (", d * (k - 1) + 1,
              " with dilation) can't be greater than the padded input size (", in + 2 * p,
@@ -223,8 +223,8 @@ std::pair<Tensor, Tensor> max_pool(const char* op, int nd, const Tensor& input,
 }
 
 Tensor avg_pool(const char* op, int nd, const Tensor& input, const Shape& kernel_size,
-                const Shape& stride, const Shape& padding, bool ceil_mode,
-                bool count_include_pad, std::optional<int64_t> divisor_override) {
+                const Shape& stride, const Shape& padding, bool ceil_mode, bool count_include_pad,
+                std::optional<int64_t> divisor_override) {
   const Pooled p = prepare(op, nd, input);
   const Window w = window(op, nd, kernel_size, stride, padding, {1});
   KILN_CHECK(!divisor_override || *divisor_override != 0, ValueError, "[", op,
@@ -242,8 +242,8 @@ Tensor avg_pool(const char* op, int nd, const Tensor& input, const Shape& kernel
 }
 
 PoolGeometry adaptive(const char* op, const Pooled& p, const Shape& output_size) {
-  KILN_CHECK(int64_t(output_size.size()) == p.nd || output_size.size() == 1, ValueError, "[",
-             op, "] expected output_size of ", p.nd, " ints, got ", output_size);
+  KILN_CHECK(int64_t(output_size.size()) == p.nd || output_size.size() == 1, ValueError, "[", op,
+             "] expected output_size of ", p.nd, " ints, got ", output_size);
   PoolGeometry g;
   g.height = p.x.size(2);
   g.width = p.x.size(3);
@@ -251,8 +251,7 @@ PoolGeometry adaptive(const char* op, const Pooled& p, const Shape& output_size)
     const int64_t in = p.x.size(2 + i);
     int64_t out = p.nd == 1 && i == 0 ? 1 : output_size[output_size.size() == 1 ? 0 : i];
     if (out == -1) out = in;
-    KILN_CHECK(out > 0, ValueError, "[", op, "] output_size must be positive, got ",
-               output_size);
+    KILN_CHECK(out > 0, ValueError, "[", op, "] output_size must be positive, got ", output_size);
     adaptive_axis(g, i, in, out);
   }
   return g;
@@ -262,13 +261,11 @@ PoolGeometry adaptive(const char* op, const Pooled& p, const Shape& output_size)
 
 Tensor max_pool1d(const Tensor& input, const Shape& kernel_size, const Shape& stride,
                   const Shape& padding, const Shape& dilation, bool ceil_mode) {
-  return max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode)
-      .first;
+  return max_pool("max_pool1d", 1, input, kernel_size, stride, padding, dilation, ceil_mode).first;
 }
 Tensor max_pool2d(const Tensor& input, const Shape& kernel_size, const Shape& stride,
                   const Shape& padding, const Shape& dilation, bool ceil_mode) {
-  return max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode)
-      .first;
+  return max_pool("max_pool2d", 2, input, kernel_size, stride, padding, dilation, ceil_mode).first;
 }
 std::pair<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, const Shape& kernel_size,
                                                   const Shape& stride, const Shape& padding,
