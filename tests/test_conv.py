@@ -4,6 +4,8 @@ import kiln
 import numpy as np
 import pytest
 from compare import assert_close, both, randn, require_torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from kiln.autograd import gradcheck, gradgradcheck
 
 FLOATS = [kiln.float32, kiln.float64]
@@ -262,3 +264,38 @@ def test_errors():
          "expected input with 3 channels")
     _err(lambda: kiln.conv_transpose2d(kiln.zeros(2, 3, 1, 1), wt, padding=2), ValueError,
          "output size")
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_random_configurations(data):
+    """Random conv2d/conv_transpose2d geometries match torch, values and gradients."""
+    draw = data.draw
+    groups = draw(st.sampled_from([1, 2, 3]))
+    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    n = draw(st.integers(1, 2))
+    transposed = draw(st.booleans())
+    bias = draw(st.booleans())
+    if transposed:
+        h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        op = tuple(draw(st.integers(0, max(a, b) - 1)) for a, b in zip(s, d))
+        sizes = [(hw - 1) * si - 2 * pi + di * (ki - 1) + oi + 1
+                 for hw, si, pi, di, ki, oi in zip((h, w), s, p, d, k, op)]
+        assume(all(v > 0 for v in sizes))
+        ws = (cin, cout // groups, *k)
+    else:
+        h = draw(st.integers(max(1, d[0] * (k[0] - 1) + 1 - 2 * p[0]), 8))
+        w = draw(st.integers(max(1, d[1] * (k[1] - 1) + 1 - 2 * p[1]), 8))
+        ws = (cout, cin // groups, *k)
+    ops = _operands((n, cin, h, w), ws, cout if bias else None, kiln.float64,
+                    seed=draw(st.integers(0, 100)))
+    if transposed:
+        _check(lambda x, w, b=None: kiln.conv_transpose2d(x, w, b, s, p, op, groups, d),
+               lambda x, w, b=None: _F().conv_transpose2d(x, w, b, s, p, op, groups, d), ops)
+    else:
+        _check(lambda x, w, b=None: kiln.conv2d(x, w, b, s, p, d, groups),
+               lambda x, w, b=None: _F().conv2d(x, w, b, s, p, d, groups), ops)
