@@ -299,3 +299,35 @@ def test_random_configurations(data):
     else:
         _check(lambda x, w, b=None: kiln.conv2d(x, w, b, s, p, d, groups),
                lambda x, w, b=None: _F().conv2d(x, w, b, s, p, d, groups), ops)
+
+
+# (input shape, kernel_size, dilation, padding, stride)
+UNFOLD_CASES = [
+    ((2, 3, 6, 7), 3, 1, 0, 1),
+    ((2, 3, 6, 7), (2, 3), (2, 1), (1, 2), (2, 3)),
+    ((3, 5, 5), 2, 1, 1, 2),  # unbatched
+]
+
+
+@pytest.mark.parametrize("case", UNFOLD_CASES)
+def test_unfold_fold(case):
+    shape, k, d, p, s = case
+    _check(lambda x: kiln.im2col(x, k, d, p, s), lambda x: _F().unfold(x, k, d, p, s),
+           [both(randn(*shape), True)])
+    cols = _F().unfold(require_torch().zeros(shape), k, d, p, s)
+    _check(lambda c: kiln.col2im(c, shape[-2:], k, d, p, s),
+           lambda c: _F().fold(c, shape[-2:], k, d, p, s),
+           [both(randn(*cols.shape, rng=np.random.default_rng(2)), True)])
+    x = kiln.tensor(randn(*shape)).requires_grad_()
+    assert gradgradcheck(lambda x: kiln.im2col(x, k, d, p, s), (x,))
+    c = kiln.tensor(randn(*cols.shape)).requires_grad_()
+    assert gradgradcheck(lambda c: kiln.col2im(c, shape[-2:], k, d, p, s), (c,))
+
+
+def test_unfold_fold_errors():
+    _err(lambda: kiln.im2col(kiln.zeros(2, 3), 2), ValueError, "[unfold]", "[2, 3]")
+    _err(lambda: kiln.im2col(kiln.zeros(1, 1, 2, 2), 3), ValueError, "[unfold]", "kernel")
+    _err(lambda: kiln.col2im(kiln.zeros(1, 5, 4), (3, 3), 2), ValueError, "[fold]",
+         "divisible")
+    _err(lambda: kiln.col2im(kiln.zeros(1, 4, 5), (3, 3), 2), ValueError, "[fold]",
+         "sliding blocks")

@@ -139,6 +139,33 @@ void init_ops_conv(py::module_& m) {
   def_conv_transpose<1>(m, "conv_transpose1d");
   def_conv_transpose<2>(m, "conv_transpose2d");
 
+  // torch.nn.functional.unfold / fold (torch._C._nn.im2col / col2im): for kiln.nn.functional.
+  m.def(
+      "im2col",
+      [](const Tensor& input, py::handle kernel_size, py::handle dilation, py::handle padding,
+         py::handle stride) {
+        const char* op = "unfold";
+        const Shape k = ints(kernel_size, op, "kernel_size"), d = ints(dilation, op, "dilation"),
+                    p = ints(padding, op, "padding"), s = ints(stride, op, "stride");
+        py::gil_scoped_release no_gil;
+        return unfold(input, k, d, p, s);
+      },
+      py::arg("input"), py::arg("kernel_size"), py::arg("dilation") = 1, py::arg("padding") = 0,
+      py::arg("stride") = 1, "Sliding patches as columns: F.unfold.");
+  m.def(
+      "col2im",
+      [](const Tensor& input, py::handle output_size, py::handle kernel_size, py::handle dilation,
+         py::handle padding, py::handle stride) {
+        const char* op = "fold";
+        const Shape o = ints(output_size, op, "output_size"),
+                    k = ints(kernel_size, op, "kernel_size"), d = ints(dilation, op, "dilation"),
+                    p = ints(padding, op, "padding"), s = ints(stride, op, "stride");
+        py::gil_scoped_release no_gil;
+        return fold(input, o, k, d, p, s);
+      },
+      py::arg("input"), py::arg("output_size"), py::arg("kernel_size"), py::arg("dilation") = 1,
+      py::arg("padding") = 0, py::arg("stride") = 1, "Sums columns back into an image: F.fold.");
+
   def_max_pool(m, "max_pool1d", "max_pool1d", &max_pool1d, "Max over sliding windows.");
   def_max_pool(m, "max_pool2d", "max_pool2d", &max_pool2d, "Max over sliding windows.");
   def_max_pool(m, "max_pool1d_with_indices", "max_pool1d", &max_pool1d_with_indices,

@@ -318,4 +318,121 @@ Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor&
                            output_padding, groups, dilation);
 }
 
+// ---- unfold / fold ----
+
+namespace {
+
+struct Patches {
+  ConvArgs a;
+  int64_t kh, kw;
+};
+
+Patches patches(const char* op, const Shape& kernel_size, const Shape& dilation,
+                const Shape& padding, const Shape& stride) {
+  Patches p;
+  int64_t k[2];
+  spread(op, "kernel_size", kernel_size, 2, 1, k, 1);
+  spread(op, "dilation", dilation, 2, 1, p.a.dil, 1);
+  spread(op, "padding", padding, 2, 0, p.a.pad, 0);
+  spread(op, "stride", stride, 2, 1, p.a.stride, 1);
+  p.kh = k[0];
+  p.kw = k[1];
+  return p;
+}
+
+Shape patch_grid(const char* op, const Patches& p, int64_t h, int64_t w) {
+  const Shape grid = {conv_out_size(h, p.kh, p.a, 0), conv_out_size(w, p.kw, p.a, 1)};
+  KILN_CHECK(grid[0] > 0 && grid[1] > 0, ValueError, "[", op, "] kernel [", p.kh, ", ", p.kw,
+             "] with the given dilation doesn't fit the padded image of size [", h + 2 * p.a.pad[0],
+             ", ", w + 2 * p.a.pad[1], "]");
+  return grid;
+}
+
+Tensor fold_apply(const Tensor& cols, const Shape& image_hw, const Patches& p);
+
+// x: 4-D; result (N, C*kh*kw, L).
+Tensor unfold_apply(const Tensor& x, const Patches& p) {
+  const int64_t N = x.size(0), C = x.size(1), K = C * p.kh * p.kw;
+  const Shape grid = patch_grid("unfold", p, x.size(2), x.size(3));
+  const int64_t L = grid[0] * grid[1];
+  Tensor out;
+  {
+    autograd::NoGradGuard no_grad;
+    const ScalarType ct = is_half(x.dtype()) ? ScalarType::Float32 : x.dtype();
+    Tensor cols = empty({1, K, N * L}, ct, x.device());
+    static const dispatch::Op<ColsKernel> im2col("im2col");
+    im2col(x.device(), cols, to_dtype(x, ct),
+           geometry(N, C, 1, {x.size(2), x.size(3)}, grid, {p.kh, p.kw}, p.a));
+    out = to_dtype(contiguous(permute(reshape(cols, {K, N, L}), {1, 0, 2})), x.dtype());
+  }
+  if (autograd::needs_grad({x})) {
+    const Shape hw = {x.size(2), x.size(3)};
+    autograd::record("Im2ColBackward0", {x}, {out}, {}, [p, hw](const BackwardArgs& g) {
+      return TensorList{fold_apply(g.grad(), hw, p)};
+    });
+  }
+  return out;
+}
+
+// cols: 3-D (N, C*kh*kw, L) with L matching image_hw; result (N, C, H, W).
+Tensor fold_apply(const Tensor& cols, const Shape& image_hw, const Patches& p) {
+  const int64_t N = cols.size(0), K = cols.size(1), L = cols.size(2);
+  const int64_t C = K / (p.kh * p.kw);
+  const Shape grid = patch_grid("fold", p, image_hw[0], image_hw[1]);
+  Tensor out;
+  {
+    autograd::NoGradGuard no_grad;
+    const ScalarType ct = is_half(cols.dtype()) ? ScalarType::Float32 : cols.dtype();
+    const Tensor c = contiguous(permute(to_dtype(cols, ct), {1, 0, 2}));
+    out = empty({N, C, image_hw[0], image_hw[1]}, ct, cols.device());
+    static const dispatch::Op<ColsKernel> col2im("col2im");
+    col2im(cols.device(), out, reshape(c, {1, K, N * L}),
+           geometry(N, C, 1, image_hw, grid, {p.kh, p.kw}, p.a));
+    out = to_dtype(out, cols.dtype());
+  }
+  if (autograd::needs_grad({cols}))
+    autograd::record("Col2ImBackward0", {cols}, {out}, {},
+                     [p](const BackwardArgs& g) { return TensorList{unfold_apply(g.grad(), p)}; });
+  return out;
+}
+
+}  // namespace
+
+Tensor unfold(const Tensor& input, const Shape& kernel_size, const Shape& dilation,
+              const Shape& padding, const Shape& stride) {
+  KILN_CHECK(input.dim() == 3 || input.dim() == 4, ValueError,
+             "[unfold] expected 3-D (unbatched) or 4-D (batched) input, got input of shape ",
+             input.sizes());
+  KILN_CHECK(is_floating(input.dtype()), TypeError,
+             "[unfold] expected a floating point input, got ", input.dtype());
+  const Patches p = patches("unfold", kernel_size, dilation, padding, stride);
+  if (input.dim() == 3) return squeeze(unfold_apply(unsqueeze(input, 0), p), Shape{0});
+  return unfold_apply(input, p);
+}
+
+Tensor fold(const Tensor& input, const Shape& output_size, const Shape& kernel_size,
+            const Shape& dilation, const Shape& padding, const Shape& stride) {
+  KILN_CHECK(input.dim() == 2 || input.dim() == 3, ValueError,
+             "[fold] expected 2-D (unbatched) or 3-D (batched) input, got input of shape ",
+             input.sizes());
+  KILN_CHECK(is_floating(input.dtype()), TypeError, "[fold] expected a floating point input, got ",
+             input.dtype());
+  const Patches p = patches("fold", kernel_size, dilation, padding, stride);
+  int64_t hw[2];
+  spread("fold", "output_size", output_size, 2, 1, hw, 1);
+  const Tensor x = input.dim() == 2 ? unsqueeze(input, 0) : input;
+  KILN_CHECK(x.size(1) % (p.kh * p.kw) == 0, ValueError,
+             "[fold] expected size of input's "
+             "dimension 1 to be divisible by the product of kernel_size (",
+             p.kh * p.kw, "), got input of shape ", input.sizes());
+  const Shape grid = patch_grid("fold", p, hw[0], hw[1]);
+  KILN_CHECK(x.size(2) == grid[0] * grid[1], ValueError,
+             "[fold] expected input's dimension 2 "
+             "to match the number of sliding blocks (",
+             grid[0] * grid[1], " for output_size ", output_size, "), got input of shape ",
+             input.sizes());
+  const Tensor out = fold_apply(x, {hw[0], hw[1]}, p);
+  return input.dim() == 2 ? squeeze(out, Shape{0}) : out;
+}
+
 }  // namespace kiln

@@ -31,6 +31,15 @@ KILN_API Tensor conv_transpose2d(const Tensor& input, const Tensor& weight,
                                  const Shape& padding = {0}, const Shape& output_padding = {0},
                                  int64_t groups = 1, const Shape& dilation = {1});
 
+// torch.nn.functional.unfold: sliding kh x kw patches of (N, C, H, W) (or
+// unbatched (C, H, W)) as columns (N, C*kh*kw, L); fold sums columns back
+// into an image of output_size. Each is the other's adjoint (and backward).
+KILN_API Tensor unfold(const Tensor& input, const Shape& kernel_size, const Shape& dilation = {1},
+                       const Shape& padding = {0}, const Shape& stride = {1});
+KILN_API Tensor fold(const Tensor& input, const Shape& output_size, const Shape& kernel_size,
+                     const Shape& dilation = {1}, const Shape& padding = {0},
+                     const Shape& stride = {1});
+
 // The one differentiable op behind all of the above: 4-D input (N, C, H, W),
 // already checked. Per spatial dim, the output size is
 //   (H + 2*pad + extra - dil*(k-1) - 1) / stride + 1           (not transposed)
