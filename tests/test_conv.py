@@ -23,17 +23,17 @@ def _operands(x_shape, w_shape, bias, dtype, seed=0):
     return ops
 
 
-def _check(kfn, tfn, ops, rtol=None):
+def _check(kfn, tfn, ops, rtol=None, atol=None):
     """Forward values and the gradients of every operand match torch."""
     torch = require_torch()
     ks, ts = [o[0] for o in ops], [o[1] for o in ops]
     kout, tout = kfn(*ks), tfn(*ts)
-    assert_close(kout, tout, rtol=rtol)
+    assert_close(kout, tout, rtol=rtol, atol=atol)
     g = randn(*tout.shape, rng=np.random.default_rng(7))
     kout.backward(kiln.tensor(g).to(kout.dtype))
     tout.backward(torch.tensor(g).to(tout.dtype))
     for k, t in zip(ks, ts):
-        assert_close(k.grad, t.grad, rtol=rtol)
+        assert_close(k.grad, t.grad, rtol=rtol, atol=atol)
 
 
 # (input shape, weight shape, stride, padding, dilation, groups)
@@ -331,3 +331,17 @@ def test_unfold_fold_errors():
          "divisible")
     _err(lambda: kiln.col2im(kiln.zeros(1, 4, 5), (3, 3), 2), ValueError, "[fold]",
          "sliding blocks")
+
+
+def test_large_batch_in_chunks():
+    """Images whose im2col columns exceed the buffer budget are processed a few at a time."""
+    rng = np.random.default_rng(8)
+    ops = [both(randn(3, 64, 128, 128, dtype=np.float32, rng=rng), True),
+           both(randn(2, 64, 3, 3, dtype=np.float32, rng=rng), True),
+           both(randn(2, dtype=np.float32, rng=rng), True)]
+    _check(lambda x, w, b: kiln.conv2d(x, w, b, padding=1),
+           lambda x, w, b: _F().conv2d(x, w, b, padding=1), ops, rtol=1e-3, atol=2e-2)
+    ops = [both(randn(3, 2, 128, 128, dtype=np.float32, rng=rng), True),
+           both(randn(2, 64, 3, 3, dtype=np.float32, rng=rng), True)]
+    _check(lambda x, w: kiln.conv_transpose2d(x, w, padding=1),
+           lambda x, w: _F().conv_transpose2d(x, w, padding=1), ops, rtol=1e-3, atol=2e-2)

@@ -38,24 +38,43 @@ ConvGeometry geometry(int64_t n, int64_t channels, int64_t groups, const Shape& 
           kernel[1], a.stride[0], a.stride[1], a.pad[0], a.pad[1], a.dil[0], a.dil[1]};
 }
 
-// x (N, C, H, W) * w (O, C/G, kh, kw): one im2col over the whole batch, then a
-// GEMM per group whose columns span every image.
+// Column buffers hold the im2col of several images so that one GEMM covers
+// them all; batches whose columns exceed this many elements go in chunks.
+constexpr int64_t kColumnBudget = int64_t(1) << 24;
+
+// Calls f(first, count) over [0, n) in chunks of at most kColumnBudget / per_image images.
+template <class F>
+void batch_chunks(int64_t n, int64_t per_image, const F& f) {
+  const int64_t chunk = std::max<int64_t>(1, kColumnBudget / std::max<int64_t>(per_image, 1));
+  for (int64_t first = 0; first < n; first += chunk) f(first, std::min(chunk, n - first));
+}
+
+void copy_into(const Tensor& dst, const Tensor& src) {
+  static const dispatch::Op<void(const Tensor&, const Tensor&)> kernel("copy");
+  kernel(dst.device(), dst, src);
+}
+
+// x (N, C, H, W) * w (O, C/G, kh, kw): im2col of a chunk of images, then a
+// GEMM per group whose columns span every image of the chunk.
 Tensor conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const ConvArgs& a,
                     const Shape& out_hw) {
   const int64_t N = x.size(0), C = x.size(1), O = w.size(0), G = a.groups;
   const int64_t K = w.size(1) * w.size(2) * w.size(3), L = out_hw[0] * out_hw[1];
   const Device dev = x.device();
-  Tensor cols = empty({G, K, N * L}, x.dtype(), dev);
+  const Tensor wg = reshape(contiguous(w), {G, O / G, K});
+  Tensor out = empty({N, O, out_hw[0], out_hw[1]}, x.dtype(), dev);
   static const dispatch::Op<ColsKernel> im2col("im2col");
-  im2col(dev, cols, x,
-         geometry(N, C, G, {x.size(2), x.size(3)}, out_hw, {w.size(2), w.size(3)}, a));
-  Tensor out = empty({G, O / G, N * L}, x.dtype(), dev);
-  if (b.defined()) {
-    static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
-    copy_kernel(dev, out, expand(reshape(b, {G, O / G, 1}), {G, O / G, N * L}));
-  }
-  gemm(out, reshape(contiguous(w), {G, O / G, K}), cols, b.defined() ? 1 : 0);
-  return contiguous(permute(reshape(out, {O, N, out_hw[0], out_hw[1]}), {1, 0, 2, 3}));
+  batch_chunks(N, G * K * L, [&](int64_t n0, int64_t nb) {
+    Tensor cols = empty({G, K, nb * L}, x.dtype(), dev);
+    im2col(dev, cols, slice(x, 0, n0, n0 + nb),
+           geometry(nb, C, G, {x.size(2), x.size(3)}, out_hw, {w.size(2), w.size(3)}, a));
+    Tensor prod = empty({G, O / G, nb * L}, x.dtype(), dev);
+    if (b.defined()) copy_into(prod, expand(reshape(b, {G, O / G, 1}), {G, O / G, nb * L}));
+    gemm(prod, wg, cols, b.defined() ? 1 : 0);
+    copy_into(slice(out, 0, n0, n0 + nb),
+              permute(reshape(prod, {O, nb, out_hw[0], out_hw[1]}), {1, 0, 2, 3}));
+  });
+  return out;
 }
 
 // x (N, C, H, W) with w (C, O/G, kh, kw): a GEMM per group gives each input
@@ -65,22 +84,25 @@ Tensor conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor& b,
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), G = a.groups;
   const int64_t O = w.size(1) * G, K = w.size(1) * w.size(2) * w.size(3);
   const Device dev = x.device();
-  const Tensor xg = reshape(contiguous(permute(reshape(x, {N, G, C / G, H * W}), {1, 2, 0, 3})),
-                            {G, C / G, N * H * W});
   const Tensor wg = transpose(reshape(contiguous(w), {G, C / G, K}), 1, 2);
-  Tensor cols = empty({G, K, N * H * W}, x.dtype(), dev);
-  gemm(cols, wg, xg, 0);
   Tensor out = empty({N, O, out_hw[0], out_hw[1]}, x.dtype(), dev);
   static const dispatch::Op<ColsKernel> col2im("col2im");
-  col2im(dev, out, cols, geometry(N, O, G, out_hw, {H, W}, {w.size(2), w.size(3)}, a));
+  batch_chunks(N, G * K * H * W, [&](int64_t n0, int64_t nb) {
+    const Tensor xs = reshape(slice(x, 0, n0, n0 + nb), {nb, G, C / G, H * W});
+    const Tensor xg = reshape(contiguous(permute(xs, {1, 2, 0, 3})), {G, C / G, nb * H * W});
+    Tensor cols = empty({G, K, nb * H * W}, x.dtype(), dev);
+    gemm(cols, wg, xg, 0);
+    col2im(dev, slice(out, 0, n0, n0 + nb), cols,
+           geometry(nb, O, G, out_hw, {H, W}, {w.size(2), w.size(3)}, a));
+  });
   if (b.defined()) add_(out, reshape(b, {1, O, 1, 1}));
   return out;
 }
 
 bool is_half(ScalarType t) { return t == ScalarType::Float16 || t == ScalarType::BFloat16; }
 
-// The weight gradient as one GEMM per group against x's im2col columns (the
-// fast path, not differentiable): gw[g] = gy[g] (O/G, N*L) @ cols[g]^T.
+// The weight gradient as GEMMs against x's im2col columns (the fast path, not
+// differentiable): gw[g] = sum over chunks of gy[g] (O/G, nb*L) @ cols[g]^T.
 Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shape& wshape,
                              const ConvArgs& a) {
   const ScalarType dt = x_in.dtype(), ct = is_half(dt) ? ScalarType::Float32 : dt;
@@ -88,15 +110,17 @@ Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shap
   const int64_t N = x.size(0), C = x.size(1), O = gy.size(1), G = a.groups;
   const int64_t K = wshape[1] * wshape[2] * wshape[3], L = gy.size(2) * gy.size(3);
   const Device dev = x.device();
-  Tensor cols = empty({G, K, N * L}, ct, dev);
+  Tensor gw = zeros({G, O / G, K}, ct, dev);
   static const dispatch::Op<ColsKernel> im2col("im2col");
-  im2col(dev, cols, x,
-         geometry(N, C, G, {x.size(2), x.size(3)}, {gy.size(2), gy.size(3)}, {wshape[2], wshape[3]},
-                  a));
-  const Tensor gyg =
-      reshape(contiguous(permute(reshape(gy, {N, O, L}), {1, 0, 2})), {G, O / G, N * L});
-  Tensor gw = empty({G, O / G, K}, ct, dev);
-  gemm(gw, gyg, transpose(cols, 1, 2), 0);
+  batch_chunks(N, G * K * L, [&](int64_t n0, int64_t nb) {
+    Tensor cols = empty({G, K, nb * L}, ct, dev);
+    im2col(dev, cols, slice(x, 0, n0, n0 + nb),
+           geometry(nb, C, G, {x.size(2), x.size(3)}, {gy.size(2), gy.size(3)},
+                    {wshape[2], wshape[3]}, a));
+    const Tensor gys = reshape(slice(gy, 0, n0, n0 + nb), {nb, O, L});
+    const Tensor gyg = reshape(contiguous(permute(gys, {1, 0, 2})), {G, O / G, nb * L});
+    gemm(gw, gyg, transpose(cols, 1, 2), n0 > 0 ? 1 : 0);
+  });
   return to_dtype(reshape(gw, wshape), dt);
 }
 
