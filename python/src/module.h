@@ -21,5 +21,6 @@ void init_random(pybind11::module_& m);
 void init_range(pybind11::module_& m);
 void init_sort(pybind11::module_& m);
 void init_optim(pybind11::module_& m);
+void init_ops_conv(pybind11::module_& m);
 
 }  // namespace kiln::python
