@@ -36,4 +36,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_random(m);
   kiln::python::init_range(m);
   kiln::python::init_sort(m);
+  kiln::python::init_ops_nn(m);
 }

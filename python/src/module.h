@@ -17,5 +17,6 @@ void init_ops_gather(pybind11::module_& m);
 void init_random(pybind11::module_& m);
 void init_range(pybind11::module_& m);
 void init_sort(pybind11::module_& m);
+void init_ops_nn(pybind11::module_& m);
 
 }  // namespace kiln::python

@@ -1,0 +1,65 @@
+// Bindings for the fused neural-network ops: normalization layers (later: embedding,
+// dropout, losses), with torch.nn.functional's signatures.
+#include <pybind11/stl.h>
+
+#include "args.h"
+#include "caster.h"
+#include "kiln/ops.h"
+#include "module.h"
+
+namespace py = pybind11;
+
+namespace kiln::python {
+
+namespace {
+
+using OptTensor = std::optional<Tensor>;
+Tensor opt(const OptTensor& t) { return t ? *t : Tensor(); }
+
+// normalized_shape may be an int or a sequence of ints, as in PyTorch.
+Shape shape_arg(py::handle h, const char* op) {
+  if (py::isinstance<py::int_>(h)) return {py::cast<int64_t>(h)};
+  try {
+    return py::cast<Shape>(h);
+  } catch (const py::cast_error&) {
+    throw py::type_error(std::string("[") + op + "] expected an int or a sequence of ints for "
+                         "normalized_shape, got " +
+                         std::string(py::str(py::type::of(h).attr("__name__"))));
+  }
+}
+
+}  // namespace
+
+void init_ops_nn(py::module_& m) {
+  m.def("layer_norm", [](const Tensor& input, py::handle normalized_shape, OptTensor weight,
+                         OptTensor bias, double eps) {
+    return layer_norm(input, shape_arg(normalized_shape, "layer_norm"), opt(weight), opt(bias),
+                      eps);
+  }, py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = py::none(),
+     py::arg("bias") = py::none(), py::arg("eps") = 1e-5,
+     "Normalizes over the trailing normalized_shape dims, then scales and shifts.");
+  m.def("rms_norm", [](const Tensor& input, py::handle normalized_shape, OptTensor weight,
+                       std::optional<double> eps) {
+    return rms_norm(input, shape_arg(normalized_shape, "rms_norm"), opt(weight), eps);
+  }, py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = py::none(),
+     py::arg("eps") = py::none(),
+     "Divides by the root mean square over the trailing normalized_shape dims, then scales.");
+  m.def("group_norm", [](const Tensor& input, int64_t num_groups, OptTensor weight,
+                         OptTensor bias, double eps) {
+    return group_norm(input, num_groups, opt(weight), opt(bias), eps);
+  }, py::arg("input"), py::arg("num_groups"), py::arg("weight") = py::none(),
+     py::arg("bias") = py::none(), py::arg("eps") = 1e-5,
+     "Normalizes each group of channels of an (N, C, *) input, then applies a per-channel affine.");
+  m.def("batch_norm", [](const Tensor& input, OptTensor running_mean, OptTensor running_var,
+                         OptTensor weight, OptTensor bias, bool training, double momentum,
+                         double eps) {
+    return batch_norm(input, opt(running_mean), opt(running_var), opt(weight), opt(bias),
+                      training, momentum, eps);
+  }, py::arg("input"), py::arg("running_mean"), py::arg("running_var"),
+     py::arg("weight") = py::none(), py::arg("bias") = py::none(), py::arg("training") = false,
+     py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
+     "Per-channel normalization of an (N, C, *) input; in training mode uses batch statistics "
+     "and updates running_mean/running_var in place.");
+}
+
+}  // namespace kiln::python
