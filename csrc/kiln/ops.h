@@ -4,7 +4,9 @@
 // through the dispatcher and records autograd history when needed.
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
+#include "kiln/ops/dropout.h"
 #include "kiln/ops/elementwise.h"
+#include "kiln/ops/embedding.h"
 #include "kiln/ops/gather.h"
 #include "kiln/ops/index.h"
 #include "kiln/ops/indexing.h"

@@ -1,5 +1,5 @@
-// Bindings for the fused neural-network ops: normalization layers (later: embedding,
-// dropout, losses), with torch.nn.functional's signatures.
+// Bindings for the fused neural-network ops: normalization layers, embedding, dropout
+// and losses, with torch.nn.functional's signatures.
 #include <pybind11/stl.h>
 
 #include "args.h"
@@ -26,6 +26,13 @@ Shape shape_arg(py::handle h, const char* op) {
                          "normalized_shape, got " +
                          std::string(py::str(py::type::of(h).attr("__name__"))));
   }
+}
+
+// F.dropout(..., inplace=True) writes the result back into input.
+Tensor maybe_inplace(Tensor input, const Tensor& out, bool inplace) {
+  if (!inplace || out.is_same(input)) return out;
+  copy_(input, out);
+  return input;
 }
 
 }  // namespace
@@ -60,6 +67,22 @@ void init_ops_nn(py::module_& m) {
      py::arg("momentum") = 0.1, py::arg("eps") = 1e-5,
      "Per-channel normalization of an (N, C, *) input; in training mode uses batch statistics "
      "and updates running_mean/running_var in place.");
+
+  m.def("embedding", [](const Tensor& input, const Tensor& weight,
+                        std::optional<int64_t> padding_idx) {
+    return embedding(input, weight, padding_idx);
+  }, py::arg("input"), py::arg("weight"), py::arg("padding_idx") = py::none(),
+     "Rows of weight picked by the integer input; padding_idx rows get no gradient.");
+  m.def("dropout", [](const Tensor& input, double p, bool training, bool inplace) {
+    return maybe_inplace(input, dropout(input, p, training), inplace);
+  }, py::arg("input"), py::arg("p") = 0.5, py::arg("training") = true,
+     py::arg("inplace") = false,
+     "Zeroes elements with probability p and scales the rest by 1/(1-p) (training only).");
+  m.def("dropout2d", [](const Tensor& input, double p, bool training, bool inplace) {
+    return maybe_inplace(input, dropout2d(input, p, training), inplace);
+  }, py::arg("input"), py::arg("p") = 0.5, py::arg("training") = true,
+     py::arg("inplace") = false,
+     "Zeroes whole channels of an (N, C, *) input with probability p (training only).");
 }
 
 }  // namespace kiln::python
