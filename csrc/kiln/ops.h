@@ -12,6 +12,7 @@
 #include "kiln/ops/indexing.h"
 #include "kiln/ops/join.h"
 #include "kiln/ops/linalg.h"
+#include "kiln/ops/loss.h"
 #include "kiln/ops/norm.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"

@@ -83,6 +83,24 @@ void init_ops_nn(py::module_& m) {
   }, py::arg("input"), py::arg("p") = 0.5, py::arg("training") = true,
      py::arg("inplace") = false,
      "Zeroes whole channels of an (N, C, *) input with probability p (training only).");
+
+  m.def("cross_entropy", [](const Tensor& input, const Tensor& target, OptTensor weight,
+                            int64_t ignore_index, const std::string& reduction,
+                            double label_smoothing) {
+    return cross_entropy(input, target, opt(weight), ignore_index,
+                         parse_reduction(reduction, "cross_entropy"), label_smoothing);
+  }, py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
+     py::arg("ignore_index") = -100, py::arg("reduction") = "mean",
+     py::arg("label_smoothing") = 0.0,
+     "Cross entropy of logits against class indices or class probabilities (fused "
+     "log-softmax).");
+  m.def("nll_loss", [](const Tensor& input, const Tensor& target, OptTensor weight,
+                       int64_t ignore_index, const std::string& reduction) {
+    return nll_loss(input, target, opt(weight), ignore_index,
+                    parse_reduction(reduction, "nll_loss"));
+  }, py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
+     py::arg("ignore_index") = -100, py::arg("reduction") = "mean",
+     "Negative log likelihood of log-probabilities at the target class indices.");
 }
 
 }  // namespace kiln::python
