@@ -12,7 +12,7 @@
 namespace kiln::cpu {
 namespace {
 
-using norm::Layout;
+using normalization::Layout;
 
 // Sum of f(i) over [0, n) in independent lanes, so the compiler can vectorize it.
 template <class F>

@@ -155,7 +155,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
                      {input, prob_target},
                      [c, lse = f.lse, denom = f.denominator](const BackwardArgs& a) {
       TensorList g = run_backward(c, a.grad(), lse, denom, a.needs(1));
-      norm::forbid_double_backward("cross_entropy", {a.grad(), a.saved[0], a.saved[1]}, g);
+      normalization::forbid_double_backward("cross_entropy", {a.grad(), a.saved[0], a.saved[1]}, g);
       return g;
     });
   }

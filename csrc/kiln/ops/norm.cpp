@@ -15,9 +15,9 @@
 namespace kiln {
 
 using autograd::BackwardArgs;
-using norm::Layout;
+using normalization::Layout;
 
-namespace norm {
+namespace normalization {
 
 void forbid_double_backward(const char* op, const TensorList& inputs, const TensorList& outputs) {
   if (!autograd::needs_grad(inputs)) return;
@@ -33,7 +33,7 @@ void forbid_double_backward(const char* op, const TensorList& inputs, const Tens
                    });
 }
 
-}  // namespace norm
+}  // namespace normalization
 
 namespace {
 
@@ -74,7 +74,7 @@ TensorList norm_backward(const char* op, const Tensor& grad, const Tensor& input
   const Tensor gb = need_b ? empty(param_shape, input.dtype(), input.device()) : Tensor();
   static const dispatch::Op<BackwardKernel> k("norm_backward");
   k(input.device(), gx, gw, gb, g, x, mean, rstd, contiguous_data(weight), L, rms, given_stats);
-  norm::forbid_double_backward(op, {grad, input, weight}, {gx, gw, gb});
+  normalization::forbid_double_backward(op, {grad, input, weight}, {gx, gw, gb});
   return {gx, gw, gb};
 }
 

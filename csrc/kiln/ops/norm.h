@@ -22,7 +22,7 @@ KILN_API Tensor batch_norm(const Tensor& input, const Tensor& running_mean,
                            const Tensor& bias = {}, bool training = false,
                            double momentum = 0.1, double eps = 1e-5);
 
-namespace norm {
+namespace normalization {
 
 // Note [Norm layout]: every norm sees its (contiguous) input as [B, R, K] and
 // normalizes each r over its B*K elements. layer/rms norm: B = 1, R = rows,
@@ -39,6 +39,6 @@ struct Layout {
 KILN_API void forbid_double_backward(const char* op, const TensorList& inputs,
                                      const TensorList& outputs);
 
-}  // namespace norm
+}  // namespace normalization
 
 }  // namespace kiln
