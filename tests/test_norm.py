@@ -66,11 +66,42 @@ def test_layer_norm_errors():
         kiln.layer_norm(x, ())
 
 
-def test_norm_double_backward_raises():
-    x = leaf(rnd(3, 4))
-    (g,) = kiln.autograd.grad(kiln.layer_norm(x, 4).sum() * 2, [x], create_graph=True)
-    with pytest.raises(NotImplementedError, match=r"\[layer_norm\] double backward"):
-        (g * g).sum().backward()
+# name: (kiln fn, torch fn, input shape, weight/bias shape)
+NORMS = {
+    "layer_norm": (lambda x, w, b: kiln.layer_norm(x, [2, 3], w, b),
+                   lambda x, w, b: F.layer_norm(x, [2, 3], w, b), (3, 2, 3), (2, 3)),
+    "rms_norm": (lambda x, w, b: kiln.rms_norm(x, [3], w, eps=1e-3) + b,
+                 lambda x, w, b: F.rms_norm(x, [3], w, eps=1e-3) + b, (4, 3), (3,)),
+    "group_norm": (lambda x, w, b: kiln.group_norm(x, 2, w, b),
+                   lambda x, w, b: F.group_norm(x, 2, w, b), (2, 4, 3), (4,)),
+    "batch_norm": (lambda x, w, b: kiln.batch_norm(x, None, None, w, b, True),
+                   lambda x, w, b: F.batch_norm(x, None, None, w, b, True), (3, 2, 2), (2,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NORMS))
+def test_norm_double_backward_matches_torch_and_gradgradcheck(name):
+    kfn, tfn, xshape, pshape = NORMS[name]
+    arrays = [rnd(*xshape), rnd(*pshape, seed=1), rnd(*pshape, seed=2)]
+    (kx, tx), (kw, tw), (kb, tb) = [both(a, requires_grad=True) for a in arrays]
+    up = rnd(*xshape, seed=5)
+    kg = kiln.autograd.grad((kfn(kx, kw, kb) * kiln.tensor(up)).sum(), [kx, kw, kb],
+                            create_graph=True)
+    tg = torch.autograd.grad((tfn(tx, tw, tb) * torch.tensor(up)).sum(), [tx, tw, tb],
+                             create_graph=True)
+    assert_close(list(kg), list(tg))
+    ((kg[0] * kg[0]).sum() + (kg[1] * kg[1]).sum()).backward()
+    ((tg[0] * tg[0]).sum() + (tg[1] * tg[1]).sum()).backward()
+    for k, t in [(kx, tx), (kw, tw)]:
+        assert_close(k.grad, t.grad, rtol=1e-8, atol=1e-8)
+    assert kiln.autograd.gradgradcheck(kfn, [leaf(a) for a in arrays])
+
+
+def test_batch_norm_eval_double_backward():
+    rm, rv = kiln.tensor(rnd(2, seed=3)), kiln.tensor(np.abs(rnd(2, seed=4)) + 1)
+    args = [leaf(rnd(3, 2, 2)), leaf(rnd(2, seed=1)), leaf(rnd(2, seed=2))]
+    assert kiln.autograd.gradgradcheck(
+        lambda x, w, b: kiln.batch_norm(x, rm, rv, w, b, False), args)
 
 
 # ---- rms_norm -------------------------------------------------------------------------

@@ -191,8 +191,20 @@ void norm_backward_kernel(const Tensor& gx, const Tensor& gw, const Tensor& gb, 
   });
 }
 
+// out = 1 / sqrt(in + eps), both contiguous.
+void norm_rsqrt_kernel(const Tensor& out, const Tensor& in, double eps) {
+  visit_floating(in.dtype(), "norm", [&]<class T>(TypeTag<T>) {
+    using S = OpMath<T>;
+    const T* ip = in.data<T>();
+    T* op = out.data<T>();
+    for (int64_t i = 0; i < in.numel(); ++i)
+      op[i] = static_cast<T>(S(1) / std::sqrt(static_cast<S>(ip[i]) + static_cast<S>(eps)));
+  });
+}
+
 }  // namespace
 
+KILN_REGISTER_KERNEL(norm_rsqrt, CPU, norm_rsqrt_kernel);
 KILN_REGISTER_KERNEL(norm_forward, CPU, norm_forward_kernel);
 KILN_REGISTER_KERNEL(norm_backward, CPU, norm_backward_kernel);
 

@@ -11,6 +11,8 @@
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
+#include "kiln/ops/reduce.h"
+#include "kiln/ops/view.h"
 
 namespace kiln {
 
@@ -63,18 +65,73 @@ void check_param(const char* op, const char* name, const Tensor& p, const Tensor
 
 Tensor contiguous_data(const Tensor& t) { return t.defined() ? contiguous(detach(t)) : Tensor(); }
 
-// The fused backward; its outputs refuse double backward.
-TensorList norm_backward(const char* op, const Tensor& grad, const Tensor& input,
-                         const Tensor& mean, const Tensor& rstd, const Tensor& weight,
-                         const Shape& param_shape, Layout L, bool rms, bool given_stats,
-                         bool need_x, bool need_w, bool need_b) {
+// 1 / sqrt(var + eps), differentiable to any order (its backward uses its output).
+Tensor rsqrt_eps(const Tensor& var, double eps) {
+  const Tensor v = contiguous(detach(var));
+  Tensor out = empty(v.sizes(), v.dtype(), v.device());
+  static const dispatch::Op<void(const Tensor&, const Tensor&, double)> k("norm_rsqrt");
+  k(v.device(), out, v, eps);
+  if (autograd::needs_grad({var})) {
+    autograd::record("RsqrtBackward0", {var}, {out}, {out}, [](const BackwardArgs& a) {
+      const Tensor& y = a.saved[0];
+      return TensorList{a.grad() * y * y * y * -0.5};
+    });
+  }
+  return out;
+}
+
+// Note [Norm double backward]: the first-order backward as a fused kernel is fast but
+// not differentiable. When the backward itself must record (create_graph=True), the
+// same formulas are built from differentiable kiln ops instead, recomputing the
+// statistics from the input, so every higher-order gradient is exact. The [B,R,K]
+// layout is viewed as [B, R/P, P, K/S, S], where the weight is [1, 1, P, K/S, 1].
+TensorList composite_backward(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                              const Tensor& given_mean, const Tensor& given_rstd,
+                              const Shape& param_shape, Layout L, double eps, bool rms,
+                              bool given_stats) {
+  const Shape s5{L.B, L.R / L.P, L.P, L.K / L.S, L.S}, stat5{1, L.R / L.P, L.P, 1, 1};
+  const Shape p5{1, 1, L.P, L.K / L.S, 1}, dims{0, 3, 4};
+  const double n = static_cast<double>(L.B * L.K);
+  const Tensor x = reshape(input, s5), g = reshape(grad, s5);
+  Tensor mean, rstd;
+  if (given_stats) {
+    mean = reshape(to_dtype(given_mean, input.dtype()), stat5);
+    rstd = reshape(to_dtype(given_rstd, input.dtype()), stat5);
+  } else {
+    if (!rms) mean = sum(x, dims, true) / n;
+    const Tensor xc = rms ? x : x - mean;
+    rstd = rsqrt_eps(sum(xc * xc, dims, true) / n, eps);
+  }
+  const Tensor xhat = (rms ? x : x - mean) * rstd;
+  const Tensor gw = weight.defined() ? g * reshape(weight, p5) : g;
+  Tensor gx;
+  if (given_stats) {
+    gx = gw * rstd;
+  } else {
+    Tensor t = gw - xhat * (sum(gw * xhat, dims, true) / n);
+    if (!rms) t = t - sum(gw, dims, true) / n;
+    gx = rstd * t;
+  }
+  return {reshape(gx, input.sizes()), reshape(sum_to(g * xhat, p5), param_shape),
+          reshape(sum_to(g, p5), param_shape)};
+}
+
+// The first-order backward: the fused kernel, or the composite when it must record.
+TensorList norm_backward(const Tensor& grad, const Tensor& input, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& weight, const Shape& param_shape,
+                         Layout L, double eps, bool rms, bool given_stats, bool need_x,
+                         bool need_w, bool need_b) {
+  if (autograd::needs_grad({grad, input, weight})) {
+    TensorList g = composite_backward(grad, input, weight, mean, rstd, param_shape, L, eps, rms,
+                                      given_stats);
+    return {need_x ? g[0] : Tensor(), need_w ? g[1] : Tensor(), need_b ? g[2] : Tensor()};
+  }
   const Tensor x = contiguous_data(input), g = contiguous_data(grad);
   const Tensor gx = need_x ? empty(input.sizes(), input.dtype(), input.device()) : Tensor();
   const Tensor gw = need_w ? empty(param_shape, input.dtype(), input.device()) : Tensor();
   const Tensor gb = need_b ? empty(param_shape, input.dtype(), input.device()) : Tensor();
   static const dispatch::Op<BackwardKernel> k("norm_backward");
   k(input.device(), gx, gw, gb, g, x, mean, rstd, contiguous_data(weight), L, rms, given_stats);
-  normalization::forbid_double_backward(op, {grad, input, weight}, {gx, gw, gb});
   return {gx, gw, gb};
 }
 
@@ -117,8 +174,8 @@ Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight, co
     const NormCall cap{c.op, c.node, c.layout, c.param_shape, c.eps, c.rms};
     autograd::record(c.node, {input, weight, bias}, {out}, {input, weight},
                      [cap, mean, rstd, given](const BackwardArgs& a) {
-                       return norm_backward(cap.op, a.grad(), a.saved[0], mean, rstd,
-                                            a.saved[1], cap.param_shape, cap.layout, cap.rms,
+                       return norm_backward(a.grad(), a.saved[0], mean, rstd, a.saved[1],
+                                            cap.param_shape, cap.layout, cap.eps, cap.rms,
                                             given, a.needs(0), a.needs(1), a.needs(2));
                      });
   }
@@ -186,7 +243,8 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
   batch_dims("group_norm", input, n, c, spatial);
   KILN_CHECK(num_groups > 0 && c % num_groups == 0, ValueError, "[group_norm] expected the ",
              c, " channels of input ", input.sizes(), " to divide into num_groups=", num_groups);
-  const Layout L{1, n * num_groups, c / num_groups * spatial, num_groups, spatial};
+  const Layout L{1, n * num_groups, c / num_groups * spatial, num_groups,
+                 std::max<int64_t>(spatial, 1)};
   return run_norm({"group_norm", "NativeGroupNormBackward0", L, {c}, eps}, input, weight, bias);
 }
 
@@ -204,7 +262,7 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     KILN_CHECK(r->is_floating_point(), TypeError, "[batch_norm] expected floating running "
                "stats, got ", dtype_name(r->dtype()));
   }
-  const Layout L{n, c, spatial, c, spatial};
+  const Layout L{n, c, spatial, std::max<int64_t>(c, 1), std::max<int64_t>(spatial, 1)};
   NormCall call{"batch_norm", "NativeBatchNormBackward0", L, {c}, eps};
   if (!training) {
     KILN_CHECK(running_mean.defined(), ValueError, "[batch_norm] running_mean and running_var "

@@ -7,7 +7,7 @@ namespace kiln {
 
 // Normalization layers, as torch.nn.functional. `weight`/`bias` may be undefined
 // (no affine transform). Forward and first-order backward are fused kernels;
-// double backward raises NotImplementedError.
+// higher orders go through kiln ops (see Note [Norm double backward]).
 KILN_API Tensor layer_norm(const Tensor& input, const Shape& normalized_shape,
                            const Tensor& weight = {}, const Tensor& bias = {}, double eps = 1e-5);
 // eps defaults to the machine epsilon of input's dtype, as in PyTorch.
