@@ -2,6 +2,8 @@
 // Every op as a free function, grouped by family. Each op checks its
 // arguments (errors start with "[op]"), infers the output, calls its kernel
 // through the dispatcher and records autograd history when needed.
+#include "kiln/ops/activation.h"
+#include "kiln/ops/binary.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/dropout.h"
@@ -13,11 +15,19 @@
 #include "kiln/ops/join.h"
 #include "kiln/ops/linalg.h"
 #include "kiln/ops/loss.h"
+#include "kiln/ops/minmax.h"
+#include "kiln/ops/moments.h"
 #include "kiln/ops/norm.h"
+#include "kiln/ops/vector_norm.h"
+#include "kiln/ops/optim.h"
+#include "kiln/ops/pointwise.h"
 #include "kiln/ops/promotion.h"
 #include "kiln/ops/random.h"
 #include "kiln/ops/range.h"
 #include "kiln/ops/reduce.h"
 #include "kiln/ops/shape.h"
 #include "kiln/ops/sort.h"
+#include "kiln/ops/scan.h"
+#include "kiln/ops/softmax.h"
+#include "kiln/ops/unary.h"
 #include "kiln/ops/view.h"

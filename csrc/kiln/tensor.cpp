@@ -32,8 +32,16 @@ void TensorImpl::refresh_metadata() {
   is_contiguous = contiguous || n == 0;
 }
 
-int64_t Tensor::size(int64_t d) const { return impl_->sizes[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return impl_->strides[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  KILN_CHECK(dim() > 0, IndexError, "[size] dimension specified as ", d,
+             " but tensor has no dimensions");
+  return impl_->sizes[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  KILN_CHECK(dim() > 0, IndexError, "[stride] dimension specified as ", d,
+             " but tensor has no dimensions");
+  return impl_->strides[wrap_dim(d, dim(), "stride")];
+}
 
 Shape contiguous_strides(const Shape& sizes) {
   Shape strides(sizes.size());

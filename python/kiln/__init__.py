@@ -38,6 +38,8 @@ int = int32  # noqa: A001
 short = int16
 
 from kiln import _tensor  # noqa: E402,F401  (attaches Python-level Tensor methods)
+from kiln import _tensor_new  # noqa: E402,F401  (Tensor.new_*, __format__)
+from kiln._tensor_str import set_printoptions  # noqa: E402,F401
 # C++ ops first; the Python wrappers below (argument parsing) take precedence.
 from kiln._ops import *  # noqa: E402,F401,F403
 from kiln import autograd  # noqa: E402
@@ -72,5 +74,8 @@ from kiln.autograd import (  # noqa: E402,F401
     inference_mode,
     is_inference_mode_enabled,
 )
+
+from kiln.serialization import save, load  # noqa: E402,F401
+from kiln import accelerator, nn, optim  # noqa: E402,F401
 
 __version__ = "0.1.0"

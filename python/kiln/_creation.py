@@ -139,6 +139,8 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
 
 
 def _like(fn, t, dtype, device, requires_grad, *args):
+    if not isinstance(t, _C.Tensor):
+        raise TypeError(f"[{fn.__name__}_like] expected a Tensor as input, got {type(t).__name__}")
     return _finish(
         fn(list(t.shape), *args, t.dtype if dtype is None else dtype,
            t.device if device is None else _device(device)),

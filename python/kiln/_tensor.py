@@ -8,7 +8,7 @@ import builtins
 
 import numpy as np
 
-from kiln import _C
+from kiln import _C, _tensor_str
 from kiln._creation import _device
 
 Tensor = _C.Tensor
@@ -19,76 +19,28 @@ def _method(fn):
     return fn
 
 
-# ---- printing ---------------------------------------------------------------------
-
-
-def _format_floats(values):
-    """A formatter for float values, chosen the way PyTorch chooses its print mode."""
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return lambda v: _special(v) or f"{v:.4f}"
-    nonzero = np.abs(finite[finite != 0])
-    if np.all(finite == np.round(finite)):
-        amax = np.max(np.abs(finite)) if finite.size else 0
-        if amax < 1e8:
-            return lambda v: _special(v) or f"{v:.0f}."
-        return lambda v: _special(v) or f"{v:.4e}"
-    if nonzero.size and (nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8
-                         or nonzero.min() < 1e-4):
-        return lambda v: _special(v) or f"{v:.4e}"
-    return lambda v: _special(v) or f"{v:.4f}"
-
-
-def _special(v):
-    if np.isnan(v):
-        return "nan"
-    if np.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return None
-
-
-_DEFAULT_DTYPES = ("float32", "int64", "bool")
-
-
-def _tensor_str(t):
-    arr = t.detach().cpu()
-    if arr.dtype in (_C.bfloat16, _C.float16):
-        arr = arr.float()
-    a = arr.numpy()
-    if a.dtype.kind == "f":
-        shown = a if a.size <= 1000 else np.concatenate([a.ravel()[:3], a.ravel()[-3:]])
-        fmt = {"float_kind": _format_floats(np.asarray(shown, dtype=np.float64).ravel())}
-    elif a.dtype.kind == "b":
-        fmt = {"bool": lambda v: "True" if v else "False"}
-    else:
-        fmt = None
-    if a.ndim == 0:
-        return fmt["float_kind"](a.item()) if a.dtype.kind == "f" else (
-            fmt["bool"](a.item()) if a.dtype.kind == "b" else str(a.item()))
-    return np.array2string(a, separator=", ", prefix="tensor(", formatter=fmt,
-                           threshold=1000, edgeitems=3, max_line_width=80)
+# ---- printing and NumPy ------------------------------------------------------------
 
 
 @_method
 def __repr__(self):
-    body = _tensor_str(self)
-    suffix = []
-    if self.device.type != "cpu":
-        suffix.append(f"device='{self.device}'")
-    if self.numel() == 0 and self.ndim != 1:
-        body = "[]"
-        suffix.append(f"size={tuple(self.shape)}")
-    dname = repr(self.dtype).split(".")[-1]
-    if dname not in _DEFAULT_DTYPES or (self.numel() == 0 and dname != "float32"):
-        suffix.append(f"dtype={self.dtype!r}")
-    if self.grad_fn is not None:
-        suffix.append(f"grad_fn=<{self.grad_fn.name()}>")
-    elif self.requires_grad:
-        suffix.append("requires_grad=True")
-    return "tensor(" + ", ".join([body] + suffix) + ")"
+    return _tensor_str.tensor_repr(self)
 
 
 Tensor.__str__ = Tensor.__repr__
+Tensor.__array_priority__ = 1000  # NumPy defers binary operators to kiln's
+
+
+@_method
+def __array__(self, dtype=None, copy=None):
+    """np.asarray(t): shares memory when no conversion is needed and copy is not True."""
+    a = self.numpy()
+    if dtype is not None and np.dtype(dtype) != a.dtype:
+        if copy is False:
+            raise ValueError(f"[__array__] can't convert {self.dtype!r} to {np.dtype(dtype)} "
+                             "without a copy (copy=False)")
+        return a.astype(dtype)
+    return a.copy() if copy else a
 
 
 # ---- Python values ------------------------------------------------------------------
@@ -187,6 +139,8 @@ def cuda(self, device=None, non_blocking=False):
 
 @_method
 def type_as(self, other):
+    if not isinstance(other, Tensor):
+        raise TypeError(f"[type_as] expected a Tensor, got {type(other).__name__}")
     return self._to_dtype(other.dtype)
 
 

@@ -162,8 +162,10 @@ void init_autograd(py::module_& m) {
 
   // kiln.autograd.Function: connect outputs computed under no_grad to a Python backward.
   m.def("_record_python_function", [](const std::string& name, const TensorList& inputs,
-                                      const TensorList& outputs, py::object backward) {
+                                      const TensorList& outputs, py::object backward,
+                                      bool materialize_grads) {
     auto node = std::make_shared<PyFunctionNode>(name, std::move(backward));
+    node->materialize_grads = materialize_grads;
     for (const auto& in : inputs) {
       node->next_edges.push_back(autograd::gradient_edge(in));
       node->input_meta.push_back(autograd::TensorMeta::of(in));

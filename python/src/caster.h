@@ -34,6 +34,7 @@ template <>
 struct type_caster<kiln::Tensor> {
   PYBIND11_TYPE_CASTER(kiln::Tensor, const_name("Tensor"));
   bool load(handle src, bool convert) {
+    if (src.is_none()) return false;  // the generic caster would give a null tensor
     TensorHolderCaster caster;
     if (!caster.load(src, convert)) return false;
     value = kiln::Tensor(static_cast<std::shared_ptr<kiln::TensorImpl>>(caster));

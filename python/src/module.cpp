@@ -27,14 +27,18 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_tensor(m);
   kiln::python::init_autograd(m);
   kiln::python::init_ops_core(m);
+  kiln::python::init_ops_elementwise(m);
   kiln::python::init_ops_shape(m);
   kiln::python::init_indexing(m);
   kiln::python::init_ops_linalg(m);
+  kiln::python::init_ops_reduce(m);
   kiln::python::init_numpy(m);
   kiln::python::init_ops_join(m);
   kiln::python::init_ops_gather(m);
+  kiln::python::init_dlpack(m);
   kiln::python::init_random(m);
   kiln::python::init_range(m);
   kiln::python::init_sort(m);
   kiln::python::init_ops_nn(m);
+  kiln::python::init_optim(m);
 }

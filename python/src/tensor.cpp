@@ -31,7 +31,33 @@ py::tuple to_tuple(const Shape& s) {
 void init_tensor(py::module_& m) {
   py::class_<TensorImpl, std::shared_ptr<TensorImpl>> cls(m, "Tensor", py::dynamic_attr(),
                                                           "A multi-dimensional array with autograd.");
-  cls.def_property_readonly("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
+  // Tensor(data, requires_grad): a new leaf sharing data's memory. Python
+  // subclasses (kiln.nn.Parameter) construct through this.
+  cls.def(py::init([](const Tensor& data, bool requires_grad) {
+            Tensor t = detach(data);
+            t.impl()->view_base.reset();
+            if (requires_grad) t.set_requires_grad(true);
+            return t.impl_ptr();
+          }),
+          py::arg("data"), py::arg("requires_grad") = false)
+      // `t.data`: a detached alias; `t.data = x` makes t look at x's memory in
+      // place, so Python objects holding t (optimizers, modules) keep working.
+      .def_property(
+          "data", [](const Tensor& t) { return detach(t); },
+          [](Tensor& t, const Tensor& src) {
+            TensorImpl* i = t.impl();
+            const TensorImpl* s = src.impl();
+            KILN_CHECK(!t.requires_grad() || src.is_floating_point(), TypeError,
+                       "[data] a tensor that requires grad can't take data of dtype ", src.dtype());
+            i->storage = s->storage;
+            i->sizes = s->sizes;
+            i->strides = s->strides;
+            i->offset = s->offset;
+            i->dtype = s->dtype;
+            i->view_base.reset();
+            i->refresh_metadata();
+          })
+      .def_property_readonly("shape", [](const Tensor& t) { return to_tuple(t.sizes()); })
       .def("size", [](const Tensor& t) { return to_tuple(t.sizes()); })
       .def("size", [](const Tensor& t, int64_t d) { return t.size(d); }, py::arg("dim"))
       .def("stride", [](const Tensor& t) { return to_tuple(t.strides()); })
@@ -66,7 +92,7 @@ void init_tensor(py::module_& m) {
       .def(
           "requires_grad_",
           [](Tensor& t, bool r) {
-            t.set_requires_grad(r);
+            if (!(r && !t.is_leaf())) t.set_requires_grad(r);  // non-leaves already require grad
             return t;
           },
           py::arg("requires_grad") = true)

@@ -46,6 +46,18 @@ void check_finite(const Node& node, const Tensor& grad, size_t i) {
   throw Error(msg);
 }
 
+// A tensor hook may replace the gradient, but not change its shape or dtype.
+void run_hook(const TensorHook& hook, Tensor& grad) {
+  if (!grad.defined()) return;  // an unmaterialized gradient (see Node::materialize_grads)
+  Tensor replaced = hook(grad);
+  if (!replaced.defined()) return;
+  KILN_CHECK(replaced.sizes() == grad.sizes() && replaced.dtype() == grad.dtype(), Error,
+             "[register_hook] a hook changed the gradient from ", grad.dtype(), " ",
+             shape_str(grad.sizes()), " to ", replaced.dtype(), " ",
+             shape_str(replaced.sizes()), "; hooks must keep its shape and dtype");
+  grad = std::move(replaced);
+}
+
 }  // namespace
 
 TensorList run_backward(const TensorList& roots, const TensorList& grad_roots, bool retain_graph,
@@ -153,22 +165,26 @@ TensorList run_backward(const TensorList& roots, const TensorList& grad_roots, b
     ready.pop();
     TensorList grads = std::move(buffers[node]);
     buffers.erase(node);
+    // autograd.grad runs only what leads to its inputs (their hooks included).
+    if (capture_mode && !needed.count(node)) continue;
     grads.resize(node->output_meta.size());
     GradModeGuard mode(create_graph);
     for (size_t i = 0; i < grads.size(); ++i) {
-      if (!grads[i].defined()) {
+      if (!grads[i].defined() && node->materialize_grads) {
         const auto& m = node->output_meta[i];
         grads[i] = zeros(m.shape, m.dtype, m.device);
       }
     }
-    for (auto& [id, slot, hook] : node->pre_hooks) {
-      Tensor replaced = hook(grads[slot]);
-      if (replaced.defined()) grads[slot] = replaced;
-    }
+    // Copies: a hook may remove itself (or others) while it runs.
+    for (auto [id, slot, hook] : std::vector(node->pre_hooks)) run_hook(hook, grads[slot]);
+    // Leaf hooks run here rather than in AccumulateGrad so autograd.grad sees them too.
+    if (auto* acc = dynamic_cast<AccumulateGrad*>(node))
+      for (auto [id, hook] : std::vector(acc->variable.autograd_meta().hooks))
+        run_hook(hook, grads[0]);
     if (capture_mode) {
       for (size_t k = 0; k < input_edges.size(); ++k)
         if (input_edges[k].node.get() == node) captured[k] = grads[input_edges[k].input_nr];
-      if (!needed.count(node) || dynamic_cast<AccumulateGrad*>(node)) continue;
+      if (dynamic_cast<AccumulateGrad*>(node)) continue;
       bool feeds_needed = false;
       for (auto& e : node->next_edges) feeds_needed |= e.valid() && needed.count(e.node.get());
       if (!feeds_needed) continue;

@@ -1,6 +1,7 @@
 #include "kiln/autograd/node.h"
 
 #include <atomic>
+#include <mutex>
 
 #include "kiln/autograd/anomaly.h"
 #include "kiln/autograd/grad_mode.h"
@@ -22,13 +23,22 @@ AccumulateGrad::AccumulateGrad(Tensor v) : variable(std::move(v)) {
   output_meta.push_back(TensorMeta::of(variable));
 }
 
+// Note [Concurrent accumulation]: backward runs without the GIL, so threads may
+// accumulate into the same leaf at once (possibly through different accumulator
+// nodes). One process-wide lock serializes updates of leaves' .grad and the
+// creation of their accumulators; it is recursive because accumulating under
+// create_graph records ops, which look up accumulators again.
+static std::recursive_mutex& leaf_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
+
 TensorList AccumulateGrad::apply(TensorList&& grads) {
   Tensor g = std::move(grads[0]);
-  auto& meta = variable.autograd_meta();
-  for (auto& [id, hook] : meta.hooks) {
-    Tensor replaced = hook(g);
-    if (replaced.defined()) g = replaced;
-  }
+  Tensor previous;  // released after unlocking: freeing borrowed memory may need the GIL
+  std::lock_guard<std::recursive_mutex> lock(leaf_mutex());
+  auto& meta = variable.autograd_meta();  // its hooks already ran in the engine
+  previous = meta.grad;
   if (is_grad_enabled()) {  // create_graph: .grad keeps its history
     meta.grad = meta.grad.defined() ? add(meta.grad, g) : g;
     return {};
@@ -125,6 +135,7 @@ Edge gradient_edge(const Tensor& t) {
   if (!t.defined() || !t.requires_grad()) return {};
   auto& meta = t.autograd_meta();
   if (meta.grad_fn) return {meta.grad_fn, meta.output_nr};
+  std::lock_guard<std::recursive_mutex> lock(leaf_mutex());  // Note [Concurrent accumulation]
   auto acc = meta.grad_accumulator.lock();
   if (!acc) {
     acc = std::make_shared<AccumulateGrad>(t);

@@ -47,6 +47,9 @@ class KILN_API Node : public std::enable_shared_from_this<Node> {
   std::vector<std::tuple<int, uint32_t, TensorHook>> pre_hooks;
   // Anomaly mode: the Python traceback of the forward call that created this node.
   std::shared_ptr<const std::string> forward_trace;
+  // False: outputs that got no gradient reach apply() as undefined tensors, not zeros
+  // (kiln.autograd.Function's ctx.set_materialize_grads(False)).
+  bool materialize_grads = true;
 };
 
 // Accumulates the gradient of a leaf into its .grad.

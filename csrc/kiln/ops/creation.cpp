@@ -6,10 +6,12 @@
 namespace kiln {
 
 Tensor empty(const Shape& shape, ScalarType dtype, Device device) {
+  // The byte count, not just numel, must fit: 2^62 float32 elements would wrap to 0 bytes.
+  const int64_t max_numel = (int64_t(1) << 62) / static_cast<int64_t>(itemsize(dtype));
   int64_t n = 1;
   for (int64_t s : shape) {
     KILN_CHECK(s >= 0, ValueError, "[empty] negative dimension ", s, " in shape ", shape);
-    KILN_CHECK(s == 0 || n <= (int64_t(1) << 62) / s, ValueError, "[empty] shape ", shape,
+    KILN_CHECK(s == 0 || n <= max_numel / s, ValueError, "[empty] shape ", shape,
                " is too large");
     n *= s;
   }

@@ -62,15 +62,16 @@ Tensor binary(const char* op, const Tensor& a, const Tensor& b, Kind kind) {
   Tensor y = b.dtype() == ct ? b : to_dtype(detach(b), ct);
   if (x.device() != device) x = to_device(x, device);
   if (y.device() != device) y = to_device(y, device);
-  const Shape shape = a.sizes() == b.sizes() ? a.sizes() : broadcast_shapes(a.sizes(), b.sizes(), op);
+  const Shape shape =
+      a.sizes() == b.sizes() ? a.sizes() : broadcast_shapes(a.sizes(), b.sizes(), op);
   Tensor out = empty(shape, output_dtype(ct, kind), device);
   binary_kernel(op)(device, out, x, y);
   return out;
 }
 
 static void check_castable(const char* op, ScalarType result, ScalarType out) {
-  const bool ok = is_floating(out) || (!is_floating(result) && (out != ScalarType::Bool ||
-                                                                 result == ScalarType::Bool));
+  const bool ok = is_floating(out) ||
+                  (!is_floating(result) && (out != ScalarType::Bool || result == ScalarType::Bool));
   KILN_CHECK(ok, TypeError, "[", op, "] result type ", result,
              " can't be cast to the desired output type ", out);
 }
@@ -107,27 +108,53 @@ Tensor& unary_(const char* op, Tensor& self, Kind kind) {
   return self;
 }
 
+Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Tensor> others,
+                bool needs_old_self, const std::function<Tensor(const Tensor&)>& out_of_place,
+                const std::function<Tensor&()>& in_place) {
+  bool grad = autograd::needs_grad({self});
+  for (const Tensor& o : others) grad = grad || autograd::needs_grad({o});
+  if (!grad) return in_place();
+  check_inplace(self, op);
+  Tensor result = out_of_place(needs_old_self ? clone(self) : self);
+  check_castable(op, result.dtype(), self.dtype());
+  rebase_history(self, result);
+  return self;
+}
+
+Tensor& inplace_from(const char* op, Tensor& self, std::initializer_list<Tensor> others,
+                     const std::function<Tensor(const Tensor&)>& fn) {
+  return inplace(op, self, others, true, fn, [&]() -> Tensor& {
+    Tensor result = fn(self);
+    check_castable(op, result.dtype(), self.dtype());
+    KILN_CHECK(result.sizes() == self.sizes(), ValueError, "[", op, "] output with shape ",
+               self.sizes(), " doesn't match the broadcast shape ", result.sizes());
+    rebase_history(self, result);
+    return self;
+  });
+}
+
+Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula, Uses uses) {
+  if (!autograd::needs_grad({x})) return out;
+  TensorList save;
+  if (uses != Uses::Neither) save.push_back(uses == Uses::Input ? x : out);
+  autograd::record(node, {x}, {out}, save, [formula, uses](const BackwardArgs& g) {
+    const Tensor none;
+    const Tensor& saved = uses == Uses::Neither ? none : g.saved[0];
+    return TensorList{
+        formula(g.grad(), uses == Uses::Input ? saved : none, uses == Uses::Output ? saved : none)};
+  });
+  return out;
+}
+
 }  // namespace elementwise
 
+using elementwise::inplace;
 using elementwise::Kind;
 
 namespace {
 Tensor scaled(const Tensor& b, Scalar alpha) {
   if (!alpha.is_floating() && alpha.to_int() == 1) return b;
   return mul(b, wrapped_scalar(alpha, b.device()));
-}
-
-// In-place via out-of-place when autograd is involved (Note [In-place and autograd]).
-template <class OutOfPlace, class InPlace>
-Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Tensor> others,
-                bool needs_old_self, OutOfPlace&& out_of_place, InPlace&& in_place) {
-  bool grad = autograd::needs_grad({self});
-  for (const Tensor& o : others) grad = grad || autograd::needs_grad({o});
-  if (!grad) return in_place();
-  check_inplace(self, op);
-  Tensor result = out_of_place(needs_old_self ? clone(self) : self);
-  rebase_history(self, result);
-  return self;
 }
 }  // namespace
 
@@ -141,8 +168,8 @@ Tensor add(const Tensor& a, const Tensor& b, Scalar alpha) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, Scalar alpha) {
-  KILN_CHECK(!(a.dtype() == ScalarType::Bool && b.dtype() == ScalarType::Bool), TypeError,
-             "[sub] subtraction, the `-` operator, with two bool tensors is not supported; use "
+  KILN_CHECK(a.dtype() != ScalarType::Bool && b.dtype() != ScalarType::Bool, TypeError,
+             "[sub] subtraction, the `-` operator, with a bool tensor is not supported; use "
              "the `^` or logical_xor() operator instead");
   Tensor bb = scaled(b, alpha);
   Tensor out = elementwise::binary("sub", a, bb, Kind::Arithmetic);
@@ -182,6 +209,9 @@ Tensor& add_(Tensor& self, const Tensor& other, Scalar alpha) {
 }
 
 Tensor& sub_(Tensor& self, const Tensor& other, Scalar alpha) {
+  KILN_CHECK(self.dtype() != ScalarType::Bool && other.dtype() != ScalarType::Bool, TypeError,
+             "[sub_] subtraction, the `-` operator, with a bool tensor is not supported; use "
+             "the `^` or logical_xor() operator instead");
   Tensor o = scaled(other, alpha);
   return inplace(
       "sub_", self, {o}, false, [&](const Tensor& s) { return sub(s, o); },
@@ -200,12 +230,24 @@ Tensor& div_(Tensor& self, const Tensor& other) {
       [&]() -> Tensor& { return elementwise::binary_("div", self, other, Kind::FloatMath); });
 }
 
-Tensor eq(const Tensor& a, const Tensor& b) { return elementwise::binary("eq", a, b, Kind::Predicate); }
-Tensor ne(const Tensor& a, const Tensor& b) { return elementwise::binary("ne", a, b, Kind::Predicate); }
-Tensor lt(const Tensor& a, const Tensor& b) { return elementwise::binary("lt", a, b, Kind::Predicate); }
-Tensor le(const Tensor& a, const Tensor& b) { return elementwise::binary("le", a, b, Kind::Predicate); }
-Tensor gt(const Tensor& a, const Tensor& b) { return elementwise::binary("gt", a, b, Kind::Predicate); }
-Tensor ge(const Tensor& a, const Tensor& b) { return elementwise::binary("ge", a, b, Kind::Predicate); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("eq", a, b, Kind::Predicate);
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("ne", a, b, Kind::Predicate);
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("lt", a, b, Kind::Predicate);
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("le", a, b, Kind::Predicate);
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("gt", a, b, Kind::Predicate);
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  return elementwise::binary("ge", a, b, Kind::Predicate);
+}
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_same_device({cond, a, b}, "where");
@@ -213,8 +255,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
              "[where] expected condition to be a bool tensor, got ", cond.dtype());
   const ScalarType ct = result_type({a, b});
   const Device device = cond.device();
-  const Shape shape = broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"),
-                                       "where");
+  const Shape shape =
+      broadcast_shapes(cond.sizes(), broadcast_shapes(a.sizes(), b.sizes(), "where"), "where");
   Tensor x = to_device(a.dtype() == ct ? a : to_dtype(detach(a), ct), device);
   Tensor y = to_device(b.dtype() == ct ? b : to_dtype(detach(b), ct), device);
   Tensor out = empty(shape, ct, device);
@@ -241,16 +283,6 @@ Tensor neg(const Tensor& a) {
                      [](const BackwardArgs& g) { return TensorList{neg(g.grad())}; });
   return out;
 }
-
-Tensor exp(const Tensor& a) {
-  Tensor out = elementwise::unary("exp", a, Kind::FloatMath);
-  if (autograd::needs_grad({a}))
-    autograd::record("ExpBackward0", {a}, {out}, {out},
-                     [](const BackwardArgs& g) { return TensorList{g.grad() * g.saved[0]}; });
-  return out;
-}
-
-Tensor isfinite(const Tensor& a) { return elementwise::unary("isfinite", a, Kind::Predicate); }
 
 Tensor operator+(const Tensor& a, Scalar b) { return add(a, wrapped_scalar(b, a.device())); }
 Tensor operator-(const Tensor& a, Scalar b) { return sub(a, wrapped_scalar(b, a.device())); }

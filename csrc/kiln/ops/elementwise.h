@@ -1,4 +1,6 @@
 #pragma once
+#include <functional>
+
 #include "kiln/scalar.h"
 #include "kiln/tensor.h"
 
@@ -25,8 +27,6 @@ KILN_API Tensor ge(const Tensor& a, const Tensor& b);
 KILN_API Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
 
 KILN_API Tensor neg(const Tensor& a);
-KILN_API Tensor exp(const Tensor& a);
-KILN_API Tensor isfinite(const Tensor& a);
 
 // Operators for C++ code (backward formulas read like the math).
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
@@ -58,6 +58,24 @@ KILN_API Tensor binary(const char* op, const Tensor& a, const Tensor& b, Kind ki
 // In-place form: writes into `self` (whose dtype must hold the result).
 KILN_API Tensor& binary_(const char* op, Tensor& self, const Tensor& other, Kind kind);
 KILN_API Tensor& unary_(const char* op, Tensor& self, Kind kind);
+// Note [In-place and autograd] for elementwise ops: `in_place` runs when no
+// input needs grad; otherwise `out_of_place(self or a clone of it)` computes
+// the result, which is written back into self, and self takes its history.
+KILN_API Tensor& inplace(const char* op, Tensor& self, std::initializer_list<Tensor> others,
+                         bool needs_old_self,
+                         const std::function<Tensor(const Tensor&)>& out_of_place,
+                         const std::function<Tensor&()>& in_place);
+// In-place form of an op without its own in-place kernel: computes `fn(self)`
+// and writes it back (the result dtype must be castable to self's).
+KILN_API Tensor& inplace_from(const char* op, Tensor& self, std::initializer_list<Tensor> others,
+                              const std::function<Tensor(const Tensor&)>& fn);
+// Records a one-input node whose gradient is formula(grad, input, output).
+// Only the tensor the formula `uses` is saved (the other comes in undefined), so
+// later in-place changes to the other one don't invalidate the backward.
+enum class Uses { Input, Output, Neither };
+using UnaryFormula = Tensor (*)(const Tensor& grad, const Tensor& x, const Tensor& out);
+KILN_API Tensor with_grad(const char* node, const Tensor& x, Tensor out, UnaryFormula formula,
+                          Uses uses = Uses::Input);
 // The dtype the kernel computes in for these inputs.
 KILN_API ScalarType compute_dtype(const char* op, std::initializer_list<Tensor> inputs, Kind kind);
 

@@ -19,7 +19,7 @@ std::optional<ScalarType> combine(std::optional<ScalarType> higher,
 
 template <class Range>
 ScalarType result_type_impl(const Range& operands) {
-  std::optional<ScalarType> dim_result, zero_result, wrapped_result;
+  std::optional<ScalarType> dim_result, zero_result, wrapped_result, wrapped_stored;
   auto update = [](std::optional<ScalarType>& r, ScalarType t) {
     r = r ? promote_types(*r, t) : t;
   };
@@ -29,12 +29,16 @@ ScalarType result_type_impl(const Range& operands) {
       // Wrapped numbers are stored as float64/int64/bool but count as the default dtype.
       ScalarType d = is_floating(t.dtype()) ? default_float_dtype() : t.dtype();
       update(wrapped_result, d);
+      update(wrapped_stored, t.dtype());
     } else if (t.dim() == 0) {
       update(zero_result, t.dtype());
     } else {
       update(dim_result, t.dtype());
     }
   }
+  // Only wrapped numbers (inside backward formulas, e.g. the exponent of x ** 0.3):
+  // keep their full precision; the result still combines weakly with tensors.
+  if (!dim_result && !zero_result && wrapped_stored) return *wrapped_stored;
   auto r = combine(dim_result, combine(zero_result, wrapped_result));
   KILN_CHECK(r.has_value(), ValueError, "[result_type] needs at least one tensor");
   return *r;

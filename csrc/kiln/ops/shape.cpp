@@ -23,6 +23,8 @@ Tensor flatten(const Tensor& t, int64_t start_dim, int64_t end_dim) {
 }
 
 Tensor unflatten(const Tensor& t, int64_t dim, const Shape& sizes) {
+  KILN_CHECK(t.dim() > 0, IndexError, "[unflatten] dimension specified as ", dim,
+             " but tensor has no dimensions");
   const int64_t d = wrap_dim(dim, t.dim(), "unflatten");
   KILN_CHECK(!sizes.empty(), ValueError, "[unflatten] sizes must be non-empty");
   const Shape inner = infer_size(sizes, t.sizes()[d], "unflatten");

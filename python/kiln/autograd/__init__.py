@@ -34,9 +34,15 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     if inputs is not None:
         inputs = _as_list(inputs)
         results = _C._run_backward(tensors, grads, retain_graph, create_graph, inputs, True)
-        for leaf, g in zip(inputs, results):
-            if g is not None:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
+        for t, g in zip(inputs, results):
+            if g is None:
+                continue
+            if not create_graph:
+                g = g.detach()
+            if t.grad is not None:
+                t.grad = t.grad + g
+            else:  # .grad owns its memory (the engine's gradient may be a view or shared)
+                t.grad = g.contiguous() if create_graph else g.clone()
         return
     _C._run_backward(tensors, grads, retain_graph, create_graph, [], False)
 
@@ -45,7 +51,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
          allow_unused=None, materialize_grads=False):
     """Gradients of `outputs` w.r.t. `inputs`, returned as a tuple; .grad is left alone."""
     outputs = _as_list(outputs)
-    single = isinstance(inputs, _C.Tensor)
     inputs = _as_list(inputs)
     grads = _as_list(grad_outputs) if grad_outputs is not None else [None] * len(outputs)
     if len(grads) != len(outputs):

@@ -15,22 +15,23 @@ def _flat_outputs(fn, inputs):
 
 def _numerical_jacobian(fn, inputs, i, eps):
     """J[k, j] = d out_flat[k] / d inputs[i]_flat[j] by central differences."""
-    x = inputs[i]
-    data = x.detach().numpy()  # shares memory with x
-    flat = data.reshape(-1) if data.flags.c_contiguous else None
-    if flat is None:
-        raise ValueError("[gradcheck] inputs must be contiguous")
+    data = inputs[i].detach().numpy()  # shares memory with the input, whatever its strides
     cols = []
     with _NoGrad():
-        for j in range(flat.size):
-            orig = flat[j]
-            flat[j] = orig + eps
-            plus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
-            flat[j] = orig - eps
-            minus = np.concatenate([o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)] or [np.zeros(0)])
-            flat[j] = orig
+        for idx in np.ndindex(data.shape):  # row-major, like the flattened gradient
+            orig = data[idx]
+            data[idx] = orig + eps
+            plus = _flat_values(fn, inputs)
+            data[idx] = orig - eps
+            minus = _flat_values(fn, inputs)
+            data[idx] = orig
             cols.append((plus - minus) / (2 * eps))
-    return np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    return np.stack(cols, axis=1) if cols else np.zeros((_flat_values(fn, inputs).size, 0))
+
+
+def _flat_values(fn, inputs):
+    outs = [o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)]
+    return np.concatenate(outs) if outs else np.zeros(0)
 
 
 def _analytical_jacobians(fn, inputs, diff_idx):
@@ -85,7 +86,7 @@ def gradcheck(func, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True
             if not raise_exception:
                 return False
             raise GradcheckError(
-                f"Jacobian mismatch for output 0 with respect to input {i},\n"
+                f"Jacobian mismatch with respect to input {i},\n"
                 f"numerical:{numerical}\nanalytical:{a}\n")
     return True
 

@@ -1,1 +1,1 @@
-"""Utilities: kiln.utils.tensorboard."""
+"""Utilities: kiln.utils.tensorboard, kiln.utils.checkpoint."""

@@ -1,0 +1,35 @@
+"""kiln.accelerator: which accelerator (if any) this process can use.
+
+Answers on CPU-only machines and on builds without the CUDA module.
+"""
+
+from kiln import _C
+
+
+def _cuda_module():
+    try:
+        from kiln import _C_cuda
+    except ImportError:
+        return None
+    return _C_cuda
+
+
+def device_count():
+    """How many accelerator devices are visible (0 without one)."""
+    cuda = _cuda_module()
+    if cuda is None or not hasattr(cuda, "device_count"):
+        return 0
+    try:
+        return int(cuda.device_count())
+    except RuntimeError:
+        return 0
+
+
+def is_available():
+    """Whether an accelerator is usable."""
+    return device_count() > 0
+
+
+def current_accelerator(check_available=False):
+    """kiln.device("cuda") when an accelerator is usable, else None."""
+    return _C.device("cuda") if is_available() else None
