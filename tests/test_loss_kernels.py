@@ -166,7 +166,7 @@ def test_nll_loss_gradcheck_double_backward_and_errors():
     t = kiln.tensor([1, 0, 2, 1])
     w = kiln.tensor([0.5, 2.0, 1.5]).double()
     for reduction in REDUCTIONS:
-        def f(x):
+        def f(x, reduction=reduction):
             return kiln.nll_loss(x, t, w, ignore_index=0, reduction=reduction)
         assert gradcheck(f, (leaf(rnd(4, 3)),))
         assert gradgradcheck(f, (leaf(rnd(4, 3)),))

@@ -1,4 +1,6 @@
 // Fused cross-entropy / NLL kernels (see Note [Loss layout]).
+#include "kiln/ops/loss.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -6,7 +8,6 @@
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/error.h"
-#include "kiln/ops/loss.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {
@@ -39,8 +40,8 @@ struct Row {
   int64_t target_class(const int64_t* t, int64_t r) const {
     const int64_t v = t[r];
     if (v == L.ignore_index) return -1;
-    KILN_CHECK(v >= 0 && v < L.C, IndexError, "[", L.op, "] target ", v,
-               " is out of bounds for ", L.C, " classes");
+    KILN_CHECK(v >= 0 && v < L.C, IndexError, "[", L.op, "] target ", v, " is out of bounds for ",
+               L.C, " classes");
     return v;
   }
   // Smoothed probability target of class c.
@@ -56,8 +57,7 @@ int64_t row_grain(const Layout& L) {
 
 // Per row: its loss, its weight in the mean's denominator, and logsumexp (for backward).
 void loss_forward_kernel(const Tensor& loss_rows, const Tensor& row_weight, const Tensor& lse,
-                         const Tensor& x, const Tensor& target, const Tensor& weight,
-                         Layout L) {
+                         const Tensor& x, const Tensor& target, const Tensor& weight, Layout L) {
   visit_floating(x.dtype(), L.op, [&]<class T>(TypeTag<T>) {
     using S = OpMath<T>;
     S* out = loss_rows.data<S>();
@@ -97,9 +97,8 @@ void loss_forward_kernel(const Tensor& loss_rows, const Tensor& row_weight, cons
 
 // gx (and gt, the probability target's gradient, when defined) for upstream
 // coefficients g_rows (one per row, or a single one for all rows).
-void loss_backward_kernel(const Tensor& gx, const Tensor& gt, const Tensor& g_rows,
-                          const Tensor& x, const Tensor& target, const Tensor& weight,
-                          const Tensor& lse, Layout L) {
+void loss_backward_kernel(const Tensor& gx, const Tensor& gt, const Tensor& g_rows, const Tensor& x,
+                          const Tensor& target, const Tensor& weight, const Tensor& lse, Layout L) {
   visit_floating(x.dtype(), L.op, [&]<class T>(TypeTag<T>) {
     using S = OpMath<T>;
     const S* g = g_rows.data<S>();
@@ -126,7 +125,8 @@ void loss_backward_kernel(const Tensor& gx, const Tensor& gt, const Tensor& g_ro
           for (int64_t c = 0; c < L.C; ++c) {
             const S logp = row.at(c) - z;
             set(c, coef * (std::exp(logp) * s - row.weight(c) * row.prob(y, c)));
-            if (gtp) gtp[row.base + c * L.D] = static_cast<T>(-coef * (1 - ls) * row.weight(c) * logp);
+            if (gtp)
+              gtp[row.base + c * L.D] = static_cast<T>(-coef * (1 - ls) * row.weight(c) * logp);
           }
           continue;
         }

@@ -1,4 +1,6 @@
 // Fused normalization kernels shared by layer/rms/group/batch norm (see Note [Norm layout]).
+#include "kiln/ops/norm.h"
+
 #include <algorithm>
 #include <cmath>
 #include <mutex>
@@ -6,7 +8,6 @@
 
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
-#include "kiln/ops/norm.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {
@@ -91,7 +92,8 @@ void norm_forward_kernel(const Tensor& out, const Tensor& mean, const Tensor& rs
             const S shift = (bp ? static_cast<S>(bp[a0 + c]) : S(0)) - ms * scale;
             const T* xs = xr + c * L.S;
             T* ys = yr + c * L.S;
-            for (int64_t i = 0; i < L.S; ++i) ys[i] = static_cast<T>(static_cast<S>(xs[i]) * scale + shift);
+            for (int64_t i = 0; i < L.S; ++i)
+              ys[i] = static_cast<T>(static_cast<S>(xs[i]) * scale + shift);
           }
         }
       }
@@ -102,8 +104,8 @@ void norm_forward_kernel(const Tensor& out, const Tensor& mean, const Tensor& rs
 // Gradients of norm_forward. gx, gw, gb may each be undefined (not needed). With
 // `given_stats` the statistics are constants (batch norm in eval mode).
 void norm_backward_kernel(const Tensor& gx, const Tensor& gw, const Tensor& gb, const Tensor& g,
-                          const Tensor& x, const Tensor& mean, const Tensor& rstd,
-                          const Tensor& w, Layout L, bool rms, bool given_stats) {
+                          const Tensor& x, const Tensor& mean, const Tensor& rstd, const Tensor& w,
+                          Layout L, bool rms, bool given_stats) {
   visit_floating(x.dtype(), "norm", [&]<class T>(TypeTag<T>) {
     using S = OpMath<T>;
     const T* wp = w.defined() ? w.data<T>() : nullptr;
@@ -137,7 +139,8 @@ void norm_backward_kernel(const Tensor& gx, const Tensor& gw, const Tensor& gb, 
                 part_b[a0 + k] += gi;
               }
             }
-            s1 += lane_sum(L.K, [&](int64_t k) { return double(static_cast<S>(gr[k]) * wt(a0 + k)); });
+            s1 += lane_sum(L.K,
+                           [&](int64_t k) { return double(static_cast<S>(gr[k]) * wt(a0 + k)); });
             s2 += lane_sum(L.K, [&](int64_t k) {
               return double(static_cast<S>(gr[k]) * wt(a0 + k) * xhat(k));
             });
@@ -145,10 +148,10 @@ void norm_backward_kernel(const Tensor& gx, const Tensor& gw, const Tensor& gb, 
           }
           for (int64_t c = 0; c < channels; ++c) {
             const int64_t o = c * L.S;
-            const double gsum = lane_sum(L.S, [&](int64_t i) { return double(static_cast<S>(gr[o + i])); });
-            const double gxsum = lane_sum(L.S, [&](int64_t i) {
-              return double(static_cast<S>(gr[o + i]) * xhat(o + i));
-            });
+            const double gsum =
+                lane_sum(L.S, [&](int64_t i) { return double(static_cast<S>(gr[o + i])); });
+            const double gxsum = lane_sum(
+                L.S, [&](int64_t i) { return double(static_cast<S>(gr[o + i]) * xhat(o + i)); });
             if (nw) {
               part_w[a0 + c] += gxsum;
               part_b[a0 + c] += gsum;

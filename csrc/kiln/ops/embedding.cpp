@@ -26,11 +26,12 @@ int64_t wrap_padding(std::optional<int64_t> padding_idx, int64_t num_weights) {
 }  // namespace
 
 Tensor embedding(const Tensor& input, const Tensor& weight, std::optional<int64_t> padding_idx) {
-  KILN_CHECK(weight.dim() == 2, ValueError, "[embedding] expected weight of shape "
-             "(num_embeddings, embedding_dim), got ", weight.sizes());
-  KILN_CHECK(input.dtype() == ScalarType::Int64 || input.dtype() == ScalarType::Int32,
-             TypeError, "[embedding] expected input of dtype int64 or int32, got ",
-             dtype_name(input.dtype()));
+  KILN_CHECK(weight.dim() == 2, ValueError,
+             "[embedding] expected weight of shape "
+             "(num_embeddings, embedding_dim), got ",
+             weight.sizes());
+  KILN_CHECK(input.dtype() == ScalarType::Int64 || input.dtype() == ScalarType::Int32, TypeError,
+             "[embedding] expected input of dtype int64 or int32, got ", dtype_name(input.dtype()));
   KILN_CHECK(input.device() == weight.device(), ValueError, "[embedding] expected input on ",
              weight.device(), ", got ", input.device());
   const int64_t rows = weight.sizes()[0], d = weight.sizes()[1];
@@ -42,11 +43,11 @@ Tensor embedding(const Tensor& input, const Tensor& weight, std::optional<int64_
   static const dispatch::Op<void(const Tensor&, const Tensor&, const Tensor&)> k("embedding");
   k(weight.device(), out, contiguous(detach(weight)), idx);
   if (autograd::needs_grad({weight})) {
-    autograd::record("EmbeddingBackward0", {weight}, {out}, {},
-                     [idx, rows, pad](const BackwardArgs& a) {
-      return TensorList{embedding_backward(a.grad(), idx, rows,
-                                           pad < 0 ? std::nullopt : std::optional<int64_t>(pad))};
-    });
+    autograd::record(
+        "EmbeddingBackward0", {weight}, {out}, {}, [idx, rows, pad](const BackwardArgs& a) {
+          return TensorList{embedding_backward(
+              a.grad(), idx, rows, pad < 0 ? std::nullopt : std::optional<int64_t>(pad))};
+        });
   }
   return out;
 }
@@ -68,15 +69,15 @@ Tensor embedding_backward(const Tensor& grad, const Tensor& indices, int64_t num
     // Linear in grad: its gradient gathers the incoming rows back, padding row zeroed.
     autograd::record("EmbeddingDenseBackward0", {grad}, {gw}, {},
                      [idx, pad, num_weights](const BackwardArgs& a) {
-      Tensor gg = a.grad();
-      if (pad >= 0) {
-        Tensor keep = ones({num_weights, 1}, gg.dtype(), gg.device());
-        Tensor row = select(keep, 0, pad);
-        fill_(row, 0);
-        gg = gg * keep;
-      }
-      return TensorList{embedding(idx, gg)};
-    });
+                       Tensor gg = a.grad();
+                       if (pad >= 0) {
+                         Tensor keep = ones({num_weights, 1}, gg.dtype(), gg.device());
+                         Tensor row = select(keep, 0, pad);
+                         fill_(row, 0);
+                         gg = gg * keep;
+                       }
+                       return TensorList{embedding(idx, gg)};
+                     });
   }
   return gw;
 }

@@ -21,8 +21,10 @@ Reduction parse_reduction(const std::string& reduction, const char* op) {
   if (reduction == "mean") return Reduction::Mean;
   if (reduction == "sum") return Reduction::Sum;
   if (reduction == "none") return Reduction::None;
-  throw ValueError(detail::concat("[", op, "] expected reduction to be 'none', 'mean' or "
-                                  "'sum', got '", reduction, "'"));
+  throw ValueError(detail::concat("[", op,
+                                  "] expected reduction to be 'none', 'mean' or "
+                                  "'sum', got '",
+                                  reduction, "'"));
 }
 
 namespace {
@@ -48,8 +50,10 @@ LossCall prepare(const char* op, const Tensor& input, const Tensor& target, cons
                  int64_t ignore_index, Reduction reduction, double label_smoothing,
                  bool log_probs) {
   visit_floating(input.dtype(), op, [](auto) {});
-  KILN_CHECK(input.dim() >= 1, ValueError, "[", op, "] expected input of shape (C), (N, C) or "
-             "(N, C, d1, ...), got ", input.sizes());
+  KILN_CHECK(input.dim() >= 1, ValueError, "[", op,
+             "] expected input of shape (C), (N, C) or "
+             "(N, C, d1, ...), got ",
+             input.sizes());
   KILN_CHECK(label_smoothing >= 0 && label_smoothing <= 1, ValueError, "[", op,
              "] expected label_smoothing in [0, 1], got ", label_smoothing);
   const Shape& s = input.sizes();
@@ -63,12 +67,17 @@ LossCall prepare(const char* op, const Tensor& input, const Tensor& target, cons
     d *= s[i];
   }
   const bool prob = !log_probs && target.sizes() == s && target.is_floating_point();
-  LossCall call{{n, c, d, ignore_index, label_smoothing, log_probs, prob, op}, none_shape,
-                reduction, contiguous(detach(input)), Tensor(), Tensor()};
+  LossCall call{{n, c, d, ignore_index, label_smoothing, log_probs, prob, op},
+                none_shape,
+                reduction,
+                contiguous(detach(input)),
+                Tensor(),
+                Tensor()};
   if (prob) {
-    KILN_CHECK(target.dtype() == input.dtype(), TypeError, "[", op, "] expected probability "
-               "target of dtype ", dtype_name(input.dtype()), " (the input's), got ",
-               dtype_name(target.dtype()));
+    KILN_CHECK(target.dtype() == input.dtype(), TypeError, "[", op,
+               "] expected probability "
+               "target of dtype ",
+               dtype_name(input.dtype()), " (the input's), got ", dtype_name(target.dtype()));
     KILN_CHECK(ignore_index == -100, ValueError, "[", op,
                "] ignore_index is not supported for probability targets");
     call.target = contiguous(detach(target));
@@ -77,19 +86,19 @@ LossCall prepare(const char* op, const Tensor& input, const Tensor& target, cons
                none_shape, " for input ", s, ", got ", target.sizes());
     KILN_CHECK(target.dtype() == ScalarType::Int64 || target.dtype() == ScalarType::Int32,
                TypeError, "[", op, "] expected target of dtype int64 (class indices)",
-               log_probs ? "" : " or floating of the input's shape (class probabilities)",
-               ", got ", dtype_name(target.dtype()), " of shape ", target.sizes());
+               log_probs ? "" : " or floating of the input's shape (class probabilities)", ", got ",
+               dtype_name(target.dtype()), " of shape ", target.sizes());
     call.target = contiguous(to_dtype(detach(target), ScalarType::Int64));
   }
   KILN_CHECK(target.device() == input.device(), ValueError, "[", op, "] expected target on ",
              input.device(), ", got ", target.device());
   if (weight.defined()) {
-    KILN_CHECK(weight.sizes() == Shape{c}, ValueError, "[", op, "] expected weight of shape [",
-               c, "] for input ", s, ", got ", weight.sizes());
+    KILN_CHECK(weight.sizes() == Shape{c}, ValueError, "[", op, "] expected weight of shape [", c,
+               "] for input ", s, ", got ", weight.sizes());
     KILN_CHECK(weight.dtype() == input.dtype(), TypeError, "[", op, "] expected weight of dtype ",
                dtype_name(input.dtype()), " (the input's), got ", dtype_name(weight.dtype()));
-    KILN_CHECK(!(weight.requires_grad() && autograd::is_grad_enabled()), NotImplementedError,
-               "[", op, "] the gradient with respect to weight is not implemented");
+    KILN_CHECK(!(weight.requires_grad() && autograd::is_grad_enabled()), NotImplementedError, "[",
+               op, "] the gradient with respect to weight is not implemented");
     call.weight = contiguous(detach(weight));
   }
   return call;
@@ -154,10 +163,11 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
     autograd::record("CrossEntropyLossBackward0", {input, prob_target}, {f.out},
                      {input, prob_target},
                      [c, lse = f.lse, denom = f.denominator](const BackwardArgs& a) {
-      TensorList g = run_backward(c, a.grad(), lse, denom, a.needs(1));
-      normalization::forbid_double_backward("cross_entropy", {a.grad(), a.saved[0], a.saved[1]}, g);
-      return g;
-    });
+                       TensorList g = run_backward(c, a.grad(), lse, denom, a.needs(1));
+                       normalization::forbid_double_backward("cross_entropy",
+                                                             {a.grad(), a.saved[0], a.saved[1]}, g);
+                       return g;
+                     });
   }
   return f.out;
 }
@@ -168,19 +178,20 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                              /*log_probs=*/true);
   const Forward f = run_forward(c);
   if (autograd::needs_grad({input})) {
-    autograd::record("NllLossBackward0", {input}, {f.out}, {},
-                     [c, lse = f.lse, denom = f.denominator, target, weight, ignore_index,
-                      reduction](const BackwardArgs& a) {
-      const Tensor gx = run_backward(c, a.grad(), lse, denom, false)[0];
-      if (autograd::needs_grad({a.grad()})) {
-        // gx is linear in the upstream gradient, with nll_loss as its adjoint.
-        autograd::record("NllLossBackwardBackward0", {a.grad()}, {gx}, {},
-                         [=](const BackwardArgs& b) {
-          return TensorList{nll_loss(b.grad(), target, weight, ignore_index, reduction)};
+    autograd::record(
+        "NllLossBackward0", {input}, {f.out}, {},
+        [c, lse = f.lse, denom = f.denominator, target, weight, ignore_index,
+         reduction](const BackwardArgs& a) {
+          const Tensor gx = run_backward(c, a.grad(), lse, denom, false)[0];
+          if (autograd::needs_grad({a.grad()})) {
+            // gx is linear in the upstream gradient, with nll_loss as its adjoint.
+            autograd::record(
+                "NllLossBackwardBackward0", {a.grad()}, {gx}, {}, [=](const BackwardArgs& b) {
+                  return TensorList{nll_loss(b.grad(), target, weight, ignore_index, reduction)};
+                });
+          }
+          return TensorList{gx};
         });
-      }
-      return TensorList{gx};
-    });
   }
   return f.out;
 }

@@ -13,9 +13,8 @@ KILN_API Reduction parse_reduction(const std::string& reduction, const char* op)
 // (N, C, d1, ...); `target` class indices (int64, shape (), (N) or (N, d1, ...)) or
 // class probabilities (floating, input's shape). A fused, numerically stable
 // log-softmax per row; fused backward (double backward raises NotImplementedError).
-KILN_API Tensor cross_entropy(const Tensor& input, const Tensor& target,
-                              const Tensor& weight = {}, int64_t ignore_index = -100,
-                              Reduction reduction = Reduction::Mean,
+KILN_API Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight = {},
+                              int64_t ignore_index = -100, Reduction reduction = Reduction::Mean,
                               double label_smoothing = 0.0);
 // torch.nn.functional.nll_loss: `input` holds log-probabilities, `target` class indices.
 KILN_API Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight = {},

@@ -40,8 +40,7 @@ void forbid_double_backward(const char* op, const TensorList& inputs, const Tens
 namespace {
 
 using ForwardKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                           const Tensor&, const Tensor&, const Tensor&, Layout, double, bool,
-                           bool);
+                           const Tensor&, const Tensor&, const Tensor&, Layout, double, bool, bool);
 using BackwardKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                             const Tensor&, const Tensor&, const Tensor&, const Tensor&, Layout,
                             bool, bool);
@@ -56,9 +55,8 @@ void check_param(const char* op, const char* name, const Tensor& p, const Tensor
   if (!p.defined()) return;
   KILN_CHECK(p.sizes() == expected, ValueError, "[", op, "] expected ", name, " of shape ",
              expected, " for input of shape ", input.sizes(), ", got ", p.sizes());
-  KILN_CHECK(p.dtype() == input.dtype(), TypeError, "[", op, "] expected ", name,
-             " of dtype ", dtype_name(input.dtype()), " (the input's), got ",
-             dtype_name(p.dtype()));
+  KILN_CHECK(p.dtype() == input.dtype(), TypeError, "[", op, "] expected ", name, " of dtype ",
+             dtype_name(input.dtype()), " (the input's), got ", dtype_name(p.dtype()));
   KILN_CHECK(p.device() == input.device(), ValueError, "[", op, "] expected ", name, " on ",
              input.device(), ", got ", p.device());
 }
@@ -119,11 +117,11 @@ TensorList composite_backward(const Tensor& grad, const Tensor& input, const Ten
 // The first-order backward: the fused kernel, or the composite when it must record.
 TensorList norm_backward(const Tensor& grad, const Tensor& input, const Tensor& mean,
                          const Tensor& rstd, const Tensor& weight, const Shape& param_shape,
-                         Layout L, double eps, bool rms, bool given_stats, bool need_x,
-                         bool need_w, bool need_b) {
+                         Layout L, double eps, bool rms, bool given_stats, bool need_x, bool need_w,
+                         bool need_b) {
   if (autograd::needs_grad({grad, input, weight})) {
-    TensorList g = composite_backward(grad, input, weight, mean, rstd, param_shape, L, eps, rms,
-                                      given_stats);
+    TensorList g =
+        composite_backward(grad, input, weight, mean, rstd, param_shape, L, eps, rms, given_stats);
     return {need_x ? g[0] : Tensor(), need_w ? g[1] : Tensor(), need_b ? g[2] : Tensor()};
   }
   const Tensor x = contiguous_data(input), g = contiguous_data(grad);
@@ -157,8 +155,8 @@ Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight, co
   const Device dev = input.device();
   const bool given = c.given_mean.defined();
   // Given statistics are copied: the caller may update its running stats before backward.
-  const Tensor mean = given ? to_dtype(detach(c.given_mean), sd, /*copy=*/true)
-                            : empty({c.layout.R}, sd, dev);
+  const Tensor mean =
+      given ? to_dtype(detach(c.given_mean), sd, /*copy=*/true) : empty({c.layout.R}, sd, dev);
   const Tensor var = given ? to_dtype(detach(c.given_var), sd, /*copy=*/true)
                            : (c.var_out ? empty({c.layout.R}, sd, dev) : Tensor());
   const Tensor rstd = empty({c.layout.R}, sd, dev);
@@ -175,8 +173,8 @@ Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight, co
     autograd::record(c.node, {input, weight, bias}, {out}, {input, weight},
                      [cap, mean, rstd, given](const BackwardArgs& a) {
                        return norm_backward(a.grad(), a.saved[0], mean, rstd, a.saved[1],
-                                            cap.param_shape, cap.layout, cap.eps, cap.rms,
-                                            given, a.needs(0), a.needs(1), a.needs(2));
+                                            cap.param_shape, cap.layout, cap.eps, cap.rms, given,
+                                            a.needs(0), a.needs(1), a.needs(2));
                      });
   }
   return out;
@@ -191,8 +189,10 @@ int64_t prod(const Shape& s, size_t begin, size_t end) {
 
 Layout last_dims_layout(const char* op, const Tensor& input, const Shape& normalized_shape) {
   const size_t nd = input.sizes().size(), nn = normalized_shape.size();
-  KILN_CHECK(nn >= 1, ValueError, "[", op, "] expected normalized_shape to have at least one "
-             "dim, got ", normalized_shape);
+  KILN_CHECK(nn >= 1, ValueError, "[", op,
+             "] expected normalized_shape to have at least one "
+             "dim, got ",
+             normalized_shape);
   bool ok = nd >= nn;
   for (size_t i = 0; ok && i < nn; ++i) ok = input.sizes()[nd - nn + i] == normalized_shape[i];
   KILN_CHECK(ok, ValueError, "[", op, "] expected input with shape [*, ",
@@ -212,10 +212,14 @@ void batch_dims(const char* op, const Tensor& input, int64_t& n, int64_t& c, int
 
 double machine_eps(ScalarType t) {
   switch (t) {
-    case ScalarType::Float64: return std::numeric_limits<double>::epsilon();
-    case ScalarType::Float16: return 0.0009765625;
-    case ScalarType::BFloat16: return 0.0078125;
-    default: return std::numeric_limits<float>::epsilon();
+    case ScalarType::Float64:
+      return std::numeric_limits<double>::epsilon();
+    case ScalarType::Float16:
+      return 0.0009765625;
+    case ScalarType::BFloat16:
+      return 0.0078125;
+    default:
+      return std::numeric_limits<float>::epsilon();
   }
 }
 
@@ -237,12 +241,12 @@ Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor
   return run_norm(c, input, weight, Tensor());
 }
 
-Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
-                  const Tensor& bias, double eps) {
+Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,
+                  double eps) {
   int64_t n, c, spatial;
   batch_dims("group_norm", input, n, c, spatial);
-  KILN_CHECK(num_groups > 0 && c % num_groups == 0, ValueError, "[group_norm] expected the ",
-             c, " channels of input ", input.sizes(), " to divide into num_groups=", num_groups);
+  KILN_CHECK(num_groups > 0 && c % num_groups == 0, ValueError, "[group_norm] expected the ", c,
+             " channels of input ", input.sizes(), " to divide into num_groups=", num_groups);
   const Layout L{1, n * num_groups, c / num_groups * spatial, num_groups,
                  std::max<int64_t>(spatial, 1)};
   return run_norm({"group_norm", "NativeGroupNormBackward0", L, {c}, eps}, input, weight, bias);
@@ -257,22 +261,29 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
              "[batch_norm] expected both running_mean and running_var, or neither");
   for (const Tensor* r : {&running_mean, &running_var}) {
     if (!r->defined()) continue;
-    KILN_CHECK(r->sizes() == Shape{c}, ValueError, "[batch_norm] expected running stats of "
-               "shape [", c, "] for input of shape ", input.sizes(), ", got ", r->sizes());
-    KILN_CHECK(r->is_floating_point(), TypeError, "[batch_norm] expected floating running "
-               "stats, got ", dtype_name(r->dtype()));
+    KILN_CHECK(r->sizes() == Shape{c}, ValueError,
+               "[batch_norm] expected running stats of "
+               "shape [",
+               c, "] for input of shape ", input.sizes(), ", got ", r->sizes());
+    KILN_CHECK(r->is_floating_point(), TypeError,
+               "[batch_norm] expected floating running "
+               "stats, got ",
+               dtype_name(r->dtype()));
   }
   const Layout L{n, c, spatial, std::max<int64_t>(c, 1), std::max<int64_t>(spatial, 1)};
   NormCall call{"batch_norm", "NativeBatchNormBackward0", L, {c}, eps};
   if (!training) {
-    KILN_CHECK(running_mean.defined(), ValueError, "[batch_norm] running_mean and running_var "
+    KILN_CHECK(running_mean.defined(), ValueError,
+               "[batch_norm] running_mean and running_var "
                "must be defined in evaluation mode");
     call.given_mean = running_mean;
     call.given_var = running_var;
     return run_norm(call, input, weight, bias);
   }
-  KILN_CHECK(n * spatial > 1, ValueError, "[batch_norm] expected more than 1 value per channel "
-             "when training, got input of shape ", input.sizes());
+  KILN_CHECK(n * spatial > 1, ValueError,
+             "[batch_norm] expected more than 1 value per channel "
+             "when training, got input of shape ",
+             input.sizes());
   Tensor mean, var;
   call.mean_out = &mean;
   call.var_out = &var;

@@ -19,8 +19,8 @@ KILN_API Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor
 // (running_var with the unbiased variance); otherwise normalizes with them.
 KILN_API Tensor batch_norm(const Tensor& input, const Tensor& running_mean,
                            const Tensor& running_var, const Tensor& weight = {},
-                           const Tensor& bias = {}, bool training = false,
-                           double momentum = 0.1, double eps = 1e-5);
+                           const Tensor& bias = {}, bool training = false, double momentum = 0.1,
+                           double eps = 1e-5);
 
 namespace normalization {
 
