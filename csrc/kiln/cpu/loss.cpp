@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kiln/cpu/vec_math.h"
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/error.h"
@@ -14,6 +15,33 @@ namespace kiln::cpu {
 namespace {
 
 using loss::Layout;
+
+// logsumexp of a contiguous row, each pass over independent lanes so it vectorizes.
+template <class T, class S = OpMath<T>>
+S contiguous_logsumexp(const T* x, int64_t n) {
+  constexpr int64_t kLanes = 8;
+  S lanes[kLanes];
+  for (auto& l : lanes) l = -std::numeric_limits<S>::infinity();
+  int64_t c = 0;
+  for (; c + kLanes <= n; c += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) {
+      const S v = static_cast<S>(x[c + j]);
+      lanes[j] = v > lanes[j] ? v : lanes[j];
+    }
+  S m = -std::numeric_limits<S>::infinity();
+  for (; c < n; ++c) m = static_cast<S>(x[c]) > m ? static_cast<S>(x[c]) : m;
+  for (S l : lanes) m = l > m ? l : m;
+  // (NaNs skip the max but reach the sum, so the result is NaN as it should be.)
+  if (std::isinf(m)) return m;
+  S sums[kLanes] = {};
+  c = 0;
+  for (; c + kLanes <= n; c += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) sums[j] += vexp(static_cast<S>(x[c + j]) - m);
+  for (; c < n; ++c) sums[0] += vexp(static_cast<S>(x[c]) - m);
+  S s = 0;
+  for (S l : sums) s += l;
+  return m + std::log(s);
+}
 
 // One row's view of the data, shared by forward and backward.
 template <class T>
@@ -29,6 +57,7 @@ struct Row {
   // log(sum(exp(x))) by the max-shift, so large logits don't overflow.
   S logsumexp() const {
     if (L.log_probs) return S(0);
+    if (L.D == 1) return contiguous_logsumexp(x + base, L.C);
     S m = -std::numeric_limits<S>::infinity();
     for (int64_t c = 0; c < L.C; ++c) m = std::max(m, at(c));
     if (std::isinf(m)) return m;
