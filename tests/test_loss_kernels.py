@@ -107,18 +107,39 @@ def test_cross_entropy_float16():
                      rtol=2e-2)
 
 
-def test_cross_entropy_gradcheck_and_double_backward_raises():
-    t = kiln.tensor(classes((3, 2), 4))
+def test_cross_entropy_gradcheck_and_gradgradcheck():
+    t = kiln.tensor(classes((3, 2), 4, ignore=-100))
     w = kiln.tensor(np.abs(rnd(4, seed=3)) + 0.1)
-    assert gradcheck(lambda x: kiln.cross_entropy(x, t, w, label_smoothing=0.1),
-                     (leaf(rnd(3, 4, 2)),))
-    assert gradcheck(lambda x, y: kiln.cross_entropy(x, y, reduction="none"),
-                     (leaf(rnd(3, 4)), leaf(probs((3, 4)))))
-    x = leaf(rnd(3, 4))
-    (g,) = kiln.autograd.grad(kiln.cross_entropy(x, kiln.tensor([0, 1, 2])), [x],
-                              create_graph=True)
-    with pytest.raises(NotImplementedError, match=r"\[cross_entropy\] double backward"):
-        (g * g).sum().backward()
+    for reduction in REDUCTIONS:
+        def f(x, reduction=reduction):
+            return kiln.cross_entropy(x, t, w, reduction=reduction, label_smoothing=0.1)
+        assert gradcheck(f, (leaf(rnd(3, 4, 2)),))
+        assert gradgradcheck(f, (leaf(rnd(3, 4, 2)),))
+
+    def fp(x, y):
+        return kiln.cross_entropy(x, y, w, reduction="none", label_smoothing=0.2)
+    assert gradcheck(fp, (leaf(rnd(3, 4)), leaf(probs((3, 4)))))
+    assert gradgradcheck(fp, (leaf(rnd(3, 4)), leaf(probs((3, 4)))))
+
+
+@pytest.mark.parametrize("prob", [False, True])
+def test_cross_entropy_double_backward_matches_torch(prob):
+    x = rnd(4, 5)
+    y = probs((4, 5), seed=1) if prob else np.array([1, -100, 4, 0])
+    w = np.abs(rnd(5, seed=2)) + 0.1
+    kx, tx = both(x, requires_grad=True)
+    ky, ty = both(y, requires_grad=prob)
+    kw, tw = both(w)
+    kl = kiln.cross_entropy(kx, ky, kw, label_smoothing=0.1)
+    tl = F.cross_entropy(tx, ty, tw, label_smoothing=0.1)
+    kins, tins = ([kx, ky], [tx, ty]) if prob else ([kx], [tx])
+    kg = kiln.autograd.grad(kl, kins, create_graph=True)
+    tg = torch.autograd.grad(tl, tins, create_graph=True)
+    assert_close(list(kg), list(tg))
+    sum(((g * g).sum() for g in kg), kiln.zeros(()).double()).backward()
+    sum(((g * g).sum() for g in tg), torch.zeros(()).double()).backward()
+    for k, t in zip(kins, tins):
+        assert_close(k.grad, t.grad)
 
 
 def test_cross_entropy_errors():

@@ -8,8 +8,10 @@
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
-#include "kiln/ops/norm.h"
+#include "kiln/ops/range.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/softmax.h"
+#include "kiln/ops/unary.h"
 #include "kiln/ops/view.h"
 
 namespace kiln {
@@ -150,6 +152,38 @@ TensorList run_backward(const LossCall& c, const Tensor& grad, const Tensor& lse
   return {gx, gt};
 }
 
+// Note [Cross-entropy double backward]: the gradient is coef * (A * softmax(x) - B)
+// per row, with B[c] = (1-ls) * w[c] * onehot[c] + ls/C * w[c] for a (non-ignored)
+// class index, or w[c] * smoothed_y[c] for probabilities, and A = sum_c B[c]. When
+// the backward must record (create_graph=True) it is built from differentiable
+// kiln ops in this form, so every higher-order gradient is exact.
+TensorList composite_backward(const LossCall& c, const Tensor& grad, const Tensor& input,
+                              const Tensor& prob_target, double denominator, bool need_target) {
+  const Shape s3{c.L.N, c.L.C, c.L.D}, row3{c.L.N, 1, c.L.D};
+  const double ls = c.L.label_smoothing;
+  const Tensor logp = log_softmax(reshape(input, s3), 1);
+  const Tensor w3 = c.weight.defined() ? reshape(c.weight, {1, c.L.C, 1}) : Tensor();
+  auto weighted = [&](const Tensor& t) { return w3.defined() ? t * w3 : t; };
+  Tensor coef = c.reduction == Reduction::None ? reshape(grad, row3) : grad;
+  if (c.reduction == Reduction::Mean) coef = coef / denominator;
+  Tensor b;
+  if (c.L.prob_target) {
+    b = weighted(reshape(prob_target, s3) * (1 - ls) + ls / static_cast<double>(c.L.C));
+  } else {
+    const Tensor t3 = reshape(c.target, row3);
+    const Tensor classes =
+        reshape(arange(0, c.L.C, 1, ScalarType::Int64, input.device()), {1, c.L.C, 1});
+    const Tensor onehot = to_dtype(eq(classes, t3), input.dtype());  // ignored rows: all 0
+    const Tensor valid = to_dtype(
+        ne(t3, full({}, c.L.ignore_index, ScalarType::Int64, input.device())), input.dtype());
+    b = weighted(onehot * (1 - ls) + valid * (ls / static_cast<double>(c.L.C)));
+  }
+  const Tensor gx = reshape(coef * (sum(b, {1}, true) * exp(logp) - b), input.sizes());
+  const Tensor gt =
+      need_target ? reshape(weighted(logp) * coef * (ls - 1), input.sizes()) : Tensor();
+  return {gx, gt};
+}
+
 }  // namespace
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
@@ -160,14 +194,13 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
   const Tensor prob_target = c.L.prob_target ? target : Tensor();
   if (autograd::needs_grad({input, prob_target})) {
     // Saving the inputs checks them for in-place changes before backward reads them.
-    autograd::record("CrossEntropyLossBackward0", {input, prob_target}, {f.out},
-                     {input, prob_target},
-                     [c, lse = f.lse, denom = f.denominator](const BackwardArgs& a) {
-                       TensorList g = run_backward(c, a.grad(), lse, denom, a.needs(1));
-                       normalization::forbid_double_backward("cross_entropy",
-                                                             {a.grad(), a.saved[0], a.saved[1]}, g);
-                       return g;
-                     });
+    autograd::record(
+        "CrossEntropyLossBackward0", {input, prob_target}, {f.out}, {input, prob_target},
+        [c, lse = f.lse, denom = f.denominator](const BackwardArgs& a) {
+          if (autograd::needs_grad({a.grad(), a.saved[0], a.saved[1]}))
+            return composite_backward(c, a.grad(), a.saved[0], a.saved[1], denom, a.needs(1));
+          return run_backward(c, a.grad(), lse, denom, a.needs(1));
+        });
   }
   return f.out;
 }

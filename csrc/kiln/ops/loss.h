@@ -12,7 +12,8 @@ KILN_API Reduction parse_reduction(const std::string& reduction, const char* op)
 // torch.nn.functional.cross_entropy: `input` holds logits of shape (C), (N, C) or
 // (N, C, d1, ...); `target` class indices (int64, shape (), (N) or (N, d1, ...)) or
 // class probabilities (floating, input's shape). A fused, numerically stable
-// log-softmax per row; fused backward (double backward raises NotImplementedError).
+// log-softmax per row and a fused backward; higher orders go through kiln ops
+// (see Note [Cross-entropy double backward]).
 KILN_API Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight = {},
                               int64_t ignore_index = -100, Reduction reduction = Reduction::Mean,
                               double label_smoothing = 0.0);

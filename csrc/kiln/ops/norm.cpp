@@ -19,24 +19,6 @@ namespace kiln {
 using autograd::BackwardArgs;
 using normalization::Layout;
 
-namespace normalization {
-
-void forbid_double_backward(const char* op, const TensorList& inputs, const TensorList& outputs) {
-  if (!autograd::needs_grad(inputs)) return;
-  TensorList defined;
-  for (const auto& t : outputs)
-    if (t.defined()) defined.push_back(t);
-  const std::string name = op;
-  autograd::record((name + "_backward").c_str(), inputs, defined, {},
-                   [name](const BackwardArgs&) -> TensorList {
-                     throw NotImplementedError("[" + name +
-                                               "] double backward (the gradient of its "
-                                               "gradient) is not implemented");
-                   });
-}
-
-}  // namespace normalization
-
 namespace {
 
 using ForwardKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,

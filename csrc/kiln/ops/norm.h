@@ -34,11 +34,6 @@ struct Layout {
   int64_t B, R, K, P, S;
 };
 
-// Records a node for a fused backward kernel's outputs whose own backward
-// raises NotImplementedError naming `op` (never a silently wrong gradient).
-KILN_API void forbid_double_backward(const char* op, const TensorList& inputs,
-                                     const TensorList& outputs);
-
 }  // namespace normalization
 
 }  // namespace kiln
