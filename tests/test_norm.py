@@ -189,3 +189,14 @@ def test_batch_norm_errors():
         kiln.batch_norm(x, kiln.zeros(4).double(), kiln.ones(4).double())
     with pytest.raises(ValueError, match=r"\[batch_norm\] expected input of shape \(N, C, \*\)"):
         kiln.batch_norm(kiln.tensor(rnd(3)), None, None, training=True)
+
+
+def test_norms_with_empty_dims_match_torch():
+    k, t = both(np.zeros((2, 4, 0)))
+    assert_close(kiln.group_norm(k, 2), F.group_norm(t, 2))
+    krm, trm = both(np.zeros(4))
+    krv, trv = both(np.ones(4))
+    assert_close(kiln.batch_norm(k, krm, krv), F.batch_norm(t, trm, trv))
+    k, t = both(np.zeros((0, 4, 3)))
+    assert_close(kiln.group_norm(k, 2), F.group_norm(t, 2))
+    assert_close(kiln.layer_norm(k, [4, 3]), F.layer_norm(t, [4, 3]))
