@@ -3,7 +3,7 @@
 
 import importlib
 
-SUITES = ["ops"]
+SUITES = ["ops", "conv"]
 
 
 def load(name):

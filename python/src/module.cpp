@@ -41,4 +41,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_sort(m);
   kiln::python::init_ops_nn(m);
   kiln::python::init_optim(m);
+  kiln::python::init_ops_conv(m);
 }

@@ -45,6 +45,7 @@ void init_ops_core(py::module_& m) {
   m.def("select", [](const Tensor& t, int64_t d, int64_t i) { return select(t, d, i); },
         py::arg("input"), py::arg("dim"), py::arg("index"));
   m.def("clone", [](const Tensor& t) { return clone(t); }, py::arg("input"));
+  m.def("detach", [](const Tensor& t) { return detach(t); }, py::arg("input"));
 
 }
 

@@ -53,7 +53,15 @@ def _is_path(f):
     return isinstance(f, (str, bytes, os.PathLike))
 
 
+def _check_target(f, op, method):
+    if not _is_path(f) and not callable(getattr(f, method, None)):
+        raise TypeError(
+            f"[{op}] expected a path or a binary file object with .{method}(), "
+            f"got {type(f).__name__}")
+
+
 def _write(entries, metadata, f, checksum="crc32"):
+    _check_target(f, "kiln.save", "write")
     algorithm = f"{checksum}-pieces-16MiB"
     if algorithm not in fmt.PIECE_DIGESTS:
         raise ValueError(f"[kiln.save] checksum must be 'crc32' or 'sha256', got {checksum!r}")
@@ -67,6 +75,7 @@ def _write(entries, metadata, f, checksum="crc32"):
 
 
 def _read(f, verify, use_mmap=False):
+    _check_target(f, "kiln.load", "read")
     try:
         if _is_path(f):
             with open(f, "rb", buffering=0) as fp:
