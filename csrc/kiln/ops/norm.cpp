@@ -151,12 +151,11 @@ Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight, co
     *c.var_out = var;
   }
   if (autograd::needs_grad({input, weight, bias})) {
-    const NormCall cap{c.op, c.node, c.layout, c.param_shape, c.eps, c.rms};
     autograd::record(c.node, {input, weight, bias}, {out}, {input, weight},
-                     [cap, mean, rstd, given](const BackwardArgs& a) {
-                       return norm_backward(a.grad(), a.saved[0], mean, rstd, a.saved[1],
-                                            cap.param_shape, cap.layout, cap.eps, cap.rms, given,
-                                            a.needs(0), a.needs(1), a.needs(2));
+                     [L = c.layout, shape = c.param_shape, eps = c.eps, rms = c.rms, mean, rstd,
+                      given](const BackwardArgs& a) {
+                       return norm_backward(a.grad(), a.saved[0], mean, rstd, a.saved[1], shape, L,
+                                            eps, rms, given, a.needs(0), a.needs(1), a.needs(2));
                      });
   }
   return out;
@@ -172,9 +171,7 @@ int64_t prod(const Shape& s, size_t begin, size_t end) {
 Layout last_dims_layout(const char* op, const Tensor& input, const Shape& normalized_shape) {
   const size_t nd = input.sizes().size(), nn = normalized_shape.size();
   KILN_CHECK(nn >= 1, ValueError, "[", op,
-             "] expected normalized_shape to have at least one "
-             "dim, got ",
-             normalized_shape);
+             "] expected normalized_shape to have at least one dim, got ", normalized_shape);
   bool ok = nd >= nn;
   for (size_t i = 0; ok && i < nn; ++i) ok = input.sizes()[nd - nn + i] == normalized_shape[i];
   KILN_CHECK(ok, ValueError, "[", op, "] expected input with shape [*, ",
