@@ -39,6 +39,7 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_random(m);
   kiln::python::init_range(m);
   kiln::python::init_sort(m);
+  kiln::python::init_ops_nn(m);
   kiln::python::init_optim(m);
   kiln::python::init_ops_conv(m);
 }

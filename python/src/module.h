@@ -20,6 +20,7 @@ void init_dlpack(pybind11::module_& m);
 void init_random(pybind11::module_& m);
 void init_range(pybind11::module_& m);
 void init_sort(pybind11::module_& m);
+void init_ops_nn(pybind11::module_& m);
 void init_optim(pybind11::module_& m);
 void init_ops_conv(pybind11::module_& m);
 
