@@ -1,12 +1,11 @@
 """Differential-test helpers for kiln.nn against torch.nn: run the same computation on
 both, compare outputs and gradients of inputs and parameters."""
 
-import numpy as np
-
 import kiln
+import numpy as np
 from compare import assert_close, require_torch
 
-TOL = {"float64": dict(rtol=1e-7, atol=1e-9), "float32": dict(rtol=1e-4, atol=1e-5)}
+TOL = {"float64": {"rtol": 1e-7, "atol": 1e-9}, "float32": {"rtol": 1e-4, "atol": 1e-5}}
 
 
 def _pair(arr, dtype, grad):

@@ -1,10 +1,9 @@
 """kiln.nn.functional vs torch.nn.functional: values and gradients, plus gradchecks."""
 
-import numpy as np
-import pytest
-
 import kiln
 import kiln.nn.functional as F
+import numpy as np
+import pytest
 from compare import assert_close, require_torch
 from nn_helpers import compare
 
@@ -18,17 +17,35 @@ def arr(*shape, seed=0, scale=1.0):
 
 
 def both_fn(name, *args, **kw):
-    return (lambda *xs: getattr(F, name)(*xs, *args, **kw),
-            lambda *xs: getattr(TF, name)(*xs, *args, **kw))
+    return (
+        lambda *xs: getattr(F, name)(*xs, *args, **kw),
+        lambda *xs: getattr(TF, name)(*xs, *args, **kw),
+    )
 
 
 ACTIVATIONS = [
-    ("relu", {}), ("relu6", {}), ("leaky_relu", dict(negative_slope=0.1)), ("elu", {}),
-    ("elu", dict(alpha=0.5)), ("selu", {}), ("gelu", {}), ("gelu", dict(approximate="tanh")),
-    ("silu", {}), ("mish", {}), ("tanh", {}), ("sigmoid", {}), ("hardtanh", {}),
-    ("hardtanh", dict(min_val=-2.0, max_val=0.5)), ("hardswish", {}), ("hardsigmoid", {}),
-    ("softplus", {}), ("softplus", dict(beta=2.0, threshold=3.0)), ("logsigmoid", {}),
-    ("softmax", dict(dim=1)), ("softmax", dict(dim=-1)), ("log_softmax", dict(dim=0)),
+    ("relu", {}),
+    ("relu6", {}),
+    ("leaky_relu", {"negative_slope": 0.1}),
+    ("elu", {}),
+    ("elu", {"alpha": 0.5}),
+    ("selu", {}),
+    ("gelu", {}),
+    ("gelu", {"approximate": "tanh"}),
+    ("silu", {}),
+    ("mish", {}),
+    ("tanh", {}),
+    ("sigmoid", {}),
+    ("hardtanh", {}),
+    ("hardtanh", {"min_val": -2.0, "max_val": 0.5}),
+    ("hardswish", {}),
+    ("hardsigmoid", {}),
+    ("softplus", {}),
+    ("softplus", {"beta": 2.0, "threshold": 3.0}),
+    ("logsigmoid", {}),
+    ("softmax", {"dim": 1}),
+    ("softmax", {"dim": -1}),
+    ("log_softmax", {"dim": 0}),
 ]
 
 
@@ -46,10 +63,14 @@ def test_activation_large_inputs_finite():
 
 def test_softmax_dtype_and_implicit_dim():
     x = arr(3, 4).astype(np.float32)
-    assert_close(F.softmax(kiln.tensor(x), dim=1, dtype=kiln.float64),
-                 TF.softmax(torch.tensor(x), dim=1, dtype=torch.float64))
-    assert_close(F.log_softmax(kiln.tensor(x), 1, dtype=kiln.float64),
-                 TF.log_softmax(torch.tensor(x), 1, dtype=torch.float64))
+    assert_close(
+        F.softmax(kiln.tensor(x), dim=1, dtype=kiln.float64),
+        TF.softmax(torch.tensor(x), dim=1, dtype=torch.float64),
+    )
+    assert_close(
+        F.log_softmax(kiln.tensor(x), 1, dtype=kiln.float64),
+        TF.log_softmax(torch.tensor(x), 1, dtype=torch.float64),
+    )
 
 
 @pytest.mark.parametrize("shape", [(3,), (2, 3, 4)])
@@ -66,10 +87,16 @@ def test_linear_bilinear(dtype):
 
 
 def test_conv_reexports():
-    compare(lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: TF.conv2d(x, w, padding=1),
-            [arr(1, 2, 5, 5), arr(3, 2, 3, 3)])
-    compare(lambda x, w: F.conv_transpose1d(x, w, stride=2),
-            lambda x, w: TF.conv_transpose1d(x, w, stride=2), [arr(1, 2, 5), arr(2, 3, 3)])
+    compare(
+        lambda x, w: F.conv2d(x, w, padding=1),
+        lambda x, w: TF.conv2d(x, w, padding=1),
+        [arr(1, 2, 5, 5), arr(3, 2, 3, 3)],
+    )
+    compare(
+        lambda x, w: F.conv_transpose1d(x, w, stride=2),
+        lambda x, w: TF.conv_transpose1d(x, w, stride=2),
+        [arr(1, 2, 5), arr(2, 3, 3)],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -88,18 +115,27 @@ def test_pool_functions(dtype):
 
 
 PADS = [
-    ((1, 2), "constant", None), ((1, 0, 2, 3), "constant", 1.5), ((-1, 2), "constant", None),
-    ((2, 1), "reflect", None), ((1, 2, 2, 1), "reflect", None), ((3, 1), "replicate", None),
-    ((1, 2, 0, 3), "replicate", None), ((2, 1, 1, 1), "circular", None),
+    ((1, 2), "constant", None),
+    ((1, 0, 2, 3), "constant", 1.5),
+    ((-1, 2), "constant", None),
+    ((2, 1), "reflect", None),
+    ((1, 2, 2, 1), "reflect", None),
+    ((3, 1), "replicate", None),
+    ((1, 2, 0, 3), "replicate", None),
+    ((2, 1, 1, 1), "circular", None),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("p,mode,value", PADS)
 def test_pad(dtype, p, mode, value):
-    kw = {} if value is None else dict(value=value)
-    compare(lambda x: F.pad(x, p, mode, **kw), lambda x: TF.pad(x, p, mode, **kw),
-            [arr(2, 3, 4, 5) if len(p) == 4 or mode == "constant" else arr(2, 3, 5)], dtype)
+    kw = {} if value is None else {"value": value}
+    compare(
+        lambda x: F.pad(x, p, mode, **kw),
+        lambda x: TF.pad(x, p, mode, **kw),
+        [arr(2, 3, 4, 5) if len(p) == 4 or mode == "constant" else arr(2, 3, 5)],
+        dtype,
+    )
 
 
 def test_pad_errors():
@@ -110,23 +146,37 @@ def test_pad_errors():
 
 
 INTERP = [
-    dict(scale_factor=2), dict(size=(5, 9)), dict(size=(3, 2)), dict(scale_factor=(1.5, 0.5)),
-    dict(scale_factor=2, mode="bilinear"), dict(size=(7, 3), mode="bilinear"),
-    dict(size=(7, 11), mode="bilinear", align_corners=True),
-    dict(size=(1, 1), mode="bilinear", align_corners=True),
-    dict(scale_factor=0.6, mode="bilinear", align_corners=False),
+    {"scale_factor": 2},
+    {"size": (5, 9)},
+    {"size": (3, 2)},
+    {"scale_factor": (1.5, 0.5)},
+    {"scale_factor": 2, "mode": "bilinear"},
+    {"size": (7, 3), "mode": "bilinear"},
+    {"size": (7, 11), "mode": "bilinear", "align_corners": True},
+    {"size": (1, 1), "mode": "bilinear", "align_corners": True},
+    {"scale_factor": 0.6, "mode": "bilinear", "align_corners": False},
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kw", INTERP)
 def test_interpolate_2d(dtype, kw):
-    compare(lambda x: F.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw),
-            [arr(2, 3, 4, 6)], dtype)
+    compare(
+        lambda x: F.interpolate(x, **kw),
+        lambda x: TF.interpolate(x, **kw),
+        [arr(2, 3, 4, 6)],
+        dtype,
+    )
 
 
-@pytest.mark.parametrize("kw", [dict(scale_factor=3), dict(size=7, mode="linear"),
-                                dict(size=4, mode="linear", align_corners=True)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"scale_factor": 3},
+        {"size": 7, "mode": "linear"},
+        {"size": 4, "mode": "linear", "align_corners": True},
+    ],
+)
 def test_interpolate_1d(kw):
     compare(lambda x: F.interpolate(x, **kw), lambda x: TF.interpolate(x, **kw), [arr(2, 3, 5)])
 
@@ -139,7 +189,7 @@ def test_interpolate_errors():
 
 
 def test_unfold_fold():
-    kw = dict(kernel_size=(2, 3), dilation=1, padding=1, stride=2)
+    kw = {"kernel_size": (2, 3), "dilation": 1, "padding": 1, "stride": 2}
     compare(lambda x: F.unfold(x, **kw), lambda x: TF.unfold(x, **kw), [arr(2, 3, 5, 6)])
     cols = arr(2, 3 * 6, 9)
     compare(lambda c: F.fold(c, (5, 6), **kw), lambda c: TF.fold(c, (5, 6), **kw), [cols])
@@ -150,12 +200,14 @@ def test_normalize_cosine_similarity(dtype):
     x = arr(4, 5)
     x[1] = 0.0
     compare(F.normalize, TF.normalize, [x], dtype)
-    compare(lambda a: F.normalize(a, p=1, dim=0), lambda a: TF.normalize(a, p=1, dim=0), [x],
-            dtype)
+    compare(lambda a: F.normalize(a, p=1, dim=0), lambda a: TF.normalize(a, p=1, dim=0), [x], dtype)
     compare(F.cosine_similarity, TF.cosine_similarity, [arr(4, 5), arr(4, 5, seed=1)], dtype)
-    compare(lambda a, b: F.cosine_similarity(a, b, dim=-1),
-            lambda a, b: TF.cosine_similarity(a, b, dim=-1), [arr(3, 1, 5), arr(2, 5, seed=1)],
-            dtype)
+    compare(
+        lambda a, b: F.cosine_similarity(a, b, dim=-1),
+        lambda a, b: TF.cosine_similarity(a, b, dim=-1),
+        [arr(3, 1, 5), arr(2, 5, seed=1)],
+        dtype,
+    )
 
 
 def test_one_hot():
@@ -169,11 +221,15 @@ def test_pixel_shuffle():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kw", [dict(), dict(is_causal=True), dict(scale=0.3)])
+@pytest.mark.parametrize("kw", [{}, {"is_causal": True}, {"scale": 0.3}])
 def test_sdpa(dtype, kw):
     q, k, v = arr(2, 3, 5, 4), arr(2, 3, 6, 4, seed=1), arr(2, 3, 6, 2, seed=2)
-    compare(lambda *a: F.scaled_dot_product_attention(*a, **kw),
-            lambda *a: TF.scaled_dot_product_attention(*a, **kw), [q, k, v], dtype)
+    compare(
+        lambda *a: F.scaled_dot_product_attention(*a, **kw),
+        lambda *a: TF.scaled_dot_product_attention(*a, **kw),
+        [q, k, v],
+        dtype,
+    )
 
 
 def test_sdpa_masks():
@@ -182,12 +238,16 @@ def test_sdpa_masks():
     bool_mask[:, 0] = True
     ks = [kiln.tensor(a) for a in (q, k, v)]
     ts = [torch.tensor(a) for a in (q, k, v)]
-    assert_close(F.scaled_dot_product_attention(*ks, attn_mask=kiln.tensor(bool_mask)),
-                 TF.scaled_dot_product_attention(*ts, attn_mask=torch.tensor(bool_mask)))
+    assert_close(
+        F.scaled_dot_product_attention(*ks, attn_mask=kiln.tensor(bool_mask)),
+        TF.scaled_dot_product_attention(*ts, attn_mask=torch.tensor(bool_mask)),
+    )
     float_mask = arr(5, 6, seed=4)
-    compare(lambda *a: F.scaled_dot_product_attention(*a[:3], attn_mask=a[3]),
-            lambda *a: TF.scaled_dot_product_attention(*a[:3], attn_mask=a[3]),
-            [q, k, v, float_mask])
+    compare(
+        lambda *a: F.scaled_dot_product_attention(*a[:3], attn_mask=a[3]),
+        lambda *a: TF.scaled_dot_product_attention(*a[:3], attn_mask=a[3]),
+        [q, k, v, float_mask],
+    )
 
 
 def test_sdpa_dropout_statistics():
@@ -211,8 +271,10 @@ def test_sdpa_dropout_statistics():
         (lambda x: F.interpolate(x, size=(5, 3), mode="bilinear"), [(1, 2, 3, 4)]),
         (lambda x: F.normalize(x), [(3, 4)]),
         (lambda a, b: F.cosine_similarity(a, b), [(3, 4), (3, 4)]),
-        (lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True),
-         [(2, 3, 4), (2, 3, 4), (2, 3, 2)]),
+        (
+            lambda a, b, c: F.scaled_dot_product_attention(a, b, c, is_causal=True),
+            [(2, 3, 4), (2, 3, 4), (2, 3, 2)],
+        ),
         (lambda a, b, w: F.bilinear(a, b, w), [(2, 3), (2, 2), (4, 3, 2)]),
         (lambda x: F.pixel_shuffle(x, 2), [(1, 4, 2, 3)]),
     ],

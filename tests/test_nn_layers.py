@@ -1,11 +1,10 @@
 """kiln.nn layer modules vs torch.nn: same weights, same outputs and gradients."""
 
+import kiln
 import numpy as np
 import pytest
-
-import kiln
-import kiln.nn as nn
 from compare import require_torch
+from kiln import nn
 from nn_helpers import compare_module
 
 torch = require_torch()
@@ -26,19 +25,20 @@ def test_linear(dtype, bias, shape):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bilinear(dtype):
-    compare_module(nn.Bilinear(3, 2, 4), tnn.Bilinear(3, 2, 4), [arr(5, 3), arr(5, 2, seed=1)],
-                   dtype)
+    compare_module(
+        nn.Bilinear(3, 2, 4), tnn.Bilinear(3, 2, 4), [arr(5, 3), arr(5, 2, seed=1)], dtype
+    )
 
 
 CONV2D = [
-    dict(),
-    dict(stride=2, padding=1),
-    dict(padding="same", dilation=2),
-    dict(padding="valid", bias=False),
-    dict(groups=2, stride=(2, 1), padding=(1, 0)),
-    dict(padding=1, padding_mode="reflect"),
-    dict(padding=2, padding_mode="replicate"),
-    dict(padding=1, padding_mode="circular"),
+    {},
+    {"stride": 2, "padding": 1},
+    {"padding": "same", "dilation": 2},
+    {"padding": "valid", "bias": False},
+    {"groups": 2, "stride": (2, 1), "padding": (1, 0)},
+    {"padding": 1, "padding_mode": "reflect"},
+    {"padding": 2, "padding_mode": "replicate"},
+    {"padding": 1, "padding_mode": "circular"},
 ]
 
 
@@ -49,9 +49,15 @@ def test_conv2d(dtype, kw):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1, dilation=2),
-                                dict(padding="same", groups=2), dict(padding=1,
-                                                                     padding_mode="reflect")])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"stride": 2, "padding": 1, "dilation": 2},
+        {"padding": "same", "groups": 2},
+        {"padding": 1, "padding_mode": "reflect"},
+    ],
+)
 def test_conv1d(dtype, kw):
     compare_module(nn.Conv1d(4, 6, 3, **kw), tnn.Conv1d(4, 6, 3, **kw), [arr(2, 4, 9)], dtype)
 
@@ -61,25 +67,35 @@ def test_conv_unbatched():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1, output_padding=1),
-                                dict(groups=2, dilation=2, bias=False)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"stride": 2, "padding": 1, "output_padding": 1},
+        {"groups": 2, "dilation": 2, "bias": False},
+    ],
+)
 def test_conv_transpose2d(dtype, kw):
-    compare_module(nn.ConvTranspose2d(4, 6, 3, **kw), tnn.ConvTranspose2d(4, 6, 3, **kw),
-                   [arr(2, 4, 5, 6)], dtype)
+    compare_module(
+        nn.ConvTranspose2d(4, 6, 3, **kw),
+        tnn.ConvTranspose2d(4, 6, 3, **kw),
+        [arr(2, 4, 5, 6)],
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kw", [dict(), dict(stride=3, padding=1, output_padding=2)])
+@pytest.mark.parametrize("kw", [{}, {"stride": 3, "padding": 1, "output_padding": 2}])
 def test_conv_transpose1d(dtype, kw):
-    compare_module(nn.ConvTranspose1d(2, 3, 4, **kw), tnn.ConvTranspose1d(2, 3, 4, **kw),
-                   [arr(2, 2, 7)], dtype)
+    compare_module(
+        nn.ConvTranspose1d(2, 3, 4, **kw), tnn.ConvTranspose1d(2, 3, 4, **kw), [arr(2, 2, 7)], dtype
+    )
 
 
 def test_conv_transpose_output_size():
     k, t = nn.ConvTranspose2d(2, 3, 3, stride=2), tnn.ConvTranspose2d(2, 3, 3, stride=2)
     x = arr(1, 2, 4, 4)
-    compare_module(lambda_mod(k, output_size=(10, 10)), lambda_mod(t, output_size=(10, 10)),
-                   [x])
+    compare_module(lambda_mod(k, output_size=(10, 10)), lambda_mod(t, output_size=(10, 10)), [x])
 
 
 class _Call:
@@ -164,12 +180,26 @@ def test_pools(dtype, make, shape):
 
 
 ACTIVATIONS = [
-    lambda m: m.ReLU(), lambda m: m.ReLU6(), lambda m: m.LeakyReLU(0.2), lambda m: m.ELU(0.7),
-    lambda m: m.SELU(), lambda m: m.GELU(), lambda m: m.GELU("tanh"), lambda m: m.SiLU(),
-    lambda m: m.Mish(), lambda m: m.Tanh(), lambda m: m.Sigmoid(), lambda m: m.LogSigmoid(),
-    lambda m: m.Hardtanh(-0.5, 2.0), lambda m: m.Hardswish(), lambda m: m.Hardsigmoid(),
-    lambda m: m.Softplus(2.0, 1.0), lambda m: m.Softmax(dim=1), lambda m: m.LogSoftmax(dim=-1),
-    lambda m: m.PReLU(), lambda m: m.PReLU(3, init=0.1),
+    lambda m: m.ReLU(),
+    lambda m: m.ReLU6(),
+    lambda m: m.LeakyReLU(0.2),
+    lambda m: m.ELU(0.7),
+    lambda m: m.SELU(),
+    lambda m: m.GELU(),
+    lambda m: m.GELU("tanh"),
+    lambda m: m.SiLU(),
+    lambda m: m.Mish(),
+    lambda m: m.Tanh(),
+    lambda m: m.Sigmoid(),
+    lambda m: m.LogSigmoid(),
+    lambda m: m.Hardtanh(-0.5, 2.0),
+    lambda m: m.Hardswish(),
+    lambda m: m.Hardsigmoid(),
+    lambda m: m.Softplus(2.0, 1.0),
+    lambda m: m.Softmax(dim=1),
+    lambda m: m.LogSoftmax(dim=-1),
+    lambda m: m.PReLU(),
+    lambda m: m.PReLU(3, init=0.1),
 ]
 
 
@@ -180,8 +210,14 @@ def test_activations(dtype, make):
     compare_module(make(nn), make(tnn), [x], dtype)
 
 
-@pytest.mark.parametrize("make", [lambda m: m.ReLU(inplace=True), lambda m: m.ELU(inplace=True),
-                                  lambda m: m.Hardswish(inplace=True)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: m.ReLU(inplace=True),
+        lambda m: m.ELU(inplace=True),
+        lambda m: m.Hardswish(inplace=True),
+    ],
+)
 def test_inplace_activation(make):
     x = arr(3, 4)
     k, t = kiln.tensor(x.copy()), torch.tensor(x.copy())
@@ -191,10 +227,16 @@ def test_inplace_activation(make):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("kw", [dict(scale_factor=2), dict(size=(5, 7)),
-                                dict(scale_factor=2, mode="bilinear"),
-                                dict(size=(5, 3), mode="bilinear", align_corners=True),
-                                dict(scale_factor=1.5, mode="bilinear", align_corners=False)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"scale_factor": 2},
+        {"size": (5, 7)},
+        {"scale_factor": 2, "mode": "bilinear"},
+        {"size": (5, 3), "mode": "bilinear", "align_corners": True},
+        {"scale_factor": 1.5, "mode": "bilinear", "align_corners": False},
+    ],
+)
 def test_upsample(dtype, kw):
     compare_module(nn.Upsample(**kw), tnn.Upsample(**kw), [arr(2, 3, 4, 6)], dtype)
 
@@ -207,8 +249,14 @@ def test_pixel_shuffle():
 def test_small_cnn_end_to_end():
     def make(m):
         return m.Sequential(
-            m.Conv2d(3, 4, 3, padding=1), m.ReLU(), m.MaxPool2d(2), m.Conv2d(4, 8, 3),
-            m.GELU(), m.AdaptiveAvgPool2d(1), m.Flatten(), m.Linear(8, 5),
+            m.Conv2d(3, 4, 3, padding=1),
+            m.ReLU(),
+            m.MaxPool2d(2),
+            m.Conv2d(4, 8, 3),
+            m.GELU(),
+            m.AdaptiveAvgPool2d(1),
+            m.Flatten(),
+            m.Linear(8, 5),
         )
 
     compare_module(make(nn), make(tnn), [arr(2, 3, 8, 8)])
@@ -225,7 +273,9 @@ def test_conv_wrong_channels_names_path():
 
 def test_linear_wrong_features_names_nested_path():
     model = nn.Sequential(nn.Sequential(nn.Flatten(), nn.Linear(12, 4)))
-    with pytest.raises(nn.ModuleShapeError, match=r"0\.1 \(Linear\).*in_features=12, got 15.*\[2, 15\]"):
+    with pytest.raises(
+        nn.ModuleShapeError, match=r"0\.1 \(Linear\).*in_features=12, got 15.*\[2, 15\]"
+    ):
         model(kiln.randn(2, 3, 5))
 
 

@@ -1,15 +1,15 @@
 """Loss functions and loss modules vs torch, for every reduction."""
 
+import kiln
+import kiln.nn.functional as F
 import numpy as np
 import pytest
-
-import kiln
-import kiln.nn as nn
-import kiln.nn.functional as F
 from compare import assert_close, require_torch
+from kiln import nn
 from nn_helpers import compare
 
 torch = require_torch()
+pytestmark = pytest.mark.filterwarnings("ignore:reduction. .mean. divides:UserWarning")
 TF = torch.nn.functional
 DTYPES = ["float64", "float32"]
 REDUCTIONS = ["mean", "sum", "none"]
@@ -32,26 +32,54 @@ CASES = [
     ("mse_loss", "MSELoss", {}, lambda: [arr(3, 4), arr(3, 4, seed=1)]),
     ("l1_loss", "L1Loss", {}, lambda: [arr(3, 4), arr(3, 4, seed=1)]),
     ("smooth_l1_loss", "SmoothL1Loss", {}, lambda: [arr(3, 4), arr(3, 4, seed=1)]),
-    ("smooth_l1_loss", "SmoothL1Loss", dict(beta=0.3), lambda: [arr(3, 4), arr(3, 4, seed=1)]),
-    ("smooth_l1_loss", "SmoothL1Loss", dict(beta=0.0), lambda: [arr(3, 4), arr(3, 4, seed=1)]),
+    ("smooth_l1_loss", "SmoothL1Loss", {"beta": 0.3}, lambda: [arr(3, 4), arr(3, 4, seed=1)]),
+    ("smooth_l1_loss", "SmoothL1Loss", {"beta": 0.0}, lambda: [arr(3, 4), arr(3, 4, seed=1)]),
     ("huber_loss", "HuberLoss", {}, lambda: [arr(3, 4) * 2, arr(3, 4, seed=1)]),
-    ("huber_loss", "HuberLoss", dict(delta=0.4), lambda: [arr(3, 4) * 2, arr(3, 4, seed=1)]),
+    ("huber_loss", "HuberLoss", {"delta": 0.4}, lambda: [arr(3, 4) * 2, arr(3, 4, seed=1)]),
     ("binary_cross_entropy", "BCELoss", {}, lambda: [probs(3, 4), probs(3, 4, seed=1)]),
-    ("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", {},
-     lambda: [arr(3, 4) * 5, probs(3, 4, seed=1)]),
+    (
+        "binary_cross_entropy_with_logits",
+        "BCEWithLogitsLoss",
+        {},
+        lambda: [arr(3, 4) * 5, probs(3, 4, seed=1)],
+    ),
     ("kl_div", "KLDivLoss", {}, lambda: [np.log(probs(3, 4)), probs(3, 4, seed=1)]),
-    ("kl_div", "KLDivLoss", dict(log_target=True),
-     lambda: [np.log(probs(3, 4)), np.log(probs(3, 4, seed=1))]),
-    ("cosine_embedding_loss", "CosineEmbeddingLoss", {},
-     lambda: [arr(5, 4), arr(5, 4, seed=1), signs(5)]),
-    ("cosine_embedding_loss", "CosineEmbeddingLoss", dict(margin=-0.2),
-     lambda: [arr(5, 4), arr(5, 4, seed=1), signs(5)]),
-    ("margin_ranking_loss", "MarginRankingLoss", dict(margin=0.5),
-     lambda: [arr(6), arr(6, seed=1), signs(6)]),
-    ("triplet_margin_loss", "TripletMarginLoss", {},
-     lambda: [arr(5, 4), arr(5, 4, seed=1), arr(5, 4, seed=2)]),
-    ("triplet_margin_loss", "TripletMarginLoss", dict(p=1.0, margin=2.0, swap=True),
-     lambda: [arr(5, 4), arr(5, 4, seed=1), arr(5, 4, seed=2)]),
+    (
+        "kl_div",
+        "KLDivLoss",
+        {"log_target": True},
+        lambda: [np.log(probs(3, 4)), np.log(probs(3, 4, seed=1))],
+    ),
+    (
+        "cosine_embedding_loss",
+        "CosineEmbeddingLoss",
+        {},
+        lambda: [arr(5, 4), arr(5, 4, seed=1), signs(5)],
+    ),
+    (
+        "cosine_embedding_loss",
+        "CosineEmbeddingLoss",
+        {"margin": -0.2},
+        lambda: [arr(5, 4), arr(5, 4, seed=1), signs(5)],
+    ),
+    (
+        "margin_ranking_loss",
+        "MarginRankingLoss",
+        {"margin": 0.5},
+        lambda: [arr(6), arr(6, seed=1), signs(6)],
+    ),
+    (
+        "triplet_margin_loss",
+        "TripletMarginLoss",
+        {},
+        lambda: [arr(5, 4), arr(5, 4, seed=1), arr(5, 4, seed=2)],
+    ),
+    (
+        "triplet_margin_loss",
+        "TripletMarginLoss",
+        {"p": 1.0, "margin": 2.0, "swap": True},
+        lambda: [arr(5, 4), arr(5, 4, seed=1), arr(5, 4, seed=2)],
+    ),
 ]
 N_TARGETS = {"cosine_embedding_loss": 1, "margin_ranking_loss": 1, "triplet_margin_loss": 0}
 
@@ -59,7 +87,7 @@ N_TARGETS = {"cosine_embedding_loss": 1, "margin_ranking_loss": 1, "triplet_marg
 def _split(name, arrays):
     """Inputs with grad and trailing targets (passed as constants)."""
     n = N_TARGETS.get(name, 1)
-    return (arrays[: len(arrays) - n], arrays[len(arrays) - n:]) if n else (arrays, [])
+    return (arrays[: len(arrays) - n], arrays[len(arrays) - n :]) if n else (arrays, [])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -69,8 +97,12 @@ def test_functional_loss(dtype, reduction, name, modname, kw, make):
     inputs, targets = _split(name, make())
     kt = [kiln.tensor(t.astype(dtype)) for t in targets]
     tt = [torch.tensor(t.astype(dtype)) for t in targets]
-    compare(lambda *x: getattr(F, name)(*x, *kt, reduction=reduction, **kw),
-            lambda *x: getattr(TF, name)(*x, *tt, reduction=reduction, **kw), inputs, dtype)
+    compare(
+        lambda *x: getattr(F, name)(*x, *kt, reduction=reduction, **kw),
+        lambda *x: getattr(TF, name)(*x, *tt, reduction=reduction, **kw),
+        inputs,
+        dtype,
+    )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -86,23 +118,32 @@ def test_loss_module(reduction, name, modname, kw, make):
 
 def test_kl_div_batchmean():
     x, t = np.log(probs(3, 4)), probs(3, 4, seed=1)
-    compare(lambda a: F.kl_div(a, kiln.tensor(t), reduction="batchmean"),
-            lambda a: TF.kl_div(a, torch.tensor(t), reduction="batchmean"), [x])
+    compare(
+        lambda a: F.kl_div(a, kiln.tensor(t), reduction="batchmean"),
+        lambda a: TF.kl_div(a, torch.tensor(t), reduction="batchmean"),
+        [x],
+    )
 
 
 def test_kl_div_zero_target():
     x, t = np.log(probs(2, 3)), probs(2, 3, seed=1)
     t[0, 1] = 0.0
-    compare(lambda a: F.kl_div(a, kiln.tensor(t), reduction="sum"),
-            lambda a: TF.kl_div(a, torch.tensor(t), reduction="sum"), [x])
+    compare(
+        lambda a: F.kl_div(a, kiln.tensor(t), reduction="sum"),
+        lambda a: TF.kl_div(a, torch.tensor(t), reduction="sum"),
+        [x],
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_bce_weight(dtype):
     w = probs(4, seed=7)
-    compare(lambda x, t: F.binary_cross_entropy(x, t, weight=kiln.tensor(w.astype(dtype))),
-            lambda x, t: TF.binary_cross_entropy(x, t, weight=torch.tensor(w.astype(dtype))),
-            [probs(3, 4), probs(3, 4, seed=1)], dtype)
+    compare(
+        lambda x, t: F.binary_cross_entropy(x, t, weight=kiln.tensor(w.astype(dtype))),
+        lambda x, t: TF.binary_cross_entropy(x, t, weight=torch.tensor(w.astype(dtype))),
+        [probs(3, 4), probs(3, 4, seed=1)],
+        dtype,
+    )
     kmod, tmod = nn.BCELoss(weight=kiln.tensor(w)), torch.nn.BCELoss(weight=torch.tensor(w))
     compare(kmod, tmod, [probs(3, 4), probs(3, 4, seed=1)])
 
@@ -110,19 +151,24 @@ def test_bce_weight(dtype):
 def test_bce_clamps_log():
     x = np.array([0.0, 1.0, 0.5])
     t = np.array([1.0, 0.0, 0.5])
-    assert_close(F.binary_cross_entropy(kiln.tensor(x), kiln.tensor(t), reduction="none"),
-                 TF.binary_cross_entropy(torch.tensor(x), torch.tensor(t), reduction="none"))
+    assert_close(
+        F.binary_cross_entropy(kiln.tensor(x), kiln.tensor(t), reduction="none"),
+        TF.binary_cross_entropy(torch.tensor(x), torch.tensor(t), reduction="none"),
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_bce_with_logits_weights(dtype):
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_bce_with_logits_weights(dtype, reduction):
     w, pw = probs(4, seed=7), probs(4, seed=8) * 3
-    kw = dict(weight=kiln.tensor(w.astype(dtype)), pos_weight=kiln.tensor(pw.astype(dtype)))
-    tw = dict(weight=torch.tensor(w.astype(dtype)), pos_weight=torch.tensor(pw.astype(dtype)))
-    for reduction in REDUCTIONS:
-        compare(lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction=reduction, **kw),
-                lambda x, t: TF.binary_cross_entropy_with_logits(x, t, reduction=reduction, **tw),
-                [arr(3, 4) * 4, probs(3, 4, seed=1)], dtype)
+    kw = {"weight": kiln.tensor(w.astype(dtype)), "pos_weight": kiln.tensor(pw.astype(dtype))}
+    tw = {"weight": torch.tensor(w.astype(dtype)), "pos_weight": torch.tensor(pw.astype(dtype))}
+    compare(
+        lambda x, t: F.binary_cross_entropy_with_logits(x, t, reduction=reduction, **kw),
+        lambda x, t: TF.binary_cross_entropy_with_logits(x, t, reduction=reduction, **tw),
+        [arr(3, 4) * 4, probs(3, 4, seed=1)],
+        dtype,
+    )
     kmod = nn.BCEWithLogitsLoss(pos_weight=kiln.tensor(pw))
     tmod = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pw))
     compare(kmod, tmod, [arr(3, 4), probs(3, 4, seed=1)])
@@ -131,9 +177,11 @@ def test_bce_with_logits_weights(dtype):
 def test_bce_with_logits_extreme_logits_stable():
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     t = np.array([1.0, 0.0, 0.3, 1.0, 0.0])
-    compare(lambda a: F.binary_cross_entropy_with_logits(a, kiln.tensor(t), reduction="none"),
-            lambda a: TF.binary_cross_entropy_with_logits(a, torch.tensor(t), reduction="none"),
-            [x])
+    compare(
+        lambda a: F.binary_cross_entropy_with_logits(a, kiln.tensor(t), reduction="none"),
+        lambda a: TF.binary_cross_entropy_with_logits(a, torch.tensor(t), reduction="none"),
+        [x],
+    )
 
 
 def test_legacy_reduction_flags():

@@ -6,12 +6,14 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _maybe_inplace(input, out, inplace):
-    """inplace=True writes the result back into input (PyTorch's `inplace` flag)."""
-    if inplace:
-        input.copy_(out)
-        return input
-    return out
+def _apply(fn, input, inplace):
+    """fn(input), or with inplace=True written back into input (PyTorch's `inplace` flag).
+    fn reads a clone so that its saved tensors are not the ones being overwritten."""
+    if not inplace:
+        return fn(input)
+    out = fn(input.clone())
+    input.copy_(out)
+    return input
 
 
 def relu(input, inplace=False):
@@ -23,13 +25,11 @@ def relu6(input, inplace=False):
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
-    out = kiln.clamp(input, min_val, max_val)
-    return _maybe_inplace(input, out, inplace)
+    return _apply(lambda x: kiln.clamp(x, min_val, max_val), input, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    out = kiln.where(input > 0, input, input * negative_slope)
-    return _maybe_inplace(input, out, inplace)
+    return _apply(lambda x: kiln.where(x > 0, x, x * negative_slope), input, inplace)
 
 
 def prelu(input, weight):
@@ -43,13 +43,13 @@ def prelu(input, weight):
 
 def elu(input, alpha=1.0, inplace=False):
     # expm1 of min(x, 0) keeps the unused branch finite for large positive x.
-    out = kiln.where(input > 0, input, kiln.expm1(kiln.clamp_max(input, 0.0)) * alpha)
-    return _maybe_inplace(input, out, inplace)
+    return _apply(
+        lambda x: kiln.where(x > 0, x, kiln.expm1(kiln.clamp_max(x, 0.0)) * alpha), input, inplace
+    )
 
 
 def selu(input, inplace=False):
-    out = elu(input, _SELU_ALPHA) * _SELU_SCALE
-    return _maybe_inplace(input, out, inplace)
+    return _apply(lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, input, inplace)
 
 
 def gelu(input, approximate="none"):
@@ -65,8 +65,7 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def mish(input, inplace=False):
-    out = input * kiln.tanh(kiln.softplus(input))
-    return _maybe_inplace(input, out, inplace)
+    return _apply(lambda x: x * kiln.tanh(kiln.softplus(x)), input, inplace)
 
 
 def tanh(input):
@@ -78,13 +77,11 @@ def sigmoid(input):
 
 
 def hardsigmoid(input, inplace=False):
-    out = kiln.clamp(input / 6.0 + 0.5, 0.0, 1.0)
-    return _maybe_inplace(input, out, inplace)
+    return _apply(lambda x: kiln.clamp(x / 6.0 + 0.5, 0.0, 1.0), input, inplace)
 
 
 def hardswish(input, inplace=False):
-    out = input * kiln.clamp(input + 3.0, 0.0, 6.0) / 6.0
-    return _maybe_inplace(input, out, inplace)
+    return _apply(lambda x: x * kiln.clamp(x + 3.0, 0.0, 6.0) / 6.0, input, inplace)
 
 
 def logsigmoid(input):
@@ -110,4 +107,3 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     return kiln.log_softmax(input, dim)
-

@@ -29,17 +29,23 @@ def bilinear(input1, input2, weight, bias=None):
     return out + bias if bias is not None else out
 
 
-def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool1d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     if return_indices:
-        return kiln.max_pool1d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+        return kiln.max_pool1d_with_indices(
+            input, kernel_size, stride, padding, dilation, ceil_mode
+        )
     return kiln.max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
-def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
-               return_indices=False):
+def max_pool2d(
+    input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False
+):
     if return_indices:
-        return kiln.max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode)
+        return kiln.max_pool2d_with_indices(
+            input, kernel_size, stride, padding, dilation, ceil_mode
+        )
     return kiln.max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode)
 
 
@@ -128,7 +134,7 @@ def _source_coords(out_size, in_size, scale, align_corners):
 def _linear_along(x, dim, out_size, scale, align_corners):
     in_size = x.shape[dim]
     src = _source_coords(out_size, in_size, scale, align_corners)
-    lo = [min(int(math.floor(s)), in_size - 1) for s in src]
+    lo = [min(math.floor(s), in_size - 1) for s in src]
     hi = [min(i + 1, in_size - 1) for i in lo]
     shape = [1] * x.dim()
     shape[dim] = out_size
@@ -141,15 +147,24 @@ def _linear_along(x, dim, out_size, scale, align_corners):
 def _nearest_along(x, dim, out_size, scale):
     in_size = x.shape[dim]
     step = 1.0 / scale if scale else in_size / out_size
-    idx = [min(int(math.floor(i * step)), in_size - 1) for i in range(out_size)]
+    idx = [min(math.floor(i * step), in_size - 1) for i in range(out_size)]
     return kiln.index_select(x, dim, kiln.tensor(idx, dtype=kiln.int64))
 
 
-def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None, antialias=False):
+def interpolate(
+    input,
+    size=None,
+    scale_factor=None,
+    mode="nearest",
+    align_corners=None,
+    recompute_scale_factor=None,
+    antialias=False,
+):
     nsp = input.dim() - 2
     if nsp < 1:
-        raise ValueError(f"[interpolate] expected a (N, C, *spatial) input, got {list(input.shape)}")
+        raise ValueError(
+            f"[interpolate] expected a (N, C, *spatial) input, got {list(input.shape)}"
+        )
     if (size is None) == (scale_factor is None):
         raise ValueError("[interpolate] exactly one of size and scale_factor must be given")
     expected_dims = {"nearest": None, "linear": 1, "bilinear": 2}
@@ -166,10 +181,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         sizes = [size] * nsp if isinstance(size, int) else list(size)
         scales = [None] * nsp
     else:
-        scales = [scale_factor] * nsp if not isinstance(scale_factor, (tuple, list)) else list(
-            scale_factor
+        scales = (
+            [scale_factor] * nsp
+            if not isinstance(scale_factor, (tuple, list))
+            else list(scale_factor)
         )
-        sizes = [int(math.floor(input.shape[2 + i] * scales[i])) for i in range(nsp)]
+        sizes = [math.floor(input.shape[2 + i] * scales[i]) for i in range(nsp)]
         if recompute_scale_factor:
             scales = [None] * nsp
     out = input
@@ -212,8 +229,9 @@ def one_hot(tensor, num_classes=-1):
     return kiln.one_hot(tensor, num_classes)
 
 
-def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
-                                 is_causal=False, scale=None, enable_gqa=False):
+def scaled_dot_product_attention(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = kiln.matmul(query, key.transpose(-2, -1)) * scale

@@ -6,9 +6,24 @@ from kiln.nn.modules.module import Module
 from kiln.nn.parameter import Parameter
 
 __all__ = [
-    "ELU", "GELU", "Hardsigmoid", "Hardswish", "Hardtanh", "LeakyReLU", "LogSigmoid",
-    "LogSoftmax", "Mish", "PReLU", "ReLU", "ReLU6", "SELU", "SiLU", "Sigmoid", "Softmax",
-    "Softplus", "Tanh",
+    "ELU",
+    "GELU",
+    "SELU",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
+    "LeakyReLU",
+    "LogSigmoid",
+    "LogSoftmax",
+    "Mish",
+    "PReLU",
+    "ReLU",
+    "ReLU6",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Softplus",
+    "Tanh",
 ]
 
 
@@ -160,8 +175,9 @@ class PReLU(Module):
     def forward(self, input):
         if self.num_parameters != 1 and (input.dim() < 2 or input.shape[1] != self.num_parameters):
             got = input.shape[1] if input.dim() >= 2 else f"{input.dim()}-D input"
-            self._shape_error(f"dim 1 of size num_parameters={self.num_parameters}", f"{got}",
-                              input.shape)
+            self._shape_error(
+                f"dim 1 of size num_parameters={self.num_parameters}", f"{got}", input.shape
+            )
         return F.prelu(input, self.weight)
 
     def extra_repr(self):

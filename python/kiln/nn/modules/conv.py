@@ -19,9 +19,21 @@ class _ConvNd(Module):
     _nd = 0
     _transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", output_padding=0, device=None,
-                 dtype=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        output_padding=0,
+        device=None,
+        dtype=None,
+    ):
         super().__init__()
         name = type(self).__name__
         if groups <= 0 or in_channels % groups or out_channels % groups:
@@ -35,7 +47,9 @@ class _ConvNd(Module):
             raise ValueError(f"[{name}] only 'zeros' padding_mode is supported")
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
-                raise ValueError(f"[{name}] padding must be 'same', 'valid' or ints, got {padding!r}")
+                raise ValueError(
+                    f"[{name}] padding must be 'same', 'valid' or ints, got {padding!r}"
+                )
             if self._transposed:
                 raise ValueError(f"[{name}] string padding is not supported")
         n = self._nd
@@ -69,7 +83,8 @@ class _ConvNd(Module):
         n = self._nd
         if input.dim() not in (n + 1, n + 2):
             self._shape_error(
-                f"{n + 1}-D (unbatched) or {n + 2}-D (batched) input", f"{input.dim()}-D",
+                f"{n + 1}-D (unbatched) or {n + 2}-D (batched) input",
+                f"{input.dim()}-D",
                 input.shape,
             )
         channels = input.shape[-n - 1]
@@ -115,10 +130,32 @@ class _ConvNd(Module):
 
 
 class _Conv(_ConvNd):
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 groups=1, bias=True, padding_mode="zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                         bias, padding_mode, dtype=dtype)
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        bias=True,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            dtype=dtype,
+        )
 
     def forward(self, input):
         self._check_input(input)
@@ -130,11 +167,34 @@ class _Conv(_ConvNd):
 class _ConvTranspose(_ConvNd):
     _transposed = True
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
-                 device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
-                         bias, padding_mode, output_padding, dtype=dtype)
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        output_padding=0,
+        groups=1,
+        bias=True,
+        dilation=1,
+        padding_mode="zeros",
+        device=None,
+        dtype=None,
+    ):
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            output_padding,
+            dtype=dtype,
+        )
 
     def forward(self, input, output_size=None):
         self._check_input(input)
@@ -142,8 +202,16 @@ class _ConvTranspose(_ConvNd):
         if output_size is not None:
             output_padding = self._output_padding_for(input, output_size)
         fn = F.conv_transpose1d if self._nd == 1 else F.conv_transpose2d
-        return fn(input, self.weight, self.bias, self.stride, self.padding, output_padding,
-                  self.groups, self.dilation)
+        return fn(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            output_padding,
+            self.groups,
+            self.dilation,
+        )
 
     def _output_padding_for(self, input, output_size):
         n = self._nd
@@ -151,13 +219,18 @@ class _ConvTranspose(_ConvNd):
         result = []
         for i in range(n):
             size = input.shape[input.dim() - n + i]
-            smallest = ((size - 1) * self.stride[i] - 2 * self.padding[i]
-                        + self.dilation[i] * (self.kernel_size[i] - 1) + 1)
+            smallest = (
+                (size - 1) * self.stride[i]
+                - 2 * self.padding[i]
+                + self.dilation[i] * (self.kernel_size[i] - 1)
+                + 1
+            )
             extra = output_size[i] - smallest
             if not 0 <= extra < max(self.stride[i], self.dilation[i]):
                 self._error(
                     f"requested output_size {output_size} is not reachable from input shape "
-                    f"{list(input.shape)}", ValueError,
+                    f"{list(input.shape)}",
+                    ValueError,
                 )
             result.append(extra)
         return tuple(result)

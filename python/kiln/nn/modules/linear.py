@@ -49,8 +49,9 @@ class Linear(Module):
 class Bilinear(Module):
     """y[o] = x1 W[o] x2 + b[o] with W of shape (out_features, in1_features, in2_features)."""
 
-    def __init__(self, in1_features, in2_features, out_features, bias=True, device=None,
-                 dtype=None):
+    def __init__(
+        self, in1_features, in2_features, out_features, bias=True, device=None, dtype=None
+    ):
         super().__init__()
         self.in1_features = in1_features
         self.in2_features = in2_features

@@ -22,14 +22,16 @@ class _Pool(Module):
         n = self._nd
         if input.dim() not in (n + 1, n + 2):
             self._shape_error(
-                f"{n + 1}-D (unbatched) or {n + 2}-D (batched) input", f"{input.dim()}-D",
+                f"{n + 1}-D (unbatched) or {n + 2}-D (batched) input",
+                f"{input.dim()}-D",
                 input.shape,
             )
 
 
 class _MaxPoolNd(_Pool):
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False,
-                 ceil_mode=False):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False
+    ):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
@@ -41,8 +43,15 @@ class _MaxPoolNd(_Pool):
     def forward(self, input):
         self._check_input(input)
         fn = F.max_pool1d if self._nd == 1 else F.max_pool2d
-        return fn(input, self.kernel_size, self.stride, self.padding, self.dilation,
-                  ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        return fn(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            ceil_mode=self.ceil_mode,
+            return_indices=self.return_indices,
+        )
 
     def extra_repr(self):
         return (
@@ -62,8 +71,9 @@ class MaxPool2d(_MaxPoolNd):
 class AvgPool1d(_Pool):
     _nd = 1
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True):
+    def __init__(
+        self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True
+    ):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
@@ -73,8 +83,14 @@ class AvgPool1d(_Pool):
 
     def forward(self, input):
         self._check_input(input)
-        return F.avg_pool1d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad)
+        return F.avg_pool1d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+        )
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -83,8 +99,15 @@ class AvgPool1d(_Pool):
 class AvgPool2d(_Pool):
     _nd = 2
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
-                 count_include_pad=True, divisor_override=None):
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        divisor_override=None,
+    ):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
@@ -95,8 +118,15 @@ class AvgPool2d(_Pool):
 
     def forward(self, input):
         self._check_input(input)
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+        return F.avg_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -9,20 +9,34 @@ __all__ = ["PixelShuffle", "Upsample"]
 class Upsample(Module):
     """Resizes (N, C, *spatial) input by `size` or `scale_factor` (nearest/linear/bilinear)."""
 
-    def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                 recompute_scale_factor=None):
+    def __init__(
+        self,
+        size=None,
+        scale_factor=None,
+        mode="nearest",
+        align_corners=None,
+        recompute_scale_factor=None,
+    ):
         super().__init__()
         self.size = size
-        self.scale_factor = float(scale_factor) if isinstance(scale_factor, (int, float)) else (
-            tuple(float(f) for f in scale_factor) if scale_factor is not None else None
+        self.scale_factor = (
+            float(scale_factor)
+            if isinstance(scale_factor, (int, float))
+            else (tuple(float(f) for f in scale_factor) if scale_factor is not None else None)
         )
         self.mode = mode
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, input):
-        return F.interpolate(input, self.size, self.scale_factor, self.mode, self.align_corners,
-                             self.recompute_scale_factor)
+        return F.interpolate(
+            input,
+            self.size,
+            self.scale_factor,
+            self.mode,
+            self.align_corners,
+            self.recompute_scale_factor,
+        )
 
     def extra_repr(self):
         if self.scale_factor is not None:
@@ -42,9 +56,7 @@ class PixelShuffle(Module):
     def forward(self, input):
         r2 = self.upscale_factor**2
         if input.dim() < 3 or input.shape[-3] % r2:
-            self._shape_error(
-                f"(*, C * {r2}, H, W) input", f"{list(input.shape)}", input.shape
-            )
+            self._shape_error(f"(*, C * {r2}, H, W) input", f"{list(input.shape)}", input.shape)
         return F.pixel_shuffle(input, self.upscale_factor)
 
     def extra_repr(self):
