@@ -282,3 +282,35 @@ def test_sdpa_dropout_statistics():
 def test_gradcheck(fn, shapes):
     inputs = [kiln.tensor(arr(*s, seed=i)).requires_grad_(True) for i, s in enumerate(shapes)]
     assert kiln.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize(
+    "name", ["elu", "selu", "leaky_relu", "hardswish", "hardsigmoid", "hardtanh", "relu6", "mish"]
+)
+def test_inplace_activation_autograd(name):
+    # In-place on a non-leaf that requires grad: same values and input gradient as torch.
+    compare(
+        lambda x: getattr(F, name)(x * 1.0, inplace=True),
+        lambda x: getattr(TF, name)(x * 1.0, inplace=True),
+        [arr(3, 4, scale=3)],
+    )
+
+
+def test_noncontiguous_inputs():
+    x = arr(4, 3, 6, 5)
+    compare(
+        lambda a: F.pad(a.transpose(2, 3), (1, 2, 2, 1), mode="reflect"),
+        lambda a: TF.pad(a.transpose(2, 3), (1, 2, 2, 1), mode="reflect"),
+        [x],
+    )
+    compare(
+        lambda a: F.interpolate(a[:, :, ::2], scale_factor=2, mode="bilinear"),
+        lambda a: TF.interpolate(a[:, :, ::2], scale_factor=2, mode="bilinear"),
+        [x],
+    )
+    compare(
+        lambda a: F.pixel_shuffle(a.transpose(0, 1), 1),
+        lambda a: TF.pixel_shuffle(a.transpose(0, 1), 1),
+        [x],
+    )
+    compare(lambda a: F.gelu(a.transpose(0, 3)), lambda a: TF.gelu(a.transpose(0, 3)), [x])

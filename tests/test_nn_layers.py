@@ -99,11 +99,13 @@ def test_conv_transpose_output_size():
 
 
 class _Call:
-    def __init__(self, mod, **kw):
-        self.mod, self.kw = mod, kw
+    """Calls a module with extra keyword arguments, after an optional input transform."""
+
+    def __init__(self, mod, pre=None, **kw):
+        self.mod, self.pre, self.kw = mod, pre, kw
 
     def __call__(self, x):
-        return self.mod(x, **self.kw)
+        return self.mod(self.pre(x) if self.pre else x, **self.kw)
 
     def __getattr__(self, name):
         return getattr(self.mod, name)
@@ -294,3 +296,31 @@ def test_standalone_errors():
         nn.Conv2d(3, 4, 3, groups=2)
     with pytest.raises(ValueError, match="padding"):
         nn.Conv2d(3, 4, 3, padding="full")
+
+
+def test_error_names_attribute_path():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3)
+            )
+
+        def forward(self, x):
+            return self.features(x)
+
+    with pytest.raises(nn.ModuleShapeError, match=r"^features\.3 \(Conv2d\): .*got 8 channels"):
+        Net()(kiln.randn(1, 3, 12, 12))
+
+
+def test_noncontiguous_module_input():
+    x = arr(2, 4, 7, 8)
+    compare_module(
+        _Call(nn.Conv2d(8, 3, 3), pre=_channels_from_last),
+        _Call(tnn.Conv2d(8, 3, 3), pre=_channels_from_last),
+        [x],
+    )
+
+
+def _channels_from_last(x):
+    return x.transpose(1, 3)
