@@ -314,3 +314,12 @@ def test_noncontiguous_inputs():
         [x],
     )
     compare(lambda a: F.gelu(a.transpose(0, 3)), lambda a: TF.gelu(a.transpose(0, 3)), [x])
+
+
+def test_sdpa_gqa():
+    q, k, v = arr(2, 4, 5, 3), arr(2, 2, 6, 3, seed=1), arr(2, 2, 6, 2, seed=2)
+    compare(
+        lambda *a: F.scaled_dot_product_attention(*a, enable_gqa=True),
+        lambda *a: TF.scaled_dot_product_attention(*a, enable_gqa=True),
+        [q, k, v],
+    )

@@ -324,3 +324,10 @@ def test_noncontiguous_module_input():
 
 def _channels_from_last(x):
     return x.transpose(1, 3)
+
+
+def test_more_construction_and_shape_errors():
+    with pytest.raises(ValueError, match="strided"):
+        nn.Conv2d(3, 4, 3, stride=2, padding="same")
+    with pytest.raises(nn.ModuleShapeError, match="Upsample"):
+        nn.Upsample(scale_factor=2)(kiln.randn(4, 4))

@@ -229,9 +229,24 @@ def one_hot(tensor, num_classes=-1):
     return kiln.one_hot(tensor, num_classes)
 
 
+def _repeat_heads(x, heads):
+    """Grouped-query attention: each of x's heads serves heads // x.shape[-3] query heads."""
+    if heads % x.shape[-3]:
+        raise ValueError(
+            f"[scaled_dot_product_attention] {heads} query heads are not a multiple of "
+            f"{x.shape[-3]} key/value heads"
+        )
+    group = heads // x.shape[-3]
+    shape = list(x.shape)
+    expanded = x.unsqueeze(-3).expand(*shape[:-2], group, *shape[-2:])
+    return expanded.reshape(*shape[:-3], heads, *shape[-2:])
+
+
 def scaled_dot_product_attention(
     query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
 ):
+    if enable_gqa:
+        key, value = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = kiln.matmul(query, key.transpose(-2, -1)) * scale

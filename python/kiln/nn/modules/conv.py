@@ -52,6 +52,10 @@ class _ConvNd(Module):
                 )
             if self._transposed:
                 raise ValueError(f"[{name}] string padding is not supported")
+            if padding == "same" and any(st != 1 for st in _tuple(stride, self._nd)):
+                raise ValueError(
+                    f"[{name}] padding='same' is not supported for strided convolutions"
+                )
         n = self._nd
         self.in_channels = in_channels
         self.out_channels = out_channels

@@ -29,6 +29,8 @@ class Upsample(Module):
         self.recompute_scale_factor = recompute_scale_factor
 
     def forward(self, input):
+        if input.dim() < 3:
+            self._shape_error("(N, C, *spatial) input", f"{input.dim()}-D", input.shape)
         return F.interpolate(
             input,
             self.size,
