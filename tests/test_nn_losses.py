@@ -210,3 +210,26 @@ def test_bad_reduction_and_shapes():
 def test_loss_gradcheck(fn, shapes):
     inputs = [kiln.tensor(arr(*s, seed=i)).requires_grad_(True) for i, s in enumerate(shapes)]
     assert kiln.autograd.gradcheck(fn, inputs)
+
+
+def test_loss_module_target_shape_error_names_module():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.criterion = nn.MSELoss()
+
+        def forward(self, x, y):
+            return self.criterion(x, y)
+
+    with pytest.raises(nn.ModuleShapeError, match=r"^criterion \(MSELoss\): .*target shape \[4\]"):
+        Net()(kiln.randn(4, 1), kiln.randn(4))
+    with pytest.raises(nn.ModuleShapeError, match=r"^BCEWithLogitsLoss: "):
+        nn.BCEWithLogitsLoss()(kiln.randn(3, 2), kiln.rand(3))
+
+
+@pytest.mark.filterwarnings("ignore:Using a target size:UserWarning")
+def test_functional_loss_broadcast_warns_like_torch():
+    x, y = arr(4, 1), arr(4, seed=1)
+    with pytest.warns(UserWarning, match=r"\[mse_loss\] target size"):
+        out = F.mse_loss(kiln.tensor(x), kiln.tensor(y))
+    assert_close(out, TF.mse_loss(torch.tensor(x), torch.tensor(y)))

@@ -1,5 +1,7 @@
 """Loss functions (regression, binary, distribution and margin losses)."""
 
+import warnings
+
 import kiln
 
 
@@ -21,7 +23,17 @@ def _check_same_shape(input, target, op):
         )
 
 
+def _warn_broadcast(input, target, op):
+    if tuple(input.shape) != tuple(target.shape):
+        warnings.warn(
+            f"[{op}] target size {list(target.shape)} differs from input size "
+            f"{list(input.shape)}; they will be broadcast, which is likely not intended",
+            stacklevel=3,
+        )
+
+
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    _warn_broadcast(input, target, "mse_loss")
     diff = input - target
     loss = diff * diff
     if weight is not None:
@@ -30,12 +42,14 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    _warn_broadcast(input, target, "l1_loss")
     return _reduce(kiln.abs(input - target), reduction, "l1_loss")
 
 
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     if beta < 0:
         raise ValueError(f"[smooth_l1_loss] beta must be non-negative, got {beta}")
+    _warn_broadcast(input, target, "smooth_l1_loss")
     diff = kiln.abs(input - target)
     if beta == 0:
         return _reduce(diff, reduction, "smooth_l1_loss")
@@ -46,6 +60,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 def huber_loss(input, target, reduction="mean", delta=1.0):
     if delta <= 0:
         raise ValueError(f"[huber_loss] delta must be positive, got {delta}")
+    _warn_broadcast(input, target, "huber_loss")
     diff = kiln.abs(input - target)
     loss = kiln.where(diff < delta, 0.5 * diff * diff, delta * (diff - 0.5 * delta))
     return _reduce(loss, reduction, "huber_loss")

@@ -27,6 +27,16 @@ class _Loss(Module):
             reduction = "none" if not reduce else ("mean" if size_average else "sum")
         self.reduction = reduction
 
+    def _check_target(self, input, target):
+        """Elementwise losses: a target whose shape differs from the input's is almost always
+        a bug (PyTorch only warns and broadcasts), so the module names itself and refuses."""
+        if tuple(input.shape) != tuple(target.shape):
+            self._shape_error(
+                f"target of the input's shape {list(input.shape)}",
+                f"target shape {list(target.shape)}",
+                input.shape,
+            )
+
 
 class _WeightedLoss(_Loss):
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
@@ -36,11 +46,13 @@ class _WeightedLoss(_Loss):
 
 class MSELoss(_Loss):
     def forward(self, input, target):
+        self._check_target(input, target)
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(_Loss):
     def forward(self, input, target):
+        self._check_target(input, target)
         return F.l1_loss(input, target, reduction=self.reduction)
 
 
@@ -50,6 +62,7 @@ class SmoothL1Loss(_Loss):
         self.beta = beta
 
     def forward(self, input, target):
+        self._check_target(input, target)
         return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
 
 
@@ -59,11 +72,13 @@ class HuberLoss(_Loss):
         self.delta = delta
 
     def forward(self, input, target):
+        self._check_target(input, target)
         return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
 
 
 class BCELoss(_WeightedLoss):
     def forward(self, input, target):
+        self._check_target(input, target)
         return F.binary_cross_entropy(input, target, weight=self.weight, reduction=self.reduction)
 
 
@@ -76,6 +91,7 @@ class BCEWithLogitsLoss(_Loss):
         self.register_buffer("pos_weight", pos_weight)
 
     def forward(self, input, target):
+        self._check_target(input, target)
         return F.binary_cross_entropy_with_logits(
             input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
         )
