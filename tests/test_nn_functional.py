@@ -146,6 +146,10 @@ def test_pad_errors():
 
 
 INTERP = [
+    {"size": (3, 4), "mode": "area"},
+    {"scale_factor": 0.5, "mode": "area"},
+    {"size": (7, 5), "mode": "nearest-exact"},
+    {"scale_factor": 1.7, "mode": "nearest-exact"},
     {"scale_factor": 2},
     {"size": (5, 9)},
     {"size": (3, 2)},

@@ -144,10 +144,11 @@ def _linear_along(x, dim, out_size, scale, align_corners):
     return a + (b - a) * w
 
 
-def _nearest_along(x, dim, out_size, scale):
+def _nearest_along(x, dim, out_size, scale, exact):
     in_size = x.shape[dim]
     step = 1.0 / scale if scale else in_size / out_size
-    idx = [min(math.floor(i * step), in_size - 1) for i in range(out_size)]
+    offset = 0.5 if exact else 0.0  # 'nearest-exact' samples pixel centres
+    idx = [min(math.floor((i + offset) * step), in_size - 1) for i in range(out_size)]
     return kiln.index_select(x, dim, kiln.tensor(idx, dtype=kiln.int64))
 
 
@@ -167,7 +168,13 @@ def interpolate(
         )
     if (size is None) == (scale_factor is None):
         raise ValueError("[interpolate] exactly one of size and scale_factor must be given")
-    expected_dims = {"nearest": None, "linear": 1, "bilinear": 2}
+    expected_dims = {
+        "nearest": None,
+        "nearest-exact": None,
+        "area": None,
+        "linear": 1,
+        "bilinear": 2,
+    }
     if mode not in expected_dims:
         raise ValueError(f"[interpolate] unsupported mode {mode!r}")
     if expected_dims[mode] not in (None, nsp):
@@ -175,7 +182,7 @@ def interpolate(
             f"[interpolate] mode {mode!r} expects {expected_dims[mode] + 2}-D input, "
             f"got {list(input.shape)}"
         )
-    if mode == "nearest" and align_corners is not None:
+    if mode in ("nearest", "nearest-exact", "area") and align_corners is not None:
         raise ValueError("[interpolate] align_corners is only valid for linear modes")
     if size is not None:
         sizes = [size] * nsp if isinstance(size, int) else list(size)
@@ -189,11 +196,16 @@ def interpolate(
         sizes = [math.floor(input.shape[2 + i] * scales[i]) for i in range(nsp)]
         if recompute_scale_factor:
             scales = [None] * nsp
+    if mode == "area":
+        if nsp > 2:
+            raise ValueError(f"[interpolate] 'area' supports 3-D and 4-D input, got {nsp + 2}-D")
+        pool = adaptive_avg_pool1d if nsp == 1 else adaptive_avg_pool2d
+        return pool(input, sizes)
     out = input
     for i in range(nsp):
         dim = 2 + i
-        if mode == "nearest":
-            out = _nearest_along(out, dim, sizes[i], scales[i])
+        if mode in ("nearest", "nearest-exact"):
+            out = _nearest_along(out, dim, sizes[i], scales[i], mode == "nearest-exact")
         else:
             out = _linear_along(out, dim, sizes[i], scales[i], bool(align_corners))
     return out
