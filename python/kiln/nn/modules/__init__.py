@@ -1,5 +1,6 @@
 """kiln.nn modules."""
 
+from kiln.nn.modules.activation import *
 from kiln.nn.modules.container import (  # noqa: F401
     ModuleDict,
     ModuleList,
@@ -7,5 +8,10 @@ from kiln.nn.modules.container import (  # noqa: F401
     ParameterList,
     Sequential,
 )
+from kiln.nn.modules.conv import *
 from kiln.nn.modules.flatten import Flatten, Identity, Unflatten  # noqa: F401
+from kiln.nn.modules.linear import *
+from kiln.nn.modules.loss import *
 from kiln.nn.modules.module import Module, ModuleShapeError  # noqa: F401
+from kiln.nn.modules.pooling import *
+from kiln.nn.modules.upsampling import *

@@ -1,0 +1,1 @@
+"""Pieces of kiln.nn.functional, split by family (activations, losses, spatial ops)."""
