@@ -5,7 +5,7 @@ import kiln.nn.functional as F
 import numpy as np
 import pytest
 from compare import assert_close, require_torch
-from nn_helpers import compare
+from nn_compare import compare
 
 torch = require_torch()
 TF = torch.nn.functional

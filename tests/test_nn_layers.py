@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from compare import require_torch
 from kiln import nn
-from nn_helpers import compare_module
+from nn_compare import compare_module
 
 torch = require_torch()
 tnn = torch.nn

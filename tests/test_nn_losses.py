@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from compare import assert_close, require_torch
 from kiln import nn
-from nn_helpers import compare
+from nn_compare import compare
 
 torch = require_torch()
 pytestmark = pytest.mark.filterwarnings("ignore:reduction. .mean. divides:UserWarning")
