@@ -61,7 +61,9 @@ def test_mha_self_attention_weights(batch_first, average):
     compare(
         lambda a: k(a, a, a, average_attn_weights=average),
         lambda a: t(a, a, a, average_attn_weights=average),
-        [x], kmod=k, tmod=t,
+        [x],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -70,9 +72,12 @@ def test_mha_cross_attention_separate_qkv(dtype):
     k, t = pair(nn.MultiheadAttention, tnn.MultiheadAttention, 8, 4)
     copy_module(k, t, dtype)
     compare(
-        lambda q, kk, v: k(q, kk, v), lambda q, kk, v: t(q, kk, v),
+        lambda q, kk, v: k(q, kk, v),
+        lambda q, kk, v: t(q, kk, v),
         [rand(3, 2, 8), rand(5, 2, 8, seed=1), rand(5, 2, 8, seed=2)],
-        dtype=dtype, kmod=k, tmod=t,
+        dtype=dtype,
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -80,20 +85,25 @@ def test_mha_kdim_vdim():
     k, t = pair(nn.MultiheadAttention, tnn.MultiheadAttention, 6, 3, kdim=4, vdim=5)
     assert k.in_proj_weight is None and tuple(k.k_proj_weight.shape) == (6, 4)
     compare(
-        lambda q, kk, v: k(q, kk, v), lambda q, kk, v: t(q, kk, v),
-        [rand(3, 2, 6), rand(5, 2, 4, seed=1), rand(5, 2, 5, seed=2)], kmod=k, tmod=t,
+        lambda q, kk, v: k(q, kk, v),
+        lambda q, kk, v: t(q, kk, v),
+        [rand(3, 2, 6), rand(5, 2, 4, seed=1), rand(5, 2, 5, seed=2)],
+        kmod=k,
+        tmod=t,
     )
 
 
 def test_mha_no_bias_no_weights():
     k, t = pair(nn.MultiheadAttention, tnn.MultiheadAttention, 8, 2, bias=False)
-    out = compare(
+    compare(
         lambda a: k(a, a, a, need_weights=False)[0],
-        lambda a: t(a, a, a, need_weights=False)[0], [rand(4, 2, 8)], kmod=k, tmod=t,
+        lambda a: t(a, a, a, need_weights=False)[0],
+        [rand(4, 2, 8)],
+        kmod=k,
+        tmod=t,
     )
-    assert k(kiln.tensor(rand(4, 2, 8)), kiln.tensor(rand(4, 2, 8)), kiln.tensor(rand(4, 2, 8)),
-             need_weights=False)[1] is None
-    assert out
+    x = kiln.tensor(rand(4, 2, 8))
+    assert k(x, x, x, need_weights=False)[1] is None
 
 
 @pytest.mark.parametrize("is_bool", [True, False])
@@ -103,8 +113,11 @@ def test_mha_attn_mask(is_bool, mask_dims):
     shape = (3, 5) if mask_dims == 2 else (2 * 2, 3, 5)
     km, tm = masks(is_bool, *shape)
     compare(
-        lambda q, kv: k(q, kv, kv, attn_mask=km), lambda q, kv: t(q, kv, kv, attn_mask=tm),
-        [rand(3, 2, 8), rand(5, 2, 8, seed=1)], kmod=k, tmod=t,
+        lambda q, kv: k(q, kv, kv, attn_mask=km),
+        lambda q, kv: t(q, kv, kv, attn_mask=tm),
+        [rand(3, 2, 8), rand(5, 2, 8, seed=1)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -116,12 +129,16 @@ def test_mha_key_padding_and_attn_mask(is_bool):
     compare(
         lambda q, kv: k(q, kv, kv, key_padding_mask=kp, attn_mask=km),
         lambda q, kv: t(q, kv, kv, key_padding_mask=tp, attn_mask=tm),
-        [rand(2, 3, 8), rand(2, 5, 8, seed=1)], kmod=k, tmod=t,
+        [rand(2, 3, 8), rand(2, 5, 8, seed=1)],
+        kmod=k,
+        tmod=t,
     )
     compare(
         lambda q, kv: k(q, kv, kv, key_padding_mask=kp),
         lambda q, kv: t(q, kv, kv, key_padding_mask=tp),
-        [rand(2, 3, 8), rand(2, 5, 8, seed=1)], kmod=k, tmod=t,
+        [rand(2, 3, 8), rand(2, 5, 8, seed=1)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -131,7 +148,9 @@ def test_mha_is_causal():
     compare(
         lambda a: k(a, a, a, attn_mask=km, is_causal=True, need_weights=False)[0],
         lambda a: t(a, a, a, attn_mask=tm, is_causal=True, need_weights=False)[0],
-        [rand(4, 2, 8)], kmod=k, tmod=t,
+        [rand(4, 2, 8)],
+        kmod=k,
+        tmod=t,
     )
     x = kiln.tensor(rand(4, 2, 8))
     with pytest.raises(RuntimeError, match="attn_mask"):
@@ -144,7 +163,9 @@ def test_mha_unbatched():
     compare(
         lambda q, kv: k(q, kv, kv, key_padding_mask=kp, average_attn_weights=False),
         lambda q, kv: t(q, kv, kv, key_padding_mask=tp, average_attn_weights=False),
-        [rand(3, 8), rand(5, 8, seed=1)], kmod=k, tmod=t,
+        [rand(3, 8), rand(5, 8, seed=1)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -203,7 +224,9 @@ def test_encoder_layer(extra):
     compare(
         lambda x: k(x, src_mask=km, src_key_padding_mask=kp),
         lambda x: t(x, src_mask=tm, src_key_padding_mask=tp),
-        [rand(*shape)], kmod=k, tmod=t,
+        [rand(*shape)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -230,11 +253,15 @@ def test_decoder_layer(extra):
     kmm, tmm = masks(False, 4, 6)
     kp, tp = masks(True, 2, 6)
     compare(
-        lambda x, m: k(x, m, tgt_mask=km, memory_mask=kmm, memory_key_padding_mask=kp,
-                       tgt_is_causal=True),
-        lambda x, m: t(x, m, tgt_mask=tm, memory_mask=tmm, memory_key_padding_mask=tp,
-                       tgt_is_causal=True),
-        [rand(*tgt), rand(*mem, seed=1)], kmod=k, tmod=t,
+        lambda x, m: k(
+            x, m, tgt_mask=km, memory_mask=kmm, memory_key_padding_mask=kp, tgt_is_causal=True
+        ),
+        lambda x, m: t(
+            x, m, tgt_mask=tm, memory_mask=tmm, memory_key_padding_mask=tp, tgt_is_causal=True
+        ),
+        [rand(*tgt), rand(*mem, seed=1)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -244,15 +271,21 @@ def test_encoder_stack_deep_copies_and_norm():
     t = tnn.TransformerEncoder(tl, 3, norm=tnn.LayerNorm(8), enable_nested_tensor=False)
     from kiln.nn.modules.transformer import _LayerNorm
 
-    k = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True), 3,
-                              norm=_LayerNorm(8, 1e-5, True))
+    k = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True),
+        3,
+        norm=_LayerNorm(8, 1e-5, True),
+    )
     assert set(k.state_dict()) == set(t.state_dict())
     assert k.layers[0].linear1.weight is not k.layers[1].linear1.weight
     copy_module(k, t)
     kp, tp = masks(True, 2, 5)
     compare(
-        lambda x: k(x, src_key_padding_mask=kp), lambda x: t(x, src_key_padding_mask=tp),
-        [rand(2, 5, 8)], kmod=k, tmod=t,
+        lambda x: k(x, src_key_padding_mask=kp),
+        lambda x: t(x, src_key_padding_mask=tp),
+        [rand(2, 5, 8)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -263,8 +296,11 @@ def test_decoder_stack():
     copy_module(k, t)
     km, tm = causal(4)
     compare(
-        lambda x, m: k(x, m, tgt_mask=km), lambda x, m: t(x, m, tgt_mask=tm),
-        [rand(4, 2, 8), rand(6, 2, 8, seed=1)], kmod=k, tmod=t,
+        lambda x, m: k(x, m, tgt_mask=km),
+        lambda x, m: t(x, m, tgt_mask=tm),
+        [rand(4, 2, 8), rand(6, 2, 8, seed=1)],
+        kmod=k,
+        tmod=t,
     )
 
 
@@ -277,8 +313,11 @@ def test_square_subsequent_mask():
     assert nn.Transformer.generate_square_subsequent_mask(3).dtype == kiln.float32
 
 
-@pytest.mark.parametrize("extra", [{}, {"batch_first": True, "norm_first": True},
-                                   {"activation": "gelu", "bias": False}], ids=str)
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"batch_first": True, "norm_first": True}, {"activation": "gelu", "bias": False}],
+    ids=str,
+)
 def test_transformer(extra):
     k, t = pair(nn.Transformer, tnn.Transformer, 8, 2, 2, 2, 16, 0.0, **extra)
     assert set(k.state_dict()) == set(t.state_dict())
@@ -288,19 +327,38 @@ def test_transformer(extra):
     ksp, tsp = masks(True, 2, 6)
     ktp, ttp = masks(True, 2, 4, seed=5)
     compare(
-        lambda s, g: k(s, g, tgt_mask=km, src_key_padding_mask=ksp, tgt_key_padding_mask=ktp,
-                       memory_key_padding_mask=ksp),
-        lambda s, g: t(s, g, tgt_mask=tm, src_key_padding_mask=tsp, tgt_key_padding_mask=ttp,
-                       memory_key_padding_mask=tsp),
-        [rand(*src), rand(*tgt, seed=1)], kmod=k, tmod=t,
+        lambda s, g: k(
+            s,
+            g,
+            tgt_mask=km,
+            src_key_padding_mask=ksp,
+            tgt_key_padding_mask=ktp,
+            memory_key_padding_mask=ksp,
+        ),
+        lambda s, g: t(
+            s,
+            g,
+            tgt_mask=tm,
+            src_key_padding_mask=tsp,
+            tgt_key_padding_mask=ttp,
+            memory_key_padding_mask=tsp,
+        ),
+        [rand(*src), rand(*tgt, seed=1)],
+        kmod=k,
+        tmod=t,
     )
 
 
 def test_transformer_eval_with_dropout():
     k, t = pair(nn.Transformer, tnn.Transformer, 8, 2, 1, 1, 16, 0.3)
     k.eval(), t.eval()
-    compare(lambda s, g: k(s, g), lambda s, g: t(s, g), [rand(5, 2, 8), rand(3, 2, 8, seed=1)],
-            kmod=k, tmod=t)
+    compare(
+        lambda s, g: k(s, g),
+        lambda s, g: t(s, g),
+        [rand(5, 2, 8), rand(3, 2, 8, seed=1)],
+        kmod=k,
+        tmod=t,
+    )
 
 
 def test_transformer_errors():

@@ -15,10 +15,11 @@ __all__ = ["MultiheadAttention"]
 
 
 def _additive(mask, dtype):
-    """A bool mask (True = not allowed) as 0/-inf in dtype; a float mask as is."""
+    """A bool mask (True = not allowed) as 0/-inf in dtype; a float mask cast to dtype (so a
+    float64 mask does not promote float32 scores)."""
     if mask.dtype == kiln.bool:
         return kiln.masked_fill(kiln.zeros(mask.shape, dtype=dtype), mask, float("-inf"))
-    return mask
+    return mask.to(dtype)
 
 
 class MultiheadAttention(Module):

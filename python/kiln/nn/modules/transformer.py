@@ -49,7 +49,9 @@ def _activation(activation):
         return F.relu
     if activation == "gelu":
         return F.gelu
-    raise ValueError(f"[Transformer] activation should be 'relu', 'gelu' or a callable, not {activation!r}")
+    raise ValueError(
+        f"[Transformer] activation should be 'relu', 'gelu' or a callable, not {activation!r}"
+    )
 
 
 def _clones(layer, n):
@@ -60,8 +62,16 @@ class _Layer(Module):
     """What encoder and decoder layers share: feed-forward block, norms, dropout."""
 
     def __init__(
-        self, d_model, dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias,
-        num_norms, dtype,
+        self,
+        d_model,
+        dim_feedforward,
+        dropout,
+        activation,
+        layer_norm_eps,
+        norm_first,
+        bias,
+        num_norms,
+        dtype,
     ):
         super().__init__()
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
@@ -80,8 +90,13 @@ class _Layer(Module):
 
     def _attn_block(self, attn, x, mem, mask, key_padding_mask, is_causal):
         out = attn(
-            x, mem, mem, attn_mask=mask, key_padding_mask=key_padding_mask,
-            need_weights=False, is_causal=is_causal,
+            x,
+            mem,
+            mem,
+            attn_mask=mask,
+            key_padding_mask=key_padding_mask,
+            need_weights=False,
+            is_causal=is_causal,
         )[0]
         return self._dropout(out)
 
@@ -96,12 +111,28 @@ class TransformerEncoderLayer(_Layer):
     """Self-attention then feed-forward, each with a residual connection and LayerNorm."""
 
     def __init__(
-        self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-        layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+        self,
+        d_model,
+        nhead,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        layer_norm_eps=1e-5,
+        batch_first=False,
+        norm_first=False,
+        bias=True,
+        device=None,
         dtype=None,
     ):
         super().__init__(
-            d_model, dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias, 2,
+            d_model,
+            dim_feedforward,
+            dropout,
+            activation,
+            layer_norm_eps,
+            norm_first,
+            bias,
+            2,
             dtype,
         )
         self.self_attn = MultiheadAttention(
@@ -110,8 +141,11 @@ class TransformerEncoderLayer(_Layer):
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
         x = self._residual(
-            src, self.norm1,
-            lambda y: self._attn_block(self.self_attn, y, y, src_mask, src_key_padding_mask, is_causal),
+            src,
+            self.norm1,
+            lambda y: self._attn_block(
+                self.self_attn, y, y, src_mask, src_key_padding_mask, is_causal
+            ),
         )
         return self._residual(x, self.norm2, self._ff_block)
 
@@ -121,12 +155,28 @@ class TransformerDecoderLayer(_Layer):
     residual connection and LayerNorm."""
 
     def __init__(
-        self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu",
-        layer_norm_eps=1e-5, batch_first=False, norm_first=False, bias=True, device=None,
+        self,
+        d_model,
+        nhead,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        layer_norm_eps=1e-5,
+        batch_first=False,
+        norm_first=False,
+        bias=True,
+        device=None,
         dtype=None,
     ):
         super().__init__(
-            d_model, dim_feedforward, dropout, activation, layer_norm_eps, norm_first, bias, 3,
+            d_model,
+            dim_feedforward,
+            dropout,
+            activation,
+            layer_norm_eps,
+            norm_first,
+            bias,
+            3,
             dtype,
         )
         self.self_attn = MultiheadAttention(
@@ -137,19 +187,32 @@ class TransformerDecoderLayer(_Layer):
         )
 
     def forward(
-        self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-        memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False,
+        self,
+        tgt,
+        memory,
+        tgt_mask=None,
+        memory_mask=None,
+        tgt_key_padding_mask=None,
+        memory_key_padding_mask=None,
+        tgt_is_causal=False,
+        memory_is_causal=False,
     ):
         x = self._residual(
-            tgt, self.norm1,
+            tgt,
+            self.norm1,
             lambda y: self._attn_block(
                 self.self_attn, y, y, tgt_mask, tgt_key_padding_mask, tgt_is_causal
             ),
         )
         x = self._residual(
-            x, self.norm2,
+            x,
+            self.norm2,
             lambda y: self._attn_block(
-                self.multihead_attn, y, memory, memory_mask, memory_key_padding_mask,
+                self.multihead_attn,
+                y,
+                memory,
+                memory_mask,
+                memory_key_padding_mask,
                 memory_is_causal,
             ),
         )
@@ -159,7 +222,9 @@ class TransformerDecoderLayer(_Layer):
 class TransformerEncoder(Module):
     """num_layers deep copies of encoder_layer, then an optional final norm."""
 
-    def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True):
+    def __init__(
+        self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True, mask_check=True
+    ):
         super().__init__()
         self.layers = _clones(encoder_layer, num_layers)
         self.num_layers = num_layers
@@ -168,8 +233,12 @@ class TransformerEncoder(Module):
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         x = src
         for layer in self.layers:
-            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
-                      is_causal=bool(is_causal))
+            x = layer(
+                x,
+                src_mask=mask,
+                src_key_padding_mask=src_key_padding_mask,
+                is_causal=bool(is_causal),
+            )
         return self.norm(x) if self.norm is not None else x
 
 
@@ -183,16 +252,27 @@ class TransformerDecoder(Module):
         self.norm = norm
 
     def forward(
-        self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-        memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False,
+        self,
+        tgt,
+        memory,
+        tgt_mask=None,
+        memory_mask=None,
+        tgt_key_padding_mask=None,
+        memory_key_padding_mask=None,
+        tgt_is_causal=None,
+        memory_is_causal=False,
     ):
         x = tgt
         for layer in self.layers:
             x = layer(
-                x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                x,
+                memory,
+                tgt_mask=tgt_mask,
+                memory_mask=memory_mask,
                 tgt_key_padding_mask=tgt_key_padding_mask,
                 memory_key_padding_mask=memory_key_padding_mask,
-                tgt_is_causal=bool(tgt_is_causal), memory_is_causal=memory_is_causal,
+                tgt_is_causal=bool(tgt_is_causal),
+                memory_is_causal=memory_is_causal,
             )
         return self.norm(x) if self.norm is not None else x
 
@@ -201,29 +281,48 @@ class Transformer(Module):
     """Encoder-decoder Transformer (Vaswani et al.), as torch.nn.Transformer."""
 
     def __init__(
-        self, d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6,
-        dim_feedforward=2048, dropout=0.1, activation="relu", custom_encoder=None,
-        custom_decoder=None, layer_norm_eps=1e-5, batch_first=False, norm_first=False,
-        bias=True, device=None, dtype=None,
+        self,
+        d_model=512,
+        nhead=8,
+        num_encoder_layers=6,
+        num_decoder_layers=6,
+        dim_feedforward=2048,
+        dropout=0.1,
+        activation="relu",
+        custom_encoder=None,
+        custom_decoder=None,
+        layer_norm_eps=1e-5,
+        batch_first=False,
+        norm_first=False,
+        bias=True,
+        device=None,
+        dtype=None,
     ):
         super().__init__()
-        common = dict(
-            dim_feedforward=dim_feedforward, dropout=dropout, activation=activation,
-            layer_norm_eps=layer_norm_eps, batch_first=batch_first, norm_first=norm_first,
-            bias=bias, dtype=dtype,
-        )
+        common = {
+            "dim_feedforward": dim_feedforward,
+            "dropout": dropout,
+            "activation": activation,
+            "layer_norm_eps": layer_norm_eps,
+            "batch_first": batch_first,
+            "norm_first": norm_first,
+            "bias": bias,
+            "dtype": dtype,
+        }
         if custom_encoder is not None:
             self.encoder = custom_encoder
         else:
             self.encoder = TransformerEncoder(
-                TransformerEncoderLayer(d_model, nhead, **common), num_encoder_layers,
+                TransformerEncoderLayer(d_model, nhead, **common),
+                num_encoder_layers,
                 _LayerNorm(d_model, layer_norm_eps, bias, dtype),
             )
         if custom_decoder is not None:
             self.decoder = custom_decoder
         else:
             self.decoder = TransformerDecoder(
-                TransformerDecoderLayer(d_model, nhead, **common), num_decoder_layers,
+                TransformerDecoderLayer(d_model, nhead, **common),
+                num_decoder_layers,
                 _LayerNorm(d_model, layer_norm_eps, bias, dtype),
             )
         self.d_model = d_model
@@ -234,15 +333,24 @@ class Transformer(Module):
                 init.xavier_uniform_(p)
 
     def forward(
-        self, src, tgt, src_mask=None, tgt_mask=None, memory_mask=None,
-        src_key_padding_mask=None, tgt_key_padding_mask=None, memory_key_padding_mask=None,
-        src_is_causal=None, tgt_is_causal=None, memory_is_causal=False,
+        self,
+        src,
+        tgt,
+        src_mask=None,
+        tgt_mask=None,
+        memory_mask=None,
+        src_key_padding_mask=None,
+        tgt_key_padding_mask=None,
+        memory_key_padding_mask=None,
+        src_is_causal=None,
+        tgt_is_causal=None,
+        memory_is_causal=False,
     ):
         batch_dim = 0 if self.batch_first else 1
         if src.dim() == 3 and src.shape[batch_dim] != tgt.shape[batch_dim]:
             self._shape_error(
-                f"src and tgt of the same batch size", f"{src.shape[batch_dim]} and "
-                f"{tgt.shape[batch_dim]}"
+                "src and tgt of the same batch size",
+                f"{src.shape[batch_dim]} and {tgt.shape[batch_dim]}",
             )
         if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
             self._shape_error(
@@ -250,13 +358,19 @@ class Transformer(Module):
                 f"{src.shape[-1]} and {tgt.shape[-1]}",
             )
         memory = self.encoder(
-            src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+            src,
+            mask=src_mask,
+            src_key_padding_mask=src_key_padding_mask,
             is_causal=src_is_causal,
         )
         return self.decoder(
-            tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+            tgt,
+            memory,
+            tgt_mask=tgt_mask,
+            memory_mask=memory_mask,
             tgt_key_padding_mask=tgt_key_padding_mask,
-            memory_key_padding_mask=memory_key_padding_mask, tgt_is_causal=tgt_is_causal,
+            memory_key_padding_mask=memory_key_padding_mask,
+            tgt_is_causal=tgt_is_causal,
             memory_is_causal=memory_is_causal,
         )
 
