@@ -369,3 +369,41 @@ def test_transformer_errors():
         k(kiln.randn(5, 2, 6), kiln.randn(3, 2, 6))
     with pytest.raises(ValueError, match="divisible"):
         nn.Transformer(10, 3)
+
+
+def test_transformer_float32_and_state_dict_round_trip():
+    k, t = pair(nn.Transformer, tnn.Transformer, 8, 2, 1, 1, 16, 0.0, batch_first=True)
+    copy_module(k, t, "float32")
+    compare(
+        lambda s, g: k(s, g),
+        lambda s, g: t(s, g),
+        [rand(2, 5, 8), rand(2, 3, 8, seed=1)],
+        dtype="float32",
+        kmod=k,
+        tmod=t,
+    )
+    # kiln's state_dict loads back into a fresh torch model with the same result.
+    t2 = tnn.Transformer(8, 2, 1, 1, 16, 0.0, batch_first=True)
+    t2.load_state_dict({n: torch.tensor(v.numpy()) for n, v in k.state_dict().items()})
+    s, g = torch.tensor(rand(2, 5, 8), dtype=torch.float32), torch.tensor(rand(2, 3, 8))
+    g = g.float()
+    assert_close(t2(s, g), t(s, g), rtol=1e-6, atol=1e-6)
+
+
+def test_encoder_layer_unbatched():
+    torch.manual_seed(0)
+    t = tnn.TransformerEncoderLayer(8, 2, 16, 0.0, norm_first=True)
+    k = nn.TransformerEncoderLayer(8, 2, 16, 0.0, norm_first=True)
+    copy_module(k, t)
+    km, tm = causal(5)
+    compare(lambda x: k(x, src_mask=km), lambda x: t(x, src_mask=tm), [rand(5, 8)], kmod=k, tmod=t)
+
+
+def test_mha_float_mask_takes_the_query_dtype():
+    k = nn.MultiheadAttention(8, 2).double()
+    x = kiln.tensor(rand(3, 2, 8))
+    m64 = kiln.tensor(rand(3, 3, seed=7))
+    out32, _ = k(x, x, x, attn_mask=m64.float())
+    out64, _ = k(x, x, x, attn_mask=m64)
+    assert out32.dtype == kiln.float64
+    assert_close(out32, out64, rtol=1e-6, atol=1e-6)
