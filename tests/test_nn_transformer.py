@@ -407,3 +407,13 @@ def test_mha_float_mask_takes_the_query_dtype():
     out64, _ = k(x, x, x, attn_mask=m64)
     assert out32.dtype == kiln.float64
     assert_close(out32, out64, rtol=1e-6, atol=1e-6)
+
+
+def test_mha_gradcheck():
+    k = nn.MultiheadAttention(4, 2, kdim=3, vdim=2, batch_first=True).double()
+    kp = kiln.tensor(np.array([[False, False, True], [False, False, False]]))
+    q, kk, v = (
+        kiln.tensor(rand(*shape, seed=s), requires_grad=True)
+        for s, shape in enumerate([(2, 2, 4), (2, 3, 3), (2, 3, 2)])
+    )
+    assert kiln.autograd.gradcheck(lambda a, b, c: k(a, b, c, key_padding_mask=kp)[0], (q, kk, v))
