@@ -1,6 +1,7 @@
 """kiln.nn modules."""
 
 from kiln.nn.modules.activation import *
+from kiln.nn.modules.attention import *
 from kiln.nn.modules.container import (  # noqa: F401
     ModuleDict,
     ModuleList,
@@ -14,4 +15,5 @@ from kiln.nn.modules.linear import *
 from kiln.nn.modules.loss import *
 from kiln.nn.modules.module import Module, ModuleShapeError  # noqa: F401
 from kiln.nn.modules.pooling import *
+from kiln.nn.modules.transformer import *
 from kiln.nn.modules.upsampling import *
