@@ -31,10 +31,7 @@ class _TrailingNorm(Module):
             )
 
     def extra_repr(self):
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, "
-            f"elementwise_affine={self.elementwise_affine}"
-        )
+        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
 
 
 class LayerNorm(_TrailingNorm):
@@ -72,6 +69,9 @@ class LayerNorm(_TrailingNorm):
         self._check_trailing(input)
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
+    def extra_repr(self):
+        return super().extra_repr() + f", bias={self.bias is not None}"
+
 
 class RMSNorm(_TrailingNorm):
     """x / sqrt(mean(x^2) + eps) * weight; eps=None means the dtype's machine epsilon."""
@@ -99,7 +99,9 @@ class RMSNorm(_TrailingNorm):
 
 
 class GroupNorm(Module):
-    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None):
+    def __init__(
+        self, num_groups, num_channels, eps=1e-5, affine=True, device=None, dtype=None, *, bias=True
+    ):
         super().__init__()
         if num_groups <= 0 or num_channels % num_groups:
             raise ValueError(
@@ -112,15 +114,19 @@ class GroupNorm(Module):
         self.affine = affine
         if affine:
             self.weight = Parameter(kiln.empty(num_channels, dtype=dtype))
-            self.bias = Parameter(kiln.empty(num_channels, dtype=dtype))
+            if bias:
+                self.bias = Parameter(kiln.empty(num_channels, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         self.reset_parameters()
 
     def reset_parameters(self):
-        if self.affine:
+        if self.weight is not None:
             init.ones_(self.weight)
+        if self.bias is not None:
             init.zeros_(self.bias)
 
     def forward(self, input):
@@ -132,4 +138,7 @@ class GroupNorm(Module):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )
