@@ -27,6 +27,4 @@ def batch_norm(
 ):
     """In training mode uses batch statistics and, when given, blends them into
     running_mean/running_var in place (running = (1 - momentum) * running + momentum * batch)."""
-    return kiln.batch_norm(
-        input, running_mean, running_var, weight, bias, training, momentum, eps
-    )
+    return kiln.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)

@@ -84,9 +84,7 @@ class _BatchNorm(Module):
                 self.num_batches_tracked.add_(1)
             if self.momentum is None:
                 factor = 1.0 / float(self.num_batches_tracked.item())
-        use_batch_stats = self.training or (
-            self.running_mean is None and self.running_var is None
-        )
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         # In training without tracking, no running stats are passed (none get updated).
         track = not self.training or self.track_running_stats
         return F.batch_norm(

@@ -31,6 +31,7 @@ class Dropout2d(_DropoutNd):
 
     def forward(self, input):
         if input.dim() not in (3, 4):
-            self._shape_error("3-D (unbatched) or 4-D (batched) input", f"{input.dim()}-D",
-                              input.shape)
+            self._shape_error(
+                "3-D (unbatched) or 4-D (batched) input", f"{input.dim()}-D", input.shape
+            )
         return F.dropout2d(input, self.p, self.training, self.inplace)

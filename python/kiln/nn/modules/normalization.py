@@ -31,7 +31,9 @@ class _TrailingNorm(Module):
             )
 
     def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 class LayerNorm(_TrailingNorm):
@@ -132,9 +134,7 @@ class GroupNorm(Module):
     def forward(self, input):
         if input.dim() < 2 or input.shape[1] != self.num_channels:
             got = f"{input.shape[1]} channels" if input.dim() >= 2 else f"{input.dim()}-D input"
-            self._shape_error(
-                f"(N, C={self.num_channels}, *) input", got, input.shape
-            )
+            self._shape_error(f"(N, C={self.num_channels}, *) input", got, input.shape)
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
