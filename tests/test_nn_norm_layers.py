@@ -231,6 +231,12 @@ def test_dropout2d_drops_whole_channels(p):
     assert np.array_equal(m(kiln.ones(2, 3, 4, 4)).numpy(), np.ones((2, 3, 4, 4)))
 
 
+def test_dropout2d_3d_input_masks_rows():
+    kiln.manual_seed(3)
+    y = nn.Dropout2d(0.5)(kiln.ones(30, 20, 6)).numpy()
+    assert np.all((y == 0).all(-1) | (y != 0).all(-1))
+
+
 def test_dropout_edge_cases():
     x = kiln.randn(4, 5)
     assert np.array_equal(F.dropout(x, 0.0).numpy(), x.numpy())
@@ -353,6 +359,53 @@ def test_functional_losses_legacy_flags(kw, name):
         lambda x: getattr(TF, name)(x, torch.tensor(target), **kw),
         [x],
     )
+
+
+# ---- non-contiguous and empty inputs, errors from the ops ----------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_inputs(dtype):
+    def t(x):
+        return x.transpose(1, 2)
+
+    k, tm = nn.LayerNorm(4), randomize(tnn.LayerNorm(4))
+    copy_module(k, tm, dtype)
+    compare(lambda x: k(t(x)), lambda x: tm(t(x)), [arr(2, 4, 5)], dtype, True, k, tm)
+    kb, tb = _bn_pair("BatchNorm2d", {}, dtype)
+    compare(
+        lambda x: kb(x[:, :, ::2]),
+        lambda x: tb(x[:, :, ::2]),
+        [arr(2, 3, 6, 4)],
+        dtype,
+        True,
+        kb,
+        tb,
+    )
+    assert_close(kb.running_var, tb.running_var, **TOL[dtype])
+    kg, tg = nn.GroupNorm(3, 6), randomize(tnn.GroupNorm(3, 6))
+    copy_module(kg, tg, dtype)
+    compare(lambda x: kg(t(x)), lambda x: tg(t(x)), [arr(2, 5, 6)], dtype, True, kg, tg)
+
+
+def test_empty_batch():
+    assert tuple(nn.LayerNorm(3)(kiln.randn(0, 3)).shape) == (0, 3)
+    assert tuple(nn.Embedding(4, 2)(kiln.tensor(np.zeros((0, 5), dtype=np.int64))).shape) == (
+        0,
+        5,
+        2,
+    )
+
+
+def test_op_errors():
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        nn.BatchNorm1d(3)(kiln.randn(1, 3))
+    m = nn.BatchNorm1d(3).eval()
+    assert tuple(m(kiln.randn(1, 3)).shape) == (1, 3)
+    with pytest.raises(IndexError, match=r"\[embedding\].*out of range"):
+        nn.Embedding(4, 2)(kiln.tensor([5]))
+    with pytest.raises(TypeError, match=r"\[embedding\]"):
+        nn.Embedding(4, 2)(kiln.tensor([1.0]))
 
 
 # ---- reprs, exports and shape errors -------------------------------------------------------

@@ -27,11 +27,12 @@ class Dropout(_DropoutNd):
 
 
 class Dropout2d(_DropoutNd):
-    """Zeroes whole channels of (N, C, H, W) or unbatched (C, H, W) inputs."""
+    """Zeroes whole channels of (N, C, H, W) inputs; a 3-D input is taken as (N, C, L), as
+    PyTorch currently does."""
 
     def forward(self, input):
         if input.dim() not in (3, 4):
             self._shape_error(
-                "3-D (unbatched) or 4-D (batched) input", f"{input.dim()}-D", input.shape
+                "3-D (N, C, L) or 4-D (N, C, H, W) input", f"{input.dim()}-D", input.shape
             )
         return F.dropout2d(input, self.p, self.training, self.inplace)
