@@ -479,3 +479,45 @@ def test_shape_errors_name_module():
         nn.GroupNorm(4, 6)
     with pytest.raises(ValueError, match="padding_idx"):
         nn.Embedding(3, 2, padding_idx=3)
+
+
+def _model(lib):
+    return lib.Sequential(
+        lib.Conv2d(3, 4, 3),
+        lib.BatchNorm2d(4),
+        lib.ReLU(),
+        lib.GroupNorm(2, 4),
+        lib.Flatten(),
+        lib.Linear(16, 8),
+        lib.LayerNorm(8),
+        lib.Dropout(0.0),
+        lib.BatchNorm1d(8, momentum=None),
+        lib.Linear(8, 5),
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_model_state_dict_round_trip_train_and_eval(dtype):
+    """A torch model's state_dict loads into the same kiln model; both agree in train mode
+    (including the running stats it updates) and then in eval mode."""
+    kmod, tmod = copy_module(_model(nn), randomize(_model(tnn)), dtype)
+    assert list(kmod.state_dict()) == list(tmod.state_dict())
+    target = np.array([0, 4, 2])
+    loss_k, loss_t = nn.CrossEntropyLoss(), tnn.CrossEntropyLoss()
+    for step in range(3):
+        compare(
+            lambda x: loss_k(kmod(x), kiln.tensor(target)),
+            lambda x: loss_t(tmod(x), torch.tensor(target)),
+            [arr(3, 3, 4, 4, seed=step)],
+            dtype,
+            True,
+            kmod,
+            tmod,
+        )
+        kmod.zero_grad()
+        tmod.zero_grad()
+    for name, tb in tmod.state_dict().items():
+        assert_close(kmod.state_dict()[name], tb, **TOL[dtype])
+    kmod.eval()
+    tmod.eval()
+    compare(kmod, tmod, [arr(2, 3, 4, 4, seed=7)], dtype, True, kmod, tmod)
