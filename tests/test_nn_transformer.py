@@ -269,12 +269,11 @@ def test_encoder_stack_deep_copies_and_norm():
     torch.manual_seed(0)
     tl = tnn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True)
     t = tnn.TransformerEncoder(tl, 3, norm=tnn.LayerNorm(8), enable_nested_tensor=False)
-    from kiln.nn.modules.transformer import _LayerNorm
 
     k = nn.TransformerEncoder(
         nn.TransformerEncoderLayer(8, 2, 16, 0.0, batch_first=True),
         3,
-        norm=_LayerNorm(8, 1e-5, True),
+        norm=nn.LayerNorm(8),
     )
     assert set(k.state_dict()) == set(t.state_dict())
     assert k.layers[0].linear1.weight is not k.layers[1].linear1.weight

@@ -20,18 +20,28 @@ from kiln.nn._functional.activation import (  # noqa: F401
     softplus,
     tanh,
 )
+from kiln.nn._functional.dropout import dropout, dropout2d  # noqa: F401
+from kiln.nn._functional.embedding import embedding  # noqa: F401
 from kiln.nn._functional.loss import (  # noqa: F401
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cosine_embedding_loss,
+    cross_entropy,
     huber_loss,
     kl_div,
     l1_loss,
     margin_ranking_loss,
     mse_loss,
+    nll_loss,
     pairwise_distance,
     smooth_l1_loss,
     triplet_margin_loss,
+)
+from kiln.nn._functional.normalization import (  # noqa: F401
+    batch_norm,
+    group_norm,
+    layer_norm,
+    rms_norm,
 )
 from kiln.nn._functional.spatial import (  # noqa: F401
     adaptive_avg_pool1d,

@@ -15,6 +15,17 @@ def _reduce(loss, reduction, op):
     raise ValueError(f"[{op}] {reduction} is not a valid value for reduction")
 
 
+def _legacy_reduction(size_average, reduce, reduction):
+    """Maps the deprecated size_average/reduce flags to a reduction, as PyTorch does."""
+    if size_average is None and reduce is None:
+        return reduction
+    reduce = True if reduce is None else reduce
+    size_average = True if size_average is None else size_average
+    if not reduce:
+        return "none"
+    return "mean" if size_average else "sum"
+
+
 def _check_same_shape(input, target, op):
     if tuple(input.shape) != tuple(target.shape):
         raise ValueError(
@@ -148,3 +159,32 @@ def triplet_margin_loss(
         d_neg = kiln.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
     loss = kiln.clamp_min(d_pos - d_neg + margin, 0.0)
     return _reduce(loss, reduction, "triplet_margin_loss")
+
+
+def cross_entropy(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+    label_smoothing=0.0,
+):
+    """Fused log_softmax + nll over dim 1 (dim 0 for an unbatched input); target holds class
+    indices or, with the input's shape, class probabilities."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return kiln.cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing)
+
+
+def nll_loss(
+    input,
+    target,
+    weight=None,
+    size_average=None,
+    ignore_index=-100,
+    reduce=None,
+    reduction="mean",
+):
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    return kiln.nll_loss(input, target, weight, ignore_index, reduction)

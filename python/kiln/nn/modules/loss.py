@@ -7,11 +7,13 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CosineEmbeddingLoss",
+    "CrossEntropyLoss",
     "HuberLoss",
     "KLDivLoss",
     "L1Loss",
     "MSELoss",
     "MarginRankingLoss",
+    "NLLLoss",
     "SmoothL1Loss",
     "TripletMarginLoss",
 ]
@@ -150,5 +152,81 @@ class TripletMarginLoss(_Loss):
             self.p,
             self.eps,
             self.swap,
+            reduction=self.reduction,
+        )
+
+
+class _ClassLoss(_WeightedLoss):
+    """Losses over class scores of shape (C), (N, C) or (N, C, d1, ...) with integer class
+    targets of the input's shape less the class dim."""
+
+    def __init__(
+        self, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"
+    ):
+        super().__init__(weight, size_average, reduce, reduction)
+        self.ignore_index = ignore_index
+
+    def _check_classes(self, input, target, allow_probabilities):
+        if input.dim() < 1:
+            self._shape_error("input of class scores (C), (N, C) or (N, C, ...)", "a scalar")
+        if allow_probabilities and target.is_floating_point():
+            if tuple(target.shape) != tuple(input.shape):
+                self._shape_error(
+                    f"probability target of the input's shape {list(input.shape)}",
+                    f"target shape {list(target.shape)}",
+                    input.shape,
+                )
+            return
+        class_dim = 0 if input.dim() == 1 else 1
+        expected = tuple(s for i, s in enumerate(input.shape) if i != class_dim)
+        if tuple(target.shape) != expected:
+            self._shape_error(
+                f"class-index target of shape {list(expected)}",
+                f"target shape {list(target.shape)}",
+                input.shape,
+            )
+        classes = input.shape[class_dim]
+        if self.weight is not None and tuple(self.weight.shape) != (classes,):
+            self._shape_error(
+                f"input with {self.weight.shape[0] if self.weight.dim() else 0} classes "
+                "(the weight's size)",
+                f"{classes} classes",
+                input.shape,
+            )
+
+
+class CrossEntropyLoss(_ClassLoss):
+    def __init__(
+        self,
+        weight=None,
+        size_average=None,
+        ignore_index=-100,
+        reduce=None,
+        reduction="mean",
+        label_smoothing=0.0,
+    ):
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input, target):
+        self._check_classes(input, target, allow_probabilities=True)
+        return F.cross_entropy(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
+            reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
+
+
+class NLLLoss(_ClassLoss):
+    def forward(self, input, target):
+        self._check_classes(input, target, allow_probabilities=False)
+        return F.nll_loss(
+            input,
+            target,
+            weight=self.weight,
+            ignore_index=self.ignore_index,
             reduction=self.reduction,
         )

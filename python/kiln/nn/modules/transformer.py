@@ -10,7 +10,7 @@ from kiln.nn.modules.attention import MultiheadAttention
 from kiln.nn.modules.container import ModuleList
 from kiln.nn.modules.linear import Linear
 from kiln.nn.modules.module import Module
-from kiln.nn.parameter import Parameter
+from kiln.nn.modules.normalization import LayerNorm
 
 __all__ = [
     "Transformer",
@@ -19,27 +19,6 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
 ]
-
-
-class _LayerNorm(Module):
-    """Stand-in with nn.LayerNorm's parameter names (weight, bias); to be replaced by
-    nn.LayerNorm once that module is merged."""
-
-    def __init__(self, d_model, eps, bias, dtype=None):
-        super().__init__()
-        self.normalized_shape = (d_model,)
-        self.eps = eps
-        self.weight = Parameter(kiln.ones(d_model, dtype=dtype))
-        self.bias = Parameter(kiln.zeros(d_model, dtype=dtype)) if bias else None
-
-    def forward(self, input):
-        return kiln.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def _get_name(self):
-        return "LayerNorm"
-
-    def extra_repr(self):
-        return f"{self.normalized_shape}, eps={self.eps}"
 
 
 def _activation(activation):
@@ -77,7 +56,7 @@ class _Layer(Module):
         self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
         self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
         for i in range(1, num_norms + 1):
-            setattr(self, f"norm{i}", _LayerNorm(d_model, layer_norm_eps, bias, dtype))
+            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
         self.dropout_p = dropout
         self.norm_first = norm_first
         self.activation = _activation(activation)
@@ -315,7 +294,7 @@ class Transformer(Module):
             self.encoder = TransformerEncoder(
                 TransformerEncoderLayer(d_model, nhead, **common),
                 num_encoder_layers,
-                _LayerNorm(d_model, layer_norm_eps, bias, dtype),
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
             )
         if custom_decoder is not None:
             self.decoder = custom_decoder
@@ -323,7 +302,7 @@ class Transformer(Module):
             self.decoder = TransformerDecoder(
                 TransformerDecoderLayer(d_model, nhead, **common),
                 num_decoder_layers,
-                _LayerNorm(d_model, layer_norm_eps, bias, dtype),
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
             )
         self.d_model = d_model
         self.nhead = nhead
