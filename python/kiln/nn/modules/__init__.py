@@ -14,4 +14,5 @@ from kiln.nn.modules.linear import *
 from kiln.nn.modules.loss import *
 from kiln.nn.modules.module import Module, ModuleShapeError  # noqa: F401
 from kiln.nn.modules.pooling import *
+from kiln.nn.modules.rnn import *
 from kiln.nn.modules.upsampling import *
