@@ -156,6 +156,13 @@ class RNNBase(Module):
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
     def _check_input(self, input):
+        weight = self.weight_ih_l0
+        if input.dtype != weight.dtype:
+            self._error(
+                f"input dtype {input.dtype} does not match weight dtype {weight.dtype}; convert "
+                f"the input (input.to({weight.dtype})) or the model (model.to({input.dtype}))",
+                ValueError,
+            )
         if input.dim() not in (2, 3):
             self._shape_error("2-D (unbatched) or 3-D (batched) input", f"{input.dim()}-D", input.shape)
         if input.shape[-1] != self.input_size:
