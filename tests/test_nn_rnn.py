@@ -93,7 +93,9 @@ CONFIGS = list(
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "L{}-bi{}-bf{}-b{}-h{}".format(*map(int, c)))
+@pytest.mark.parametrize(
+    "config", CONFIGS, ids=lambda c: "L{}-bi{}-bf{}-b{}-h{}".format(*map(int, c))
+)
 @pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
 def test_sequence_batched(kinds, config, dtype):
     kcls, tcls, extra = kinds
@@ -106,7 +108,9 @@ def test_sequence_batched(kinds, config, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("config", [(1, False, False), (2, True, True), (2, False, True), (1, True, False)])
+@pytest.mark.parametrize(
+    "config", [(1, False, False), (2, True, True), (2, False, True), (1, True, False)]
+)
 @pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
 def test_sequence_unbatched(kinds, config, dtype):
     kcls, tcls, extra = kinds
@@ -114,15 +118,24 @@ def test_sequence_unbatched(kinds, config, dtype):
     kw = dict(num_layers=layers, bidirectional=bidir, **extra)
     hx = _states(kcls, ((2 if bidir else 1) * layers, 4)) if with_h else None
     for batch_first in (False, True):
-        run_both(kcls(3, 4, batch_first=batch_first, **kw), tcls(3, 4, batch_first=batch_first, **kw),
-                 arr(6, 3), hx, dtype)
+        run_both(
+            kcls(3, 4, batch_first=batch_first, **kw),
+            tcls(3, 4, batch_first=batch_first, **kw),
+            arr(6, 3),
+            hx,
+            dtype,
+        )
 
 
 @pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
 def test_sequence_length_one_and_batch_one(kinds):
     kcls, tcls, extra = kinds
-    run_both(kcls(2, 3, num_layers=2, bidirectional=True, **extra),
-             tcls(2, 3, num_layers=2, bidirectional=True, **extra), arr(1, 1, 2), None)
+    run_both(
+        kcls(2, 3, num_layers=2, bidirectional=True, **extra),
+        tcls(2, 3, num_layers=2, bidirectional=True, **extra),
+        arr(1, 1, 2),
+        None,
+    )
 
 
 @pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
@@ -167,7 +180,11 @@ def test_cell(kinds, batched, with_h, bias, dtype):
     x = arr(*shape[:-1], 4)
     hx = None
     if with_h:
-        hx = (arr(*shape, seed=1), arr(*shape, seed=2)) if kcls is nn.LSTMCell else arr(*shape, seed=1)
+        hx = (
+            (arr(*shape, seed=1), arr(*shape, seed=2))
+            if kcls is nn.LSTMCell
+            else arr(*shape, seed=1)
+        )
     run_both(kcls(4, 5, bias=bias, **extra), tcls(4, 5, bias=bias, **extra), x, hx, dtype)
 
 
@@ -181,7 +198,7 @@ def test_cell_unrolled_equals_sequence_module():
     for t in x.unbind(0):
         state = cell(t, state)
         outs.append(state[0])
-    out, (h, c) = lstm(x)
+    out, (_, c) = lstm(x)
     assert_close(kiln.stack(outs, 0), out, rtol=1e-12, atol=1e-12)
     assert_close(state[1], c[0], rtol=1e-12, atol=1e-12)
 
@@ -194,8 +211,8 @@ def test_parameters_names_shapes_and_init():
         kp, tp = dict(k.named_parameters()), dict(t.named_parameters())
         assert list(kp) == list(tp)
         bound = 1 / np.sqrt(5)
-        for name in tp:
-            assert tuple(kp[name].shape) == tuple(tp[name].shape)
+        for name, tparam in tp.items():
+            assert tuple(kp[name].shape) == tuple(tparam.shape)
             values = kp[name].detach().numpy()
             assert values.min() >= -bound and values.max() <= bound and values.std() > 0.05
         assert len(k.all_weights) == 4 and len(k.all_weights[0]) == 4
@@ -215,8 +232,16 @@ def test_parameters_names_shapes_and_init():
 def test_reprs_match_torch():
     cases = [
         ((3, 4), {}),
-        ((3, 4), {"num_layers": 2, "bias": False, "batch_first": True, "dropout": 0.25,
-                  "bidirectional": True}),
+        (
+            (3, 4),
+            {
+                "num_layers": 2,
+                "bias": False,
+                "batch_first": True,
+                "dropout": 0.25,
+                "bidirectional": True,
+            },
+        ),
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -247,11 +272,15 @@ def test_wrong_input_shapes_raise():
         gru(kiln.zeros(2, 6, 3), kiln.zeros(1, 6, 4))
     with pytest.raises(nn.ModuleShapeError, match=r"h_0 3-D for batched 3-D input, got 2-D"):
         gru(kiln.zeros(2, 6, 3), kiln.zeros(1, 4))
-    with pytest.raises(ValueError, match=r"input dtype kiln.float64 does not match weight dtype kiln.float32"):
+    with pytest.raises(
+        ValueError, match=r"input dtype kiln.float64 does not match weight dtype kiln.float32"
+    ):
         lstm(kiln.zeros(6, 2, 3, dtype=kiln.float64))
     # The error names the module's path inside its parent.
     model = nn.Sequential(nn.Linear(3, 3), nn.RNN(4, 2))
-    with pytest.raises(nn.ModuleShapeError, match=r"^1 \(RNN\): expected input with last dim input_size=4"):
+    with pytest.raises(
+        nn.ModuleShapeError, match=r"^1 \(RNN\): expected input with last dim input_size=4"
+    ):
         model(kiln.zeros(5, 2, 3))
 
 
@@ -268,6 +297,8 @@ def test_cell_wrong_shapes_raise():
     lstm_cell = nn.LSTMCell(3, 4)
     with pytest.raises(nn.ModuleShapeError, match=r"hx\[1\] of shape \[2, 4\], got \[2, 5\]"):
         lstm_cell(kiln.zeros(2, 3), (kiln.zeros(2, 4), kiln.zeros(2, 5)))
+    with pytest.raises(ValueError, match="^LSTMCell: input dtype kiln.float64 does not match"):
+        lstm_cell(kiln.zeros(2, 3, dtype=kiln.float64))
     with pytest.raises(TypeError, match="LSTMCell expects hx as a tuple"):
         lstm_cell(kiln.zeros(2, 3), kiln.zeros(2, 4))
 

@@ -11,7 +11,7 @@ from kiln.nn import init
 from kiln.nn.modules.module import Module
 from kiln.nn.parameter import Parameter
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNBase", "RNNCell", "RNNCellBase"]
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "RNNCellBase"]
 
 _NUM_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
@@ -60,6 +60,15 @@ def _check_sizes(input_size, hidden_size):
             raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
         if value <= 0:
             raise ValueError(f"{name} must be greater than zero")
+
+
+def _check_dtype(module, input, weight):
+    if input.dtype != weight.dtype:
+        module._error(
+            f"input dtype {input.dtype} does not match weight dtype {weight.dtype}; convert "
+            f"the input (input.to({weight.dtype})) or the model (model.to({input.dtype}))",
+            ValueError,
+        )
 
 
 def _uniform_all(module):
@@ -151,20 +160,18 @@ class RNNBase(Module):
         return [weights[i : i + per] for i in range(0, len(weights), per)]
 
     def _layer_params(self, layer, reverse):
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of one layer and direction; biases may be None."""
         suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-        get = lambda kind: getattr(self, kind + suffix) if self.bias or "weight" in kind else None  # noqa: E731
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+        biases = ("bias_ih", "bias_hh") if self.bias else ()
+        params = [getattr(self, kind + suffix) for kind in ("weight_ih", "weight_hh", *biases)]
+        return tuple(params + [None] * (4 - len(params)))
 
     def _check_input(self, input):
-        weight = self.weight_ih_l0
-        if input.dtype != weight.dtype:
-            self._error(
-                f"input dtype {input.dtype} does not match weight dtype {weight.dtype}; convert "
-                f"the input (input.to({weight.dtype})) or the model (model.to({input.dtype}))",
-                ValueError,
-            )
+        _check_dtype(self, input, self.weight_ih_l0)
         if input.dim() not in (2, 3):
-            self._shape_error("2-D (unbatched) or 3-D (batched) input", f"{input.dim()}-D", input.shape)
+            self._shape_error(
+                "2-D (unbatched) or 3-D (batched) input", f"{input.dim()}-D", input.shape
+            )
         if input.shape[-1] != self.input_size:
             self._shape_error(
                 f"input with last dim input_size={self.input_size}",
@@ -275,7 +282,9 @@ class RNN(RNNBase):
             nonlinearity = kwargs.pop("nonlinearity", "tanh")
         modes = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
         if nonlinearity not in modes:
-            raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
         super().__init__(modes[nonlinearity], *args, **kwargs)
         self.nonlinearity = nonlinearity
 
@@ -336,12 +345,17 @@ class RNNCellBase(Module):
         return s
 
     def _check_cell(self, input, hx):
-        """Checks shapes; returns (batched input, batched states or None, is_batched)."""
+        """Checks shapes; returns (batched input, tuple of given batched states, is_batched)."""
+        _check_dtype(self, input, self.weight_ih)
         if input.dim() not in (1, 2):
-            self._shape_error("1-D (unbatched) or 2-D (batched) input", f"{input.dim()}-D", input.shape)
+            self._shape_error(
+                "1-D (unbatched) or 2-D (batched) input", f"{input.dim()}-D", input.shape
+            )
         if input.shape[-1] != self.input_size:
             self._shape_error(
-                f"input with last dim input_size={self.input_size}", f"{input.shape[-1]}", input.shape
+                f"input with last dim input_size={self.input_size}",
+                f"{input.shape[-1]}",
+                input.shape,
             )
         batched = input.dim() == 2
         expected = [input.shape[0], self.hidden_size] if batched else [self.hidden_size]
@@ -367,7 +381,9 @@ class RNNCellBase(Module):
 class RNNCell(RNNCellBase):
     """One Elman step: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None):
+    def __init__(
+        self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None
+    ):
         super().__init__(input_size, hidden_size, bias, num_chunks=1, dtype=dtype)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
