@@ -323,3 +323,50 @@ def test_bad_constructor_arguments_raise_like_torch():
         nn.GRU(3, 4, proj_size=2)
     with pytest.raises(ValueError, match="Unknown nonlinearity"):
         nn.RNNCell(3, 4, nonlinearity="gelu")
+
+
+@pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
+def test_dropout_one_in_training_matches_torch(kinds):
+    # p=1 zeroes every input of the upper layers: deterministic, so comparable with torch.
+    kcls, tcls, extra = kinds
+    run_both(
+        kcls(3, 4, num_layers=2, dropout=1.0, **extra),
+        tcls(3, 4, num_layers=2, dropout=1.0, **extra),
+        arr(5, 2, 3),
+        None,
+    )
+
+
+@pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
+def test_non_contiguous_input_and_states(kinds):
+    kcls, tcls, extra = kinds
+    kmod, tmod = kcls(3, 4, bidirectional=True, **extra), tcls(3, 4, bidirectional=True, **extra)
+    copy_module(kmod, tmod)
+    x = arr(2, 5, 3)
+    h = arr(2, 4, 2)  # transposed to (D, N, H) = (2, 2, 4)
+    kx, tx = kiln.tensor(x).transpose(0, 1), torch.tensor(x).transpose(0, 1)
+    kh, th = kiln.tensor(h).transpose(1, 2), torch.tensor(h).transpose(1, 2)
+    if kcls is nn.LSTM:
+        kh, th = (kh, kh), (th, th)
+    for k, t in zip(_flatten(kmod(kx, kh)), _flatten(tmod(tx, th))):
+        assert_close(k, t, **TOL["float64"])
+
+
+@pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
+def test_empty_batch(kinds):
+    kcls, tcls, extra = kinds
+    run_both(kcls(3, 4, num_layers=2, **extra), tcls(3, 4, num_layers=2, **extra), arr(5, 0, 3))
+
+
+@pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
+def test_gradcheck(kinds):
+    kcls, _, extra = kinds
+    mod = kcls(2, 3, num_layers=2, bidirectional=True, **extra).to(kiln.float64)
+    x = kiln.tensor(arr(3, 2, 2)).requires_grad_(True)
+    h = kiln.tensor(arr(4, 2, 3, seed=1)).requires_grad_(True)
+
+    def fn(x, h):
+        out = mod(x, (h, h * 0.5) if kcls is nn.LSTM else h)
+        return kiln.cat([t.reshape(-1) for t in _flatten(out)])
+
+    assert kiln.autograd.gradcheck(fn, (x, h))
