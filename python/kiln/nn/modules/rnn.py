@@ -6,6 +6,7 @@ import numbers
 import warnings
 
 import kiln
+from kiln.autograd import Function
 from kiln.nn import functional as F
 from kiln.nn import init
 from kiln.nn.modules.module import Module
@@ -48,6 +49,19 @@ _STEPS = {
     "LSTM": _lstm_step,
     "GRU": _gru_step,
 }
+
+
+class _TimeSteps(Function):
+    """input.unbind(0) with a single backward node that stacks the step gradients: per-step
+    select backwards would each build a zero tensor of the whole sequence (O(L^2) work)."""
+
+    @staticmethod
+    def forward(ctx, input):
+        return input.unbind(0)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return kiln.stack(grads, 0)
 
 
 def _output_of(mode, state):
@@ -211,7 +225,7 @@ class RNNBase(Module):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, reverse)
         step = _STEPS[self.mode]
         # Input projection of all time steps in one matmul; only the recurrence stays in the loop.
-        projected = F.linear(x, w_ih, b_ih).unbind(0)
+        projected = _TimeSteps.apply(F.linear(x, w_ih, b_ih))
         outputs = [None] * len(projected)
         order = range(len(projected) - 1, -1, -1) if reverse else range(len(projected))
         for t in order:
