@@ -17,26 +17,32 @@ __all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNBase", "RNNCell", "R
 _NUM_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
-# ---- one time step: `xi` is the input projection x W_ih^T + b_ih, already computed ----------
+# ---- one time step: `xi` is the input projection x W_ih^T + b_ih, already computed; w_hh_t is
+# W_hh^T made contiguous once per sequence (the backward of a per-step transposed view is slow).
+
+
+def _hidden_proj(h, w_hh_t, b_hh):
+    out = kiln.matmul(h, w_hh_t)
+    return out if b_hh is None else out + b_hh
 
 
 def _rnn_step(act):
-    def step(xi, state, w_hh, b_hh):
-        return act(xi + F.linear(state, w_hh, b_hh))
+    def step(xi, state, w_hh_t, b_hh):
+        return act(xi + _hidden_proj(state, w_hh_t, b_hh))
 
     return step
 
 
-def _lstm_step(xi, state, w_hh, b_hh):
+def _lstm_step(xi, state, w_hh_t, b_hh):
     h, c = state
-    i, f, g, o = (xi + F.linear(h, w_hh, b_hh)).chunk(4, -1)
+    i, f, g, o = (xi + _hidden_proj(h, w_hh_t, b_hh)).chunk(4, -1)
     c = kiln.sigmoid(f) * c + kiln.sigmoid(i) * kiln.tanh(g)
     return kiln.sigmoid(o) * kiln.tanh(c), c
 
 
-def _gru_step(xi, h, w_hh, b_hh):
+def _gru_step(xi, h, w_hh_t, b_hh):
     xr, xz, xn = xi.chunk(3, -1)
-    hr, hz, hn = F.linear(h, w_hh, b_hh).chunk(3, -1)
+    hr, hz, hn = _hidden_proj(h, w_hh_t, b_hh).chunk(3, -1)
     r = kiln.sigmoid(xr + hr)
     z = kiln.sigmoid(xz + hz)
     n = kiln.tanh(xn + r * hn)
@@ -224,12 +230,13 @@ class RNNBase(Module):
     def _run_direction(self, x, state, layer, reverse):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, reverse)
         step = _STEPS[self.mode]
+        w_hh_t = w_hh.t().contiguous()
         # Input projection of all time steps in one matmul; only the recurrence stays in the loop.
         projected = _TimeSteps.apply(F.linear(x, w_ih, b_ih))
         outputs = [None] * len(projected)
         order = range(len(projected) - 1, -1, -1) if reverse else range(len(projected))
         for t in order:
-            state = step(projected[t], state, w_hh, b_hh)
+            state = step(projected[t], state, w_hh_t, b_hh)
             outputs[t] = _output_of(self.mode, state)
         return kiln.stack(outputs, 0), state
 
@@ -389,7 +396,7 @@ class RNNCellBase(Module):
         states = [zeros if s is None else s for s in states]
         state = states if self._mode == "LSTM" else states[0]
         xi = F.linear(input, self.weight_ih, self.bias_ih)
-        return _STEPS[self._mode](xi, state, self.weight_hh, self.bias_hh)
+        return _STEPS[self._mode](xi, state, self.weight_hh.t(), self.bias_hh)
 
 
 class RNNCell(RNNCellBase):
