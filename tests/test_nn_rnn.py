@@ -370,3 +370,15 @@ def test_gradcheck(kinds):
         return kiln.cat([t.reshape(-1) for t in _flatten(out)])
 
     assert kiln.autograd.gradcheck(fn, (x, h))
+
+
+def test_dtype_argument_and_flatten_parameters():
+    for mod in (
+        nn.LSTM(3, 4, num_layers=2, dtype=kiln.float64),
+        nn.GRUCell(3, 4, dtype=kiln.float64),
+    ):
+        assert all(p.dtype == kiln.float64 for p in mod.parameters())
+    gru = nn.GRU(3, 4, dtype=kiln.float64)
+    gru.flatten_parameters()
+    out, h = gru(kiln.tensor(arr(5, 2, 3)))
+    assert out.dtype == kiln.float64 and tuple(h.shape) == (1, 2, 4)

@@ -173,6 +173,9 @@ class RNNBase(Module):
     def reset_parameters(self):
         _uniform_all(self)
 
+    def flatten_parameters(self):
+        """No-op, for torch code that calls it: kiln never packs the weights into one buffer."""
+
     @property
     def all_weights(self):
         per = 4 if self.bias else 2
