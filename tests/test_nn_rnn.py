@@ -276,6 +276,8 @@ def test_wrong_input_shapes_raise():
         ValueError, match=r"input dtype kiln.float64 does not match weight dtype kiln.float32"
     ):
         lstm(kiln.zeros(6, 2, 3, dtype=kiln.float64))
+    with pytest.raises(ValueError, match=r"^GRU: h_0 dtype kiln.float64 does not match"):
+        gru(kiln.zeros(2, 6, 3), kiln.zeros(1, 2, 4, dtype=kiln.float64))
     # The error names the module's path inside its parent.
     model = nn.Sequential(nn.Linear(3, 3), nn.RNN(4, 2))
     with pytest.raises(

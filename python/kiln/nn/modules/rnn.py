@@ -209,6 +209,11 @@ class RNNBase(Module):
             self._shape_error(f"{name} {want}-D for {kind} input", f"{hx.dim()}-D", hx.shape)
         if list(hx.shape) != list(expected):
             self._shape_error(f"{name} of shape {list(expected)}", f"{list(hx.shape)}")
+        if hx.dtype != self.weight_ih_l0.dtype:
+            self._error(
+                f"{name} dtype {hx.dtype} does not match weight dtype {self.weight_ih_l0.dtype}",
+                ValueError,
+            )
 
     def _initial_states(self, hx, input, batched):
         """(L, N, H) input -> list of states, one per layer*direction (each (N, H) or (h, c))."""
