@@ -384,3 +384,11 @@ def test_dtype_argument_and_flatten_parameters():
     gru.flatten_parameters()
     out, h = gru(kiln.tensor(arr(5, 2, 3)))
     assert out.dtype == kiln.float64 and tuple(h.shape) == (1, 2, 4)
+
+
+@pytest.mark.parametrize("kinds", SEQ, ids=SEQ_IDS)
+def test_gradgradcheck(kinds):
+    kcls, _, extra = kinds
+    mod = kcls(2, 3, bidirectional=True, **extra).to(kiln.float64)
+    x = kiln.tensor(arr(4, 2, 2)).requires_grad_(True)
+    assert kiln.autograd.gradgradcheck(lambda x: _flatten(mod(x))[0], (x,))
