@@ -20,4 +20,5 @@ from kiln.nn.modules.normalization import *
 from kiln.nn.modules.pooling import *
 from kiln.nn.modules.transformer import *
 from kiln.nn.modules.sparse import *
+from kiln.nn.modules.rnn import *
 from kiln.nn.modules.upsampling import *
