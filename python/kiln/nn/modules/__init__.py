@@ -18,7 +18,7 @@ from kiln.nn.modules.loss import *
 from kiln.nn.modules.module import Module, ModuleShapeError  # noqa: F401
 from kiln.nn.modules.normalization import *
 from kiln.nn.modules.pooling import *
-from kiln.nn.modules.transformer import *
-from kiln.nn.modules.sparse import *
 from kiln.nn.modules.rnn import *
+from kiln.nn.modules.sparse import *
+from kiln.nn.modules.transformer import *
 from kiln.nn.modules.upsampling import *
