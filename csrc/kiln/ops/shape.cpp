@@ -2,7 +2,10 @@
 
 #include <algorithm>
 
+#include "kiln/autograd/grad_mode.h"
+#include "kiln/autograd/node.h"
 #include "kiln/error.h"
+#include "kiln/ops/join.h"
 #include "kiln/ops/view.h"
 
 namespace kiln {
@@ -99,7 +102,15 @@ TensorList unbind(const Tensor& t, int64_t dim) {
   const int64_t d = wrap_dim(dim, t.dim(), "unbind");
   TensorList out;
   out.reserve(t.sizes()[d]);
-  for (int64_t i = 0; i < t.sizes()[d]; ++i) out.push_back(select(t, d, i));
+  {
+    // One node for all slices: per-slice select backwards would each build a zero tensor of
+    // t's full size, making backward quadratic in the number of slices (RNN time steps).
+    autograd::NoGradGuard no_grad;
+    for (int64_t i = 0; i < t.sizes()[d]; ++i) out.push_back(select(t, d, i));
+  }
+  if (autograd::needs_grad({t}) && !out.empty())
+    autograd::record("UnbindBackward0", {t}, out, {},
+                     [d](const autograd::BackwardArgs& a) { return TensorList{stack(a.grads, d)}; });
   return out;
 }
 
