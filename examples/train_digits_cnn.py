@@ -14,13 +14,12 @@ import argparse
 import sys
 import time
 
+import kiln
 import numpy as np
+from kiln import nn
+from kiln.utils.data import DataLoader, TensorDataset
 from sklearn.datasets import load_digits
 from tqdm import tqdm
-
-import kiln
-import kiln.nn as nn
-from kiln.utils.data import DataLoader, TensorDataset
 
 
 def load_data(seed):
