@@ -4,8 +4,15 @@
 autograd implemented in C++, and PyTorch's names for the ops.
 """
 
-from kiln import _C
-from kiln._C import (  # noqa: F401
+import os as _os
+
+# Idle OpenMP workers sleep instead of spinning: spinning workers starve OpenBLAS's own
+# threads (and other processes) on small machines — a small CNN trained ~40x slower with
+# spinning on 2 cores. libgomp reads this once, when libkiln loads it below.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from kiln import _C  # noqa: E402
+from kiln._C import (  # noqa: E402  # noqa: F401
     Tensor,
     device,
     dtype,
