@@ -1,13 +1,14 @@
 """Train a small CNN on scikit-learn's 8x8 handwritten digits with kiln.
 
-    pip install "kiln[examples]"        # scikit-learn and tqdm
+    pip install "kiln[examples]"        # scikit-learn, tqdm and tensorboard
     python examples/train_digits_cnn.py --epochs 15 --out digits_cnn.pt
 
 The data ship inside scikit-learn (1797 grey 8x8 images, labels 0-9), so nothing
 is downloaded. The script holds out 20% of the images as a test set, trains with
 Adam and a cosine learning-rate decay, shows loss and accuracy on a tqdm bar, saves the weights with
 `kiln.save(model.state_dict(), path)`, and exits non-zero if test accuracy is
-below --min-accuracy (97% by default).
+below --min-accuracy (97% by default). Loss, accuracy, learning rate and weight
+histograms go to TensorBoard (`tensorboard --logdir runs`).
 """
 
 import argparse
@@ -18,6 +19,7 @@ import kiln
 import numpy as np
 from kiln import nn
 from kiln.utils.data import DataLoader, TensorDataset
+from kiln.utils.tensorboard import SummaryWriter
 from sklearn.datasets import load_digits
 from tqdm import tqdm
 
@@ -69,6 +71,8 @@ def main(argv=None):
     parser.add_argument("--out", default="digits_cnn.pt", help="where to save the state_dict")
     parser.add_argument("--min-accuracy", type=float, default=0.97,
                         help="exit non-zero if test accuracy ends below this")
+    parser.add_argument("--logdir", default="runs/digits_cnn",
+                        help="TensorBoard log directory ('' to turn logging off)")
     args = parser.parse_args(argv)
 
     # The layers here are tiny (8x8 images), so one thread beats several: splitting such small
@@ -83,8 +87,10 @@ def main(argv=None):
     # Decaying the step size to zero lets the last epochs settle instead of bouncing.
     scheduler = kiln.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
 
+    writer = SummaryWriter(args.logdir) if args.logdir else None
     start = time.perf_counter()
     accuracy = 0.0
+    step = 0
     for epoch in range(1, args.epochs + 1):
         bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False)
         total_loss, correct, seen = 0.0, 0, 0
@@ -98,11 +104,23 @@ def main(argv=None):
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}")
+            if writer:
+                writer.add_scalar("train/loss", loss, step)
+            step += 1
+        if writer:
+            writer.add_scalar("train/lr", scheduler.get_last_lr()[0], epoch)
         scheduler.step()
         accuracy = evaluate(model, x_test, y_test)
+        if writer:
+            writer.add_scalar("train/accuracy", correct / seen, epoch)
+            writer.add_scalar("test/accuracy", accuracy, epoch)
+            for name, param in model.named_parameters():
+                writer.add_histogram(f"weights/{name}", param, epoch)
         tqdm.write(f"epoch {epoch:3d}  loss {total_loss / seen:.4f}  "
                    f"train accuracy {correct / seen:.2%}  test accuracy {accuracy:.2%}")
     elapsed = time.perf_counter() - start
+    if writer:
+        writer.close()
 
     kiln.save(model.state_dict(), args.out)
     print(f"test accuracy {accuracy:.2%} after {args.epochs} epochs in {elapsed:.1f}s; "

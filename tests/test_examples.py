@@ -37,6 +37,7 @@ def test_train_mlp(tmp_path):
 def test_train_digits_cnn_learns_and_saves(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
+    pytest.importorskip("tensorboard")
     out = tmp_path / "digits.pt"
     # Three epochs reach about 90% (the full 15 reach 97%+); 85% still shows it learns.
     proc = run_example("train_digits_cnn.py", "--epochs", "3", "--out", str(out),
@@ -53,6 +54,17 @@ def test_train_digits_cnn_learns_and_saves(tmp_path):
     accuracy = example.evaluate(model, x_test, y_test)
     assert accuracy >= 0.85
     assert f"test accuracy {accuracy:.2%}" in proc.stdout
+
+    # It logged loss, accuracy, learning rate and weight histograms to TensorBoard.
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "runs" / "digits_cnn"),
+                                             size_guidance={"scalars": 0, "histograms": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert {"train/loss", "train/lr", "train/accuracy", "test/accuracy"} <= set(tags["scalars"])
+    assert len(acc.Scalars("test/accuracy")) == 3
+    assert acc.Scalars("test/accuracy")[-1].value == pytest.approx(accuracy, abs=1e-6)
+    assert any(t.startswith("weights/") for t in tags["histograms"])
 
 
 @pytest.mark.slow
