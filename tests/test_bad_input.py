@@ -27,11 +27,6 @@ PROTOCOL_ERRORS = {"__dlpack__": ("BufferError",), "from_dlpack": ("BufferError"
 # Wrong exception types already reported to the ops' owners; tolerated here (crashes and
 # hangs never are) until fixed. Delete an entry once its op raises a documented type.
 KNOWN_ISSUES = {
-    "rand_like": ("AttributeError",),  # random helper: non-tensor input (issue found by this test)
-    "randn_like": ("AttributeError",),
-    "randint_like": ("AttributeError",),
-    "__getitem__": ("AttributeError",),  # indexing helper: t[float('inf')], t[float('nan')]
-    "__setitem__": ("AttributeError",),
 }
 # Dunders that are part of Tensor's data model (the rest belong to object/pybind11).
 SKIPPED_DUNDERS = {

@@ -58,17 +58,19 @@ def randperm(n, generator=None, dtype=None, device=None, requires_grad=False):
     return _finish(t, requires_grad)
 
 
-def _like(input, dtype, device):
+def _like(input, dtype, device, op):
+    if not isinstance(input, _C.Tensor):
+        raise TypeError(f"[{op}] expected a Tensor as input, got {type(input).__name__}")
     return (list(input.shape), input.dtype if dtype is None else dtype,
             input.device if device is None else _device(device))
 
 
 def rand_like(input, generator=None, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._rand(*_like(input, dtype, device), generator), requires_grad)
+    return _finish(_C._rand(*_like(input, dtype, device, "rand_like"), generator), requires_grad)
 
 
 def randn_like(input, generator=None, dtype=None, device=None, requires_grad=False):
-    return _finish(_C._randn(*_like(input, dtype, device), generator), requires_grad)
+    return _finish(_C._randn(*_like(input, dtype, device, "randn_like"), generator), requires_grad)
 
 
 def randint_like(input, low=0, high=None, generator=None, dtype=None, device=None,
@@ -76,5 +78,5 @@ def randint_like(input, low=0, high=None, generator=None, dtype=None, device=Non
     """randint_like(input, high) or randint_like(input, low, high)."""
     if high is None:
         low, high = 0, low
-    shape, dt, dev = _like(input, dtype, device)
+    shape, dt, dev = _like(input, dtype, device, "randint_like")
     return _finish(_C._randint(low, high, shape, dt, dev, generator), requires_grad)

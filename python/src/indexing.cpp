@@ -65,17 +65,20 @@ TensorIndex to_index(py::handle h) {
   if (PyList_Check(h.ptr()) || PyTuple_Check(h.ptr()) || py::isinstance<py::array>(h))
     return TensorIndex::tensor(sequence_to_index(h));
   // NumPy scalars and other objects with __index__.
-  if (is_python_scalar(h) && py::isinstance<py::bool_>(h.attr("item")()))
+  if (is_python_scalar(h) && py::hasattr(h, "item") && py::isinstance<py::bool_>(h.attr("item")()))
     return TensorIndex::boolean(h.attr("item")().cast<bool>());
   if (PyIndex_Check(h.ptr())) {
     py::object i = py::reinterpret_steal<py::object>(PyNumber_Index(h.ptr()));
     if (!i) throw py::error_already_set();
     return TensorIndex::integer(index_int(i));
   }
-  throw py::type_error(
+  const std::string message =
       "[getitem] only integers, slices (`:`), ellipsis (`...`), None and long or byte tensors "
       "are valid indices (got " +
-      std::string(py::str(py::type::of(h).attr("__name__"))) + ")");
+      std::string(py::str(py::type::of(h).attr("__name__"))) + ")";
+  // As in PyTorch: a number of the wrong kind is an IndexError, anything else a TypeError.
+  if (PyFloat_Check(h.ptr())) throw py::index_error(message);
+  throw py::type_error(message);
 }
 
 TensorIndices to_indices(py::handle key) {
