@@ -22,7 +22,8 @@ class Case:
     per call and the ratio is kiln / reference time (lower is better).
     `target` is the ratio the issue asks for, e.g. ("<=", 1.0) or (">=", 0.95).
     Set `threaded` for cases whose libraries run thread pools (BLAS): see
-    Note [Thread pools of two libraries].
+    Note [Thread pools of two libraries]. `min_rounds` lowers the round floor for
+    cases whose single call takes seconds (e.g. a transformer training step).
     """
 
     name: str
@@ -32,6 +33,7 @@ class Case:
     flops: float | None = None
     target: tuple | None = None
     threaded: bool = False
+    min_rounds: int | None = None  # overrides Settings.min_rounds (for very slow cases)
 
 
 @dataclass
@@ -93,7 +95,8 @@ def measure(case, settings):
     n_r = _calibrate(case.reference, batch, settings)
     best_k = best_r = float("inf")
     rounds = 0
-    while rounds < settings.min_rounds or (
+    min_rounds = settings.min_rounds if case.min_rounds is None else case.min_rounds
+    while rounds < min_rounds or (
             rounds < settings.max_rounds and time.perf_counter() - start < settings.case_seconds):
         # Alternate who goes first so neither always runs on a warmer cache.
         if rounds % 2 == 0:

@@ -3,7 +3,7 @@
 
 import importlib
 
-SUITES = ["ops", "conv"]
+SUITES = ["ops", "conv", "train"]
 
 
 def load(name):

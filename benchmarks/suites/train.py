@@ -1,0 +1,88 @@
+"""One full training step (forward, loss, zero_grad, backward, optimizer.step) of small
+models against PyTorch: the same architecture, the same starting weights (kiln loads
+PyTorch's), the same batch."""
+
+import kiln
+import numpy as np
+
+from benchmarks.harness import Case
+
+DESCRIPTION = "full training step (fwd, loss, zero_grad, bwd, optimizer.step) vs PyTorch (float32)"
+
+
+def _mlp(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Linear(512, 10))
+
+
+def _cnn(lib):
+    nn = lib.nn
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 8 * 8, 10))
+
+
+def _transformer(lib):
+    nn = lib.nn
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(d_model=256, nhead=4, dim_feedforward=1024,
+                                               dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, num_layers=4)
+            self.head = nn.Linear(256, 10)
+
+        def forward(self, x):
+            return self.head(self.encoder(x).mean(dim=1))
+
+    return Classifier()
+
+
+def _step_case(torch, name, build, optimizer, x, y, min_rounds=None):
+    """A Case timing one training step of `build(lib)` under `optimizer(lib, params)`."""
+    torch.manual_seed(0)
+    tmodel = build(torch)
+    kmodel = build(kiln)
+    kmodel.load_state_dict({k: kiln.tensor(v.detach().numpy().copy())
+                            for k, v in tmodel.state_dict().items()})
+
+    def make_step(lib, model, xs, ys):
+        opt = optimizer(lib, model.parameters())
+        loss_fn = lib.nn.CrossEntropyLoss()
+
+        def step():
+            loss = loss_fn(model(xs), ys)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    run_kiln = make_step(kiln, kmodel, kiln.tensor(x), kiln.tensor(y))
+    run_torch = make_step(torch, tmodel, torch.tensor(x), torch.tensor(y))
+    return Case(name, run_kiln, run_torch, "torch", target=("<=", 1.0), threaded=True,
+                min_rounds=min_rounds)
+
+
+def cases():
+    import torch
+
+    rng = np.random.default_rng(0)
+
+    def batch(shape):
+        return (rng.standard_normal(shape, dtype=np.float32),
+                rng.integers(0, 10, shape[0]).astype(np.int64))
+
+    return [
+        _step_case(torch, "MLP 784-512-512-10 step, batch 128, Adam", _mlp,
+                   lambda lib, p: lib.optim.Adam(p, lr=1e-3), *batch((128, 784))),
+        _step_case(torch, "CNN 2xconv 3x32x32 step, batch 64, SGD momentum", _cnn,
+                   lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9),
+                   *batch((64, 3, 32, 32))),
+        _step_case(torch, "Transformer enc 4x256 step, (16, 128, 256), AdamW", _transformer,
+                   lambda lib, p: lib.optim.AdamW(p, lr=1e-3), *batch((16, 128, 256)),
+                   min_rounds=2),  # a step takes ~1 s or more: keeps the suite ~1 min
+    ]
