@@ -31,8 +31,11 @@ def children():
     """Child processes, less multiprocessing's own helpers (spawn's resource tracker)."""
     pids = []
     for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
-        with open(path) as f:
-            pids += [int(p) for p in f.read().split()]
+        try:
+            with open(path) as f:
+                pids += [int(p) for p in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # that thread exited between the listing and the read
     return [p for p in pids if not _is_mp_helper(p)]
 
 
