@@ -96,32 +96,6 @@ void sort_kernel(const Tensor& values, const Tensor& indices, const Tensor& inpu
   });
 }
 
-// Along the last dim, for each row: out[j] = src[index[j]] (gather) or out[index[j]] = src[j]
-// (scatter). Indices come from sort/topk, so they are in range and distinct.
-template <bool kScatter>
-void index_kernel(const Tensor& out, const Tensor& src, const Tensor& index) {
-  const int64_t m = row_length(index);
-  const int64_t o_s = row_stride(out), s_s = row_stride(src), x_s = row_stride(index);
-  const int64_t bound = row_length(kScatter ? out : src);
-  visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
-    T* o = out.data<T>();
-    const T* s = src.data<T>();
-    const int64_t* x = index.data<int64_t>();
-    for_each_row(index, m, [&](int64_t r) {
-      T* orow = o + row_offset(out, r);
-      const T* srow = s + row_offset(src, r);
-      const int64_t* xrow = x + row_offset(index, r);
-      for (int64_t j = 0; j < m; ++j) {
-        const int64_t t = xrow[j * x_s];
-        KILN_CHECK(t >= 0 && t < bound, IndexError, "[sort] index ", t, " out of range for size ",
-                   bound);
-        if constexpr (kScatter) orow[t * o_s] = srow[j * s_s];
-        else orow[j * o_s] = srow[t * s_s];
-      }
-    });
-  });
-}
-
 // input: contiguous and 1-D. Equal values merge; NaNs don't (NaN != NaN), as in PyTorch.
 std::tuple<Tensor, Tensor, Tensor> unique_kernel(const Tensor& input, bool return_inverse,
                                                  bool return_counts) {
@@ -164,8 +138,6 @@ std::tuple<Tensor, Tensor, Tensor> unique_kernel(const Tensor& input, bool retur
 }  // namespace
 
 KILN_REGISTER_KERNEL(sort, CPU, sort_kernel);
-KILN_REGISTER_KERNEL(sort_gather, CPU, index_kernel<false>);
-KILN_REGISTER_KERNEL(sort_scatter, CPU, index_kernel<true>);
 KILN_REGISTER_KERNEL(unique, CPU, unique_kernel);
 
 }  // namespace kiln::cpu

@@ -6,6 +6,7 @@
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
+#include "kiln/ops/gather.h"
 #include "kiln/ops/view.h"
 
 namespace kiln {
@@ -18,43 +19,16 @@ namespace {
 // transposes `dim` there); every other dim is a batch of independent rows.
 using SortKernel = void(const Tensor& values, const Tensor& indices, const Tensor& input,
                         int64_t k, bool descending);
-using IndexKernel = void(const Tensor& out, const Tensor& src, const Tensor& index);
 
 Tensor last(const Tensor& t, int64_t dim) { return t.dim() == 0 ? t : transpose(t, dim, -1); }
 
-// sort/topk backward needs a gather/scatter pair along a dim that differentiate into
-// each other (for double backward). Private and minimal: indices come from sort/topk,
-// so they are distinct along the dim; the public gather/scatter ops may replace these.
-Tensor scatter_along(const Tensor& src, const Tensor& index, int64_t dim, int64_t size);
-
-// out[..., j, ...] = src[..., index[..., j, ...], ...] along `dim`; out has index's shape.
-Tensor gather_along(const Tensor& src, const Tensor& index, int64_t dim) {
-  Tensor out = empty(index.sizes(), src.dtype(), src.device());
-  static const dispatch::Op<IndexKernel> k("sort_gather");
-  k(src.device(), last(out, dim), last(src, dim), last(index, dim));
-  if (autograd::needs_grad({src})) {
-    const int64_t size = src.dim() == 0 ? 1 : src.size(dim);
-    autograd::record("GatherBackward0", {src}, {out}, {index}, [dim, size](const BackwardArgs& a) {
-      return TensorList{scatter_along(a.grad(), a.saved[0], dim, size)};
-    });
-  }
-  return out;
-}
-
-// The adjoint of gather_along for indices that are distinct along `dim`:
-// zeros of size `size` along dim, with src written at `index`.
-Tensor scatter_along(const Tensor& src, const Tensor& index, int64_t dim, int64_t size) {
-  Shape shape = index.sizes();
-  if (!shape.empty()) shape[dim] = size;
-  Tensor out = zeros(shape, src.dtype(), src.device());
-  static const dispatch::Op<IndexKernel> k("sort_scatter");
-  k(src.device(), last(out, dim), last(src, dim), last(index, dim));
-  if (autograd::needs_grad({src})) {
-    autograd::record("ScatterBackward0", {src}, {out}, {index}, [dim](const BackwardArgs& a) {
-      return TensorList{gather_along(a.grad(), a.saved[0], dim)};
-    });
-  }
-  return out;
+// The gradient of values taken from `input` at `indices` along `dim`: scattered back
+// into zeros of the input's shape. scatter_add's own backward is a gather, so double
+// backward works.
+Tensor scatter_back(const Tensor& grad, const Tensor& indices, int64_t dim,
+                    const Shape& input_shape) {
+  if (input_shape.empty()) return grad;  // sorting a scalar is the identity
+  return scatter_add(zeros(input_shape, grad.dtype(), grad.device()), dim, indices, grad);
 }
 
 // Runs a sort-like kernel along `dim` with `k` outputs per row; records the
@@ -68,10 +42,10 @@ std::tuple<Tensor, Tensor> select_sorted(const char* backward_name, const Tensor
   static const dispatch::Op<SortKernel> kernel("sort");
   kernel(input.device(), last(values, dim), last(indices, dim), last(input, dim), k, descending);
   if (autograd::needs_grad({input})) {
-    const int64_t size = input.dim() == 0 ? 1 : input.size(dim);
+    const Shape input_shape = input.sizes();
     autograd::record(backward_name, {input}, {values}, {indices},
-                     [dim, size](const BackwardArgs& a) {
-                       return TensorList{scatter_along(a.grad(0), a.saved[0], dim, size)};
+                     [dim, input_shape](const BackwardArgs& a) {
+                       return TensorList{scatter_back(a.grad(0), a.saved[0], dim, input_shape)};
                      });
   }
   return {values, indices};
