@@ -488,7 +488,7 @@ def test_batches_are_mapped_zero_copy_and_released_with_the_tensor():
     loader = DataLoader(Images(16), batch_size=8, num_workers=1)
     batches = list(loader)
     assert _shm_mappings() >= 2  # each batch's tensors live in the worker's shared-memory blocks
-    assert not shm_files()  # ... whose names were unlinked as soon as they were mapped
+    assert not shm_files()  # ... whose names were unlinked when the epoch ended
     assert batches[1][0].numpy().tolist() == Images(16).x[8:].tolist()
     del batches
     assert _shm_mappings() == 0

@@ -92,6 +92,7 @@ class MultiProcessingIter(BaseIter):
 
         ctx = loader.multiprocessing_context or multiprocessing.get_context()
         self._status = ctx.RawArray("q", status_array_size(n))
+        self._receiver = shared_memory.Receiver(n)
         self._workers, self._index_queues, self._conns = [], [], []
         self._shutdown_done = False
         _live.add(self)
@@ -113,6 +114,7 @@ class MultiProcessingIter(BaseIter):
                 result_conn=writer,
                 status=self._status,
                 shm_prefix=f"{self._shm_prefix}w{wid}_",
+                pool_batches=self._prefetch_factor + 3,  # in flight, held by the user, on the way back
                 parent_pid=self._owner_pid,
             )
             worker = ctx.Process(
@@ -207,7 +209,7 @@ class MultiProcessingIter(BaseIter):
         else:
             self._pending.appendleft(index)
             return
-        self._index_queues[wid].put((self._send_idx, index))
+        self._index_queues[wid].put((self._send_idx, index, self._receiver.take_returned(wid)))
         self._task_info[self._send_idx] = (wid,)
         self._outstanding += 1
         self._per_worker[wid] += 1
@@ -289,16 +291,16 @@ class MultiProcessingIter(BaseIter):
             return kind, wid, msg[2], None
         if kind == "error":
             return kind, wid, msg[2], msg[3]
-        _, wid, idx, descs, payload = msg
+        _, wid, idx, packed = msg
         if (
             self._task_info.get(idx, (None,))[0] != wid
         ):  # a stale batch from an epoch that was cut short
-            shared_memory.discard(descs)
+            self._receiver.discard(wid, packed)
             return "stale", wid, idx, None
-        data = shared_memory.unpack(descs, payload)
+        data = self._receiver.unpack(wid, packed)
         if not self._first_batch_checked:
             self._first_batch_checked = True
-            size = sum(nbytes for _, nbytes in {(d[1], d[2]) for d in descs if d[0] == "shm"})
+            size = shared_memory.array_bytes(packed)
             try:
                 self._check_room(size, "the size of the first batch")
             except RuntimeError:
@@ -367,6 +369,7 @@ class MultiProcessingIter(BaseIter):
             for q in self._index_queues:
                 q.close()
         finally:
+            self._receiver.close()
             shared_memory.remove_prefixed(self._shm_prefix)
 
     def __del__(self):

@@ -1,23 +1,38 @@
 """Shared-memory transport of batches from worker processes to the main process.
 
-A worker writes each tensor's (and large NumPy array's) data into a file in
-/dev/shm and sends only a small pickled message: the batch's structure with
-every array replaced by a descriptor (file, offset, dtype, shape, strides).
-The main process maps the file, unlinks it at once, and rebuilds the arrays
-zero-copy (``kiln.from_numpy(np.ndarray(buffer=mapping))``); the mapping lives
-as long as the last tensor that uses it.
+A worker writes each tensor's (and large NumPy array's) data into a *block*, a
+file in /dev/shm, and sends only a small pickled message: the batch's structure
+with every array replaced by a descriptor (block, offset, dtype, shape,
+strides). The main process rebuilds the arrays zero-copy over its mapping of
+the block (``kiln.from_numpy(np.ndarray(buffer=...))``).
 
-Inside a worker, :func:`empty` hands out arrays that already live in shared
-memory, so ``default_collate`` stacks a batch straight into its final place and
-:func:`pack` only references it (no second copy). Every file name starts with
-the iterator's prefix, so whatever a dead or interrupted worker leaves behind is
-removed by :func:`remove_prefixed`.
+Inside a worker, :func:`empty` hands out arrays that already live in a block,
+so ``default_collate`` stacks a batch straight into its final place and
+:func:`pack` only references it (no second copy).
+
+Note [block pool]: a fresh block per batch costs a file creation, two mappings,
+a page fault per 4 KiB page on each side, an unlink and freeing the pages again;
+that was about a quarter of a worker's CPU time per batch of 128 CIFAR images.
+So blocks are pooled: each worker keeps up to ``pool_batches`` batches' worth
+of blocks mapped, the main process keeps its mapping of each, and a block is
+reused once the batch that lived in it is gone. Every batch gets its own small
+root array over each of its blocks; when the last tensor using it dies, a
+finalizer queues the block's name for its worker, and the next task sent to
+that worker carries the name back (:class:`Receiver`). A worker whose pool is
+full (the user keeps many batches) uses a one-off block, which the main process
+unlinks as soon as it has mapped it.
+
+Every file name starts with the iterator's prefix, so whatever is left (pooled
+blocks at shutdown, blocks of a dead or interrupted worker) is removed by
+:func:`remove_prefixed`.
 """
 
+import collections
 import io
 import mmap
 import os
 import pickle
+import weakref
 
 import numpy as np
 
@@ -26,6 +41,7 @@ import kiln
 SHM_DIR = "/dev/shm"
 _ALIGN = 64
 _INLINE_NDARRAY_BYTES = 4096  # smaller NumPy arrays travel inside the pickle (tensors never do)
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map a pooled block's pages in one call, not by faults
 
 
 def free_bytes():
@@ -49,6 +65,13 @@ def sizeof(obj):
     return 0
 
 
+def _unlink(name):
+    try:
+        os.unlink(os.path.join(SHM_DIR, name))
+    except OSError:
+        pass
+
+
 def remove_prefixed(prefix):
     """Unlinks every shared-memory file whose name starts with ``prefix``."""
     try:
@@ -57,23 +80,47 @@ def remove_prefixed(prefix):
         return
     for name in names:
         if name.startswith(prefix):
-            try:
-                os.unlink(os.path.join(SHM_DIR, name))
-            except OSError:
-                pass
+            _unlink(name)
+
+
+def _map(name, nbytes, create=False, populate=False):
+    flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+    fd = os.open(os.path.join(SHM_DIR, name), flags, 0o600)
+    try:
+        if create:
+            os.ftruncate(fd, nbytes)
+        return mmap.mmap(fd, nbytes, flags=mmap.MAP_SHARED | (_POPULATE if populate else 0))
+    finally:
+        os.close(fd)
+
+
+# -- the worker's side ----------------------------------------------------------------------------
+
+
+class _Block:
+    __slots__ = ("name", "size", "view", "address", "pooled")
+
+    def __init__(self, name, size, view, pooled):
+        self.name, self.size, self.view, self.pooled = name, size, view, pooled
+        self.address = view.ctypes.data
 
 
 class _WorkerBlocks:
-    """A worker's shared-memory files not yet handed to the main process."""
+    """A worker's blocks: its pool (each free or lent to the main process) and this task's."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, pool_batches):
         self.prefix = prefix
         self.counter = 0
-        self.pending = []  # (start address, nbytes, name)
+        self.pool_batches = pool_batches
+        self.per_task = 1  # most blocks one task has taken: the pool holds pool_batches x this
+        self.pool = {}  # name -> _Block, free or in use
+        self.free = {}  # name -> _Block, pooled and not in use
+        self.evicted = []  # pooled blocks unlinked here, for the main process to unmap
+        self.pending = []  # blocks this task has taken, not yet handed over
 
-    def create(self, nbytes):
+    def _create(self, nbytes, size, pooled):
         # Pages are allocated when first written (ftruncate, not posix_fallocate: reserving
-        # them up front costs milliseconds per batch). So check the room first; a tmpfs that
+        # them up front costs milliseconds per block). So check the room first; a tmpfs that
         # fills up anyway between this check and the write kills the worker with SIGBUS,
         # which the main process reports with that hint.
         free = free_bytes()
@@ -83,46 +130,74 @@ class _WorkerBlocks:
                 f"fit in {SHM_DIR} ({free:,} bytes free). Make {SHM_DIR} larger (e.g. docker run "
                 "--shm-size), or lower num_workers, prefetch_factor or batch_size."
             )
-        name = f"{self.prefix}{self.counter}"
+        name = f"{self.prefix}{'p' if pooled else 'x'}{self.counter}"
         self.counter += 1
-        fd = os.open(os.path.join(SHM_DIR, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, nbytes)
-            mm = mmap.mmap(fd, nbytes)
-        finally:
-            os.close(fd)
-        view = np.frombuffer(mm, np.uint8)
-        self.pending.append((view.ctypes.data, nbytes, name))
-        return name, view
+        return _Block(name, size, np.frombuffer(_map(name, size, True, pooled), np.uint8), pooled)
+
+    def take(self, nbytes):
+        """A block of at least ``nbytes`` for this task: a free pooled one that is at most twice
+        as big, a new pooled one, or (pool full and all of it in use) a one-off."""
+        size = -(-nbytes // mmap.PAGESIZE) * mmap.PAGESIZE
+        fits = [b for b in self.free.values() if size <= b.size <= 2 * size]
+        if fits:
+            block = min(fits, key=lambda b: b.size)
+            del self.free[block.name]
+        else:
+            if len(self.pool) >= self.per_task * self.pool_batches and self.free:
+                victim = self.free.pop(next(iter(self.free)))  # the wrong size: make room
+                del self.pool[victim.name]
+                _unlink(victim.name)
+                self.evicted.append(victim.name)
+            pooled = len(self.pool) < self.per_task * self.pool_batches
+            block = self._create(nbytes, size if pooled else nbytes, pooled)
+            if pooled:
+                self.pool[block.name] = block
+        self.pending.append(block)
+        self.per_task = max(self.per_task, len(self.pending))
+        return block
 
     def find(self, address, nbytes):
-        for start, size, name in self.pending:
-            if start <= address and address + nbytes <= start + size:
-                return name, size, address - start
+        for block in self.pending:
+            if block.address <= address and address + nbytes <= block.address + block.size:
+                return block, address - block.address
         return None
 
     def release_unsent(self, sent):
-        """Unlinks this task's files that no message references (a failed or filtered batch)."""
-        for _, _, name in self.pending:
-            if name not in sent:
-                try:
-                    os.unlink(os.path.join(SHM_DIR, name))
-                except OSError:
-                    pass
+        """Ends a task: blocks no message references (a failed or filtered batch) go back to the
+        pool or are unlinked; sent pooled blocks stay in use until the main process returns them."""
+        for block in self.pending:
+            if block.name in sent:
+                continue
+            if block.pooled:
+                self.free[block.name] = block
+            else:
+                _unlink(block.name)
         self.pending.clear()
+
+    def recycle(self, names):
+        for name in names:
+            block = self.pool.get(name)
+            if block is not None:
+                self.free[name] = block
 
 
 _blocks = None  # set in worker processes only
 
 
-def enable_in_worker(prefix):
+def enable_in_worker(prefix, pool_batches):
     global _blocks
-    _blocks = _WorkerBlocks(prefix)
+    _blocks = _WorkerBlocks(prefix, pool_batches)
 
 
-def release_unsent(sent=()):
+def release_unsent(packed=None):
     if _blocks is not None:
-        _blocks.release_unsent(set(sent))
+        _blocks.release_unsent({b[0] for b in packed[0]} if packed else set())
+
+
+def recycle(names):
+    """Blocks the main process is done with (their names came back with a task)."""
+    if _blocks is not None:
+        _blocks.recycle(names)
 
 
 def empty(shape, dtype):
@@ -131,8 +206,7 @@ def empty(shape, dtype):
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if _blocks is None or nbytes == 0:
         return np.empty(shape, dtype)
-    _, view = _blocks.create(nbytes)
-    return view.view(dtype).reshape(shape)
+    return _blocks.take(nbytes).view[:nbytes].view(dtype).reshape(shape)
 
 
 def _as_numpy(obj):
@@ -177,7 +251,8 @@ class _Unpickler(pickle.Unpickler):
 
 
 def pack(obj):
-    """(descriptors, payload): ``obj`` pickled with array data moved to shared memory."""
+    """``(blocks, evicted, descriptors, payload)``: ``obj`` pickled with its array data in shared
+    memory; ``blocks`` lists ``(name, size, pooled)`` of the blocks it uses."""
     # Module-level pickler classes: a class made per call would sit in a reference cycle
     # and keep this batch's shared-memory mappings alive until the cyclic GC ran.
     buf = io.BytesIO()
@@ -185,91 +260,112 @@ def pack(obj):
     pickler.dump(obj)
     refs = pickler.refs
     del pickler
-    descs, copies, total = [], [], 0
+    if refs and _blocks is None:
+        raise RuntimeError("shared_memory.pack works only inside DataLoader workers")
+    descs, copies, total, used = [], [], 0, {}
     for o in refs:
         arr = _as_numpy(o)
         tensor = isinstance(o, kiln.Tensor)
         grad = tensor and o.requires_grad
-        found = (
-            _blocks.find(arr.ctypes.data, arr.nbytes)
-            if (_blocks is not None and arr.nbytes)
-            else None
-        )
+        found = _blocks.find(arr.ctypes.data, arr.nbytes) if arr.nbytes else None
         if arr.nbytes == 0:
             descs.append(("empty", arr.dtype.str, arr.shape, tensor, grad))
         elif found is not None:
-            name, size, offset = found
-            descs.append(
-                ("shm", name, size, offset, arr.dtype.str, arr.shape, arr.strides, tensor, grad)
-            )
+            block, offset = found
+            used[block.name] = block
+            descs.append(("shm", block.name, offset, arr.dtype.str, arr.shape, arr.strides, tensor, grad))
         else:
-            copies.append((len(descs), arr, total))
+            copies.append((len(descs), arr, total, tensor, grad))
             descs.append(None)
             total += -(-arr.nbytes // _ALIGN) * _ALIGN
     if copies:
-        if _blocks is None:
-            raise RuntimeError("shared_memory.pack copies arrays only inside DataLoader workers")
-        name, view = _blocks.create(total)
-        for i, arr, offset in copies:
-            dst = np.ndarray(arr.shape, arr.dtype, buffer=view, offset=offset)
+        block = _blocks.take(total)
+        used[block.name] = block
+        for i, arr, offset, tensor, grad in copies:
+            dst = np.ndarray(arr.shape, arr.dtype, buffer=block.view, offset=offset)
             np.copyto(dst, arr)
-            grad = isinstance(refs[i], kiln.Tensor) and refs[i].requires_grad
-            descs[i] = (
-                "shm",
-                name,
-                total,
-                offset,
-                arr.dtype.str,
-                arr.shape,
-                dst.strides,
-                isinstance(refs[i], kiln.Tensor),
-                grad,
-            )
-    return descs, buf.getvalue()
+            descs[i] = ("shm", block.name, offset, arr.dtype.str, arr.shape, dst.strides, tensor, grad)
+    blocks = tuple((b.name, b.size, b.pooled) for b in used.values())
+    evicted = tuple(_blocks.evicted) if _blocks is not None else ()
+    if _blocks is not None:
+        _blocks.evicted.clear()
+    return blocks, evicted, descs, buf.getvalue()
 
 
-def block_names(descs):
-    return {d[1] for d in descs if d[0] == "shm"}
+def array_bytes(packed):
+    """Bytes of array data in a packed batch."""
+    return sum(
+        np.dtype(d[3]).itemsize * int(np.prod(d[4], dtype=np.int64))
+        for d in packed[2]
+        if d[0] == "shm"
+    )
 
 
-def _attach(name, nbytes):
-    path = os.path.join(SHM_DIR, name)
-    fd = os.open(path, os.O_RDWR)
-    try:
-        return mmap.mmap(fd, nbytes)
-    finally:
-        os.close(fd)
-        os.unlink(path)
+# -- the main process's side ----------------------------------------------------------------------
 
 
-def discard(descs):
-    """Unlinks the files of a message that will not be unpacked."""
-    for name in block_names(descs):
-        try:
-            os.unlink(os.path.join(SHM_DIR, name))
-        except OSError:
-            pass
+class Receiver:
+    """The main process's side of one iterator's blocks: its mappings of the workers' pooled
+    blocks and, per worker, the names of blocks whose batch is gone, to send back."""
 
+    def __init__(self, num_workers):
+        self.maps = {}  # pooled block name -> mmap
+        self.returned = [collections.deque() for _ in range(num_workers)]
 
-def unpack(descs, payload):
-    """The object :func:`pack` sent, its arrays mapped zero-copy from shared memory."""
-    maps = {}
-    for d in descs:  # map (and so unlink) every file before anything can fail
-        if d[0] == "shm" and d[1] not in maps:
-            maps[d[1]] = _attach(d[1], d[2])
+    def _forget(self, evicted):
+        for name in evicted:
+            self.maps.pop(name, None)
 
-    def rebuild(d):
-        if d[0] == "empty":
-            _, dtype, shape, tensor, grad = d
-            arr = np.empty(shape, np.dtype(dtype))
-        else:
-            _, name, _, offset, dtype, shape, strides, tensor, grad = d
-            arr = np.ndarray(
-                shape, np.dtype(dtype), buffer=maps[name], offset=offset, strides=strides
-            )
-        if not tensor:
-            return arr
-        t = kiln.from_numpy(arr)
-        return t.requires_grad_() if grad else t
+    def unpack(self, worker, packed):
+        """The object the worker packed, its arrays mapped zero-copy from shared memory."""
+        blocks, evicted, descs, payload = packed
+        self._forget(evicted)
+        roots = {}
+        for name, size, pooled in blocks:  # map (and unlink one-offs) before anything can fail
+            if not pooled:
+                try:
+                    mm = _map(name, size)
+                finally:
+                    _unlink(name)
+            else:
+                mm = self.maps.get(name)
+                if mm is None:
+                    mm = self.maps[name] = _map(name, size, populate=True)
+            roots[name] = root = np.frombuffer(mm, np.uint8)
+            if pooled:  # the block goes back to its worker when this batch's last array dies
+                weakref.finalize(root, self.returned[worker].append, name)
 
-    return _Unpickler(io.BytesIO(payload), lambda pid: rebuild(descs[pid])).load()
+        def rebuild(d):
+            if d[0] == "empty":
+                _, dtype, shape, tensor, grad = d
+                arr = np.empty(shape, np.dtype(dtype))
+            else:
+                _, name, offset, dtype, shape, strides, tensor, grad = d
+                arr = np.ndarray(
+                    shape, np.dtype(dtype), buffer=roots[name], offset=offset, strides=strides
+                )
+            if not tensor:
+                return arr
+            t = kiln.from_numpy(arr)
+            return t.requires_grad_() if grad else t
+
+        return _Unpickler(io.BytesIO(payload), lambda pid: rebuild(descs[pid])).load()
+
+    def discard(self, worker, packed):
+        """Releases the blocks of a message that will not be unpacked."""
+        blocks, evicted, _, _ = packed
+        self._forget(evicted)
+        for name, _, pooled in blocks:
+            if pooled:
+                self.returned[worker].append(name)
+            else:
+                _unlink(name)
+
+    def take_returned(self, worker):
+        """Names of ``worker``'s blocks that are free again (sent with its next task)."""
+        q = self.returned[worker]
+        return tuple(q.popleft() for _ in range(len(q)))
+
+    def close(self):
+        """Drops the mappings; those of batches still alive last as long as their arrays."""
+        self.maps.clear()

@@ -1,10 +1,10 @@
 """DataLoader worker processes: the loop each worker runs, get_worker_info, seeding,
 and how a worker's exception or activity is reported to the main process.
 
-Protocol (main -> worker, per-worker ``index_queue``): ``(batch_idx, index)``
-tasks, ``RESUME`` (persistent workers starting a new epoch) and ``None``
-(exit). Worker -> main (per-worker pipe, pickled tuples):
-``("batch", wid, idx, descriptors, payload)``, ``("error", wid, idx, ExceptionWrapper)``,
+Protocol (main -> worker, per-worker ``index_queue``): ``(batch_idx, index,
+returned_blocks)`` tasks, ``RESUME`` (persistent workers starting a new epoch)
+and ``None`` (exit). Worker -> main (per-worker pipe, pickled tuples):
+``("batch", wid, idx, packed)``, ``("error", wid, idx, ExceptionWrapper)``,
 ``("stop", wid, idx)`` (an IterableDataset's iterator is exhausted) and
 ``("resume", wid)``. Array data never goes through the pipe (see shared_memory).
 """
@@ -154,7 +154,7 @@ def worker_loop(a):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     faulthandler.enable()  # a segfaulting dataset prints its Python traceback
     kiln.set_num_threads(1)  # workers are the parallelism; no OpenMP pools per worker
-    shared_memory.enable_in_worker(a.shm_prefix)
+    shared_memory.enable_in_worker(a.shm_prefix, a.pool_batches)
     status = Status(a.status, a.worker_id)
     status.set("starting")
     seed = seed_worker(a.base_seed, a.worker_id)
@@ -200,14 +200,15 @@ def worker_loop(a):
                 continue
             if a.status[_DONE]:
                 continue  # shutting down: skip the prefetched tasks
-            idx, index = task
+            idx, index, returned = task
+            shared_memory.recycle(returned)
             if init_error is not None:
                 send(("error", a.worker_id, idx, init_error))
                 continue
             try:
                 data = fetcher.fetch(index, idx)
                 status.set("sending", idx)
-                descs, payload = shared_memory.pack(data)
+                packed = shared_memory.pack(data)
                 del data
             except StopIteration:
                 shared_memory.release_unsent()
@@ -217,8 +218,8 @@ def worker_loop(a):
                 shared_memory.release_unsent()
                 send(("error", a.worker_id, idx, ExceptionWrapper(sys.exc_info(), where)))
                 continue
-            send(("batch", a.worker_id, idx, descs, payload))
-            shared_memory.release_unsent(shared_memory.block_names(descs))
+            send(("batch", a.worker_id, idx, packed))
+            shared_memory.release_unsent(packed)
     except (BrokenPipeError, ConnectionResetError, EOFError):
         pass  # the main process closed its end: it is shutting down
     finally:
