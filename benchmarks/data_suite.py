@@ -13,12 +13,26 @@ Each case runs kiln and torch alternately in this process after a warm-up;
 the table shows the best of the repeats: samples per second (higher is better)
 and CPU time per sample summed over the main process and the workers (lower is
 better; unlike throughput it barely moves when other programs load the machine).
+Every epoch is timed from ``iter(loader)`` (worker start included, as the first
+batch's time shows) to the last batch; the rates of all repeats follow the table.
+
+On a machine shared with other users' processes, the throughput with workers
+mostly measures how much CPU the kernel grants this session, not the loader:
+Linux schedules each session (autogroup) as one entity, and a session whose
+threads wake up often gets a larger share than one whose workers compute
+without pause. torch's loader has threads that wake for every batch (a feeder
+thread per queue, a file-descriptor server per worker), kiln's workers do not,
+so under load torch can come out ahead while using more CPU per sample.
+``--waker`` shows it: during every timed epoch (both loaders alike) it runs a
+process that does nothing but sleep 0.5 ms in a loop, in this session.
 """
 
 import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -72,6 +86,23 @@ def _make(lib, dataset, batch_size, workers):
     return lib.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers)
 
 
+class _Waker:
+    """A process in this session that only wakes up every 0.5 ms (--waker)."""
+
+    def __init__(self, on):
+        self.on = on
+
+    def __enter__(self):
+        if self.on:
+            code = "import time\nwhile True: time.sleep(0.0005)"
+            self.proc = subprocess.Popen([sys.executable, "-c", code])
+
+    def __exit__(self, *exc):
+        if self.on:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def _cpu_seconds():
     """CPU time of this process and its reaped children (the workers, joined at epoch end)."""
     t = os.times()
@@ -100,6 +131,11 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="also write the rows to this file")
+    parser.add_argument(
+        "--waker",
+        action="store_true",
+        help="time every epoch alongside a process that only wakes up every 0.5 ms (see above)",
+    )
     args = parser.parse_args(argv)
 
     dataset = Cifar(args.n)
@@ -111,12 +147,14 @@ def main(argv=None):
         }
         for loader in loaders.values():  # warm-up: imports, first worker start, caches
             _epoch(loader, max_batches=10)
-        best, first, cpu = {}, {}, {}
+        best, first, cpu, runs = {}, {}, {}, {}
         for rep in range(args.repeats):
             order = list(loaders.items())
             for name, loader in order if rep % 2 == 0 else order[::-1]:  # neither always goes first
-                rate, t_first, t_cpu = _epoch(loader)
+                with _Waker(args.waker):
+                    rate, t_first, t_cpu = _epoch(loader)
                 best[name] = max(best.get(name, 0.0), rate)
+                runs.setdefault(name, []).append(rate)
                 first[name] = min(first.get(name, float("inf")), t_first)
                 cpu[name] = min(cpu.get(name, float("inf")), t_cpu * 1e6 / args.n)
         rows.append(
@@ -128,6 +166,8 @@ def main(argv=None):
                 "torch_cpu_us_per_sample": cpu.get("torch"),
                 "kiln_first_batch_s": first["kiln"],
                 "torch_first_batch_s": first.get("torch"),
+                "kiln_runs": runs["kiln"],
+                "torch_runs": runs.get("torch"),
             }
         )
 
@@ -152,6 +192,9 @@ def main(argv=None):
             f"{r['torch_cpu_us_per_sample'] if has else float('nan'):>9.1f} "
             f"{r['kiln_first_batch_s']:>9.3f} / {r['torch_first_batch_s'] if has else float('nan'):.3f} s"
         )
+    for r in rows:
+        print(f"# {r['case']}, every repeat in order: kiln {', '.join(f'{x:.0f}' for x in r['kiln_runs'])}", end="")
+        print(f"; torch {', '.join(f'{x:.0f}' for x in r['torch_runs'])}" if r["torch_runs"] else "")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
