@@ -193,8 +193,12 @@ def main(argv=None):
             f"{r['kiln_first_batch_s']:>9.3f} / {r['torch_first_batch_s'] if has else float('nan'):.3f} s"
         )
     for r in rows:
-        print(f"# {r['case']}, every repeat in order: kiln {', '.join(f'{x:.0f}' for x in r['kiln_runs'])}", end="")
-        print(f"; torch {', '.join(f'{x:.0f}' for x in r['torch_runs'])}" if r["torch_runs"] else "")
+        line = f"# {r['case']}, every repeat in order: kiln " + ", ".join(
+            map("{:.0f}".format, r["kiln_runs"])
+        )
+        if r["torch_runs"]:
+            line += "; torch " + ", ".join(map("{:.0f}".format, r["torch_runs"]))
+        print(line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -1,13 +1,17 @@
 """The pool of shared-memory blocks DataLoader workers reuse (Note [block pool] in shared_memory)."""
 
 import gc
-import glob
 import os
 
 import kiln
 import numpy as np
 from kiln.utils.data import DataLoader, Dataset, shared_memory
-from test_data_workers import Images, nothing_left_behind, shm_files  # noqa: F401 (autouse fixture)
+from test_data_workers import (  # noqa: F401 (nothing_left_behind: the autouse leak check)
+    Images,
+    _shm_mappings,
+    nothing_left_behind,
+    shm_files,
+)
 
 
 def worker_blocks(prefix_tail="t_", pool_batches=2):
@@ -75,56 +79,67 @@ def test_receiver_returns_a_block_when_the_batch_dies():
 
 
 class Sized(Dataset):
-    """Sample i: an array of i % 7 + 1 rows, all equal to i (batches of varying size)."""
+    """Sample i: an array of i // 8 + 1 rows, all equal to i (batches that keep growing)."""
 
     def __len__(self):
         return 120
 
     def __getitem__(self, i):
-        return np.full((i % 7 + 1, 1000), i, np.float64)
+        return np.full((i // 8 + 1, 1000), i, np.float64)
 
 
-def _block_files_seen(loader, hold=False):
-    seen, kept = set(), []
-    for batch in loader:
-        seen.update(os.path.basename(p) for p in shm_files())
-        if hold:
-            kept.append(batch)
-    return seen, kept
+def spy_blocks(monkeypatch):
+    """The names of the blocks batches arrive in (and "evicted <name>" for evictions), filled as
+    the main process receives them."""
+    names = set()
+    unpack = shared_memory.Receiver.unpack
+
+    def spy(self, worker, packed):
+        names.update(b[0] for b in packed[0])
+        names.update(f"evicted {name}" for name in packed[1])
+        return unpack(self, worker, packed)
+
+    monkeypatch.setattr(shared_memory.Receiver, "unpack", spy)
+    return names
 
 
-def test_blocks_are_reused_across_batches():
-    loader = DataLoader(Images(400), batch_size=4, num_workers=1, prefetch_factor=2)
-    seen, _ = _block_files_seen(loader)
+def test_blocks_are_reused_across_batches(monkeypatch):
+    names = spy_blocks(monkeypatch)
+    assert sum(len(y) for _, y in DataLoader(Images(400), batch_size=4, num_workers=1)) == 400
     # 100 batches, 2 blocks each (images, labels): the pool holds (2 + 3) batches' worth
-    assert 0 < len(seen) <= 10, sorted(seen)
+    assert 0 < len(names) <= 10, sorted(names)
+    assert _shm_mappings() == 0
 
 
-def test_batches_kept_by_the_user_are_never_overwritten():
-    loader = DataLoader(Images(200), batch_size=4, num_workers=2)
-    _, kept = _block_files_seen(loader, hold=True)  # more batches than the pools hold
+def test_batches_kept_by_the_user_are_never_overwritten(monkeypatch):
+    names = spy_blocks(monkeypatch)
+    kept = list(DataLoader(Images(200), batch_size=4, num_workers=2))
+    assert len(names) == 2 * 50  # more batches than the pools hold: one-off blocks for the rest
     ds = Images(200)
     for k, (x, y) in enumerate(kept):
         assert x.numpy().tolist() == ds.x[4 * k : 4 * k + 4].tolist()
         assert y.tolist() == list(range(4 * k, 4 * k + 4))
 
 
-def test_batches_of_varying_size_come_back_intact():
-    ds = Sized()
-    loader = DataLoader(ds, batch_size=1, num_workers=2, collate_fn=lambda s: s[0])
+def test_batches_of_varying_size_come_back_intact(monkeypatch):
+    names = spy_blocks(monkeypatch)
     first = None
-    for i, x in enumerate(loader):
-        assert x.shape == (i % 7 + 1, 1000) and (x == i).all()
+    for i, x in enumerate(
+        DataLoader(Sized(), batch_size=1, num_workers=2, collate_fn=lambda s: s[0])
+    ):
+        assert x.shape == (i // 8 + 1, 1000) and (x == i).all()
         if i == 3:
             first = x  # held across the rest of the epoch: its block is never lent again
     assert (first == 3).all()
+    assert any(name.startswith("evicted") for name in names)  # blocks of the wrong size made room
 
 
 def test_persistent_workers_keep_their_pool_and_release_it_with_the_loader():
     loader = DataLoader(Images(64), batch_size=8, num_workers=2, persistent_workers=True)
     for _ in range(3):
         assert sum(len(y) for _, y in loader) == 64
-    assert 0 < len(shm_files()) <= 2 * 2 * 5  # 2 workers x 2 blocks x 5 batches, kept between epochs
+    # 2 workers x 2 blocks x 5 batches stay mapped between epochs, their files already unlinked
+    assert 0 < _shm_mappings() <= 2 * 2 * 5 and not shm_files()
     del loader
     gc.collect()
-    assert not glob.glob(f"/dev/shm/kiln_dl_{os.getpid()}_*")
+    assert _shm_mappings() == 0

@@ -114,7 +114,8 @@ class MultiProcessingIter(BaseIter):
                 result_conn=writer,
                 status=self._status,
                 shm_prefix=f"{self._shm_prefix}w{wid}_",
-                pool_batches=self._prefetch_factor + 3,  # in flight, held by the user, on the way back
+                # blocks for batches in flight, held by the user and on their way back
+                pool_batches=self._prefetch_factor + 3,
                 parent_pid=self._owner_pid,
             )
             worker = ctx.Process(

@@ -20,11 +20,13 @@ root array over each of its blocks; when the last tensor using it dies, a
 finalizer queues the block's name for its worker, and the next task sent to
 that worker carries the name back (:class:`Receiver`). A worker whose pool is
 full (the user keeps many batches) uses a one-off block, which the main process
-unlinks as soon as it has mapped it.
+does not keep.
 
-Every file name starts with the iterator's prefix, so whatever is left (pooled
-blocks at shutdown, blocks of a dead or interrupted worker) is removed by
-:func:`remove_prefixed`.
+The main process unlinks a block's file as soon as it has mapped it, so a block
+that has reached it leaves nothing behind however the processes end (its pages
+go when the last mapping does). Every file name starts with the iterator's
+prefix, so the rest (blocks not yet received, those of a dead or interrupted
+worker) is removed by :func:`remove_prefixed`.
 """
 
 import collections
@@ -41,7 +43,9 @@ import kiln
 SHM_DIR = "/dev/shm"
 _ALIGN = 64
 _INLINE_NDARRAY_BYTES = 4096  # smaller NumPy arrays travel inside the pickle (tensors never do)
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map a pooled block's pages in one call, not by faults
+_POPULATE = getattr(
+    mmap, "MAP_POPULATE", 0
+)  # map a pooled block's pages in one call, not by faults
 
 
 def free_bytes():
@@ -98,7 +102,7 @@ def _map(name, nbytes, create=False, populate=False):
 
 
 class _Block:
-    __slots__ = ("name", "size", "view", "address", "pooled")
+    __slots__ = ("address", "name", "pooled", "size", "view")
 
     def __init__(self, name, size, view, pooled):
         self.name, self.size, self.view, self.pooled = name, size, view, pooled
@@ -146,7 +150,7 @@ class _WorkerBlocks:
             if len(self.pool) >= self.per_task * self.pool_batches and self.free:
                 victim = self.free.pop(next(iter(self.free)))  # the wrong size: make room
                 del self.pool[victim.name]
-                _unlink(victim.name)
+                _unlink(victim.name)  # (unless the main process has mapped it, and so unlinked it)
                 self.evicted.append(victim.name)
             pooled = len(self.pool) < self.per_task * self.pool_batches
             block = self._create(nbytes, size if pooled else nbytes, pooled)
@@ -273,7 +277,9 @@ def pack(obj):
         elif found is not None:
             block, offset = found
             used[block.name] = block
-            descs.append(("shm", block.name, offset, arr.dtype.str, arr.shape, arr.strides, tensor, grad))
+            descs.append(
+                ("shm", block.name, offset, arr.dtype.str, arr.shape, arr.strides, tensor, grad)
+            )
         else:
             copies.append((len(descs), arr, total, tensor, grad))
             descs.append(None)
@@ -284,7 +290,16 @@ def pack(obj):
         for i, arr, offset, tensor, grad in copies:
             dst = np.ndarray(arr.shape, arr.dtype, buffer=block.view, offset=offset)
             np.copyto(dst, arr)
-            descs[i] = ("shm", block.name, offset, arr.dtype.str, arr.shape, dst.strides, tensor, grad)
+            descs[i] = (
+                "shm",
+                block.name,
+                offset,
+                arr.dtype.str,
+                arr.shape,
+                dst.strides,
+                tensor,
+                grad,
+            )
     blocks = tuple((b.name, b.size, b.pooled) for b in used.values())
     evicted = tuple(_blocks.evicted) if _blocks is not None else ()
     if _blocks is not None:
@@ -321,16 +336,15 @@ class Receiver:
         blocks, evicted, descs, payload = packed
         self._forget(evicted)
         roots = {}
-        for name, size, pooled in blocks:  # map (and unlink one-offs) before anything can fail
-            if not pooled:
+        for name, size, pooled in blocks:  # map (and unlink) every block before anything can fail
+            mm = self.maps.get(name)
+            if mm is None:
                 try:
-                    mm = _map(name, size)
+                    mm = _map(name, size, populate=pooled)
                 finally:
-                    _unlink(name)
-            else:
-                mm = self.maps.get(name)
-                if mm is None:
-                    mm = self.maps[name] = _map(name, size, populate=True)
+                    _unlink(name)  # both sides have it mapped: no name left to leak
+                if pooled:
+                    self.maps[name] = mm
             roots[name] = root = np.frombuffer(mm, np.uint8)
             if pooled:  # the block goes back to its worker when this batch's last array dies
                 weakref.finalize(root, self.returned[worker].append, name)
