@@ -43,9 +43,8 @@ import kiln
 SHM_DIR = "/dev/shm"
 _ALIGN = 64
 _INLINE_NDARRAY_BYTES = 4096  # smaller NumPy arrays travel inside the pickle (tensors never do)
-_POPULATE = getattr(
-    mmap, "MAP_POPULATE", 0
-)  # map a pooled block's pages in one call, not by faults
+# A pooled block's pages are mapped in one call when it is created, not by a fault per page.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 def free_bytes():
@@ -119,14 +118,14 @@ class _WorkerBlocks:
         self.per_task = 1  # most blocks one task has taken: the pool holds pool_batches x this
         self.pool = {}  # name -> _Block, free or in use
         self.free = {}  # name -> _Block, pooled and not in use
-        self.evicted = []  # pooled blocks unlinked here, for the main process to unmap
+        self.evicted = []  # pooled blocks dropped here, for the main process to unmap
         self.pending = []  # blocks this task has taken, not yet handed over
 
     def _create(self, nbytes, size, pooled):
-        # Pages are allocated when first written (ftruncate, not posix_fallocate: reserving
-        # them up front costs milliseconds per block). So check the room first; a tmpfs that
-        # fills up anyway between this check and the write kills the worker with SIGBUS,
-        # which the main process reports with that hint.
+        # tmpfs allocates pages when they are first touched (or mapped with MAP_POPULATE) and
+        # ftruncate does not reserve them. So check the room first; a tmpfs that fills up
+        # anyway between this check and the write kills the worker with SIGBUS, which the
+        # main process reports with that hint.
         free = free_bytes()
         if nbytes > free:
             raise RuntimeError(
