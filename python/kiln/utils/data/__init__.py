@@ -4,7 +4,9 @@ Existing ``torch.utils.data`` code ports by changing the import. Worker
 processes (``num_workers > 0``) send batches back through shared memory
 (/dev/shm): tensor data is written once, by ``default_collate`` stacking
 straight into a shared block, and mapped zero-copy in the main process; only a
-small description travels through a pipe. Worker errors, crashes and
+small description travels through a pipe. Blocks are pooled and reused once
+the main process has dropped the batch in them, so a steady stream of batches
+costs no file creation, mapping or page faults. Worker errors, crashes and
 timeouts raise in the main process with the worker's traceback or signal, and
 no worker process or shared-memory file outlives the iteration.
 

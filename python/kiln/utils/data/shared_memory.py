@@ -20,7 +20,8 @@ root array over each of its blocks; when the last tensor using it dies, a
 finalizer queues the block's name for its worker, and the next task sent to
 that worker carries the name back (:class:`Receiver`). A worker whose pool is
 full (the user keeps many batches) uses a one-off block, which the main process
-does not keep.
+does not keep. (So a worker's collate_fn must not hold on to a batch it has
+returned: its block will carry a later batch.)
 
 The main process unlinks a block's file as soon as it has mapped it, so a block
 that has reached it leaves nothing behind however the processes end (its pages
