@@ -11,7 +11,7 @@ every Python installation has the same text.
 
 The model is a GPT-style decoder: token and position embeddings, pre-norm blocks
 of causal self-attention (`F.scaled_dot_product_attention(..., is_causal=True)`)
-and an MLP, and an output layer that shares its weight with the token embedding.
+and an MLP, and a linear layer that gives the next character's logits.
 It trains with AdamW, a linear warm-up followed by cosine decay, and gradient
 clipping. The script prints the unigram entropy of the text -- the loss of the
 best model that ignores context -- and the validation loss, both in bits per
@@ -127,8 +127,7 @@ class CharTransformer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.Sequential(*[Block(dim, heads, dropout) for _ in range(layers)])
         self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, vocab_size, bias=False)
-        self.head.weight = self.tokens.weight  # tied: one matrix reads and writes characters
+        self.head = nn.Linear(dim, vocab_size)
         self.apply(self._init_weights)
 
     @staticmethod

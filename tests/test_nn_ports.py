@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from compare import require_torch
 
-require_torch()
+torch = require_torch()
 
 PORTS = Path(__file__).resolve().parent / "ports"
 DECIMAL = re.compile(r"-?\d+\.\d+")
@@ -27,6 +27,16 @@ TORCH_IMPORTS = [
     (re.compile(r"^import torch\.([\w.]+) as ", re.M), r"import kiln.\1 as "),
     (re.compile(r"^from torch(\.[\w.]+)? import ", re.M), r"from kiln\1 import "),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # These programs run thousands of small ops; torch's thread pool only adds waiting on a
+    # busy machine (one run took minutes instead of seconds). kiln runs with its defaults.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def with_kiln_imports(source):
@@ -104,3 +114,12 @@ def test_word_language_model(argv, tmp_path, monkeypatch):
     test_ppl = scores(kiln_out, r"test ppl +(\d+\.\d+)")[0]
     assert test_ppl < vocabulary / 5  # the chain has three likely successors per word
     assert kiln_out[-1].startswith("generated: w0 ")
+
+
+def test_time_sequence_prediction(tmp_path, monkeypatch):
+    # LSTMCell unrolled by hand in float64, split/cat over time, MSELoss, LBFGS with a closure
+    # (every closure call prints its loss, so the line search must take the same steps).
+    torch_out, kiln_out = run_both("time_sequence_prediction.py", [], tmp_path, monkeypatch)
+    assert_same_output(torch_out, kiln_out, rtol=1e-9, atol=1e-12)
+    test_losses = scores(kiln_out, r"test loss (\d+\.\d+)")
+    assert len(test_losses) == 6 and test_losses[-1] < 0.01 * test_losses[0]
