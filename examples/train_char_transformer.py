@@ -82,7 +82,8 @@ def split(data, block=4096, every=10):
 def unigram_entropy_bits(data, vocab_size):
     """Entropy of the character frequencies: bits per character for a context-free model."""
     counts = kiln.zeros(vocab_size, dtype=kiln.float64).index_add_(
-        0, data, kiln.ones(len(data), dtype=kiln.float64))
+        0, data, kiln.ones(len(data), dtype=kiln.float64)
+    )
     p = counts[counts > 0] / counts.sum()
     return -(p * p.log2()).sum().item()
 
@@ -147,7 +148,7 @@ class CharTransformer(nn.Module):
     def generate(self, ids, length, temperature=0.8, top_k=10):
         """Extend ids (1, n) by `length` characters sampled one at a time."""
         for _ in range(length):
-            logits = self(ids[:, -self.context:])[:, -1] / temperature
+            logits = self(ids[:, -self.context :])[:, -1] / temperature
             if top_k:
                 kth = kiln.topk(logits, top_k).values[:, -1:]
                 logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -200,12 +201,20 @@ def main(argv=None):
     parser.add_argument("--eval-batches", type=int, default=8)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--sample-length", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="kiln (OpenMP and OpenBLAS) threads; more help only on idle cores")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="kiln (OpenMP and OpenBLAS) threads; more help only on idle cores",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--min-gain", type=float, default=1.0,
-                        help="exit non-zero unless validation loss ends this many bits per "
-                             "character below the unigram entropy")
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        default=1.0,
+        help="exit non-zero unless validation loss ends this many bits per "
+        "character below the unigram entropy",
+    )
     args = parser.parse_args(argv)
 
     # The matrices here are a couple of thousand rows by 128-512 columns, too small for extra
@@ -231,7 +240,8 @@ def main(argv=None):
     no_decay = [p for n, p in model.named_parameters() if p.dim() != 2 or "positions" in n]
     optimizer = kiln.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.98),
+        lr=args.lr,
+        betas=(0.9, 0.98),
     )
     scheduler = warmup_cosine(optimizer, warmup=max(args.steps // 20, 1), steps=args.steps)
 
@@ -251,24 +261,31 @@ def main(argv=None):
         train_bits = sum(recent) / len(recent)
         bar.set_postfix(loss=f"{train_bits:.3f} bits", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if step % args.eval_every == 0 or step == args.steps:
-            val_bits = validation_loss(
-                model, val_data, args.batch_size, args.context, args.eval_batches
-            ) / LN2
-            tqdm.write(f"step {step:5d}  train loss {train_bits:.3f}  "
-                       f"validation loss {val_bits:.3f} bits per character")
+            val_bits = (
+                validation_loss(model, val_data, args.batch_size, args.context, args.eval_batches)
+                / LN2
+            )
+            tqdm.write(
+                f"step {step:5d}  train loss {train_bits:.3f}  "
+                f"validation loss {val_bits:.3f} bits per character"
+            )
             recent = []
     elapsed = time.perf_counter() - start
 
-    print(f"validation loss {val_bits:.3f} bits per character after {args.steps} steps "
-          f"in {elapsed:.1f}s (unigram entropy {entropy:.3f})")
+    print(
+        f"validation loss {val_bits:.3f} bits per character after {args.steps} steps "
+        f"in {elapsed:.1f}s (unigram entropy {entropy:.3f})"
+    )
     model.eval()
     for i in range(args.samples):
         prompt = vocab.encode("The ").unsqueeze(0)
         sample = vocab.decode(model.generate(prompt, args.sample_length)[0])
         print(f"\n--- sample {i + 1} (temperature 0.8, top-k 10) ---\n{sample}")
     if not val_bits < entropy - args.min_gain:
-        sys.exit(f"validation loss {val_bits:.3f} is not {args.min_gain} bits below "
-                 f"the unigram entropy {entropy:.3f}")
+        sys.exit(
+            f"validation loss {val_bits:.3f} is not {args.min_gain} bits below "
+            f"the unigram entropy {entropy:.3f}"
+        )
 
 
 if __name__ == "__main__":

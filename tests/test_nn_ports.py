@@ -23,9 +23,9 @@ torch = require_torch()
 PORTS = Path(__file__).resolve().parent / "ports"
 DECIMAL = re.compile(r"-?\d+\.\d+")
 TORCH_IMPORTS = [
-    (re.compile(r"^import torch$", re.M), "import kiln as torch"),
-    (re.compile(r"^import torch\.([\w.]+) as ", re.M), r"import kiln.\1 as "),
-    (re.compile(r"^from torch(\.[\w.]+)? import ", re.M), r"from kiln\1 import "),
+    (re.compile(r"^import torch$", re.MULTILINE), "import kiln as torch"),
+    (re.compile(r"^import torch\.([\w.]+) as ", re.MULTILINE), r"import kiln.\1 as "),
+    (re.compile(r"^from torch(\.[\w.]+)? import ", re.MULTILINE), r"from kiln\1 import "),
 ]
 
 
@@ -47,7 +47,7 @@ def with_kiln_imports(source):
         (a, b) for a, b in zip(source.splitlines(), ported.splitlines(), strict=True) if a != b
     ]
     assert changed and all(b.startswith(("import kiln", "from kiln")) for _, b in changed)
-    assert not re.search(r"^\s*(import|from) torch\b", ported, re.M), "an import was missed"
+    assert not re.search(r"^\s*(import|from) torch\b", ported, re.MULTILINE), "an import was missed"
     return ported
 
 
@@ -59,7 +59,7 @@ def run_program(name, source, argv):
     sys.argv = [name, *argv]
     try:
         with contextlib.redirect_stdout(out):
-            exec(code, {"__name__": "__main__"})
+            exec(code, {"__name__": "__main__"})  # noqa: S102 (running the program is the test)
     finally:
         sys.argv = saved_argv
     return out.getvalue().splitlines()
@@ -81,8 +81,11 @@ def assert_same_output(torch_lines, kiln_lines, rtol=1e-4, atol=2e-6):
     for t, k in zip(torch_lines, kiln_lines):
         assert DECIMAL.sub("#", k) == DECIMAL.sub("#", t), f"kiln: {k!r}\ntorch: {t!r}"
         np.testing.assert_allclose(
-            [float(v) for v in DECIMAL.findall(k)], [float(v) for v in DECIMAL.findall(t)],
-            rtol=rtol, atol=atol, err_msg=f"kiln: {k!r}\ntorch: {t!r}",
+            [float(v) for v in DECIMAL.findall(k)],
+            [float(v) for v in DECIMAL.findall(t)],
+            rtol=rtol,
+            atol=atol,
+            err_msg=f"kiln: {k!r}\ntorch: {t!r}",
         )
 
 

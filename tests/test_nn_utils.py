@@ -35,8 +35,12 @@ def assert_grads_equal(kps, tps, rtol=1e-6):
 
 
 def some_grads(rng, scale):
-    return [scale * rng.standard_normal((4, 5)), None, scale * rng.standard_normal(7),
-            scale * rng.standard_normal((2, 3, 2))]
+    return [
+        scale * rng.standard_normal((4, 5)),
+        None,
+        scale * rng.standard_normal(7),
+        scale * rng.standard_normal((2, 3, 2)),
+    ]
 
 
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3, math.inf, "inf"])
@@ -62,8 +66,9 @@ def test_clip_grad_norm_accepts_a_generator_a_tensor_and_no_grads():
     assert_grads_equal(kps, tps, rtol=1e-12)
     total = kiln.nn.utils.clip_grad_norm_(model.weight, 1.0)  # a single tensor
     assert total.item() == pytest.approx(6.0)
-    np.testing.assert_allclose(model.weight.grad.numpy(), np.full((2, 2), 3.0 / (6.0 + 1e-6)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.weight.grad.numpy(), np.full((2, 2), 3.0 / (6.0 + 1e-6)), rtol=1e-6
+    )
     assert kiln.nn.utils.clip_grad_norm_(kiln.nn.Linear(2, 2).parameters(), 1.0).item() == 0.0
 
 

@@ -13,9 +13,8 @@ import math
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
-import torch.optim as optim
+from torch import nn, optim
 from torch.optim.lr_scheduler import StepLR
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -73,9 +72,11 @@ def train(args, model, device, train_loader, optimizer, epoch):
         loss.backward()
         optimizer.step()
         if batch_idx % args.log_interval == 0:
-            print("Train Epoch: {} [{}/{} ({:.0f}%)]\tLoss: {:.6f}".format(
-                epoch, batch_idx * len(data), len(train_loader.dataset),
-                100.0 * batch_idx / len(train_loader), loss.item()))
+            seen, total = batch_idx * len(data), len(train_loader.dataset)
+            percent = 100.0 * batch_idx / len(train_loader)
+            print(
+                f"Train Epoch: {epoch} [{seen}/{total} ({percent:.0f}%)]\tLoss: {loss.item():.6f}"
+            )
 
 
 def test(model, device, test_loader):
@@ -89,11 +90,13 @@ def test(model, device, test_loader):
             test_loss += F.nll_loss(output, target, reduction="sum").item()
             pred = output.argmax(dim=1, keepdim=True)
             correct += pred.eq(target.view_as(pred)).sum().item()
-    test_loss /= len(test_loader.dataset)
-    print("Test set: Average loss: {:.4f}, Accuracy: {}/{} ({:.0f}%)".format(
-        test_loss, correct, len(test_loader.dataset),
-        100.0 * correct / len(test_loader.dataset)))
-    return correct / len(test_loader.dataset)
+    total = len(test_loader.dataset)
+    test_loss /= total
+    print(
+        f"Test set: Average loss: {test_loss:.4f}, "
+        f"Accuracy: {correct}/{total} ({100.0 * correct / total:.0f}%)"
+    )
+    return correct / total
 
 
 def main(argv=None):

@@ -13,8 +13,7 @@ import math
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.optim as optim
+from torch import nn, optim
 
 
 def sine_waves(count, length, period, seed):
@@ -83,6 +82,7 @@ def main(argv=None):
     criterion = nn.MSELoss()
     optimizer = optim.LBFGS(seq.parameters(), lr=0.8, max_iter=10)
     for i in range(args.steps):
+
         def closure():
             optimizer.zero_grad()
             out = seq(input)
@@ -94,10 +94,15 @@ def main(argv=None):
         optimizer.step(closure)
         with torch.no_grad():
             pred = seq(test_input, future=args.future)
-            loss = criterion(pred[:, :-args.future], test_target)
-            print("step {}: test loss {:.10f}, prediction of the next {} values {}".format(
-                i, loss.item(), args.future,
-                " ".join(f"{v:.6f}" for v in pred[0, -args.future:][::10].tolist())))
+            loss = criterion(pred[:, : -args.future], test_target)
+            print(
+                "step {}: test loss {:.10f}, prediction of the next {} values {}".format(
+                    i,
+                    loss.item(),
+                    args.future,
+                    " ".join(f"{v:.6f}" for v in pred[0, -args.future :][::10].tolist()),
+                )
+            )
 
 
 if __name__ == "__main__":

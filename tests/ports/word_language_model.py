@@ -20,8 +20,8 @@ import os
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 
 class Dictionary:
@@ -104,8 +104,10 @@ class RNNModel(nn.Module):
     def init_hidden(self, bsz):
         weight = next(self.parameters())
         if self.rnn_type == "LSTM":
-            return (weight.new_zeros(self.nlayers, bsz, self.nhid),
-                    weight.new_zeros(self.nlayers, bsz, self.nhid))
+            return (
+                weight.new_zeros(self.nlayers, bsz, self.nhid),
+                weight.new_zeros(self.nlayers, bsz, self.nhid),
+            )
         return weight.new_zeros(self.nlayers, bsz, self.nhid)
 
 
@@ -128,8 +130,8 @@ def batchify(data, bsz):
 
 def get_batch(source, i, bptt):
     seq_len = min(bptt, len(source) - 1 - i)
-    data = source[i:i + seq_len]
-    target = source[i + 1:i + 1 + seq_len].view(-1)
+    data = source[i : i + seq_len]
+    target = source[i + 1 : i + 1 + seq_len].view(-1)
     return data, target
 
 
@@ -170,9 +172,11 @@ def train(args, model, criterion, train_data, lr, epoch):
         total_loss += loss.item()
         if batch % args.log_interval == 0 and batch > 0:
             cur_loss = total_loss / args.log_interval
-            print("| epoch {:3d} | {:5d}/{:5d} batches | lr {:02.2f} | loss {:5.3f} | ppl {:8.3f}"
-                  .format(epoch, batch, len(train_data) // args.bptt, lr, cur_loss,
-                          math.exp(cur_loss)))
+            batches = len(train_data) // args.bptt
+            print(
+                f"| epoch {epoch:3d} | {batch:5d}/{batches:5d} batches | lr {lr:02.2f} "
+                f"| loss {cur_loss:5.3f} | ppl {math.exp(cur_loss):8.3f}"
+            )
             total_loss = 0.0
 
 
@@ -227,8 +231,10 @@ def main(argv=None):
     for epoch in range(1, args.epochs + 1):
         train(args, model, criterion, train_data, lr, epoch)
         val_loss = evaluate(model, criterion, val_data, eval_batch_size, args.bptt)
-        print("| end of epoch {:3d} | valid loss {:5.3f} | valid ppl {:8.3f}".format(
-            epoch, val_loss, math.exp(val_loss)))
+        print(
+            f"| end of epoch {epoch:3d} | valid loss {val_loss:5.3f} "
+            f"| valid ppl {math.exp(val_loss):8.3f}"
+        )
         if not best_val_loss or val_loss < best_val_loss:
             torch.save(model.state_dict(), args.save)
             best_val_loss = val_loss
@@ -237,8 +243,7 @@ def main(argv=None):
 
     model.load_state_dict(torch.load(args.save))
     test_loss = evaluate(model, criterion, test_data, eval_batch_size, args.bptt)
-    print("| End of training | test loss {:5.3f} | test ppl {:8.3f}".format(
-        test_loss, math.exp(test_loss)))
+    print(f"| End of training | test loss {test_loss:5.3f} | test ppl {math.exp(test_loss):8.3f}")
     print("generated:", generate(model, corpus, 12))
 
 

@@ -6,4 +6,7 @@ from kiln.nn.utils.clip_grad import (  # noqa: F401
     clip_grads_with_norm_,
     get_total_norm,
 )
-from kiln.nn.utils.convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+from kiln.nn.utils.convert_parameters import (  # noqa: F401
+    parameters_to_vector,
+    vector_to_parameters,
+)

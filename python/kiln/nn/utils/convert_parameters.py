@@ -26,5 +26,5 @@ def vector_to_parameters(vec, parameters):
     offset = 0
     for p in parameters:
         n = p.numel()
-        p.data = vec[offset:offset + n].view_as(p).data
+        p.data = vec[offset : offset + n].view_as(p).data
         offset += n
