@@ -1,13 +1,13 @@
 """Train a small character-level transformer language model with kiln.
 
     pip install "kiln[examples]"        # tqdm for the progress bar
-    python examples/train_char_transformer.py            # about 3 minutes on 2 cores
+    python examples/train_char_transformer.py    # about 3.5 minutes of one core
 
 The text is the help that ships inside Python itself: `pydoc_data.topics`, the
 module behind `help("if")`, holds the chapters of the Python Language Reference
-as plain text. The script keeps its prose paragraphs (about 260 KB; indented code
+as plain text. The script keeps its prose paragraphs (about 250 KB; indented code
 and grammar blocks and heading rules are dropped), so nothing is downloaded and
-every Python installation has the same text.
+every installation of a given Python version has the same text.
 
 The model is a GPT-style decoder: token and position embeddings, pre-norm blocks
 of causal self-attention (`F.scaled_dot_product_attention(..., is_causal=True)`)
@@ -15,9 +15,11 @@ and an MLP, and a linear layer that gives the next character's logits.
 It trains with AdamW, a linear warm-up followed by cosine decay, and gradient
 clipping. The script prints the unigram entropy of the text -- the loss of the
 best model that ignores context -- and the validation loss, both in bits per
-character, then samples text with temperature and top-k sampling. It exits
-non-zero if the validation loss does not end below the unigram entropy minus
---min-gain bits.
+character, then samples text with temperature and top-k sampling. With the
+defaults (1000 steps) validation loss ends near 2.0 bits per character against a
+unigram entropy of 4.65; the samples are English-looking words and Python names
+with the reference's punctuation. It exits non-zero if the validation loss does
+not end below the unigram entropy minus --min-gain bits.
 """
 
 import argparse
@@ -189,7 +191,7 @@ def warmup_cosine(optimizer, warmup, steps):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--context", type=int, default=64, help="characters the model sees")
     parser.add_argument("--dim", type=int, default=128)
