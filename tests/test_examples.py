@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,12 @@ def run_example(name, *args, cwd):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name), *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -40,8 +46,16 @@ def test_train_digits_cnn_learns_and_saves(tmp_path):
     pytest.importorskip("tensorboard")
     out = tmp_path / "digits.pt"
     # Three epochs reach about 90% (the full 15 reach 97%+); 85% still shows it learns.
-    proc = run_example("train_digits_cnn.py", "--epochs", "3", "--out", str(out),
-                       "--min-accuracy", "0.85", cwd=tmp_path)
+    proc = run_example(
+        "train_digits_cnn.py",
+        "--epochs",
+        "3",
+        "--out",
+        str(out),
+        "--min-accuracy",
+        "0.85",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "test accuracy" in proc.stdout
     assert "loss=" in proc.stderr  # the tqdm bar shows the running loss
@@ -56,9 +70,12 @@ def test_train_digits_cnn_learns_and_saves(tmp_path):
     assert f"test accuracy {accuracy:.2%}" in proc.stdout
 
     # It logged loss, accuracy, learning rate and weight histograms to TensorBoard.
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
-    acc = event_accumulator.EventAccumulator(str(tmp_path / "runs" / "digits_cnn"),
-                                             size_guidance={"scalars": 0, "histograms": 0})
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator"
+    )
+    acc = event_accumulator.EventAccumulator(
+        str(tmp_path / "runs" / "digits_cnn"), size_guidance={"scalars": 0, "histograms": 0}
+    )
     acc.Reload()
     tags = acc.Tags()
     assert {"train/loss", "train/lr", "train/accuracy", "test/accuracy"} <= set(tags["scalars"])
@@ -71,7 +88,57 @@ def test_train_digits_cnn_learns_and_saves(tmp_path):
 def test_train_digits_cnn_fails_below_the_bar(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("tqdm")
-    proc = run_example("train_digits_cnn.py", "--epochs", "1", "--out", str(tmp_path / "w.pt"),
-                       "--min-accuracy", "0.999", cwd=tmp_path)
+    proc = run_example(
+        "train_digits_cnn.py",
+        "--epochs",
+        "1",
+        "--out",
+        str(tmp_path / "w.pt"),
+        "--min-accuracy",
+        "0.999",
+        cwd=tmp_path,
+    )
     assert proc.returncode != 0
     assert "below" in proc.stderr
+
+
+@pytest.mark.slow
+def test_train_char_transformer_beats_unigram_and_samples(tmp_path):
+    pytest.importorskip("tqdm")
+    # A smaller model and budget than the defaults; the full run reaches about 2 bits.
+    proc = run_example(
+        "train_char_transformer.py",
+        "--steps",
+        "300",
+        "--batch-size",
+        "32",
+        "--context",
+        "32",
+        "--dim",
+        "64",
+        "--layers",
+        "2",
+        "--lr",
+        "1e-2",
+        "--eval-every",
+        "150",
+        "--eval-batches",
+        "4",
+        "--samples",
+        "1",
+        "--sample-length",
+        "80",
+        "--min-gain",
+        "0.8",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entropy = float(re.search(r"unigram entropy: (\d+\.\d+) bits", proc.stdout).group(1))
+    final = float(
+        re.search(r"validation loss (\d+\.\d+) bits per character after", proc.stdout).group(1)
+    )
+    assert 4.0 < entropy < 5.0  # English text: about 4.5 bits per character
+    assert final < entropy - 0.8
+    sample = proc.stdout.split("--- sample 1 (temperature 0.8, top-k 10) ---\n")[1]
+    assert sample.startswith("The ") and len(sample) >= len("The ") + 80
+    assert "loss=" in proc.stderr  # the tqdm bar shows the running loss

@@ -1,6 +1,6 @@
 """kiln.nn: modules, parameters and initialisation, as torch.nn."""
 
-from kiln.nn import functional, init  # noqa: F401
+from kiln.nn import functional, init, utils  # noqa: F401
 from kiln.nn.modules import *
 from kiln.nn.modules import (  # noqa: F401
     Flatten,
