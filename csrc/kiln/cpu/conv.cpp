@@ -1,11 +1,15 @@
-// im2col / col2im: the data movement around the GEMM that computes convolutions.
+// Convolution kernels: im2col / col2im over a batch (unfold / fold), and the
+// convolutions themselves as per-image im2col + GEMM (+ col2im), so that one
+// image's columns stay in cache between being written and being multiplied.
 #include "kiln/ops/conv.h"
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
+#include "kiln/ops/creation.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {
@@ -34,6 +38,46 @@ void visit_float(const Tensor& t, const char* op, const F& f) {
   });
 }
 
+// One row of columns: the out_h * out_w values that kernel tap (ki, kj) reads
+// from `plane` (strides sy, sx), zero where the tap falls in the padding.
+template <class T>
+void im2col_row(T* dst, const T* plane, int64_t sy, int64_t sx, int64_t ki, int64_t kj,
+                const ConvGeometry& g) {
+  const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
+  const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
+  const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
+  std::fill(dst, dst + ry.lo * g.out_w, T(0));
+  for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
+    T* d = dst + oy * g.out_w;
+    const T* src = plane + (oy * g.sh + yoff) * sy;
+    std::fill(d, d + rx.lo, T(0));
+    if (g.sw == 1 && sx == 1) {
+      std::memcpy(d + rx.lo, src + rx.lo + xoff, (rx.hi - rx.lo) * sizeof(T));
+    } else {
+      for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox] = src[(ox * g.sw + xoff) * sx];
+    }
+    std::fill(d + rx.hi, d + g.out_w, T(0));
+  }
+  std::fill(dst + ry.hi * g.out_w, dst + g.out_h * g.out_w, T(0));
+}
+
+// The adjoint of im2col_row: adds the row back onto a contiguous height x width plane.
+template <class T>
+void col2im_row(T* plane, const T* src, int64_t ki, int64_t kj, const ConvGeometry& g) {
+  const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
+  const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
+  const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
+  for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
+    T* d = plane + (oy * g.sh + yoff) * g.width + xoff;
+    const T* s = src + oy * g.out_w;
+    if (g.sw == 1) {
+      for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox] += s[ox];
+    } else {
+      for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox * g.sw] += s[ox];
+    }
+  }
+}
+
 // cols: contiguous (channels * kh * kw, n * out_h * out_w); input: any strides.
 void im2col_kernel(const Tensor& cols, const Tensor& input, const ConvGeometry& g) {
   visit_float(input, "conv", [&]<class T>(TypeTag<T>) {
@@ -47,26 +91,8 @@ void im2col_kernel(const Tensor& cols, const Tensor& input, const ConvGeometry& 
                  [&](int64_t b, int64_t e) {
                    for (int64_t i = b; i < e; ++i) {
                      const int64_t r = i / g.n, n = i % g.n;
-                     const int64_t c = r / K, ki = (r % K) / g.kw, kj = r % g.kw;
-                     T* dst = out + r * g.n * L + n * L;
-                     const T* plane = in + n * sn + c * sc;
-                     const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
-                     const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
-                     const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
-                     std::fill(dst, dst + ry.lo * g.out_w, T(0));
-                     for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-                       T* d = dst + oy * g.out_w;
-                       const T* src = plane + (oy * g.sh + yoff) * sy;
-                       std::fill(d, d + rx.lo, T(0));
-                       if (g.sw == 1 && sx == 1) {
-                         std::memcpy(d + rx.lo, src + rx.lo + xoff, (rx.hi - rx.lo) * sizeof(T));
-                       } else {
-                         for (int64_t ox = rx.lo; ox < rx.hi; ++ox)
-                           d[ox] = src[(ox * g.sw + xoff) * sx];
-                       }
-                       std::fill(d + rx.hi, d + g.out_w, T(0));
-                     }
-                     std::fill(dst + ry.hi * g.out_w, dst + L, T(0));
+                     im2col_row(out + (r * g.n + n) * L, in + n * sn + (r / K) * sc, sy, sx,
+                                (r % K) / g.kw, r % g.kw, g);
                    }
                  });
   });
@@ -85,21 +111,156 @@ void col2im_kernel(const Tensor& image, const Tensor& cols, const ConvGeometry& 
         const int64_t n = p / g.channels, c = p % g.channels;
         T* plane = img + p * HW;
         std::fill(plane, plane + HW, T(0));
-        for (int64_t ki = 0; ki < g.kh; ++ki) {
-          for (int64_t kj = 0; kj < g.kw; ++kj) {
-            const T* src = col + ((c * g.kh + ki) * g.kw + kj) * g.n * L + n * L;
-            const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
-            const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
-            const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
-            for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-              T* d = plane + (oy * g.sh + yoff) * g.width + xoff;
-              const T* s = src + oy * g.out_w;
-              for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox * g.sw] += s[ox];
-            }
-          }
+        for (int64_t k = 0; k < K; ++k)
+          col2im_row(plane, col + (c * K + k) * g.n * L + n * L, k / g.kw, k % g.kw, g);
+      }
+    });
+  });
+}
+
+// ---- convolutions, one image at a time ----
+
+using GemmKernel = void(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar);
+
+// out[i] = beta * out[i] + a[i] @ b[i] for (B, M, K) x (B, K, N) operands.
+void gemm(const Tensor& out, const Tensor& a, const Tensor& b, double beta) {
+  static const dispatch::Op<GemmKernel> kernel("gemm");
+  kernel(out.device(), out, a, b, beta, 1.0);
+}
+
+// A view of t's memory: `offset` elements past t's first element.
+Tensor view_at(const Tensor& t, Shape sizes, Shape strides, int64_t offset) {
+  return make_tensor(t.storage(), std::move(sizes), std::move(strides), t.impl()->offset + offset,
+                     t.dtype());
+}
+
+// Splits the batch into one run of images per thread and calls
+// f(chunk, first, last) for each. Inside a parallel region OpenBLAS runs each
+// GEMM on its calling thread; a batch of one keeps OpenBLAS's own threads.
+template <class F>
+int64_t over_images(int64_t n, const F& f) {
+  const int64_t chunks = std::min<int64_t>(get_num_threads(), n);
+  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) f(c, n * c / chunks, n * (c + 1) / chunks);
+  });
+  return chunks;
+}
+
+// Image n's columns (groups, channels/groups * kh * kw, out_h * out_w) into `cols`.
+template <class T>
+void image_columns(T* cols, const Tensor& input, int64_t n, const ConvGeometry& g) {
+  const T* in = input.data<T>() + n * input.stride(0);
+  const int64_t sc = input.stride(1), sy = input.stride(2), sx = input.stride(3);
+  const int64_t K = g.kh * g.kw, L = g.out_h * g.out_w;
+  for (int64_t r = 0; r < g.channels * K; ++r)
+    im2col_row(cols + r * L, in + (r / K) * sc, sy, sx, (r % K) / g.kw, r % g.kw, g);
+}
+
+// out: contiguous (n, O, out_h, out_w); input (n, channels, height, width), any
+// strides; weight: contiguous (O, channels/groups, kh, kw); bias: (O) or undefined.
+void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
+                   const Tensor& bias, const ConvGeometry& g) {
+  visit_float(input, "conv2d", [&]<class T>(TypeTag<T>) {
+    const int64_t O = weight.size(0), G = g.groups, Og = O / G, Kg = weight.numel() / O;
+    const int64_t L = g.out_h * g.out_w;
+    const Tensor wg = view_at(weight, {G, Og, Kg}, {Og * Kg, Kg, 1}, 0);
+    const T* b = bias.defined() ? bias.data<T>() : nullptr;
+    over_images(g.n, [&](int64_t, int64_t n0, int64_t n1) {
+      const Tensor cols = empty({G, Kg, L}, input.dtype(), input.device());
+      for (int64_t n = n0; n < n1; ++n) {
+        image_columns(cols.data<T>(), input, n, g);
+        T* o = out.data<T>() + n * O * L;
+        if (b)
+          for (int64_t c = 0; c < O; ++c) std::fill(o + c * L, o + (c + 1) * L, b[c]);
+        gemm(view_at(out, {G, Og, L}, {Og * L, L, 1}, n * O * L), wg, cols, b ? 1 : 0);
+      }
+    });
+  });
+}
+
+// The transposed convolution (the input gradient of conv2d): out (n, channels,
+// height, width) contiguous, from input (n, C, out_h, out_w) contiguous and
+// weight (C, channels/groups, kh, kw) contiguous; bias: (channels) or undefined.
+void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
+                             const Tensor& bias, const ConvGeometry& g) {
+  visit_float(input, "conv_transpose2d", [&]<class T>(TypeTag<T>) {
+    const int64_t C = input.size(1), G = g.groups, Cg = C / G, Kg = weight.numel() / C;
+    const int64_t L = g.out_h * g.out_w, HW = g.height * g.width, K = g.kh * g.kw;
+    const Tensor wt = view_at(weight, {G, Kg, Cg}, {Cg * Kg, 1, Kg}, 0);
+    const T* b = bias.defined() ? bias.data<T>() : nullptr;
+    over_images(g.n, [&](int64_t, int64_t n0, int64_t n1) {
+      const Tensor cols = empty({G, Kg, L}, input.dtype(), input.device());
+      const T* col = cols.data<T>();
+      for (int64_t n = n0; n < n1; ++n) {
+        gemm(cols, wt, view_at(input, {G, Cg, L}, {Cg * L, L, 1}, n * C * L), 0);
+        for (int64_t c = 0; c < g.channels; ++c) {
+          T* plane = out.data<T>() + (n * g.channels + c) * HW;
+          std::fill(plane, plane + HW, b ? b[c] : T(0));
+          for (int64_t k = 0; k < K; ++k) col2im_row(plane, col + (c * K + k) * L, k / g.kw, k % g.kw, g);
         }
       }
     });
+  });
+}
+
+// Sum of x[0, n) in independent lanes (so the compiler vectorizes it), then in double.
+template <class T>
+double plane_sum(const T* x, int64_t n) {
+  constexpr int64_t kLanes = 16;
+  T lane[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int64_t j = 0; j < kLanes; ++j) lane[j] += x[i + j];
+  double s = 0;
+  for (; i < n; ++i) s += x[i];
+  for (int64_t j = 0; j < kLanes; ++j) s += lane[j];
+  return s;
+}
+
+// The weight gradient of conv2d, sum over images of grad_out[n] @ columns(input[n])^T,
+// into contiguous grad_weight (O, channels/groups, kh, kw); with grad_bias
+// defined, also the bias gradient (O). grad_out: contiguous (n, O, out_h, out_w).
+void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bias,
+                               const Tensor& input, const Tensor& grad_out,
+                               const ConvGeometry& g) {
+  visit_float(input, "conv2d", [&]<class T>(TypeTag<T>) {
+    const int64_t O = grad_weight.size(0), G = g.groups, Og = O / G;
+    const int64_t Kg = grad_weight.numel() / O, L = g.out_h * g.out_w;
+    const int64_t threads = std::min<int64_t>(get_num_threads(), g.n);
+    // Chunk 0 accumulates into grad_weight, the others into their own buffers,
+    // summed in chunk order afterwards so results do not depend on timing.
+    std::vector<Tensor> partial(std::max<int64_t>(threads, 1));
+    std::vector<std::vector<double>> bias_sum(partial.size(), std::vector<double>(O, 0.0));
+    partial[0] = grad_weight;
+    for (size_t c = 1; c < partial.size(); ++c)
+      partial[c] = empty(grad_weight.sizes(), grad_weight.dtype(), grad_weight.device());
+    if (g.n == 0) std::fill_n(grad_weight.data<T>(), grad_weight.numel(), T(0));
+    const int64_t chunks = over_images(g.n, [&](int64_t chunk, int64_t n0, int64_t n1) {
+      const Tensor cols = empty({G, Kg, L}, input.dtype(), input.device());
+      const Tensor acc = view_at(partial[chunk], {G, Og, Kg}, {Og * Kg, Kg, 1}, 0);
+      const Tensor cols_t = view_at(cols, {G, L, Kg}, {Kg * L, 1, L}, 0);
+      for (int64_t n = n0; n < n1; ++n) {
+        image_columns(cols.data<T>(), input, n, g);
+        gemm(acc, view_at(grad_out, {G, Og, L}, {Og * L, L, 1}, n * O * L), cols_t,
+             n > n0 ? 1 : 0);
+        if (!grad_bias.defined()) continue;
+        const T* gy = grad_out.data<T>() + n * O * L;
+        for (int64_t c = 0; c < O; ++c) bias_sum[chunk][c] += plane_sum(gy + c * L, L);
+      }
+    });
+    T* gw = grad_weight.data<T>();
+    for (int64_t c = 1; c < chunks; ++c) {
+      const T* p = partial[c].data<T>();
+      for (int64_t i = 0; i < grad_weight.numel(); ++i) gw[i] += p[i];
+    }
+    if (grad_bias.defined()) {
+      T* gb = grad_bias.data<T>();
+      for (int64_t o = 0; o < O; ++o) {
+        double s = 0;
+        for (int64_t c = 0; c < chunks; ++c) s += bias_sum[c][o];
+        gb[o] = static_cast<T>(s);
+      }
+    }
   });
 }
 
@@ -107,5 +268,8 @@ void col2im_kernel(const Tensor& image, const Tensor& cols, const ConvGeometry& 
 
 KILN_REGISTER_KERNEL(im2col, CPU, im2col_kernel);
 KILN_REGISTER_KERNEL(col2im, CPU, col2im_kernel);
+KILN_REGISTER_KERNEL(conv2d, CPU, conv2d_kernel);
+KILN_REGISTER_KERNEL(conv_transpose2d, CPU, conv_transpose2d_kernel);
+KILN_REGISTER_KERNEL(conv2d_weight_grad, CPU, conv2d_weight_grad_kernel);
 
 }  // namespace kiln::cpu
