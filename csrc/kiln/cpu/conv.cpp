@@ -12,6 +12,9 @@
 #include "kiln/ops/creation.h"
 #include "kiln/parallel.h"
 
+extern "C" int scipy_openblas_get_num_threads(void);
+extern "C" void scipy_openblas_set_num_threads(int);
+
 namespace kiln::cpu {
 namespace {
 
@@ -134,12 +137,32 @@ Tensor view_at(const Tensor& t, Shape sizes, Shape strides, int64_t offset) {
                      t.dtype());
 }
 
+// OpenBLAS (a pthreads build) must not start its own threads from inside an
+// OpenMP region: it warns and crawls. While this is alive, each GEMM runs on
+// the thread that calls it.
+class BlasOnCallingThread {
+ public:
+  BlasOnCallingThread() : saved_(scipy_openblas_get_num_threads()) {
+    scipy_openblas_set_num_threads(1);
+  }
+  ~BlasOnCallingThread() { scipy_openblas_set_num_threads(saved_); }
+  BlasOnCallingThread(const BlasOnCallingThread&) = delete;
+  BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
+
+ private:
+  int saved_;
+};
+
 // Splits the batch into one run of images per thread and calls
-// f(chunk, first, last) for each. Inside a parallel region OpenBLAS runs each
-// GEMM on its calling thread; a batch of one keeps OpenBLAS's own threads.
+// f(chunk, first, last) for each; a batch of one keeps OpenBLAS's own threads.
 template <class F>
 int64_t over_images(int64_t n, const F& f) {
   const int64_t chunks = std::min<int64_t>(get_num_threads(), n);
+  if (chunks <= 1) {
+    if (n > 0) f(0, 0, n);
+    return chunks;
+  }
+  BlasOnCallingThread single;
   parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) f(c, n * c / chunks, n * (c + 1) / chunks);
   });
