@@ -41,44 +41,87 @@ void visit_float(const Tensor& t, const char* op, const F& f) {
   });
 }
 
-// One row of columns: the out_h * out_w values that kernel tap (ki, kj) reads
-// from `plane` (strides sy, sx), zero where the tap falls in the padding.
+// Where kernel tap k = ki * kw + kj reads: input offsets from an output
+// position, and the output rows / columns whose input lies inside the image.
+struct Tap {
+  int64_t yoff, xoff;
+  Range ry, rx;
+};
+Tap tap(int64_t k, const ConvGeometry& g) {
+  const int64_t yoff = (k / g.kw) * g.dh - g.ph, xoff = (k % g.kw) * g.dw - g.pw;
+  return {yoff, xoff, valid_range(yoff, g.sh, g.height, g.out_h),
+          valid_range(xoff, g.sw, g.width, g.out_w)};
+}
+
+// One row of columns: the out_h * out_w values tap t reads from `plane`
+// (strides sy, sx), zero where the tap falls in the padding.
 template <class T>
-void im2col_row(T* dst, const T* plane, int64_t sy, int64_t sx, int64_t ki, int64_t kj,
+void im2col_row(T* dst, const T* plane, int64_t sy, int64_t sx, const Tap& t,
                 const ConvGeometry& g) {
-  const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
-  const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
-  const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
-  std::fill(dst, dst + ry.lo * g.out_w, T(0));
-  for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
+  std::fill(dst, dst + t.ry.lo * g.out_w, T(0));
+  for (int64_t oy = t.ry.lo; oy < t.ry.hi; ++oy) {
     T* d = dst + oy * g.out_w;
-    const T* src = plane + (oy * g.sh + yoff) * sy;
-    std::fill(d, d + rx.lo, T(0));
+    const T* src = plane + (oy * g.sh + t.yoff) * sy;
+    std::fill(d, d + t.rx.lo, T(0));
     if (g.sw == 1 && sx == 1) {
-      std::memcpy(d + rx.lo, src + rx.lo + xoff, (rx.hi - rx.lo) * sizeof(T));
+      std::memcpy(d + t.rx.lo, src + t.rx.lo + t.xoff, (t.rx.hi - t.rx.lo) * sizeof(T));
     } else {
-      for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox] = src[(ox * g.sw + xoff) * sx];
+      for (int64_t ox = t.rx.lo; ox < t.rx.hi; ++ox) d[ox] = src[(ox * g.sw + t.xoff) * sx];
     }
-    std::fill(d + rx.hi, d + g.out_w, T(0));
+    std::fill(d + t.rx.hi, d + g.out_w, T(0));
   }
-  std::fill(dst + ry.hi * g.out_w, dst + g.out_h * g.out_w, T(0));
+  std::fill(dst + t.ry.hi * g.out_w, dst + g.out_h * g.out_w, T(0));
 }
 
 // The adjoint of im2col_row: adds the row back onto a contiguous height x width plane.
 template <class T>
-void col2im_row(T* plane, const T* src, int64_t ki, int64_t kj, const ConvGeometry& g) {
-  const int64_t yoff = ki * g.dh - g.ph, xoff = kj * g.dw - g.pw;
-  const Range ry = valid_range(yoff, g.sh, g.height, g.out_h);
-  const Range rx = valid_range(xoff, g.sw, g.width, g.out_w);
-  for (int64_t oy = ry.lo; oy < ry.hi; ++oy) {
-    T* d = plane + (oy * g.sh + yoff) * g.width + xoff;
+void col2im_row(T* plane, const T* src, const Tap& t, const ConvGeometry& g) {
+  for (int64_t oy = t.ry.lo; oy < t.ry.hi; ++oy) {
+    T* d = plane + (oy * g.sh + t.yoff) * g.width + t.xoff;
     const T* s = src + oy * g.out_w;
     if (g.sw == 1) {
-      for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox] += s[ox];
+      for (int64_t ox = t.rx.lo; ox < t.rx.hi; ++ox) d[ox] += s[ox];
     } else {
-      for (int64_t ox = rx.lo; ox < rx.hi; ++ox) d[ox * g.sw] += s[ox];
+      for (int64_t ox = t.rx.lo; ox < t.rx.hi; ++ox) d[ox * g.sw] += s[ox];
     }
   }
+}
+
+// Note [Flat rows]: with stride 1 and out_w == width (a 'same' convolution
+// along x), output position (oy, ox) of a tap reads flat input index
+// oy * width + ox + (yoff * width + xoff): the valid rows form one shifted
+// block, so one memcpy / one add loop replaces out_h short ones. The few
+// positions that wrap into a neighbouring row (columns outside rx) are zeroed
+// afterwards (im2col) or zeroed in the scratch columns beforehand (col2im).
+bool flat_rows(const ConvGeometry& g) { return g.sw == 1 && g.sh == 1 && g.out_w == g.width; }
+
+// im2col_row for flat_rows geometry and a contiguous plane.
+template <class T>
+void im2col_row_flat(T* dst, const T* plane, const Tap& t, const ConvGeometry& g) {
+  const int64_t W = g.width, L = g.out_h * W;
+  if (t.ry.lo >= t.ry.hi || t.rx.lo >= t.rx.hi) return std::fill(dst, dst + L, T(0));
+  const int64_t b = t.ry.lo * W + t.rx.lo, e = (t.ry.hi - 1) * W + t.rx.hi;
+  std::fill(dst, dst + b, T(0));
+  std::memcpy(dst + b, plane + b + t.yoff * W + t.xoff, (e - b) * sizeof(T));
+  std::fill(dst + e, dst + L, T(0));
+  for (int64_t oy = t.ry.lo; oy < t.ry.hi; ++oy) {
+    std::fill(dst + oy * W, dst + oy * W + t.rx.lo, T(0));
+    std::fill(dst + oy * W + t.rx.hi, dst + (oy + 1) * W, T(0));
+  }
+}
+
+// col2im_row for flat_rows geometry; clobbers the wrapping entries of `src`.
+template <class T>
+void col2im_row_flat(T* plane, T* src, const Tap& t, const ConvGeometry& g) {
+  const int64_t W = g.width;
+  if (t.ry.lo >= t.ry.hi || t.rx.lo >= t.rx.hi) return;
+  for (int64_t oy = t.ry.lo; oy < t.ry.hi; ++oy) {
+    std::fill(src + oy * W, src + oy * W + t.rx.lo, T(0));
+    std::fill(src + oy * W + t.rx.hi, src + (oy + 1) * W, T(0));
+  }
+  const int64_t b = t.ry.lo * W + t.rx.lo, e = (t.ry.hi - 1) * W + t.rx.hi;
+  const int64_t shift = t.yoff * W + t.xoff;
+  for (int64_t i = b; i < e; ++i) plane[i + shift] += src[i];
 }
 
 // cols: contiguous (channels * kh * kw, n * out_h * out_w); input: any strides.
@@ -95,7 +138,7 @@ void im2col_kernel(const Tensor& cols, const Tensor& input, const ConvGeometry& 
                    for (int64_t i = b; i < e; ++i) {
                      const int64_t r = i / g.n, n = i % g.n;
                      im2col_row(out + (r * g.n + n) * L, in + n * sn + (r / K) * sc, sy, sx,
-                                (r % K) / g.kw, r % g.kw, g);
+                                tap(r % K, g), g);
                    }
                  });
   });
@@ -114,8 +157,7 @@ void col2im_kernel(const Tensor& image, const Tensor& cols, const ConvGeometry& 
         const int64_t n = p / g.channels, c = p % g.channels;
         T* plane = img + p * HW;
         std::fill(plane, plane + HW, T(0));
-        for (int64_t k = 0; k < K; ++k)
-          col2im_row(plane, col + (c * K + k) * g.n * L + n * L, k / g.kw, k % g.kw, g);
+        for (int64_t k = 0; k < K; ++k) col2im_row(plane, col + (c * K + k) * g.n * L + n * L, tap(k, g), g);
       }
     });
   });
@@ -175,8 +217,39 @@ void image_columns(T* cols, const Tensor& input, int64_t n, const ConvGeometry& 
   const T* in = input.data<T>() + n * input.stride(0);
   const int64_t sc = input.stride(1), sy = input.stride(2), sx = input.stride(3);
   const int64_t K = g.kh * g.kw, L = g.out_h * g.out_w;
-  for (int64_t r = 0; r < g.channels * K; ++r)
-    im2col_row(cols + r * L, in + (r / K) * sc, sy, sx, (r % K) / g.kw, r % g.kw, g);
+  const bool flat = flat_rows(g) && sx == 1 && sy == g.width;
+  for (int64_t k = 0; k < K; ++k) {
+    const Tap t = tap(k, g);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      if (flat)
+        im2col_row_flat(cols + (c * K + k) * L, in + c * sc, t, g);
+      else
+        im2col_row(cols + (c * K + k) * L, in + c * sc, sy, sx, t, g);
+    }
+  }
+}
+
+// Image n of `image` (contiguous (n, channels, height, width)) as bias + the
+// sum of its columns `cols` (which this clobbers, see Note [Flat rows]).
+template <class T>
+void image_from_columns(const Tensor& image, int64_t n, T* cols, const T* bias,
+                        const ConvGeometry& g) {
+  const int64_t K = g.kh * g.kw, L = g.out_h * g.out_w, HW = g.height * g.width;
+  const bool flat = flat_rows(g);
+  for (int64_t c = 0; c < g.channels; ++c) {
+    T* plane = image.data<T>() + (n * g.channels + c) * HW;
+    std::fill(plane, plane + HW, bias ? bias[c] : T(0));
+  }
+  for (int64_t k = 0; k < K; ++k) {
+    const Tap t = tap(k, g);
+    for (int64_t c = 0; c < g.channels; ++c) {
+      T* plane = image.data<T>() + (n * g.channels + c) * HW;
+      if (flat)
+        col2im_row_flat(plane, cols + (c * K + k) * L, t, g);
+      else
+        col2im_row(plane, cols + (c * K + k) * L, t, g);
+    }
+  }
 }
 
 // out: contiguous (n, O, out_h, out_w); input (n, channels, height, width), any
@@ -208,19 +281,14 @@ void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tenso
                              const Tensor& bias, const ConvGeometry& g) {
   visit_float(input, "conv_transpose2d", [&]<class T>(TypeTag<T>) {
     const int64_t C = input.size(1), G = g.groups, Cg = C / G, Kg = weight.numel() / C;
-    const int64_t L = g.out_h * g.out_w, HW = g.height * g.width, K = g.kh * g.kw;
+    const int64_t L = g.out_h * g.out_w;
     const Tensor wt = view_at(weight, {G, Kg, Cg}, {Cg * Kg, 1, Kg}, 0);
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
     over_images(g.n, [&](int64_t, int64_t n0, int64_t n1) {
       const Tensor cols = empty({G, Kg, L}, input.dtype(), input.device());
-      const T* col = cols.data<T>();
       for (int64_t n = n0; n < n1; ++n) {
         gemm(cols, wt, view_at(input, {G, Cg, L}, {Cg * L, L, 1}, n * C * L), 0);
-        for (int64_t c = 0; c < g.channels; ++c) {
-          T* plane = out.data<T>() + (n * g.channels + c) * HW;
-          std::fill(plane, plane + HW, b ? b[c] : T(0));
-          for (int64_t k = 0; k < K; ++k) col2im_row(plane, col + (c * K + k) * L, k / g.kw, k % g.kw, g);
-        }
+        image_from_columns(out, n, cols.data<T>(), b, g);
       }
     });
   });
