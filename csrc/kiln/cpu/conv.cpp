@@ -195,20 +195,22 @@ class BlasOnCallingThread {
   int saved_;
 };
 
-// Splits the batch into one run of images per thread and calls
-// f(chunk, first, last) for each; a batch of one keeps OpenBLAS's own threads.
+// How many runs over_images splits a batch of n into: one per thread.
+int64_t image_runs(int64_t n) { return std::min<int64_t>(get_num_threads(), n); }
+
+// Calls f(run, first, last) for each run of images; a batch of one keeps
+// OpenBLAS's own threads.
 template <class F>
-int64_t over_images(int64_t n, const F& f) {
-  const int64_t chunks = std::min<int64_t>(get_num_threads(), n);
-  if (chunks <= 1) {
+void over_images(int64_t n, const F& f) {
+  const int64_t runs = image_runs(n);
+  if (runs <= 1) {
     if (n > 0) f(0, 0, n);
-    return chunks;
+    return;
   }
   BlasOnCallingThread single;
-  parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) f(c, n * c / chunks, n * (c + 1) / chunks);
+  parallel_for(0, runs, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) f(r, n * r / runs, n * (r + 1) / runs);
   });
-  return chunks;
 }
 
 // Image n's columns (groups, channels/groups * kh * kw, out_h * out_w) into `cols`.
@@ -317,38 +319,36 @@ void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bia
   visit_float(input, "conv2d", [&]<class T>(TypeTag<T>) {
     const int64_t O = grad_weight.size(0), G = g.groups, Og = O / G;
     const int64_t Kg = grad_weight.numel() / O, L = g.out_h * g.out_w;
-    const int64_t threads = std::min<int64_t>(get_num_threads(), g.n);
-    // Chunk 0 accumulates into grad_weight, the others into their own buffers,
-    // summed in chunk order afterwards so results do not depend on timing.
-    std::vector<Tensor> partial(std::max<int64_t>(threads, 1));
-    std::vector<std::vector<double>> bias_sum(partial.size(), std::vector<double>(O, 0.0));
-    partial[0] = grad_weight;
-    for (size_t c = 1; c < partial.size(); ++c)
-      partial[c] = empty(grad_weight.sizes(), grad_weight.dtype(), grad_weight.device());
-    if (g.n == 0) std::fill_n(grad_weight.data<T>(), grad_weight.numel(), T(0));
-    const int64_t chunks = over_images(g.n, [&](int64_t chunk, int64_t n0, int64_t n1) {
+    // Each run of images accumulates its own transposed gradient (G, Kg, Og):
+    // columns @ grad_out^T is the faster GEMM orientation for these shapes (the
+    // long dim L is the inner one). They are summed in a fixed order afterwards.
+    const int64_t runs = std::max<int64_t>(1, image_runs(g.n));
+    std::vector<Tensor> acc(runs);
+    std::vector<std::vector<double>> bias_sum(runs, std::vector<double>(O, 0.0));
+    for (auto& a : acc) a = zeros({G, Kg, Og}, input.dtype(), input.device());
+    over_images(g.n, [&](int64_t run, int64_t n0, int64_t n1) {
       const Tensor cols = empty({G, Kg, L}, input.dtype(), input.device());
-      const Tensor acc = view_at(partial[chunk], {G, Og, Kg}, {Og * Kg, Kg, 1}, 0);
-      const Tensor cols_t = view_at(cols, {G, L, Kg}, {Kg * L, 1, L}, 0);
       for (int64_t n = n0; n < n1; ++n) {
         image_columns(cols.data<T>(), input, n, g);
-        gemm(acc, view_at(grad_out, {G, Og, L}, {Og * L, L, 1}, n * O * L), cols_t,
-             n > n0 ? 1 : 0);
+        gemm(acc[run], cols, view_at(grad_out, {G, L, Og}, {Og * L, 1, L}, n * O * L), 1);
         if (!grad_bias.defined()) continue;
         const T* gy = grad_out.data<T>() + n * O * L;
-        for (int64_t c = 0; c < O; ++c) bias_sum[chunk][c] += plane_sum(gy + c * L, L);
+        for (int64_t c = 0; c < O; ++c) bias_sum[run][c] += plane_sum(gy + c * L, L);
       }
     });
     T* gw = grad_weight.data<T>();
-    for (int64_t c = 1; c < chunks; ++c) {
-      const T* p = partial[c].data<T>();
-      for (int64_t i = 0; i < grad_weight.numel(); ++i) gw[i] += p[i];
-    }
+    for (int64_t gi = 0; gi < G; ++gi)
+      for (int64_t o = 0; o < Og; ++o)
+        for (int64_t k = 0; k < Kg; ++k) {
+          T s = 0;
+          for (const Tensor& a : acc) s += a.data<T>()[(gi * Kg + k) * Og + o];
+          gw[(gi * Og + o) * Kg + k] = s;
+        }
     if (grad_bias.defined()) {
       T* gb = grad_bias.data<T>();
       for (int64_t o = 0; o < O; ++o) {
         double s = 0;
-        for (int64_t c = 0; c < chunks; ++c) s += bias_sum[c][o];
+        for (const auto& b : bias_sum) s += b[o];
         gb[o] = static_cast<T>(s);
       }
     }
