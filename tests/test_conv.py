@@ -430,3 +430,27 @@ def test_empty_batch_gradients():
     _F().conv2d(xt, wt, bt, padding=1).sum().backward()
     assert_close(wk.grad, wt.grad)
     assert_close(bk.grad, bt.grad)
+
+
+def test_conv2d_from_several_python_threads():
+    # Each call spreads images over kiln's threads and keeps OpenBLAS single-threaded
+    # meanwhile; calls overlapping from Python threads must not disturb each other.
+    import threading
+
+    rng = np.random.default_rng(11)
+    xs = [kiln.tensor(randn(6, 4, 10, 10, dtype=np.float32, rng=rng)) for _ in range(4)]
+    w = kiln.tensor(randn(8, 4, 3, 3, dtype=np.float32, rng=rng))
+    expected = [kiln.conv2d(x, w, padding=1).numpy() for x in xs]
+    results = [None] * len(xs)
+
+    def run(i):
+        for _ in range(5):
+            results[i] = kiln.conv2d(xs[i], w, padding=1).numpy()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <vector>
 
 #include "kiln/dispatch.h"
@@ -180,19 +181,28 @@ Tensor view_at(const Tensor& t, Shape sizes, Shape strides, int64_t offset) {
 }
 
 // OpenBLAS (a pthreads build) must not start its own threads from inside an
-// OpenMP region: it warns and crawls. While this is alive, each GEMM runs on
-// the thread that calls it.
+// OpenMP region: it warns and crawls. While any of these is alive, each GEMM
+// runs on the thread that calls it; the count is shared so that convolutions
+// running at once on several Python threads restore OpenBLAS's setting once.
 class BlasOnCallingThread {
  public:
-  BlasOnCallingThread() : saved_(scipy_openblas_get_num_threads()) {
-    scipy_openblas_set_num_threads(1);
+  BlasOnCallingThread() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (active_++ == 0) {
+      saved_ = scipy_openblas_get_num_threads();
+      scipy_openblas_set_num_threads(1);
+    }
   }
-  ~BlasOnCallingThread() { scipy_openblas_set_num_threads(saved_); }
+  ~BlasOnCallingThread() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (--active_ == 0) scipy_openblas_set_num_threads(saved_);
+  }
   BlasOnCallingThread(const BlasOnCallingThread&) = delete;
   BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
 
  private:
-  int saved_;
+  static inline std::mutex mutex_;
+  static inline int active_ = 0, saved_ = 1;
 };
 
 // How many runs over_images splits a batch of n into: one per thread.
