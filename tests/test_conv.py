@@ -454,3 +454,11 @@ def test_conv2d_from_several_python_threads():
         t.join()
     for got, want in zip(results, expected):
         assert np.array_equal(got, want)
+
+
+def test_weight_without_channels():
+    # torch rejects these too (kiln used to crash on an empty output-channel dim)
+    x = kiln.zeros(2, 3, 5, 5)
+    _err(lambda: kiln.conv2d(x, kiln.zeros(0, 3, 3, 3)), ValueError, "[conv2d]", "[0, 3, 3, 3]")
+    _err(lambda: kiln.conv_transpose2d(x, kiln.zeros(3, 0, 3, 3)), ValueError,
+         "[conv_transpose2d]", "[3, 0, 3, 3]")

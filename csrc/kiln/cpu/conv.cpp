@@ -269,7 +269,7 @@ void image_from_columns(const Tensor& image, int64_t n, T* cols, const T* bias,
 void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
                    const Tensor& bias, const ConvGeometry& g) {
   visit_float(input, "conv2d", [&]<class T>(TypeTag<T>) {
-    const int64_t O = weight.size(0), G = g.groups, Og = O / G, Kg = weight.numel() / O;
+    const int64_t O = weight.size(0), G = g.groups, Og = O / G, Kg = weight.numel() / std::max<int64_t>(O, 1);
     const int64_t L = g.out_h * g.out_w;
     const Tensor wg = view_at(weight, {G, Og, Kg}, {Og * Kg, Kg, 1}, 0);
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
@@ -292,7 +292,8 @@ void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
 void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
                              const Tensor& bias, const ConvGeometry& g) {
   visit_float(input, "conv_transpose2d", [&]<class T>(TypeTag<T>) {
-    const int64_t C = input.size(1), G = g.groups, Cg = C / G, Kg = weight.numel() / C;
+    const int64_t C = input.size(1), G = g.groups, Cg = C / G;
+    const int64_t Kg = weight.size(1) * g.kh * g.kw;
     const int64_t L = g.out_h * g.out_w;
     const Tensor wt = view_at(weight, {G, Kg, Cg}, {Cg * Kg, 1, Kg}, 0);
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
@@ -328,7 +329,7 @@ void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bia
                                const ConvGeometry& g) {
   visit_float(input, "conv2d", [&]<class T>(TypeTag<T>) {
     const int64_t O = grad_weight.size(0), G = g.groups, Og = O / G;
-    const int64_t Kg = grad_weight.numel() / O, L = g.out_h * g.out_w;
+    const int64_t Kg = grad_weight.numel() / std::max<int64_t>(O, 1), L = g.out_h * g.out_w;
     // Each run of images accumulates its own transposed gradient (G, Kg, Og):
     // columns @ grad_out^T is the faster GEMM orientation for these shapes (the
     // long dim L is the inner one). They are summed in a fixed order afterwards.

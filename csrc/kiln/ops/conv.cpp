@@ -189,6 +189,9 @@ Prepared prepare(const char* op, int nd, const Tensor& input, const Tensor& weig
              "] expected input and weight to have the same dtype, got ", input.dtype(), " and ",
              weight.dtype());
   KILN_CHECK(groups > 0, ValueError, "[", op, "] groups must be positive, got ", groups);
+  KILN_CHECK(weight.size(0) > 0 && (!transposed || weight.size(1) > 0), ValueError, "[", op,
+             "] expected a weight with at least one ", transposed ? "input and output" : "output",
+             " channel, got weight of shape ", weight.sizes());
   const Tensor x = dim == nd + 1 ? unsqueeze(input, 0) : input;
   const int64_t in_ch = transposed ? weight.size(0) : weight.size(1) * groups;
   const int64_t div_ch = weight.size(0);
