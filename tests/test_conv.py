@@ -345,3 +345,120 @@ def test_large_batch_in_chunks():
            both(randn(2, 64, 3, 3, dtype=np.float32, rng=rng), True)]
     _check(lambda x, w: kiln.conv_transpose2d(x, w, padding=1),
            lambda x, w: _F().conv_transpose2d(x, w, padding=1), ops, rtol=1e-3, atol=2e-2)
+
+
+# The conv kernels work image by image, spread over kiln's threads (uneven splits
+# included), with a flat-copy path for stride-1 convs whose output is as wide as the
+# input (Note [Flat rows] in cpu/conv.cpp). (input, weight, stride, padding, dilation, groups)
+PER_IMAGE_CASES = [
+    ((5, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 1),           # flat
+    ((5, 3, 9, 8), (4, 3, 3, 3), 1, (0, 1), 1, 1),      # flat along x only
+    ((5, 3, 9, 8), (4, 3, 3, 3), 1, (1, 0), 1, 1),      # narrower output: row by row
+    ((5, 4, 9, 8), (6, 2, 3, 3), 1, "same", 2, 2),      # flat, dilated, grouped
+    ((5, 3, 7, 6), (4, 3, 2, 4), 1, "same", 1, 1),      # flat, even kernel
+    ((5, 3, 9, 8), (4, 3, 3, 3), (2, 1), 1, 1, 1),      # stride along y only
+    ((1, 3, 4, 4), (2, 3, 5, 5), 1, 4, 2, 1),           # flat, taps wholly in the padding
+    ((2, 3, 6, 4), (2, 3, 3, 3), 1, (1, 4), (1, 4), 1),  # flat, taps wholly off along x
+]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("case", PER_IMAGE_CASES)
+def test_conv2d_per_image_paths(case, threads):
+    xs, ws, s, p, d, g = case
+    before = kiln.get_num_threads()
+    kiln.set_num_threads(threads)
+    try:
+        _check(lambda x, w, b: kiln.conv2d(x, w, b, s, p, d, g),
+               lambda x, w, b: _F().conv2d(x, w, b, s, p, d, g),
+               _operands(xs, ws, "out", kiln.float64))
+        _check(lambda x, w, b: kiln.conv2d(x, w, b, s, p, d, g),
+               lambda x, w, b: _F().conv2d(x, w, b, s, p, d, g),
+               _operands(xs, ws, "out", kiln.float32), rtol=1e-4)
+        if s == 1 and p != "same":
+            # the same geometry transposed (col2im's flat path); weight (in, out/groups, kh, kw)
+            tws = (xs[1], ws[0] // g, ws[2], ws[3])
+            _check(lambda x, w: kiln.conv_transpose2d(x, w, None, 1, p, 0, g, d),
+                   lambda x, w: _F().conv_transpose2d(x, w, None, 1, p, 0, g, d),
+                   _operands(xs, tws, None, kiln.float64))
+    finally:
+        kiln.set_num_threads(before)
+
+
+@pytest.mark.parametrize("needs", ["weight", "bias", "weight+bias", "input"])
+def test_conv2d_partial_gradients(needs):
+    # A first layer (input without grad) skips the input gradient; the weight-gradient pass
+    # also sums the bias gradient, which must still be right when only one of them is wanted.
+    torch = require_torch()
+    rng = np.random.default_rng(9)
+    arrs = [randn(4, 3, 8, 8, rng=rng), randn(5, 3, 3, 3, rng=rng), randn(5, rng=rng)]
+    names = ["input", "weight", "bias"]
+    ks = [kiln.tensor(a).requires_grad_(n in needs) for a, n in zip(arrs, names)]
+    ts = [torch.tensor(a).requires_grad_(n in needs) for a, n in zip(arrs, names)]
+    g = randn(4, 5, 8, 8, rng=rng)
+    kiln.conv2d(*ks, padding=1).backward(kiln.tensor(g))
+    _F().conv2d(*ts, padding=1).backward(torch.tensor(g))
+    for k, t, n in zip(ks, ts, names):
+        assert (k.grad is None) == (n not in needs)
+        if n in needs:
+            assert_close(k.grad, t.grad)
+
+
+def test_conv2d_threads_deterministic():
+    # Per-thread partial weight gradients are summed in a fixed order.
+    rng = np.random.default_rng(10)
+    x = kiln.tensor(randn(7, 4, 9, 9, dtype=np.float32, rng=rng))
+    w = kiln.tensor(randn(6, 4, 3, 3, dtype=np.float32, rng=rng), requires_grad=True)
+    b = kiln.tensor(randn(6, dtype=np.float32, rng=rng), requires_grad=True)
+    before = kiln.get_num_threads()
+    kiln.set_num_threads(3)
+    try:
+        grads = []
+        for _ in range(3):
+            w.grad = b.grad = None
+            kiln.conv2d(x, w, b, padding=1).square().sum().backward()
+            grads.append((w.grad.numpy().copy(), b.grad.numpy().copy()))
+    finally:
+        kiln.set_num_threads(before)
+    for gw, gb in grads[1:]:
+        assert np.array_equal(gw, grads[0][0]) and np.array_equal(gb, grads[0][1])
+
+
+def test_empty_batch_gradients():
+    (xk, xt), (wk, wt), (bk, bt) = _operands((0, 3, 6, 6), (4, 3, 3, 3), "out", kiln.float64)
+    kiln.conv2d(xk, wk, bk, padding=1).sum().backward()
+    _F().conv2d(xt, wt, bt, padding=1).sum().backward()
+    assert_close(wk.grad, wt.grad)
+    assert_close(bk.grad, bt.grad)
+
+
+def test_conv2d_from_several_python_threads():
+    # Each call spreads images over kiln's threads and keeps OpenBLAS single-threaded
+    # meanwhile; calls overlapping from Python threads must not disturb each other.
+    import threading
+
+    rng = np.random.default_rng(11)
+    xs = [kiln.tensor(randn(6, 4, 10, 10, dtype=np.float32, rng=rng)) for _ in range(4)]
+    w = kiln.tensor(randn(8, 4, 3, 3, dtype=np.float32, rng=rng))
+    expected = [kiln.conv2d(x, w, padding=1).numpy() for x in xs]
+    results = [None] * len(xs)
+
+    def run(i):
+        for _ in range(5):
+            results[i] = kiln.conv2d(xs[i], w, padding=1).numpy()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        assert np.array_equal(got, want)
+
+
+def test_weight_without_channels():
+    # torch rejects these too (kiln used to crash on an empty output-channel dim)
+    x = kiln.zeros(2, 3, 5, 5)
+    _err(lambda: kiln.conv2d(x, kiln.zeros(0, 3, 3, 3)), ValueError, "[conv2d]", "[0, 3, 3, 3]")
+    _err(lambda: kiln.conv_transpose2d(x, kiln.zeros(3, 0, 3, 3)), ValueError,
+         "[conv_transpose2d]", "[3, 0, 3, 3]")

@@ -132,6 +132,25 @@ def test_nan_and_ties():
     del torch
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (2, 3, 11, 13), (1, 2, 4, 22), (3, 2, 2)])
+def test_max_pool2d_2x2_float32(shape):
+    # MaxPool2d(2) on float32 takes a vectorized path (four outputs at a time, then a tail);
+    # ties, NaNs and -inf must pick torch's value and index.
+    rng = np.random.default_rng(5)
+    x = rng.integers(-2, 3, shape).astype(np.float32)
+    x[rng.random(shape) < 0.05] = np.nan
+    x[rng.random(shape) < 0.05] = -np.inf
+    xk, xt = both(x, True, kiln.float32)
+    kout, tout = kiln.max_pool2d_with_indices(xk, 2), _F().max_pool2d(xt, 2, return_indices=True)
+    assert_close(kout, tout)
+    g = randn(*tout[0].shape, rng=rng)
+    kout[0].backward(kiln.tensor(g).float())
+    tout[0].backward(require_torch().tensor(g).float())
+    assert_close(xk.grad, xt.grad)
+    _check(lambda x: kiln.max_pool2d(x, 2), lambda x: _F().max_pool2d(x, 2), (2, 8, 9, 3),
+           kiln.float32, view=lambda x: x.permute(0, 3, 1, 2))
+
+
 @pytest.mark.parametrize("dtype", [kiln.float16, kiln.bfloat16])
 def test_half_precision(dtype):
     x = kiln.tensor(randn(2, 3, 6, 6)).to(dtype)

@@ -18,12 +18,8 @@ using autograd::BackwardArgs;
 namespace {
 
 using ColsKernel = void(const Tensor&, const Tensor&, const ConvGeometry&);
-using GemmKernel = void(const Tensor&, const Tensor&, const Tensor&, Scalar, Scalar);
-
-void gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta) {
-  static const dispatch::Op<GemmKernel> kernel("gemm");
-  kernel(out.device(), out, a, b, beta, 1);
-}
+using ConvKernel = void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                        const ConvGeometry&);
 
 int64_t conv_out_size(int64_t in, int64_t k, const ConvArgs& a, int d) {
   if (a.transposed)
@@ -38,90 +34,50 @@ ConvGeometry geometry(int64_t n, int64_t channels, int64_t groups, const Shape& 
           kernel[1], a.stride[0], a.stride[1], a.pad[0], a.pad[1], a.dil[0], a.dil[1]};
 }
 
-// Column buffers hold the im2col of several images so that one GEMM covers
-// them all; batches whose columns exceed this many elements go in chunks.
-constexpr int64_t kColumnBudget = int64_t(1) << 24;
+Tensor contiguous_or_undefined(const Tensor& t) { return t.defined() ? contiguous(t) : t; }
 
-// Calls f(first, count) over [0, n) in chunks of at most kColumnBudget / per_image images.
-template <class F>
-void batch_chunks(int64_t n, int64_t per_image, const F& f) {
-  const int64_t chunk = std::max<int64_t>(1, kColumnBudget / std::max<int64_t>(per_image, 1));
-  for (int64_t first = 0; first < n; first += chunk) f(first, std::min(chunk, n - first));
-}
-
-void copy_into(const Tensor& dst, const Tensor& src) {
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> kernel("copy");
-  kernel(dst.device(), dst, src);
-}
-
-// x (N, C, H, W) * w (O, C/G, kh, kw): im2col of a chunk of images, then a
-// GEMM per group whose columns span every image of the chunk.
+// x (N, C, H, W) * w (O, C/G, kh, kw), by the conv2d kernel (im2col + GEMM per image).
 Tensor conv_forward(const Tensor& x, const Tensor& w, const Tensor& b, const ConvArgs& a,
                     const Shape& out_hw) {
-  const int64_t N = x.size(0), C = x.size(1), O = w.size(0), G = a.groups;
-  const int64_t K = w.size(1) * w.size(2) * w.size(3), L = out_hw[0] * out_hw[1];
-  const Device dev = x.device();
-  const Tensor wg = reshape(contiguous(w), {G, O / G, K});
-  Tensor out = empty({N, O, out_hw[0], out_hw[1]}, x.dtype(), dev);
-  static const dispatch::Op<ColsKernel> im2col("im2col");
-  batch_chunks(N, G * K * L, [&](int64_t n0, int64_t nb) {
-    Tensor cols = empty({G, K, nb * L}, x.dtype(), dev);
-    im2col(dev, cols, slice(x, 0, n0, n0 + nb),
-           geometry(nb, C, G, {x.size(2), x.size(3)}, out_hw, {w.size(2), w.size(3)}, a));
-    Tensor prod = empty({G, O / G, nb * L}, x.dtype(), dev);
-    if (b.defined()) copy_into(prod, expand(reshape(b, {G, O / G, 1}), {G, O / G, nb * L}));
-    gemm(prod, wg, cols, b.defined() ? 1 : 0);
-    copy_into(slice(out, 0, n0, n0 + nb),
-              permute(reshape(prod, {O, nb, out_hw[0], out_hw[1]}), {1, 0, 2, 3}));
-  });
+  Tensor out = empty({x.size(0), w.size(0), out_hw[0], out_hw[1]}, x.dtype(), x.device());
+  static const dispatch::Op<ConvKernel> kernel("conv2d");
+  kernel(x.device(), out, x, contiguous(w), contiguous_or_undefined(b),
+         geometry(x.size(0), x.size(1), a.groups, {x.size(2), x.size(3)}, out_hw,
+                  {w.size(2), w.size(3)}, a));
   return out;
 }
 
-// x (N, C, H, W) with w (C, O/G, kh, kw): a GEMM per group gives each input
-// pixel's contribution to a kh x kw patch; col2im sums the patches.
+// x (N, C, H, W) with w (C, O/G, kh, kw), by the conv_transpose2d kernel: a GEMM
+// per image gives each input pixel's contribution to a kh x kw patch; col2im sums them.
 Tensor conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor& b, const ConvArgs& a,
                               const Shape& out_hw) {
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), G = a.groups;
-  const int64_t O = w.size(1) * G, K = w.size(1) * w.size(2) * w.size(3);
-  const Device dev = x.device();
-  const Tensor wg = transpose(reshape(contiguous(w), {G, C / G, K}), 1, 2);
-  Tensor out = empty({N, O, out_hw[0], out_hw[1]}, x.dtype(), dev);
-  static const dispatch::Op<ColsKernel> col2im("col2im");
-  batch_chunks(N, G * K * H * W, [&](int64_t n0, int64_t nb) {
-    const Tensor xs = reshape(slice(x, 0, n0, n0 + nb), {nb, G, C / G, H * W});
-    const Tensor xg = reshape(contiguous(permute(xs, {1, 2, 0, 3})), {G, C / G, nb * H * W});
-    Tensor cols = empty({G, K, nb * H * W}, x.dtype(), dev);
-    gemm(cols, wg, xg, 0);
-    col2im(dev, slice(out, 0, n0, n0 + nb), cols,
-           geometry(nb, O, G, out_hw, {H, W}, {w.size(2), w.size(3)}, a));
-  });
-  if (b.defined()) add_(out, reshape(b, {1, O, 1, 1}));
+  const int64_t O = w.size(1) * a.groups;
+  Tensor out = empty({x.size(0), O, out_hw[0], out_hw[1]}, x.dtype(), x.device());
+  static const dispatch::Op<ConvKernel> kernel("conv_transpose2d");
+  kernel(x.device(), out, contiguous(x), contiguous(w), contiguous_or_undefined(b),
+         geometry(x.size(0), O, a.groups, out_hw, {x.size(2), x.size(3)}, {w.size(2), w.size(3)},
+                  a));
   return out;
 }
 
 bool is_half(ScalarType t) { return t == ScalarType::Float16 || t == ScalarType::BFloat16; }
 
-// The weight gradient as GEMMs against x's im2col columns (the fast path, not
-// differentiable): gw[g] = sum over chunks of gy[g] (O/G, nb*L) @ cols[g]^T.
+// The weight gradient (and, with `gb`, the bias gradient) by the conv2d_weight_grad
+// kernel: the sum over images of gy[n] @ im2col(x[n])^T. Not differentiable.
 Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shape& wshape,
-                             const ConvArgs& a) {
+                             const ConvArgs& a, Tensor* gb = nullptr) {
   const ScalarType dt = x_in.dtype(), ct = is_half(dt) ? ScalarType::Float32 : dt;
-  const Tensor x = to_dtype(x_in, ct), gy = to_dtype(gy_in, ct);
-  const int64_t N = x.size(0), C = x.size(1), O = gy.size(1), G = a.groups;
-  const int64_t K = wshape[1] * wshape[2] * wshape[3], L = gy.size(2) * gy.size(3);
-  const Device dev = x.device();
-  Tensor gw = zeros({G, O / G, K}, ct, dev);
-  static const dispatch::Op<ColsKernel> im2col("im2col");
-  batch_chunks(N, G * K * L, [&](int64_t n0, int64_t nb) {
-    Tensor cols = empty({G, K, nb * L}, ct, dev);
-    im2col(dev, cols, slice(x, 0, n0, n0 + nb),
-           geometry(nb, C, G, {x.size(2), x.size(3)}, {gy.size(2), gy.size(3)},
-                    {wshape[2], wshape[3]}, a));
-    const Tensor gys = reshape(slice(gy, 0, n0, n0 + nb), {nb, O, L});
-    const Tensor gyg = reshape(contiguous(permute(gys, {1, 0, 2})), {G, O / G, nb * L});
-    gemm(gw, gyg, transpose(cols, 1, 2), n0 > 0 ? 1 : 0);
-  });
-  return to_dtype(reshape(gw, wshape), dt);
+  const Tensor x = to_dtype(x_in, ct), gy = contiguous(to_dtype(gy_in, ct));
+  Tensor gw = empty(wshape, ct, x.device());
+  Tensor gbias = gb ? empty({gy.size(1)}, ct, x.device()) : Tensor();
+  static const dispatch::Op<void(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                 const ConvGeometry&)>
+      kernel("conv2d_weight_grad");
+  kernel(x.device(), gw, gbias, x, gy,
+         geometry(x.size(0), x.size(1), a.groups, {x.size(2), x.size(3)},
+                  {gy.size(2), gy.size(3)}, {wshape[2], wshape[3]}, a));
+  if (gb) *gb = to_dtype(gbias, dt);
+  return to_dtype(gw, dt);
 }
 
 // d(loss)/d(weight) of a (non-transposed) convolution of `x` whose output
@@ -148,7 +104,7 @@ TensorList conv_backward(const BackwardArgs& g, const ConvArgs& a) {
   const Tensor &x = g.saved[0], &w = g.saved[1];
   ConvArgs back = a;
   back.transposed = !a.transposed;
-  Tensor gx, gw;
+  Tensor gx, gw, gb;
   if (a.transposed) {
     // y = conv_transpose(x, w) is the input gradient of conv(y', w); undo it with that conv.
     for (int d = 0; d < 2; ++d) back.extra[d] = -a.extra[d];
@@ -161,9 +117,14 @@ TensorList conv_backward(const BackwardArgs& g, const ConvArgs& a) {
       back.extra[d] = x.size(2 + d) - conv_out_size(gy.size(2 + d), w.size(2 + d), t, d);
     }
     if (g.needs(0)) gx = convolution(gy, w, Tensor(), back);
-    if (g.needs(1)) gw = conv_weight_grad(x, gy, w.sizes(), a);
+    // The weight-gradient kernel also sums gy for the bias (one pass less).
+    if (g.needs(1) && !autograd::is_grad_enabled())
+      gw = conv_weight_grad_gemm(x, gy, w.sizes(), a, g.needs(2) ? &gb : nullptr);
+    else if (g.needs(1))
+      gw = conv_weight_grad(x, gy, w.sizes(), a);
   }
-  return {gx, gw, g.needs(2) ? sum(gy, {0, 2, 3}) : Tensor()};
+  if (g.needs(2) && !gb.defined()) gb = sum(gy, {0, 2, 3});
+  return {gx, gw, gb};
 }
 
 }  // namespace
@@ -228,6 +189,9 @@ Prepared prepare(const char* op, int nd, const Tensor& input, const Tensor& weig
              "] expected input and weight to have the same dtype, got ", input.dtype(), " and ",
              weight.dtype());
   KILN_CHECK(groups > 0, ValueError, "[", op, "] groups must be positive, got ", groups);
+  KILN_CHECK(weight.size(0) > 0 && (!transposed || weight.size(1) > 0), ValueError, "[", op,
+             "] expected a weight with at least one ", transposed ? "input and output" : "output",
+             " channel, got weight of shape ", weight.sizes());
   const Tensor x = dim == nd + 1 ? unsqueeze(input, 0) : input;
   const int64_t in_ch = transposed ? weight.size(0) : weight.size(1) * groups;
   const int64_t div_ch = weight.size(0);

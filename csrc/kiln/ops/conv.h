@@ -55,9 +55,13 @@ struct ConvArgs {
 KILN_API Tensor convolution(const Tensor& input, const Tensor& weight, const Tensor& bias,
                             const ConvArgs& args);
 
-// What the im2col/col2im kernels see: an image of `channels` planes in `groups`
+// What the convolution kernels see: an image of `channels` planes in `groups`
 // groups, (n, channels, height, width), and a grid of out_h x out_w kernel
-// positions; columns are (groups, channels/groups * kh * kw, n * out_h * out_w).
+// positions. im2col/col2im (unfold/fold) lay columns out as (groups,
+// channels/groups * kh * kw, n * out_h * out_w); conv2d, conv_transpose2d and
+// conv2d_weight_grad work one image at a time (per-image columns and GEMMs),
+// with the image being the convolution's input (conv2d, weight grad) or its
+// output (conv_transpose2d).
 struct ConvGeometry {
   int64_t n, channels, groups, height, width, out_h, out_w;
   int64_t kh, kw, sh, sw, ph, pw, dh, dw;
