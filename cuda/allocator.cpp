@@ -31,9 +31,10 @@ class CudaAllocator final : public Allocator {
  public:
   void* allocate(size_t nbytes, Device device) override {
     const int d = device.index;
-    KILN_CHECK(d >= 0 && d < device_count(), Error, "[allocator] can't allocate memory on ", device,
-               ": ", device_count() == 0 ? unavailable_reason()
-                                         : detail::concat(device_count(), " CUDA device(s) visible"));
+    const int n = device_count();
+    KILN_CHECK(d >= 0 && d < n, Error, "[allocator] can't allocate memory on ", device, ": ",
+               n == 0 ? "CUDA is not available (" + unavailable_reason() + ")"
+                      : detail::concat("only ", n, " CUDA device(s) are visible"));
     if (nbytes == 0) return nullptr;
     DeviceGuard guard(d);
     configure_pool(d);

@@ -43,11 +43,11 @@ void unary_integral(const Tensor& out, const Tensor& in, const F& f, const char*
   });
 }
 
+}  // namespace
+
 void softplus_cuda(const Tensor& out, const Tensor& in, double beta, double threshold) {
   unary_floating(out, in, fn::Softplus{beta, threshold}, "softplus");
 }
-
-}  // namespace
 
 #define KILN_CUDA_UNARY(op, F, how)                                        \
   void op##_cuda(const Tensor& out, const Tensor& in) { how(out, in, F{}, #op); } \

@@ -53,10 +53,12 @@ def load():
         return None, f"kiln._C_cuda failed to load: {e}"
     # The module is loaded (its kernels are registered) even when what follows
     # makes CUDA unusable.
+    reason = module._unavailable_reason()
+    if reason:
+        return module, reason
     for name in _CUBLAS:
         try:
             _preload(name, wheel_dirs)
         except OSError:
             return module, (f"{name} was not found (install it with pip install \"kiln[cuda]\")")
-    reason = module._cublas_error() or module._unavailable_reason()
-    return module, reason or None
+    return module, module._cublas_error() or None
