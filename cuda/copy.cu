@@ -57,6 +57,9 @@ void copy_kernel(const Tensor& dst, const Tensor& src) {
     return;
   }
   if (dd.is_cuda() && sd.is_cpu()) {  // host to device
+    // A temporary dense copy is pageable memory, which cudaMemcpyAsync has
+    // read by the time it returns; pinned sources are copied asynchronously
+    // (non_blocking), so the caller keeps them alive, as in PyTorch.
     const Tensor host = contiguous(detach(src));
     const Tensor staged = same_layout_dense(dst, host) ? dst : empty(host.sizes(), host.dtype(), dd);
     DeviceGuard guard(dd);
@@ -64,8 +67,6 @@ void copy_kernel(const Tensor& dst, const Tensor& src) {
                           current_stream(dd)),
           "copy_");
     if (!staged.is_same(dst)) copy_on_device(dst, staged);
-    // The host buffer may be a temporary: wait until the copy has read it.
-    if (!host.is_same(src)) check(cudaStreamSynchronize(current_stream(dd)), "copy_");
     return;
   }
   if (dd.is_cpu() && sd.is_cuda()) {  // device to host

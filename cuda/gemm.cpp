@@ -36,10 +36,10 @@ struct Operand {
   int64_t ld;
 };
 std::optional<Operand> describe(int64_t R, int64_t C, int64_t sr, int64_t sc) {
-  if ((sc == 1 || C == 1) && (R == 1 || sr >= std::max<int64_t>(C, 1)))
-    return Operand{CUBLAS_OP_N, std::max<int64_t>({R == 1 ? C : sr, C, 1})};
-  if ((sr == 1 || R == 1) && (C == 1 || sc >= std::max<int64_t>(R, 1)))
-    return Operand{CUBLAS_OP_T, std::max<int64_t>({C == 1 ? R : sc, R, 1})};
+  if ((sc == 1 || C <= 1) && (R <= 1 || C == 0 || sr >= C))
+    return Operand{CUBLAS_OP_N, std::max<int64_t>({R <= 1 ? 1 : sr, C, 1})};
+  if ((sr == 1 || R <= 1) && (C <= 1 || R == 0 || sc >= R))
+    return Operand{CUBLAS_OP_T, std::max<int64_t>({C <= 1 ? 1 : sc, R, 1})};
   return std::nullopt;
 }
 
@@ -83,6 +83,8 @@ void gemm_kernel(const Tensor& out, const Tensor& a_in, const Tensor& b_in, Scal
     b = contiguous(detach(b));
     db = describe(K, N, b.stride(1), b.stride(2));
   }
+  KILN_CHECK(da && db, Error, "[matmul] no cuBLAS layout for strides ", a.strides(), " and ",
+             b.strides());
   const Device device = out.device();
   DeviceGuard guard(device);
   const CublasApi& api = cublas("matmul");
