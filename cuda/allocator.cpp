@@ -110,14 +110,7 @@ CudaAllocator& allocator() {
   return *a;
 }
 
-int current_device_or_zero() {
-  int d = 0;
-  if (cudaGetDevice(&d) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return d;
-}
+int current_device_or_zero() { return query_or_zero(&cudaGetDevice); }
 
 void free_pinned(void* ptr) { cudaFreeHost(ptr); }
 

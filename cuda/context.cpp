@@ -16,14 +16,17 @@ void throw_cuda_error(cudaError_t err, const char* op) {
                              cudaGetErrorString(err)));
 }
 
-int device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+// The int a query reports, or 0 when it fails (no driver, no device).
+int query_or_zero(cudaError_t (*query)(int*)) {
+  int v = 0;
+  if (query(&v) != cudaSuccess) {
     cudaGetLastError();
     return 0;
   }
-  return n;
+  return v;
 }
+
+int device_count() { return query_or_zero(&cudaGetDeviceCount); }
 
 int current_device() {
   int d = 0;

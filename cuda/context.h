@@ -18,6 +18,7 @@ inline void check(cudaError_t err, const char* op) {
 inline void check_launch(const char* op) { check(cudaGetLastError(), op); }
 
 int device_count();  // 0 when there is no driver or no device
+int query_or_zero(cudaError_t (*query)(int*));  // e.g. query_or_zero(&cudaGetDevice)
 int current_device();
 void set_device(int index);
 

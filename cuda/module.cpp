@@ -36,6 +36,16 @@ struct Event {
   }
 };
 
+// A stream or event query: true when its work has finished.
+bool done(cudaError_t err, const char* op) {
+  if (err == cudaErrorNotReady) {
+    cudaGetLastError();
+    return false;
+  }
+  check(err, op);
+  return true;
+}
+
 void init_streams(py::module_& m) {
   py::class_<Stream>(m, "_Stream")
       .def(py::init([](int device, int priority) {
@@ -60,12 +70,7 @@ void init_streams(py::module_& m) {
         py::gil_scoped_release release;
         check(cudaStreamSynchronize(s.stream), "Stream.synchronize");
       })
-      .def("query", [](const Stream& s) {
-        const cudaError_t err = cudaStreamQuery(s.stream);
-        if (err == cudaErrorNotReady) return false;
-        check(err, "Stream.query");
-        return true;
-      })
+      .def("query", [](const Stream& s) { return done(cudaStreamQuery(s.stream), "Stream.query"); })
       .def("wait_event", [](const Stream& s, const Event& e) {
         check(cudaStreamWaitEvent(s.stream, e.event, 0), "Stream.wait_event");
       });
@@ -88,12 +93,7 @@ void init_streams(py::module_& m) {
         py::gil_scoped_release release;
         check(cudaEventSynchronize(e.event), "Event.synchronize");
       })
-      .def("query", [](const Event& e) {
-        const cudaError_t err = cudaEventQuery(e.event);
-        if (err == cudaErrorNotReady) return false;
-        check(err, "Event.query");
-        return true;
-      })
+      .def("query", [](const Event& e) { return done(cudaEventQuery(e.event), "Event.query"); })
       .def("elapsed_time", [](const Event& start, const Event& end) {
         float ms = 0;
         check(cudaEventElapsedTime(&ms, start.event, end.event), "Event.elapsed_time");
