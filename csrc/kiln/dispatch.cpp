@@ -56,4 +56,9 @@ void throw_no_kernel(const OpEntry& entry, Device device) {
                                               : ""));
 }
 
+void throw_device_mismatch(const OpEntry& entry, Device want, Device got) {
+  throw Error("[" + entry.name + "] expected all tensors to be on the same device, but found at " +
+              "least two devices, " + want.str() + " and " + got.str());
+}
+
 }  // namespace kiln::dispatch

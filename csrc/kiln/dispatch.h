@@ -1,10 +1,12 @@
 #pragma once
 #include <string>
+#include <type_traits>
 #include <typeinfo>
 #include <utility>
 
 #include "kiln/device.h"
 #include "kiln/macros.h"
+#include "kiln/tensor.h"
 
 namespace kiln::dispatch {
 
@@ -24,6 +26,29 @@ KILN_API void register_kernel(const char* name, DeviceType device, void* fn,
 KILN_API bool has_kernel(const char* name, DeviceType device);
 [[noreturn]] KILN_API void throw_no_kernel(const OpEntry& entry, Device device);
 KILN_API void check_signature(OpEntry& entry, const char* signature);
+[[noreturn]] KILN_API void throw_device_mismatch(const OpEntry& entry, Device want, Device got);
+
+// Note [Kernel devices]: every Tensor argument of a kernel must live on the
+// device the kernel runs on (a CUDA kernel must never see a host pointer, nor
+// a CPU kernel a device pointer). Front ends check this with the op's own
+// message; this is the central check that no op can forget. Python numbers
+// wrapped as tensors are exempt, and `Op::across_devices` (copies) skips it.
+namespace detail {
+inline void check_device(const OpEntry& entry, Device want, const Tensor& t) {
+  if (!t.defined() || t.impl()->is_wrapped_number) return;
+  const Device got = t.device();
+  if (got.type != want.type || (want.has_index() && got.index != want.index)) [[unlikely]]
+    throw_device_mismatch(entry, want, got);
+}
+template <class A>
+inline void check_arg_device(const OpEntry& entry, Device want, const A& arg) {
+  if constexpr (std::is_same_v<A, Tensor>) {
+    check_device(entry, want, arg);
+  } else if constexpr (std::is_same_v<A, TensorList>) {
+    for (const Tensor& t : arg) check_device(entry, want, t);
+  }
+}
+}  // namespace detail
 
 // A typed handle to one op's kernels; create once (function-local static) and call.
 template <class Sig>
@@ -36,6 +61,11 @@ class Op<R(Args...)> {
     check_signature(*entry_, typeid(Fn).name());
   }
   R operator()(Device device, Args... args) const {
+    (detail::check_arg_device(*entry_, device, std::as_const(args)), ...);
+    return across_devices(device, std::forward<Args>(args)...);
+  }
+  // Without the device check: for kernels that move data between devices.
+  R across_devices(Device device, Args... args) const {
     void* k = entry_->kernels[static_cast<int>(device.type)];
     if (!k) [[unlikely]] throw_no_kernel(*entry_, device);
     return reinterpret_cast<Fn>(k)(std::forward<Args>(args)...);
@@ -51,9 +81,15 @@ class Op<R(Args...)> {
 #define KILN_DISPATCH_CONCAT_(a, b) a##b
 #define KILN_DISPATCH_CONCAT(a, b) KILN_DISPATCH_CONCAT_(a, b)
 // KILN_REGISTER_KERNEL(add, CPU, add_kernel): registers a kernel at load time.
+// Registration is host code: nvcc's device pass skips it (its device
+// compiler crashes on typeid in a namespace-scope initializer).
+#if defined(__CUDA_ARCH__)
+#define KILN_REGISTER_KERNEL(op, device, fn)
+#else
 #define KILN_REGISTER_KERNEL(op, device, fn)                                           \
   static const bool KILN_DISPATCH_CONCAT(kiln_kernel_registered_, __COUNTER__) =       \
       (::kiln::dispatch::register_kernel(#op, ::kiln::DeviceType::device,              \
                                          reinterpret_cast<void*>(+(fn)),               \
                                          typeid(decltype(+(fn))).name()),              \
        true)
+#endif

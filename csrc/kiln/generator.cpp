@@ -77,6 +77,7 @@ DefaultGenerators& defaults() {
 }  // namespace
 
 const GeneratorPtr& default_generator(Device device) {
+  device = resolve_device(device);  // "cuda" is the current CUDA device's generator
   auto& d = defaults();
   std::lock_guard<std::mutex> lock(d.mutex);
   auto& g = d.by_device[{static_cast<int>(device.type), device.index}];

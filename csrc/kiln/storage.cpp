@@ -24,6 +24,7 @@ class CpuAllocator final : public Allocator {
 
 CpuAllocator g_cpu_allocator;
 Allocator* g_allocators[kNumDeviceTypes] = {&g_cpu_allocator, nullptr};
+std::string g_unavailable_reason[kNumDeviceTypes];
 
 }  // namespace
 
@@ -31,14 +32,26 @@ void register_allocator(DeviceType type, Allocator* allocator) {
   g_allocators[static_cast<int>(type)] = allocator;
 }
 
+void set_unavailable_reason(DeviceType type, const std::string& why) {
+  g_unavailable_reason[static_cast<int>(type)] = why;
+}
+
 Allocator* get_allocator(DeviceType type) {
-  Allocator* a = g_allocators[static_cast<int>(type)];
-  KILN_CHECK(a != nullptr, Error, "[allocator] no allocator for device type ",
-             Device(type).str(), " (is the backend built and loaded?)");
+  const int t = static_cast<int>(type);
+  Allocator* a = g_allocators[t];
+  if (!a) [[unlikely]] {
+    const std::string name = type == DeviceType::CUDA ? "CUDA" : Device(type).str();
+    throw Error("[allocator] can't allocate memory on " + Device(type).str() + ": " + name +
+                " is not available (" +
+                (g_unavailable_reason[t].empty() ? "its backend module is not loaded"
+                                                 : g_unavailable_reason[t]) +
+                ")");
+  }
   return a;
 }
 
 std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
+  device = resolve_device(device);
   void* p = get_allocator(device.type)->allocate(nbytes, device);
   return std::make_shared<Storage>(p, nbytes, device, nullptr, nullptr, true);
 }

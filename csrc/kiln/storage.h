@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "kiln/device.h"
 #include "kiln/macros.h"
@@ -19,6 +20,10 @@ class KILN_API Allocator {
 };
 KILN_API void register_allocator(DeviceType type, Allocator* allocator);
 KILN_API Allocator* get_allocator(DeviceType type);
+// Why a backend's allocator is missing (e.g. "kiln._C_cuda was not built"),
+// set by the Python package when loading the backend fails; the error raised
+// on allocating there quotes it.
+KILN_API void set_unavailable_reason(DeviceType type, const std::string& why);
 
 // A ref-counted byte buffer on one device. Memory either comes from the
 // device's allocator or is borrowed (NumPy, DLPack) and released through

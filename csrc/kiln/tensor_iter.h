@@ -26,6 +26,10 @@ class KILN_API TensorIter {
   int ndim() const { return ndim_; }  // after coalescing; at least 1
   int64_t size(int d) const { return shape_[d]; }
   ScalarType dtype(int i) const { return dtypes_[i]; }
+  // Operand t's data pointer and byte stride along coalesced dim d (device
+  // kernels copy these into their own offset calculators).
+  char* data(int t) const { return data_[t]; }
+  int64_t stride(int t, int d) const { return strides_[t][d]; }
 
   // Serial walk over the linear range [begin, end) of the iteration space.
   template <class Loop>

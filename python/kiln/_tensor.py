@@ -134,7 +134,21 @@ def cpu(self):
 
 @_method
 def cuda(self, device=None, non_blocking=False):
-    return self._to_device(_device("cuda" if device is None else device))
+    d = _device("cuda" if device is None else device)
+    if d.type != "cuda":
+        raise ValueError(f"[cuda] expected a CUDA device, got {d}")
+    return self._to_device(d)
+
+
+@_method
+def pin_memory(self, device=None):
+    """A copy of this CPU tensor in page-locked memory (fast, asynchronous copies to the GPU)."""
+    return self if self.is_pinned() else _C._pin_memory(self)
+
+
+@_method
+def is_pinned(self, device=None):
+    return _C._is_pinned(self)
 
 
 @_method

@@ -3,26 +3,12 @@
 Answers on CPU-only machines and on builds without the CUDA module.
 """
 
-from kiln import _C
-
-
-def _cuda_module():
-    try:
-        from kiln import _C_cuda
-    except ImportError:
-        return None
-    return _C_cuda
+from kiln import _C, cuda
 
 
 def device_count():
     """How many accelerator devices are visible (0 without one)."""
-    cuda = _cuda_module()
-    if cuda is None or not hasattr(cuda, "device_count"):
-        return 0
-    try:
-        return int(cuda.device_count())
-    except RuntimeError:
-        return 0
+    return cuda.device_count()
 
 
 def is_available():

@@ -72,15 +72,16 @@ void init_types(py::module_& m) {
            py::arg("type"), py::arg("index"))
       .def_property_readonly("type", [](const Device& d) { return d.is_cpu() ? "cpu" : "cuda"; })
       .def_property_readonly("index", [](const Device& d) -> py::object {
-        if (d.is_cpu()) return py::none();
+        if (!d.has_index()) return py::none();
         return py::int_(d.index);
       })
       .def("__eq__", [](const Device& a, const Device& b) { return a == b; })
       .def("__hash__", [](const Device& d) { return static_cast<int>(d.type) * 256 + d.index; })
       .def("__str__", &Device::str)
       .def("__repr__", [](const Device& d) {
-        return d.is_cpu() ? std::string("device(type='cpu')")
-                          : "device(type='cuda', index=" + std::to_string(d.index) + ")";
+        const std::string type = d.is_cpu() ? "cpu" : "cuda";
+        if (!d.has_index()) return "device(type='" + type + "')";
+        return "device(type='" + type + "', index=" + std::to_string(d.index) + ")";
       });
 }
 

@@ -36,8 +36,12 @@ void rebase_history(Tensor& self, const Tensor& result) {
   }
 }
 
+// Copies between devices run on the non-CPU side's kernel.
+static Device copy_device(const Tensor& dst, const Tensor& src) {
+  return dst.device().is_cpu() ? src.device() : dst.device();
+}
+
 Tensor& copy_(Tensor& dst, const Tensor& src) {
-  check_same_device({dst, src}, "copy_");
   KILN_CHECK(is_expandable_to(src.sizes(), dst.sizes()), ValueError, "[copy_] source shape ",
              src.sizes(), " cannot be broadcast to destination shape ", dst.sizes());
   static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
@@ -47,15 +51,17 @@ Tensor& copy_(Tensor& dst, const Tensor& src) {
     Tensor result = empty(dst.sizes(), dst.dtype(), dst.device());
     {
       autograd::NoGradGuard no_grad;
-      copy_kernel(dst.device(), result, src);
+      copy_kernel.across_devices(copy_device(result, src), result, src);
     }
+    const Device src_device = src.device();
     if (src.requires_grad())
-      autograd::record("CopyBackwards", {dst, src}, {result}, {},
-                       [](const BackwardArgs& a) { return TensorList{zeros_like(a.grad()), a.grad()}; });
+      autograd::record("CopyBackwards", {dst, src}, {result}, {}, [src_device](const BackwardArgs& a) {
+        return TensorList{zeros_like(a.grad()), to_device(a.grad(), src_device)};
+      });
     rebase_history(dst, result);
     return dst;
   }
-  copy_kernel(dst.device(), dst, src);
+  copy_kernel.across_devices(copy_device(dst, src), dst, src);
   dst.bump_version();
   return dst;
 }
@@ -108,11 +114,11 @@ Tensor to_dtype(const Tensor& t, ScalarType dtype, bool copy) {
 }
 
 Tensor to_device(const Tensor& t, Device device, bool copy) {
+  device = resolve_device(device);
   if (t.device() == device && !copy) return t;
   Tensor out = empty(t.sizes(), t.dtype(), device);
-  // Cross-device copies run on the non-CPU side's kernel.
   static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
-  copy_kernel(device.is_cpu() ? t.device() : device, out, t);
+  copy_kernel.across_devices(copy_device(out, t), out, t);
   if (autograd::needs_grad({t})) {
     const Device from = t.device();
     autograd::record("ToCopyBackward0", {t}, {out}, {}, [from](const BackwardArgs& a) {

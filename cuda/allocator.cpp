@@ -1,0 +1,176 @@
+// Device memory from CUDA's stream-ordered pool (cudaMallocAsync), pinned
+// host memory for pin_memory(), and the per-device statistics.
+#include "allocator.h"
+
+#include <algorithm>
+#include <mutex>
+#include <unordered_map>
+
+#include "context.h"
+#include "kiln/dispatch.h"
+#include "kiln/storage.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kMaxDevices = 64;
+
+struct Block {
+  size_t nbytes;
+  cudaStream_t stream;  // freed on the stream it was allocated on, so the free is ordered
+                        // after the work that stream queued on it
+};
+
+struct DeviceStats {
+  int64_t allocated = 0;
+  int64_t peak = 0;
+  bool pool_configured = false;
+};
+
+class CudaAllocator final : public Allocator {
+ public:
+  void* allocate(size_t nbytes, Device device) override {
+    const int d = device.index;
+    const int n = device_count();
+    KILN_CHECK(d >= 0 && d < n, Error, "[allocator] can't allocate memory on ", device, ": ",
+               n == 0 ? "CUDA is not available (" + unavailable_reason() + ")"
+                      : detail::concat("only ", n, " CUDA device(s) are visible"));
+    if (nbytes == 0) return nullptr;
+    DeviceGuard guard(d);
+    configure_pool(d);
+    const cudaStream_t stream = current_stream(d);
+    void* p = nullptr;
+    const cudaError_t err = cudaMallocAsync(&p, nbytes, stream);
+    if (err == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      throw Error(detail::concat("[allocator] CUDA out of memory: tried to allocate ", nbytes,
+                                 " bytes on ", device, " (", memory_allocated(d),
+                                 " bytes held by kiln tensors)"));
+    }
+    check(err, "allocator");
+    std::lock_guard<std::mutex> lock(mutex_);
+    blocks_[p] = Block{nbytes, stream};
+    DeviceStats& s = stats_[d];
+    s.allocated += static_cast<int64_t>(nbytes);
+    s.peak = std::max(s.peak, s.allocated);
+    return p;
+  }
+
+  void deallocate(void* ptr, Device device) override {
+    Block block{};
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = blocks_.find(ptr);
+      if (it == blocks_.end()) return;
+      block = it->second;
+      stats_[device.index].allocated -= static_cast<int64_t>(block.nbytes);
+      blocks_.erase(it);
+    }
+    // Runs from destructors: an error here can't be raised, and a sticky
+    // error will surface at the next checked call anyway.
+    if (cudaFreeAsync(ptr, block.stream) != cudaSuccess) cudaGetLastError();
+  }
+
+  DeviceStats stats(int d) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_[checked(d)];
+  }
+  void reset_peak(int d) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_[checked(d)].peak = stats_[d].allocated;
+  }
+
+ private:
+  static int checked(int d) {
+    KILN_CHECK(d >= 0 && d < kMaxDevices, ValueError, "[memory stats] bad device index ", d);
+    return d;
+  }
+  // By default the pool returns freed memory to the driver at every
+  // synchronization; keeping it makes steady-state allocation free.
+  void configure_pool(int d) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stats_[d].pool_configured) return;
+    }
+    cudaMemPool_t pool;
+    check(cudaDeviceGetDefaultMemPool(&pool, d), "allocator");
+    uint64_t keep_all = UINT64_MAX;
+    check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep_all), "allocator");
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_[d].pool_configured = true;
+  }
+
+  std::mutex mutex_;
+  std::unordered_map<void*, Block> blocks_;
+  DeviceStats stats_[kMaxDevices];
+};
+
+CudaAllocator& allocator() {
+  static auto* a = new CudaAllocator();  // never destroyed: tensors may outlive static teardown
+  return *a;
+}
+
+int current_device_or_zero() { return query_or_zero(&cudaGetDevice); }
+
+void free_pinned(void* ptr) { cudaFreeHost(ptr); }
+
+// pin_memory(): a contiguous copy of a CPU tensor in page-locked memory, so
+// host-to-device copies from it run asynchronously at full speed.
+Tensor pin_memory_kernel(const Tensor& t) {
+  KILN_CHECK(t.device().is_cpu(), ValueError, "[pin_memory] expected a CPU tensor, got one on ",
+             t.device());
+  const size_t nbytes = static_cast<size_t>(t.numel()) * t.itemsize();
+  void* p = nullptr;
+  if (nbytes > 0) check(cudaHostAlloc(&p, nbytes, cudaHostAllocDefault), "pin_memory");
+  auto storage = Storage::borrow(p, nbytes, Device(), nbytes > 0 ? &free_pinned : nullptr, p);
+  return make_tensor(std::move(storage), t.sizes(), contiguous_strides(t.sizes()), 0, t.dtype());
+}
+
+bool is_pinned_kernel(const Tensor& t) {
+  if (!t.device().is_cpu() || t.storage()->data() == nullptr || device_count() == 0) return false;
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, t.storage()->data()) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeHost;
+}
+
+const bool registered = [] {
+  register_allocator(DeviceType::CUDA, &allocator());
+  register_current_device_fn(DeviceType::CUDA, &current_device_or_zero);
+  return true;
+}();
+
+}  // namespace
+
+KILN_REGISTER_KERNEL(pin_memory, CUDA, pin_memory_kernel);
+KILN_REGISTER_KERNEL(is_pinned, CUDA, is_pinned_kernel);
+
+int64_t memory_allocated(int device) { return allocator().stats(device).allocated; }
+int64_t max_memory_allocated(int device) { return allocator().stats(device).peak; }
+void reset_peak_memory_stats(int device) { allocator().reset_peak(device); }
+
+void empty_cache() {
+  const int n = device_count();
+  for (int d = 0; d < n; ++d) {
+    DeviceGuard guard(d);
+    check(cudaDeviceSynchronize(), "empty_cache");
+    cudaMemPool_t pool;
+    check(cudaDeviceGetDefaultMemPool(&pool, d), "empty_cache");
+    check(cudaMemPoolTrimTo(pool, 0), "empty_cache");
+  }
+}
+
+std::string unavailable_reason() {
+  int n = 0;
+  const cudaError_t err = cudaGetDeviceCount(&n);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return detail::concat("the CUDA runtime reports ", cudaGetErrorName(err), ": ",
+                          cudaGetErrorString(err));
+  }
+  return n == 0 ? "no CUDA device is visible" : "";
+}
+
+}  // namespace kiln::cuda

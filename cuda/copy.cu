@@ -1,0 +1,119 @@
+// copy (dtype conversion, broadcasting, strides, and moves between host and
+// devices) and fill.
+#include "kiln/dispatch.h"
+#include "kiln/ops/copy.h"
+#include "kiln/ops/creation.h"
+#include "kiln/scalar.h"
+#include "loops.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+struct Identity {
+  template <class T>
+  __device__ T operator()(T v) const { return v; }
+};
+
+template <class T>
+struct FillValue {
+  T value;
+  __device__ T operator()() const { return value; }
+};
+
+// dst = src on one device (converting, broadcasting, any strides).
+void copy_on_device(const Tensor& dst, const Tensor& src) {
+  TensorIter iter({dst, src});
+  visit_dtype(dst.dtype(), [&]<class To>(TypeTag<To>) {
+    visit_dtype(src.dtype(), [&]<class From>(TypeTag<From>) {
+      launch_elementwise<To, From, 1>(iter, dst.device(), Identity{}, "copy_");
+    });
+  });
+}
+
+bool same_layout_dense(const Tensor& a, const Tensor& b) {
+  return a.dtype() == b.dtype() && a.sizes() == b.sizes() && a.is_contiguous() &&
+         b.is_contiguous();
+}
+
+size_t nbytes(const Tensor& t) { return static_cast<size_t>(t.numel()) * t.itemsize(); }
+
+}  // namespace
+
+// Host <-> device and device <-> device: a plain memcpy when both sides are
+// dense with one dtype; otherwise the conversion runs on the device side
+// through a dense staging buffer.
+void copy_kernel(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  const Device dd = dst.device(), sd = src.device();
+  if (dd == sd) {
+    if (same_layout_dense(dst, src)) {
+      DeviceGuard guard(dd);
+      check(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), nbytes(dst), cudaMemcpyDeviceToDevice,
+                            current_stream(dd)),
+            "copy_");
+    } else {
+      copy_on_device(dst, src);
+    }
+    return;
+  }
+  if (dd.is_cuda() && sd.is_cpu()) {  // host to device
+    // A temporary dense copy is pageable memory, which cudaMemcpyAsync has
+    // read by the time it returns; pinned sources are copied asynchronously
+    // (non_blocking), so the caller keeps them alive, as in PyTorch.
+    const Tensor host = contiguous(detach(src));
+    const Tensor staged = same_layout_dense(dst, host) ? dst : empty(host.sizes(), host.dtype(), dd);
+    DeviceGuard guard(dd);
+    check(cudaMemcpyAsync(staged.data_ptr(), host.data_ptr(), nbytes(host), cudaMemcpyHostToDevice,
+                          current_stream(dd)),
+          "copy_");
+    if (!staged.is_same(dst)) copy_on_device(dst, staged);
+    return;
+  }
+  if (dd.is_cpu() && sd.is_cuda()) {  // device to host
+    Tensor staged = detach(src);
+    if (!(staged.dtype() == dst.dtype() && staged.sizes() == dst.sizes() && staged.is_contiguous())) {
+      staged = empty(dst.sizes(), dst.dtype(), sd);
+      copy_on_device(staged, src);
+    }
+    Tensor host = dst.is_contiguous() ? dst : empty(dst.sizes(), dst.dtype(), dd);
+    DeviceGuard guard(sd);
+    check(cudaMemcpyAsync(host.data_ptr(), staged.data_ptr(), nbytes(host), cudaMemcpyDeviceToHost,
+                          current_stream(sd)),
+          "copy_");
+    check(cudaStreamSynchronize(current_stream(sd)), "copy_");
+    if (!host.is_same(dst)) {
+      Tensor d = detach(dst);
+      copy_(d, host);
+    }
+    return;
+  }
+  // Between two GPUs: densify on the source, copy peer to peer, convert on the destination.
+  const Tensor from = contiguous(detach(src));
+  const Tensor staged = same_layout_dense(dst, from) ? dst : empty(from.sizes(), from.dtype(), dd);
+  {
+    DeviceGuard guard(sd);
+    check(cudaStreamSynchronize(current_stream(sd)), "copy_");
+  }
+  DeviceGuard guard(dd);
+  check(cudaMemcpyPeerAsync(staged.data_ptr(), dd.index, from.data_ptr(), sd.index, nbytes(from),
+                            current_stream(dd)),
+        "copy_");
+  if (!staged.is_same(dst)) copy_on_device(dst, staged);
+  check(cudaStreamSynchronize(current_stream(dd)), "copy_");
+}
+
+void fill_kernel(const Tensor& dst, Scalar value) {
+  TensorIter iter({dst});
+  visit_dtype(dst.dtype(), [&]<class T>(TypeTag<T>) {
+    const T host_value = value.to<T>();
+    DeviceT<T> v;
+    static_assert(sizeof(v) == sizeof(host_value), "kiln and CUDA types differ in size");
+    std::memcpy(static_cast<void*>(&v), &host_value, sizeof(v));
+    launch_elementwise<T, T, 0>(iter, dst.device(), FillValue<DeviceT<T>>{v}, "fill_");
+  });
+}
+
+KILN_REGISTER_KERNEL(copy, CUDA, copy_kernel);
+KILN_REGISTER_KERNEL(fill, CUDA, fill_kernel);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,3 @@
+"""kiln.backends: switches that tune how backends compute, as torch.backends."""
+
+from kiln.backends import cuda  # noqa: F401

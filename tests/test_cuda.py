@@ -1,0 +1,303 @@
+"""CUDA backend: differential tests against kiln's CPU results and PyTorch (CPU).
+
+Every test is marked `cuda` and skips without a GPU (see conftest.py). Run on a
+GPU machine with:  cd tests && python -m pytest -q test_cuda.py
+"""
+
+import numpy as np
+import pytest
+
+import kiln
+from compare import assert_close, randn, require_torch, torch_dtype
+
+pytestmark = pytest.mark.cuda
+
+FLOATS = [kiln.float32, kiln.float64, kiln.float16, kiln.bfloat16]
+ALL = FLOATS + [kiln.int64, kiln.int32, kiln.int16, kiln.int8, kiln.uint8, kiln.bool]
+
+
+def sample(shape, dtype, seed=0):
+    """NumPy data representable in `dtype` (small integers for integer dtypes, nonzero)."""
+    rng = np.random.default_rng(seed)
+    if dtype == kiln.bool:
+        return rng.random(shape) > 0.5
+    if dtype in (kiln.uint8,):
+        return rng.integers(1, 10, shape)
+    if not dtype.is_floating_point:
+        v = rng.integers(-9, 10, shape)
+        return np.where(v == 0, 1, v)
+    return rng.standard_normal(shape)
+
+
+def on_cuda(arr, dtype):
+    k = kiln.tensor(np.asarray(arr)).to(dtype)
+    return k, k.cuda()
+
+
+def back(t):
+    assert t.device.type == "cuda"
+    return t.cpu()
+
+
+# ---- device basics ---------------------------------------------------------------------
+
+
+def test_available_and_explained():
+    assert kiln.cuda.is_available() and kiln.cuda.is_available(explain=True)
+    assert kiln.cuda.device_count() >= 1
+    assert kiln.cuda.current_device() == 0
+    assert isinstance(kiln.cuda.get_device_name(), str)
+
+
+@pytest.mark.parametrize("dtype", ALL, ids=str)
+def test_factories_and_round_trip(dtype):
+    assert kiln.zeros(2, 3, dtype=dtype, device="cuda").device == kiln.device("cuda:0")
+    assert_close(back(kiln.zeros(2, 3, dtype=dtype, device="cuda")), kiln.zeros(2, 3, dtype=dtype))
+    assert_close(back(kiln.ones(4, dtype=dtype, device="cuda:0")), kiln.ones(4, dtype=dtype))
+    assert_close(back(kiln.full((5,), 1, dtype=dtype, device="cuda")), kiln.full((5,), 1, dtype=dtype))
+    host, dev = on_cuda(sample((3, 5), dtype), dtype)
+    assert_close(back(dev), host)
+    assert_close(back(host.t().cuda()), host.t())  # non-contiguous source
+    assert_close(dev.t().cpu(), host.t())  # non-contiguous device source
+
+
+@pytest.mark.parametrize("src", FLOATS + [kiln.int32, kiln.bool], ids=str)
+@pytest.mark.parametrize("dst", FLOATS + [kiln.int64, kiln.bool], ids=str)
+def test_dtype_conversion_on_device(src, dst):
+    host, dev = on_cuda(sample((7, 3), src), src)
+    assert_close(back(dev.to(dst)), host.to(dst))
+
+
+def test_copy_broadcasts_across_devices():
+    dst = kiln.zeros(4, 3, device="cuda")
+    dst.copy_(kiln.arange(3.0))
+    assert_close(back(dst), kiln.arange(3.0).expand(4, 3))
+    host = kiln.zeros(3, 4).t()  # non-contiguous host destination
+    host.copy_(kiln.ones(4, 3, device="cuda") * 2)
+    assert_close(host, kiln.full((4, 3), 2.0))
+
+
+def test_mixed_devices_name_both():
+    with pytest.raises(RuntimeError, match=r"cpu.*cuda:0|cuda:0.*cpu"):
+        kiln.ones(3) + kiln.ones(3, device="cuda")
+
+
+def test_autograd_through_to():
+    x = kiln.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x.to("cuda") * 3
+    y.backward(kiln.ones(3, device="cuda"))
+    assert x.grad.device == kiln.device("cpu")
+    assert_close(x.grad, kiln.full((3,), 3.0))
+
+
+# ---- elementwise -----------------------------------------------------------------------
+
+BINARY = ["add", "sub", "mul", "maximum", "minimum", "eq", "ne", "lt", "le", "gt", "ge"]
+BINARY_FLOAT = ["div", "pow", "atan2", "hypot", "fmod", "remainder", "fmax", "fmin"]
+SHAPES = [((5, 4), (5, 4)), ((5, 4), (4,)), ((3, 1, 4), (2, 1)), ((1000,), ()), ((257, 3), (257, 3))]
+
+
+def _binary_case(name, dtype, sa, sb):
+    torch = require_torch()
+    a, b = sample(sa, dtype, 1), sample(sb, dtype, 2)
+    if name == "pow" and dtype.is_floating_point:
+        a = np.abs(a) + 0.5
+    ka, kb = kiln.tensor(a).to(dtype), kiln.tensor(b).to(dtype)
+    got = getattr(kiln, name)(ka.cuda(), kb.cuda())
+    assert got.device == kiln.device("cuda:0")
+    assert_close(back(got), getattr(kiln, name)(ka, kb))
+    ta, tb = torch.tensor(a).to(torch_dtype(dtype)), torch.tensor(b).to(torch_dtype(dtype))
+    assert_close(back(got), getattr(torch, name)(ta, tb))
+
+
+@pytest.mark.parametrize("shapes", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.bfloat16,
+                                   kiln.int64, kiln.int32, kiln.uint8], ids=str)
+@pytest.mark.parametrize("name", BINARY)
+def test_binary(name, dtype, shapes):
+    _binary_case(name, dtype, *shapes)
+
+
+@pytest.mark.parametrize("shapes", SHAPES[:3], ids=str)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("name", BINARY_FLOAT)
+def test_binary_float(name, dtype, shapes):
+    _binary_case(name, dtype, *shapes)
+
+
+def test_binary_noncontiguous_and_scalars():
+    torch = require_torch()
+    a = randn(6, 8, dtype=np.float32)
+    k, t = kiln.tensor(a).cuda(), torch.tensor(a)
+    assert_close(back(k.t() * 2.5 + k.t()), t.t() * 2.5 + t.t())
+    assert_close(back(k[:, ::2] - k[:, 1::2]), t[:, ::2] - t[:, 1::2])
+    assert_close(back(3 - k), 3 - t)
+    out = k.clone()
+    out += 1
+    assert_close(back(out), t + 1)
+
+
+def test_large_contiguous_add_vectorized_and_tail():
+    torch = require_torch()
+    for n in (1 << 20, (1 << 20) + 3):  # the tail exercises the non-vector remainder
+        a, b = randn(n, dtype=np.float32), randn(n, dtype=np.float32)
+        got = kiln.tensor(a).cuda() + kiln.tensor(b).cuda()
+        assert_close(back(got), torch.tensor(a) + torch.tensor(b))
+    # An offset view is not 16-byte aligned: the strided kernel handles it.
+    a = randn(1001, dtype=np.float32)
+    k = kiln.tensor(a).cuda()[1:]
+    assert_close(back(k + k), torch.tensor(a)[1:] * 2)
+
+
+UNARY_FLOAT = ["exp", "log", "sqrt", "rsqrt", "sin", "cos", "tanh", "sigmoid", "erf", "expm1",
+               "log1p", "floor", "ceil", "round", "trunc", "reciprocal"]
+UNARY_ALL = ["neg", "abs", "sign", "square"]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+@pytest.mark.parametrize("name", UNARY_FLOAT)
+def test_unary_float(name, dtype):
+    torch = require_torch()
+    a = sample((33, 7), dtype)
+    if name in ("log", "sqrt", "rsqrt", "log1p"):
+        a = np.abs(a) + 0.1
+    k = kiln.tensor(a).to(dtype)
+    got = getattr(kiln, name)(k.cuda())
+    assert_close(back(got), getattr(kiln, name)(k))
+    assert_close(back(got), getattr(torch, name)(torch.tensor(a).to(torch_dtype(dtype))))
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float16, kiln.int64, kiln.int8], ids=str)
+@pytest.mark.parametrize("name", UNARY_ALL)
+def test_unary_all(name, dtype):
+    k = kiln.tensor(sample((9, 4), dtype)).to(dtype)
+    assert_close(back(getattr(kiln, name)(k.cuda())), getattr(kiln, name)(k))
+
+
+@pytest.mark.parametrize("name", ["relu", "gelu", "silu", "softplus"])
+def test_activations(name):
+    torch = require_torch()
+    a = randn(50, dtype=np.float32)
+    got = getattr(kiln.nn.functional, name)(kiln.tensor(a).cuda())
+    assert_close(back(got), getattr(torch.nn.functional, name)(torch.tensor(a)))
+
+
+def test_predicates():
+    a = np.array([0.0, np.nan, np.inf, -np.inf, 1.0], dtype=np.float32)
+    k = kiln.tensor(a)
+    for name in ("isnan", "isinf", "isfinite", "isposinf", "isneginf", "logical_not"):
+        assert_close(back(getattr(kiln, name)(k.cuda())), getattr(kiln, name)(k))
+
+
+# ---- matmul ----------------------------------------------------------------------------
+
+MATMUL = [((4, 5), (5, 3)), ((1, 7), (7, 1)), ((3, 4, 5), (3, 5, 2)), ((2, 3, 4, 5), (5, 6)),
+          ((5,), (5, 3)), ((64, 128), (128, 96)), ((3, 0), (0, 4))]
+
+
+@pytest.mark.parametrize("shapes", MATMUL, ids=str)
+@pytest.mark.parametrize("dtype", FLOATS, ids=str)
+def test_matmul(dtype, shapes):
+    torch = require_torch()
+    a, b = randn(*shapes[0]), randn(*shapes[1])
+    ka, kb = kiln.tensor(a).to(dtype), kiln.tensor(b).to(dtype)
+    got = kiln.matmul(ka.cuda(), kb.cuda())
+    tol = {kiln.float64: 1e-10, kiln.float32: 1e-4}.get(dtype, 3e-2)
+    assert_close(back(got), kiln.matmul(ka, kb), rtol=tol, atol=tol)
+    # The reference multiplies the same rounded inputs exactly, then rounds once.
+    td = torch_dtype(dtype)
+    ref = torch.matmul(torch.tensor(a).to(td).double(), torch.tensor(b).to(td).double()).to(td)
+    assert_close(back(got), ref, rtol=tol, atol=tol)
+
+
+def test_matmul_transposed_operands():
+    torch = require_torch()
+    a, b = randn(6, 4, dtype=np.float32), randn(5, 6, dtype=np.float32)
+    ka, kb, ta, tb = kiln.tensor(a).cuda(), kiln.tensor(b).cuda(), torch.tensor(a), torch.tensor(b)
+    assert_close(back(ka.t() @ kb.t()), ta.t() @ tb.t(), rtol=1e-4, atol=1e-4)
+    assert_close(back(ka[:, ::2].t() @ ka[:, ::2]), ta[:, ::2].t() @ ta[:, ::2], rtol=1e-4,
+                 atol=1e-4)
+
+
+def test_matmul_tf32_switch():
+    a, b = randn(256, 256, dtype=np.float32), randn(256, 256, dtype=np.float32)
+    ref = kiln.tensor(a) @ kiln.tensor(b)
+    m = kiln.backends.cuda.matmul
+    try:
+        m.allow_tf32 = True
+        assert_close(back(kiln.tensor(a).cuda() @ kiln.tensor(b).cuda()), ref, rtol=5e-2, atol=5e-2)
+    finally:
+        m.allow_tf32 = False
+    assert_close(back(kiln.tensor(a).cuda() @ kiln.tensor(b).cuda()), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_module_to_cuda():
+    m = kiln.nn.Linear(8, 4)
+    x = kiln.tensor(randn(5, 8, dtype=np.float32))
+    expected = m(x)
+    m.to("cuda")
+    assert all(p.device == kiln.device("cuda:0") for p in m.parameters())
+    assert_close(back(m(x.cuda())), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_rejects_integers():
+    with pytest.raises(TypeError, match="matmul"):
+        kiln.ones(2, 2, dtype=kiln.int64, device="cuda") @ kiln.ones(2, 2, dtype=kiln.int64,
+                                                                     device="cuda")
+
+
+# ---- memory, streams, events, pinned memory --------------------------------------------
+
+
+def test_memory_stats():
+    kiln.cuda.synchronize()
+    base = kiln.cuda.memory_allocated()
+    kiln.cuda.reset_peak_memory_stats()
+    x = kiln.empty(1 << 20, device="cuda")  # 4 MiB
+    assert kiln.cuda.memory_allocated() == base + 4 * (1 << 20)
+    assert kiln.cuda.max_memory_allocated() >= base + 4 * (1 << 20)
+    del x
+    assert kiln.cuda.memory_allocated() == base
+    assert kiln.cuda.max_memory_allocated() >= base + 4 * (1 << 20)
+    kiln.cuda.reset_peak_memory_stats()
+    assert kiln.cuda.max_memory_allocated() == base
+    kiln.cuda.empty_cache()
+
+
+def test_out_of_memory_is_an_exception():
+    with pytest.raises(RuntimeError, match="out of memory"):
+        kiln.empty(1 << 48, dtype=kiln.uint8, device="cuda")
+    assert_close(back(kiln.ones(3, device="cuda")), kiln.ones(3))  # still usable
+
+
+def test_stream_and_events():
+    s = kiln.cuda.Stream()
+    start, end = kiln.cuda.Event(enable_timing=True), kiln.cuda.Event(enable_timing=True)
+    x = kiln.ones(1 << 20, device="cuda")
+    s.wait_stream(kiln.cuda.current_stream())
+    with kiln.cuda.stream(s):
+        assert kiln.cuda.current_stream() == s
+        start.record()
+        y = x * 2 + 1
+        end.record()
+    assert kiln.cuda.current_stream() == kiln.cuda.default_stream()
+    end.synchronize()
+    assert end.query() and s.query()
+    assert start.elapsed_time(end) >= 0.0
+    kiln.cuda.current_stream().wait_stream(s)
+    assert_close(back(y[:4]), kiln.full((4,), 3.0))
+
+
+def test_pinned_memory_and_non_blocking():
+    x = kiln.arange(12.0).reshape(3, 4)
+    p = x.pin_memory()
+    assert p.is_pinned() and not x.is_pinned()
+    assert_close(p, x)
+    d = p.to("cuda", non_blocking=True)
+    kiln.cuda.synchronize()
+    assert_close(back(d), x)
+
+
+def test_manual_seed_reaches_the_cuda_generator():
+    kiln.cuda.manual_seed(123)
+    assert kiln._C._default_generator(kiln.device("cuda")).initial_seed() == 123
