@@ -1,0 +1,123 @@
+// Fast paths for kiln.save / kiln.load (python/kiln/serialization): a zlib-compatible
+// CRC-32 and a parallel reader that fills a buffer from a file piece by piece and
+// checksums each piece while it is still in cache. Both release the GIL.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "kiln/error.h"
+#include "kiln/io/crc32.h"
+#include "kiln/parallel.h"
+#include "module.h"
+
+namespace py = pybind11;
+
+namespace kiln::python {
+namespace {
+
+// Bytes read (and hashed) per pread: small enough to still be in L2 when hashed.
+constexpr size_t kChunk = 1 << 20;
+
+struct ReadError {
+  std::mutex mutex;
+  int err = 0;                // errno of a failed pread, 0 if none
+  int64_t truncated_at = -1;  // data offset where the file ended early, -1 if not
+  std::atomic<bool> failed{false};  // either happened: other threads stop
+};
+
+// Reads data[begin, end) of the file (data offset 0 at file offset `base`) into
+// buf + begin, returning the CRC-32 of the piece. Returns early on error.
+uint32_t read_piece(int fd, int64_t base, uint8_t* buf, int64_t begin, int64_t end, bool hash,
+                    ReadError& error) {
+  uint32_t crc = 0;
+  int64_t pos = begin;
+  while (pos < end) {
+    const size_t want = std::min<size_t>(kChunk, static_cast<size_t>(end - pos));
+    const ssize_t got = ::pread(fd, buf + pos, want, base + pos);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      std::lock_guard<std::mutex> lock(error.mutex);
+      if (got < 0) error.err = errno;
+      else if (error.truncated_at < 0 || pos < error.truncated_at) error.truncated_at = pos;
+      error.failed = true;
+      return crc;
+    }
+    if (hash) crc = io::crc32(crc, buf + pos, static_cast<size_t>(got));
+    pos += got;
+  }
+  return crc;
+}
+
+py::object read_pieces(int fd, int64_t base, const py::buffer& buffer,
+                       const std::vector<std::pair<int64_t, int64_t>>& pieces, bool hash) {
+  py::buffer_info info = buffer.request(/*writable=*/true);
+  KILN_CHECK(info.ndim == 1 && info.itemsize == 1 && info.strides[0] == 1, ValueError,
+             "[kiln.load] expected a contiguous 1-D byte buffer");
+  auto* buf = static_cast<uint8_t*>(info.ptr);
+  for (const auto& [b, e] : pieces)
+    KILN_CHECK(0 <= b && b <= e && e <= info.size, ValueError,
+               "[kiln.load] piece [", b, ", ", e, ") outside the ", info.size,
+               "-byte buffer");
+  std::vector<uint32_t> crcs(pieces.size());
+  ReadError error;
+  {
+    py::gil_scoped_release release;
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
+        crcs[i] = read_piece(fd, base, buf, pieces[i].first, pieces[i].second, hash, error);
+        if (error.failed) return;
+      }
+    };
+    const int nthreads =
+        static_cast<int>(std::min<size_t>(std::clamp(get_num_threads(), 2, 8), pieces.size()));
+    std::vector<std::thread> threads;
+    for (int t = 1; t < nthreads; ++t) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+  }
+  if (error.err) {
+    errno = error.err;
+    PyErr_SetFromErrno(PyExc_OSError);
+    throw py::error_already_set();
+  }
+  KILN_CHECK(error.truncated_at < 0, ValueError,
+             "file ended ", error.truncated_at, " bytes into the ", info.size,
+             "-byte data section (truncated?)");
+  if (!hash) return py::none();
+  py::list out(crcs.size());
+  for (size_t i = 0; i < crcs.size(); ++i) out[i] = py::int_(crcs[i]);
+  return out;
+}
+
+uint32_t crc32(const py::buffer& data, uint32_t value) {
+  py::buffer_info info = data.request();
+  KILN_CHECK(PyBuffer_IsContiguous(info.view(), 'C'), ValueError,
+             "[crc32] expected a contiguous buffer");
+  const size_t n = static_cast<size_t>(info.size * info.itemsize);
+  py::gil_scoped_release release;
+  return io::crc32(value, info.ptr, n);
+}
+
+}  // namespace
+
+void init_serialization(py::module_& m) {
+  m.def("_crc32", &crc32, py::arg("data"), py::arg("value") = 0,
+        "zlib.crc32(data, value), computed with carry-less multiplication where available");
+  m.def("_read_pieces", &read_pieces, py::arg("fd"), py::arg("base"), py::arg("buffer"),
+        py::arg("pieces"), py::arg("hash"),
+        "Fill buffer[b:e] from file offset base + b for each (b, e) in pieces, in threads; "
+        "returns each piece's CRC-32 when hash, else None");
+}
+
+}  // namespace kiln::python
