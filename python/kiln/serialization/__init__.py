@@ -8,7 +8,8 @@ code from the file, and every file is treated as hostile (Note [Hostile files]).
 
 Differences from torch.save/torch.load, on purpose:
 - Only tensors, NumPy arrays, None, bool, int, float, str, lists, tuples and
-  str-keyed dicts are storable; anything else is refused with its location.
+  dicts (keyed by str, int, float, bool or None) are storable; anything else is
+  refused with its location.
   dict subclasses (OrderedDict) load as dict; NumPy scalars load as Python numbers.
 - Writes to a path are atomic and durable (temporary file, fsync, rename, fsync
   of the directory), and a checksum of the header and data is stored and
