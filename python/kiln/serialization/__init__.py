@@ -131,8 +131,9 @@ def load(f, map_location=None, *, mmap=False, verify_checksum=True):
     which replaces files atomically) would make those tensors fault. Combine with
     `verify_checksum=False` to skip reading the data at all at load time.
 
-    A safetensors file written by another tool loads as a dict of tensors (in file
-    order); entries of dtypes kiln lacks (U16, U32, U64) load as NumPy arrays.
+    A safetensors file written by another tool (safetensors.torch.save_file, say) loads
+    as a dict of tensors in name order, as safetensors' own load_file returns it;
+    entries of dtypes kiln lacks (U16, U32, U64) load as NumPy arrays.
     `map_location`: None or "cpu" keeps tensors on the CPU; a device (or its name)
     moves them there; a callable is called as `map_location(tensor, "cpu")`.
     Raises SafetensorsError (a ValueError) for malformed files and ChecksumError
@@ -141,7 +142,7 @@ def load(f, map_location=None, *, mmap=False, verify_checksum=True):
     metadata, entries = _read(f, verify_checksum, mmap)
     to_device = _device_mapper(map_location)
     if STRUCTURE_KEY not in metadata:
-        return {e.name: _plain_value(e, to_device) for e in entries}
+        return _flat(entries, to_device)
     if metadata.get(FORMAT_KEY) != FORMAT_VERSION:
         raise SafetensorsError(
             f"[kiln.load] unsupported kiln format version {metadata.get(FORMAT_KEY)!r:.40}"
@@ -151,6 +152,10 @@ def load(f, map_location=None, *, mmap=False, verify_checksum=True):
         return Decoder(entries, to_device).decode(structure)
     except SafetensorsError as e:
         raise SafetensorsError(f"[kiln.load] {e}") from None
+
+
+def _flat(entries, to_device):
+    return {e.name: _plain_value(e, to_device) for e in sorted(entries, key=lambda e: e.name)}
 
 
 def _plain_value(entry, to_device):
@@ -181,7 +186,7 @@ def save_file(tensors, filename, metadata=None):
 
 
 def load_file(filename, device="cpu", *, mmap=False, verify_checksum=True):
-    """safetensors.torch.load_file's counterpart: {name: tensor}, ignoring any kiln structure."""
+    """safetensors.torch.load_file's counterpart: {name: tensor} in name order, ignoring
+    any kiln structure."""
     _, entries = _read(filename, verify_checksum, mmap)
-    to_device = _device_mapper(device)
-    return {e.name: _plain_value(e, to_device) for e in entries}
+    return _flat(entries, _device_mapper(device))
