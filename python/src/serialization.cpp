@@ -1,5 +1,5 @@
 // Fast paths for kiln.save / kiln.load (python/kiln/serialization): a zlib-compatible
-// CRC-32 and a parallel reader that fills a buffer from a file piece by piece and
+// CRC-32 and a parallel reader that fills buffers from a file piece by piece and
 // checksums each piece while it is still in cache. Both release the GIL.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -26,48 +26,47 @@ namespace kiln::python {
 namespace {
 
 // Bytes read (and hashed) per pread: small enough to still be in L2 when hashed.
-constexpr size_t kChunk = 1 << 20;
+constexpr size_t kChunk = 256 << 10;
 
 struct ReadError {
   std::mutex mutex;
   int err = 0;                // errno of a failed pread, 0 if none
-  int64_t truncated_at = -1;  // data offset where the file ended early, -1 if not
+  int64_t truncated_at = -1;  // file offset where the file ended early, -1 if not
   std::atomic<bool> failed{false};  // either happened: other threads stop
 };
 
-// Reads data[begin, end) of the file (data offset 0 at file offset `base`) into
-// buf + begin, returning the CRC-32 of the piece. Returns early on error.
-uint32_t read_piece(int fd, int64_t base, uint8_t* buf, int64_t begin, int64_t end, bool hash,
+// Fills dst[0, n) from file offset `offset`, returning the CRC-32 of those bytes when
+// `hash`. Returns early on error.
+uint32_t read_piece(int fd, int64_t offset, uint8_t* dst, int64_t n, bool hash,
                     ReadError& error) {
   uint32_t crc = 0;
-  int64_t pos = begin;
-  while (pos < end) {
-    const size_t want = std::min<size_t>(kChunk, static_cast<size_t>(end - pos));
-    const ssize_t got = ::pread(fd, buf + pos, want, base + pos);
+  for (int64_t pos = 0; pos < n;) {
+    const size_t want = std::min<size_t>(kChunk, static_cast<size_t>(n - pos));
+    const ssize_t got = ::pread(fd, dst + pos, want, offset + pos);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       std::lock_guard<std::mutex> lock(error.mutex);
       if (got < 0) error.err = errno;
-      else if (error.truncated_at < 0 || pos < error.truncated_at) error.truncated_at = pos;
+      else if (error.truncated_at < 0 || offset + pos < error.truncated_at)
+        error.truncated_at = offset + pos;
       error.failed = true;
       return crc;
     }
-    if (hash) crc = io::crc32(crc, buf + pos, static_cast<size_t>(got));
+    if (hash) crc = io::crc32(crc, dst + pos, static_cast<size_t>(got));
     pos += got;
   }
   return crc;
 }
 
-py::object read_pieces(int fd, int64_t base, const py::buffer& buffer,
-                       const std::vector<std::pair<int64_t, int64_t>>& pieces, bool hash) {
-  py::buffer_info info = buffer.request(/*writable=*/true);
-  KILN_CHECK(info.ndim == 1 && info.itemsize == 1 && info.strides[0] == 1, ValueError,
-             "[kiln.load] expected a contiguous 1-D byte buffer");
-  auto* buf = static_cast<uint8_t*>(info.ptr);
-  for (const auto& [b, e] : pieces)
-    KILN_CHECK(0 <= b && b <= e && e <= info.size, ValueError,
-               "[kiln.load] piece [", b, ", ", e, ") outside the ", info.size,
-               "-byte buffer");
+py::object read_pieces(int fd, const std::vector<std::pair<py::buffer, int64_t>>& pieces,
+                       bool hash) {
+  std::vector<py::buffer_info> dst;
+  dst.reserve(pieces.size());
+  for (const auto& [buffer, offset] : pieces) {
+    dst.push_back(buffer.request(/*writable=*/true));
+    KILN_CHECK(PyBuffer_IsContiguous(dst.back().view(), 'C') && offset >= 0, ValueError,
+               "[kiln.load] expected contiguous writable buffers and offsets >= 0");
+  }
   std::vector<uint32_t> crcs(pieces.size());
   ReadError error;
   {
@@ -75,7 +74,8 @@ py::object read_pieces(int fd, int64_t base, const py::buffer& buffer,
     std::atomic<size_t> next{0};
     auto work = [&] {
       for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
-        crcs[i] = read_piece(fd, base, buf, pieces[i].first, pieces[i].second, hash, error);
+        crcs[i] = read_piece(fd, pieces[i].second, static_cast<uint8_t*>(dst[i].ptr),
+                             dst[i].size * dst[i].itemsize, hash, error);
         if (error.failed) return;
       }
     };
@@ -91,9 +91,8 @@ py::object read_pieces(int fd, int64_t base, const py::buffer& buffer,
     PyErr_SetFromErrno(PyExc_OSError);
     throw py::error_already_set();
   }
-  KILN_CHECK(error.truncated_at < 0, ValueError,
-             "file ended ", error.truncated_at, " bytes into the ", info.size,
-             "-byte data section (truncated?)");
+  KILN_CHECK(error.truncated_at < 0, ValueError, "file ended at byte ", error.truncated_at,
+             " before the data it promised (truncated?)");
   if (!hash) return py::none();
   py::list out(crcs.size());
   for (size_t i = 0; i < crcs.size(); ++i) out[i] = py::int_(crcs[i]);
@@ -114,10 +113,9 @@ uint32_t crc32(const py::buffer& data, uint32_t value) {
 void init_serialization(py::module_& m) {
   m.def("_crc32", &crc32, py::arg("data"), py::arg("value") = 0,
         "zlib.crc32(data, value), computed with carry-less multiplication where available");
-  m.def("_read_pieces", &read_pieces, py::arg("fd"), py::arg("base"), py::arg("buffer"),
-        py::arg("pieces"), py::arg("hash"),
-        "Fill buffer[b:e] from file offset base + b for each (b, e) in pieces, in threads; "
-        "returns each piece's CRC-32 when hash, else None");
+  m.def("_read_pieces", &read_pieces, py::arg("fd"), py::arg("pieces"), py::arg("hash"),
+        "Fill each buffer of pieces, a list of (buffer, file offset), from the file, in "
+        "threads; returns each piece's CRC-32 when hash, else None");
 }
 
 }  // namespace kiln::python

@@ -52,42 +52,98 @@ uint32_t crc_table(uint32_t c, const uint8_t* p, size_t n) {
 }
 
 #if defined(__x86_64__)
-// reflect(x^k mod P) << 1 for k = 512 + 32, 512 - 32 (fold by four blocks) and
-// 128 + 32, 128 - 32 (fold by one block).
-constexpr long long kFold4Lo = 0x154442bd4, kFold4Hi = 0x1c6e41596;
-constexpr long long kFold1Lo = 0x1751997d0, kFold1Hi = 0x0ccaa009e;
+// reflect(x^k mod P) << 1 for k = D + 32 (low half) and D - 32 (high half) when
+// folding a block forward by D bits: D = 2048 (four 64-byte blocks), 512 (four
+// 16-byte blocks or one 64-byte block), 128 (one 16-byte block).
+constexpr long long kFold2048Lo = 0x11542778a, kFold2048Hi = 0x1322d1430;
+constexpr long long kFold512Lo = 0x154442bd4, kFold512Hi = 0x1c6e41596;
+constexpr long long kFold128Lo = 0x1751997d0, kFold128Hi = 0x0ccaa009e;
 
-__attribute__((target("pclmul,sse4.1"))) inline __m128i fold(__m128i acc, __m128i k,
-                                                               __m128i next) {
+#define KILN_CLMUL __attribute__((target("pclmul,sse4.1")))
+#define KILN_VCLMUL __attribute__((target("pclmul,sse4.1,avx512f,avx512vl,vpclmulqdq")))
+
+KILN_CLMUL inline __m128i fold(__m128i acc, __m128i k, __m128i next) {
   const __m128i lo = _mm_clmulepi64_si128(acc, k, 0x00);
   const __m128i hi = _mm_clmulepi64_si128(acc, k, 0x11);
   return _mm_xor_si128(_mm_xor_si128(lo, hi), next);
 }
 
-__attribute__((target("pclmul,sse4.1"))) uint32_t crc_clmul(uint32_t c, const uint8_t* p,
-                                                             size_t n) {
-  auto load = [](const uint8_t* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
-  __m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi32_si128(static_cast<int>(c)));
-  __m128i x1 = load(p + 16), x2 = load(p + 32), x3 = load(p + 48);
-  p += 64;
-  n -= 64;
-  const __m128i k4 = _mm_set_epi64x(kFold4Hi, kFold4Lo);
-  for (; n >= 64; n -= 64, p += 64) {
-    x0 = fold(x0, k4, load(p));
-    x1 = fold(x1, k4, load(p + 16));
-    x2 = fold(x2, k4, load(p + 32));
-    x3 = fold(x3, k4, load(p + 48));
-  }
-  const __m128i k1 = _mm_set_epi64x(kFold1Hi, kFold1Lo);
-  __m128i x = fold(fold(fold(x0, k1, x1), k1, x2), k1, x3);
-  for (; n >= 16; n -= 16, p += 16) x = fold(x, k1, load(p));
+KILN_CLMUL inline __m128i load16(const uint8_t* q) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+}
+
+// Folds four consecutive 16-byte accumulators into one, absorbs the remaining whole
+// 16-byte blocks, then finishes the last remainder and the tail with the table.
+KILN_CLMUL uint32_t finish(__m128i x0, __m128i x1, __m128i x2, __m128i x3, const uint8_t* p,
+                           size_t n) {
+  const __m128i k = _mm_set_epi64x(kFold128Hi, kFold128Lo);
+  __m128i x = fold(fold(fold(x0, k, x1), k, x2), k, x3);
+  for (; n >= 16; n -= 16, p += 16) x = fold(x, k, load16(p));
   alignas(16) uint8_t rest[16];
   _mm_store_si128(reinterpret_cast<__m128i*>(rest), x);
   return crc_table(crc_table(0, rest, 16), p, n);
 }
 
+// n >= 64.
+KILN_CLMUL uint32_t crc_clmul(uint32_t c, const uint8_t* p, size_t n) {
+  __m128i x0 = _mm_xor_si128(load16(p), _mm_cvtsi32_si128(static_cast<int>(c)));
+  __m128i x1 = load16(p + 16), x2 = load16(p + 32), x3 = load16(p + 48);
+  p += 64;
+  n -= 64;
+  const __m128i k = _mm_set_epi64x(kFold512Hi, kFold512Lo);
+  for (; n >= 64; n -= 64, p += 64) {
+    x0 = fold(x0, k, load16(p));
+    x1 = fold(x1, k, load16(p + 16));
+    x2 = fold(x2, k, load16(p + 32));
+    x3 = fold(x3, k, load16(p + 48));
+  }
+  return finish(x0, x1, x2, x3, p, n);
+}
+
+KILN_VCLMUL inline __m512i vfold(__m512i acc, __m512i k, __m512i next) {
+  const __m512i lo = _mm512_clmulepi64_epi128(acc, k, 0x00);
+  const __m512i hi = _mm512_clmulepi64_epi128(acc, k, 0x11);
+  return _mm512_ternarylogic_epi64(lo, hi, next, 0x96);  // lo ^ hi ^ next
+}
+
+KILN_VCLMUL inline __m512i load(const uint8_t* q) { return _mm512_loadu_si512(q); }
+
+// (GCC 12's _mm512_broadcast_i32x4 trips -Wuninitialized in its own header.)
+KILN_VCLMUL inline __m512i broadcast(long long hi, long long lo) {
+  return _mm512_set_epi64(hi, lo, hi, lo, hi, lo, hi, lo);
+}
+
+// The same with four 64-byte accumulators (each four 16-byte lanes); n >= 256.
+KILN_VCLMUL uint32_t crc_vclmul(uint32_t c, const uint8_t* p, size_t n) {
+  const __m128i init = _mm_cvtsi32_si128(static_cast<int>(c));
+  __m512i z0 = _mm512_xor_si512(load(p), _mm512_inserti32x4(_mm512_setzero_si512(), init, 0));
+  __m512i z1 = load(p + 64), z2 = load(p + 128), z3 = load(p + 192);
+  p += 256;
+  n -= 256;
+  const __m512i k4 = broadcast(kFold2048Hi, kFold2048Lo);
+  for (; n >= 256; n -= 256, p += 256) {
+    z0 = vfold(z0, k4, load(p));
+    z1 = vfold(z1, k4, load(p + 64));
+    z2 = vfold(z2, k4, load(p + 128));
+    z3 = vfold(z3, k4, load(p + 192));
+  }
+  const __m512i k1 = broadcast(kFold512Hi, kFold512Lo);
+  __m512i z = vfold(vfold(vfold(z0, k1, z1), k1, z2), k1, z3);
+  for (; n >= 64; n -= 64, p += 64) z = vfold(z, k1, load(p));
+  alignas(64) __m128i lanes[4];
+  _mm512_store_si512(lanes, z);
+  return finish(lanes[0], lanes[1], lanes[2], lanes[3], p, n);
+}
+
 bool has_clmul() {
   static const bool yes = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  return yes;
+}
+
+bool has_vclmul() {
+  static const bool yes = has_clmul() && __builtin_cpu_supports("avx512f") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("vpclmulqdq");
   return yes;
 }
 #endif
@@ -98,6 +154,7 @@ uint32_t crc32(uint32_t crc, const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
   uint32_t c = ~crc;
 #if defined(__x86_64__)
+  if (n >= 256 && has_vclmul()) return ~crc_vclmul(c, p, n);
   if (n >= 64 && has_clmul()) return ~crc_clmul(c, p, n);
 #endif
   return ~crc_table(c, p, n);

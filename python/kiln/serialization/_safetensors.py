@@ -15,11 +15,15 @@ import io
 import json
 import mmap
 import os
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from kiln import _C
+from kiln.serialization._convert import DTYPE_TO_KILN
+
+_CPU = _C.device("cpu")
 
 # safetensors dtype string -> NumPy dtype of its bytes (BF16 travels as raw uint16 bits).
 DTYPES = {
@@ -57,7 +61,6 @@ PIECE_DIGESTS = {
 }
 DEFAULT_ALGORITHM = "crc32-pieces-16MiB"
 PIECE_BYTES = 16 << 20
-_READ_CHUNK = 64 << 20
 _ALIGN = 64  # loaded tensors start on cache-line (and AVX-512) boundaries
 _PARALLEL_MIN_BYTES = 32 << 20
 
@@ -365,11 +368,17 @@ def _read_exact(f, view):
 
 
 def read(f, verify=True, use_mmap=False):
-    """Read a safetensors file from a binary file object; returns (metadata, [Entry])
-    whose data are NumPy views into one buffer. With `verify`, a stored kiln checksum is
-    checked (hashing overlaps the read). With `use_mmap` and a real file, the buffer is
-    a private copy-on-write mapping of the file: nothing is read until used (unless
-    verifying), and writes to it never reach the file."""
+    """Read a safetensors file from a binary file object; returns (metadata, [Entry]).
+
+    From a regular file, each entry's data is a new kiln tensor of its own (a NumPy array
+    for dtypes kiln lacks and for BF16, see _destination), filled by _C._read_pieces:
+    threads read the pieces with pread(2) and hash each while it is in cache. The data is
+    a copy: truncating or rewriting the file later cannot affect (or crash, SIGBUS) the
+    loaded tensors. With `use_mmap` the data are NumPy views into a private
+    copy-on-write mapping of the file instead: nothing is read until used (unless
+    verifying), writes never reach the file, but the file must not shrink while they
+    live. Other streams are read into one buffer. With `verify`, a stored kiln checksum
+    is checked."""
     start = f.tell() if _seekable(f) else 0
     size = _source_size(f)
     if size is None:  # a pipe or other stream: its length is only known once read
@@ -398,26 +407,33 @@ def read(f, verify=True, use_mmap=False):
             raise SafetensorsError(f"unknown checksum algorithm {algorithm!r:.60}")
         expected = metadata[CHECKSUM_KEY]
 
-    buf = _map(f, start + 8 + n, data_len) if use_mmap else None
+    base = start + 8 + n
+    buf = _map(f, base, data_len) if use_mmap else None
     if buf is not None:
         if expected is not None:
-            _check_digest(memoryview(buf), layout, metadata, expected, f=None)
-    else:
-        fd = _plain_fd(f)
-        buf = _anonymous(data_len) if fd is not None else _aligned_empty(data_len)
-        view = memoryview(buf)
-        if fd is not None:
-            _read_parallel(fd, start + 8 + n, view, layout, metadata, expected)
-            f.seek(start + 8 + n + data_len)
-        elif expected is None:
-            _read_exact(f, view)
-        else:
-            _check_digest(view, layout, metadata, expected, f=f)
-    entries = []
-    for name, dtype, shape, (begin, end) in layout:
-        data = buf[begin:end].view(DTYPES[dtype]).reshape(shape)
-        entries.append(Entry(name, dtype, shape, data))
-    return metadata, entries
+            _check_digest(_piece_views(buf, layout), layout, metadata, expected)
+        return metadata, _entries_in(buf, layout)
+    fd = _plain_fd(f)
+    if fd is not None:
+        entries = _read_entries(fd, base, layout, metadata, expected)
+        f.seek(base + data_len)
+        return metadata, entries
+    buf = _aligned_empty(data_len)
+    _read_exact(f, memoryview(buf))
+    if expected is not None:
+        _check_digest(_piece_views(buf, layout), layout, metadata, expected)
+    return metadata, _entries_in(buf, layout)
+
+
+def _entries_in(buf, layout):
+    return [
+        Entry(name, dtype, shape, buf[begin:end].view(DTYPES[dtype]).reshape(shape))
+        for name, dtype, shape, (begin, end) in layout
+    ]
+
+
+def _piece_views(buf, layout):
+    return [buf[b:e] for b, e in _pieces([rng for *_, rng in layout])]
 
 
 def _aligned_empty(nbytes):
@@ -426,48 +442,51 @@ def _aligned_empty(nbytes):
     return raw[skip : skip + nbytes]
 
 
-def _anonymous(nbytes):
-    """Fresh page-aligned memory, faulted in by mmap itself (MAP_POPULATE: one system
-    call instead of a trap per page while reading, much cheaper in VMs), in small pages:
-    NumPy's large arrays ask for huge pages, whose allocation can stall on compaction
-    for seconds on a machine with fragmented memory."""
-    if nbytes == 0:
-        return np.empty(0, dtype=np.uint8)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
-    return np.frombuffer(mmap.mmap(-1, nbytes, flags=flags), dtype=np.uint8)
-
-
 def _plain_fd(f):
     """The descriptor of a regular file whose bytes are exactly what `f` reads, else
     None (a GzipFile, say, has the fileno of its compressed file)."""
     if not isinstance(f, (io.FileIO, io.BufferedReader, io.BufferedRandom)):
         return None
     try:
-        import stat
-
         fd = f.fileno()
         return fd if stat.S_ISREG(os.fstat(fd).st_mode) else None
     except (OSError, ValueError):
         return None
 
 
-def _read_parallel(fd, base, view, layout, metadata, expected):
-    """Fill `view` with the data section starting at file offset `base` with
-    _C._read_pieces, verifying the checksum `expected` (when not None)."""
-    pieces = _pieces([rng for *_, rng in layout])
-    algorithm = metadata.get(CHECKSUM_ALGORITHM_KEY)
-    crc = expected is not None and algorithm == "crc32-pieces-16MiB"
+def _destination(dtype, shape):
+    """(new uninitialized data for an entry, its bytes as a flat uint8 array). A kiln
+    tensor when kiln has the dtype: each tensor owns its memory (a kept slice of a
+    checkpoint does not keep the rest alive) from kiln's allocator, which recycles
+    freed memory like any other tensor's."""
+    kiln_dtype = DTYPE_TO_KILN.get(dtype)
+    if kiln_dtype is not None and dtype != "BF16":  # BF16 is converted via NumPy
+        data = _C.empty(list(shape), kiln_dtype, _CPU)
+        flat = data.numpy()
+    else:
+        data = flat = np.empty(shape, dtype=DTYPES[dtype])
+    return data, flat.reshape(-1).view(np.uint8)
+
+
+def _read_entries(fd, base, layout, metadata, expected):
+    """Entries whose data is read from file offset `base` on, verifying the checksum
+    `expected` (when not None) as the pieces arrive."""
+    entries, pieces = [], []
+    for name, dtype, shape, (begin, end) in layout:
+        data, flat = _destination(dtype, shape)
+        entries.append(Entry(name, dtype, shape, data))
+        pieces += [(flat[b - begin : e - begin], base + b) for b, e in _pieces([(begin, end)])]
+    crc = expected is not None and metadata.get(CHECKSUM_ALGORITHM_KEY) == DEFAULT_ALGORITHM
     try:
-        crcs = _C._read_pieces(fd, base, view, pieces, crc)
+        crcs = _C._read_pieces(fd, pieces, crc)
     except ValueError as e:  # the file shrank since its size was taken
         raise SafetensorsError(str(e)) from None
-    if expected is None:
-        return
     if crc:
         parts = [c.to_bytes(4, "little") for c in crcs]
         _compare(_combine(_table_of(layout), metadata, parts), expected)
-    else:
-        _check_digest(view, layout, metadata, expected, f=None)
+    elif expected is not None:
+        _check_digest([v for v, _ in pieces], layout, metadata, expected)
+    return entries
 
 
 def _map(f, offset, length):
@@ -486,22 +505,12 @@ def _map(f, offset, length):
     return np.frombuffer(mm, dtype=np.uint8, count=length, offset=offset)
 
 
-def _check_digest(view, layout, metadata, expected, f):
-    """Hash the data in `view` piece by piece; when `f` is given, the data is first read
-    into `view` in chunks, each piece hashed as soon as it is complete."""
-    pieces = _pieces([rng for *_, rng in layout])
-    hasher = _Hasher(metadata[CHECKSUM_ALGORITHM_KEY], len(view))
+def _check_digest(views, layout, metadata, expected):
+    """Hash the pieces' bytes `views` (in _pieces order) in threads and compare."""
+    hasher = _Hasher(metadata[CHECKSUM_ALGORITHM_KEY], sum(len(v) for v in views))
     try:
-        done, next_piece = 0, 0
-        while done < len(view):
-            chunk = min(_READ_CHUNK, len(view) - done)
-            if f is not None:
-                _read_exact(f, view[done : done + chunk])
-            done += chunk
-            while next_piece < len(pieces) and pieces[next_piece][1] <= done:
-                begin, end = pieces[next_piece]
-                hasher.add(view[begin:end])
-                next_piece += 1
+        for v in views:
+            hasher.add(v)
         parts = hasher.finish()
     except BaseException:
         hasher.abandon()

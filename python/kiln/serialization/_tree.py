@@ -213,7 +213,8 @@ class Decoder:
         if kind == "ndarray":  # one copy per entry, however often the structure names it
             entry = self._entry(node)
             if entry.name not in self._arrays:
-                self._arrays[entry.name] = np.array(entry.data, copy=True)
+                data = entry.data.numpy() if isinstance(entry.data, _C.Tensor) else entry.data
+                self._arrays[entry.name] = np.array(data, copy=True)
             return self._arrays[entry.name]
         if kind == "tensor":
             return self._tensor(node)
