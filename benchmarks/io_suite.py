@@ -32,6 +32,8 @@ import json
 import os
 import platform
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -63,69 +65,96 @@ def _machine():
     return f"{cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
 
 
-def _cases(arrays, directory):
+def _paths(directory):
+    names = {"kiln": "kiln.safetensors", "torch": "torch.pt", "st": "st.safetensors"}
+    return {k: os.path.join(directory, v) for k, v in names.items()}
+
+
+def _save_cases(arrays, directory):
     import kiln
 
+    paths = _paths(directory)
     kiln_sd = {k: kiln.from_numpy(a) for k, a in arrays.items()}
-    kiln_path = os.path.join(directory, "kiln.safetensors")
     plain_path = os.path.join(directory, "kiln-plain.safetensors")
 
     def save_plain():  # to a file object: no temp file, fsync or rename
         with open(plain_path, "wb") as f:
             kiln.save(kiln_sd, f)
 
-    def read_all(tensors):  # touches every byte, with the same code for every library
-        return sum(float(np.asarray(t.numpy() if hasattr(t, "numpy") else t).sum())
-                   for t in tensors.values())
-
-    # load cases are (file they read, function)
     cases = {
-        "save": {
-            "kiln": lambda: kiln.save(kiln_sd, kiln_path),
-            "kiln (file object, no fsync)": save_plain,
-        },
-        "load": {
-            "kiln": (kiln_path, lambda: kiln.load(kiln_path)),
-            "kiln (no verify)": (kiln_path, lambda: kiln.load(kiln_path, verify_checksum=False)),
-            "kiln (mmap)": (kiln_path, lambda: kiln.load(kiln_path, mmap=True)),
-            "kiln (mmap, no verify)": (
-                kiln_path,
-                lambda: kiln.load(kiln_path, mmap=True, verify_checksum=False),
-            ),
-        },
-        "load+read": {
-            "kiln": (kiln_path, lambda: read_all(kiln.load(kiln_path))),
-            "kiln (mmap, no verify)": (
-                kiln_path,
-                lambda: read_all(kiln.load(kiln_path, mmap=True, verify_checksum=False)),
-            ),
-        },
+        "kiln": lambda: kiln.save(kiln_sd, paths["kiln"]),
+        "kiln (file object, no fsync)": save_plain,
     }
     try:
         import torch
     except ImportError:
         return cases
     torch_sd = {k: torch.from_numpy(a) for k, a in arrays.items()}
-    torch_path = os.path.join(directory, "torch.pt")
-    cases["save"]["torch.save"] = lambda: torch.save(torch_sd, torch_path)
-    cases["load"]["torch.load"] = (torch_path, lambda: torch.load(torch_path))
-    cases["load+read"]["torch.load"] = (torch_path, lambda: read_all(torch.load(torch_path)))
+    cases["torch.save"] = lambda: torch.save(torch_sd, paths["torch"])
     try:
-        import safetensors.numpy as sn
         import safetensors.torch as st
     except ImportError:
         return cases
-    st_path = os.path.join(directory, "st.safetensors")
-    cases["save"]["safetensors.torch"] = lambda: st.save_file(torch_sd, st_path)
-    cases["load"]["safetensors.torch"] = (st_path, lambda: st.load_file(st_path))
-    cases["load"]["safetensors.torch (pread)"] = (
-        st_path,
-        lambda: st.load_file(st_path, backend="pread"),
-    )
-    cases["load"]["safetensors.numpy"] = (st_path, lambda: sn.load_file(st_path))
-    cases["load+read"]["safetensors.torch"] = (st_path, lambda: read_all(st.load_file(st_path)))
-    cases["load+read"]["safetensors.numpy"] = (st_path, lambda: read_all(sn.load_file(st_path)))
+    cases["safetensors.torch"] = lambda: st.save_file(torch_sd, paths["st"])
     return cases
+
+
+def _read_all(tensors):
+    """Touches every byte, with the same code for every library."""
+    return sum(
+        float(np.asarray(t.numpy() if hasattr(t, "numpy") else t).sum()) for t in tensors.values()
+    )
+
+
+def _load_cases(directory):
+    """{op: {name: (file it reads, function)}} for op in load, load+read."""
+    import kiln
+
+    paths = _paths(directory)
+    k = paths["kiln"]
+    loads = {
+        "kiln": (k, lambda: kiln.load(k)),
+        "kiln (no verify)": (k, lambda: kiln.load(k, verify_checksum=False)),
+        "kiln (mmap)": (k, lambda: kiln.load(k, mmap=True)),
+        "kiln (mmap, no verify)": (k, lambda: kiln.load(k, mmap=True, verify_checksum=False)),
+    }
+    try:
+        import torch
+
+        loads["torch.load"] = (paths["torch"], lambda: torch.load(paths["torch"]))
+        import safetensors.numpy as sn
+        import safetensors.torch as st
+
+        s = paths["st"]
+        loads["safetensors.torch"] = (s, lambda: st.load_file(s))
+        loads["safetensors.torch (pread)"] = (s, lambda: st.load_file(s, backend="pread"))
+        loads["safetensors.numpy"] = (s, lambda: sn.load_file(s))
+    except ImportError:
+        pass
+    end_to_end = ["kiln", "kiln (mmap, no verify)", "torch.load", "safetensors.torch",
+                  "safetensors.numpy"]
+    return {
+        "load": loads,
+        "load+read": {
+            n: (loads[n][0], lambda f=loads[n][1]: _read_all(f())) for n in end_to_end if n in loads
+        },
+    }
+
+
+def _child(directory, op, name, cache):
+    """--process fresh: one timed load in this new process."""
+    path, fn = _load_cases(directory)[op][name]
+    print(_time(fn, path, cache))
+
+
+def _time_fresh(directory, op, name, cache):
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.io_suite", "--child", op, name, "--dir", directory,
+         "--cache", cache],
+        check=True, capture_output=True, text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    return float(out.stdout.split()[-1])
 
 
 OPS = ("save", "load", "load+read")  # saves first: the loads read their files
@@ -176,22 +205,38 @@ def main(argv=None):
         default="warm",
         help="before each load, read its file into the page cache (warm) or evict it (cold)",
     )
+    parser.add_argument(
+        "--process",
+        choices=["same", "fresh"],
+        default="same",
+        help="time each load in this process (same) or in a new one (fresh), as a job "
+        "that starts and loads a checkpoint does: no memory recycled from earlier loads",
+    )
+    parser.add_argument("--child", nargs=2, metavar=("OP", "NAME"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.child:
+        return _child(args.dir, *args.child, args.cache)
     arrays = _state_dict(args.mb)
     nbytes = sum(a.nbytes for a in arrays.values())
     directory = tempfile.mkdtemp(prefix="kiln-io-bench-", dir=args.dir)
     rows = []
     try:
-        cases = _cases(arrays, directory)
+        cases = {"save": _save_cases(arrays, directory), **_load_cases(directory)}
         best = {}
         for op in OPS:
-            run = {
-                name: (lambda c=case: _time(c[1], c[0], args.cache))
-                if op != "save"
-                else (lambda c=case: _time(c))
-                for name, case in cases[op].items()
-            }
+            if op == "save":
+                run = {name: (lambda c=case: _time(c)) for name, case in cases[op].items()}
+            elif args.process == "fresh":
+                run = {
+                    name: (lambda op=op, name=name: _time_fresh(directory, op, name, args.cache))
+                    for name in cases[op]
+                }
+            else:
+                run = {
+                    name: (lambda c=case: _time(c[1], c[0], args.cache))
+                    for name, case in cases[op].items()
+                }
             for timed in run.values():  # warm-up
                 timed()
             for _ in range(args.repeats):
@@ -212,7 +257,8 @@ def main(argv=None):
 
     print(f"# {_machine()}")
     print(
-        f"# page cache before each load: {args.cache}; "
+        f"# page cache before each load: {args.cache}; loads timed in the {args.process} "
+        "process; "
         f"state dict: {len(arrays)} float32 tensors, {nbytes / 1e6:.0f} MB; best of "
         f"{args.repeats} after warm-up; ratio = reference time / case time (> 1: faster)"
     )

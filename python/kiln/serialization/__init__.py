@@ -124,11 +124,13 @@ def _device_mapper(map_location):
 def load(f, map_location=None, *, mmap=False, verify_checksum=True):
     """Load an object saved by `kiln.save` from a path or binary file object.
 
-    By default the data is read into memory and its checksum verified while reading.
-    `mmap=True` (for paths and real files) maps the file instead, copy-on-write:
-    tensors share pages with the OS cache and are read lazily, which is much faster
-    for large files, but a process that truncates the file in place (not kiln.save,
-    which replaces files atomically) would make those tensors fault. Combine with
+    By default every tensor is read into memory of its own (in parallel threads) and
+    the checksum verified as the data arrives: the tensors are then independent of the
+    file, which may be truncated or rewritten at once. `mmap=True` (for paths and real
+    files) maps the file instead, copy-on-write: tensors share pages with the OS cache
+    and are read lazily, as safetensors.torch.load_file does, but a process that
+    truncates the file in place (not kiln.save, which replaces files atomically) makes
+    the next access to those tensors kill this process with SIGBUS. Combine with
     `verify_checksum=False` to skip reading the data at all at load time.
 
     A safetensors file written by another tool (safetensors.torch.save_file, say) loads
