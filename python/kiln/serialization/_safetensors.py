@@ -10,6 +10,7 @@ The reader treats every file as hostile (Note [Hostile files]): each length and
 offset is checked against the file's size before anything is allocated or read.
 """
 
+import fcntl
 import hashlib
 import io
 import json
@@ -54,7 +55,7 @@ CHECKSUM_ALGORITHM_KEY = "kiln.checksum_algorithm"
 # rewrites it), so the default piece digest is CRC-32, zlib's, computed by _C._crc32
 # with carry-less multiplication (about 3x zlib's speed, 8x SHA-256's). Loading a file
 # reads each piece into memory and hashes it while it is still in cache, in threads
-# (_C._read_pieces), so verifying costs little over the read itself: it stays on.
+# (_C._transfer_pieces), so verifying costs little over the read itself: it stays on.
 PIECE_DIGESTS = {
     "crc32-pieces-16MiB": lambda view: _C._crc32(view).to_bytes(4, "little"),
     "sha256-pieces-16MiB": lambda view: hashlib.sha256(view).digest(),
@@ -187,12 +188,16 @@ def write(f, entries, metadata, algorithm=DEFAULT_ALGORITHM):
         if len(v) != e.nbytes:
             raise ValueError(f"tensor {e.name!r}: {len(v)} bytes of data for {e.nbytes}")
     metadata[CHECKSUM_ALGORITHM_KEY] = algorithm
+    fd = _plain_fd(f)
+    appending = fd is not None and _appends(fd)  # writes go to the end, wherever we seek
+    if fd is not None and algorithm == DEFAULT_ALGORITHM and not appending:
+        return _write_parallel(f, fd, table, metadata, views, ranges)
     hasher = _Hasher(algorithm, ranges[-1][1] if ranges else 0)
     try:
         for pieces in _split(views, ranges):
             for p in pieces:
                 hasher.add(p)
-        seekable = _seekable(f)
+        seekable = _seekable(f) and not appending
         if seekable:
             start = f.tell()
             metadata[CHECKSUM_KEY] = "0" * 64  # same length as the digest patched in below
@@ -214,6 +219,31 @@ def write(f, entries, metadata, algorithm=DEFAULT_ALGORITHM):
         f.write(header)
         for v in views:
             f.write(v)
+
+
+def _appends(fd):
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+
+
+def _write_parallel(f, fd, table, metadata, views, ranges):
+    """write() to a regular file: the data goes out with _C._transfer_pieces (threads,
+    pwrite, each piece hashed as it is written), then the header with the checksum."""
+    f.flush()
+    start = f.tell()
+    metadata[CHECKSUM_KEY] = "0" * 64  # same length as the digest
+    data_start = start + len(_encode_header(table, metadata))
+    pieces = [
+        (p, data_start + b)
+        for ps, rng in zip(_split(views, ranges), ranges)
+        for p, (b, _) in zip(ps, _pieces([rng]))
+    ]
+    crcs = _C._transfer_pieces(fd, pieces, True, True)
+    parts = [c.to_bytes(4, "little") for c in crcs]
+    metadata[CHECKSUM_KEY] = _combine(table, metadata, parts)
+    header, done = _encode_header(table, metadata), 0
+    while done < len(header):
+        done += os.pwrite(fd, header[done:], start + done)
+    f.seek(data_start + (ranges[-1][1] if ranges else 0))
 
 
 def _split(views, ranges):
@@ -371,7 +401,7 @@ def read(f, verify=True, use_mmap=False):
     """Read a safetensors file from a binary file object; returns (metadata, [Entry]).
 
     From a regular file, each entry's data is a new kiln tensor of its own (a NumPy array
-    for dtypes kiln lacks and for BF16, see _destination), filled by _C._read_pieces:
+    for dtypes kiln lacks and for BF16, see _destination), filled by _C._transfer_pieces:
     threads read the pieces with pread(2) and hash each while it is in cache. The data is
     a copy: truncating or rewriting the file later cannot affect (or crash, SIGBUS) the
     loaded tensors. With `use_mmap` the data are NumPy views into a private
@@ -443,9 +473,9 @@ def _aligned_empty(nbytes):
 
 
 def _plain_fd(f):
-    """The descriptor of a regular file whose bytes are exactly what `f` reads, else
-    None (a GzipFile, say, has the fileno of its compressed file)."""
-    if not isinstance(f, (io.FileIO, io.BufferedReader, io.BufferedRandom)):
+    """The descriptor of a regular file whose bytes are exactly what `f` reads or
+    writes, else None (a GzipFile, say, has the fileno of its compressed file)."""
+    if not isinstance(f, (io.FileIO, io.BufferedReader, io.BufferedWriter, io.BufferedRandom)):
         return None
     try:
         fd = f.fileno()
@@ -478,7 +508,7 @@ def _read_entries(fd, base, layout, metadata, expected):
         pieces += [(flat[b - begin : e - begin], base + b) for b, e in _pieces([(begin, end)])]
     crc = expected is not None and metadata.get(CHECKSUM_ALGORITHM_KEY) == DEFAULT_ALGORITHM
     try:
-        crcs = _C._read_pieces(fd, pieces, crc)
+        crcs = _C._transfer_pieces(fd, pieces, crc, False)
     except ValueError as e:  # the file shrank since its size was taken
         raise SafetensorsError(str(e)) from None
     if crc:
