@@ -1,6 +1,6 @@
 // Fast paths for kiln.save / kiln.load (python/kiln/serialization): a zlib-compatible
-// CRC-32, and parallel pread/pwrite of many buffers that checksums each piece while
-// it is still in cache. Both release the GIL.
+// CRC-32, and parallel pread into many buffers that checksums each piece while it is
+// still in cache. Both release the GIL.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <unistd.h>
@@ -25,31 +25,29 @@ namespace py = pybind11;
 namespace kiln::python {
 namespace {
 
-// Bytes per pread/pwrite: small enough to still be in L2 when hashed.
+// Bytes per pread: small enough to still be in L2 when hashed.
 constexpr size_t kChunk = 256 << 10;
 
-struct IoError {
+struct ReadError {
   std::mutex mutex;
-  int err = 0;                // errno of a failed pread/pwrite, 0 if none
-  int64_t truncated_at = -1;  // file offset where a read found the end early, -1 if not
+  int err = 0;                // errno of a failed pread, 0 if none
+  int64_t truncated_at = -1;  // file offset where the file ended early, -1 if not
   std::atomic<bool> failed{false};  // either happened: other threads stop
 };
 
-// Reads buf[0, n) from (or writes it to) file offset `offset`, returning the CRC-32 of
-// those bytes when `hash` (each chunk is hashed right after its transfer, while in
-// cache). Returns early on error.
-uint32_t transfer_piece(int fd, int64_t offset, uint8_t* buf, int64_t n, bool hash, bool write,
-                        IoError& error) {
+// Fills buf[0, n) from file offset `offset`, returning the CRC-32 of those bytes when
+// `hash` (each chunk is hashed right after it arrived, while in cache). Returns early
+// on error.
+uint32_t read_piece(int fd, int64_t offset, uint8_t* buf, int64_t n, bool hash,
+                    ReadError& error) {
   uint32_t crc = 0;
   for (int64_t pos = 0; pos < n;) {
     const size_t want = std::min<size_t>(kChunk, static_cast<size_t>(n - pos));
-    const ssize_t got = write ? ::pwrite(fd, buf + pos, want, offset + pos)
-                              : ::pread(fd, buf + pos, want, offset + pos);
+    const ssize_t got = ::pread(fd, buf + pos, want, offset + pos);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       std::lock_guard<std::mutex> lock(error.mutex);
       if (got < 0) error.err = errno;
-      else if (write) error.err = EIO;
       else if (error.truncated_at < 0 || offset + pos < error.truncated_at)
         error.truncated_at = offset + pos;
       error.failed = true;
@@ -60,24 +58,24 @@ uint32_t transfer_piece(int fd, int64_t offset, uint8_t* buf, int64_t n, bool ha
   }
   return crc;
 }
-py::object transfer_pieces(int fd, const std::vector<std::pair<py::buffer, int64_t>>& pieces,
-                           bool hash, bool write) {
+py::object read_pieces(int fd, const std::vector<std::pair<py::buffer, int64_t>>& pieces,
+                       bool hash) {
   std::vector<py::buffer_info> bufs;
   bufs.reserve(pieces.size());
   for (const auto& [buffer, offset] : pieces) {
-    bufs.push_back(buffer.request(/*writable=*/!write));
+    bufs.push_back(buffer.request(/*writable=*/true));
     KILN_CHECK(PyBuffer_IsContiguous(bufs.back().view(), 'C') && offset >= 0, ValueError,
-               "[kiln.", write ? "save" : "load", "] expected contiguous buffers and offsets >= 0");
+               "[kiln.load] expected contiguous writable buffers and offsets >= 0");
   }
   std::vector<uint32_t> crcs(pieces.size());
-  IoError error;
+  ReadError error;
   {
     py::gil_scoped_release release;
     std::atomic<size_t> next{0};
     auto work = [&] {
       for (size_t i; (i = next.fetch_add(1)) < pieces.size();) {
-        crcs[i] = transfer_piece(fd, pieces[i].second, static_cast<uint8_t*>(bufs[i].ptr),
-                                 bufs[i].size * bufs[i].itemsize, hash, write, error);
+        crcs[i] = read_piece(fd, pieces[i].second, static_cast<uint8_t*>(bufs[i].ptr),
+                             bufs[i].size * bufs[i].itemsize, hash, error);
         if (error.failed) return;
       }
     };
@@ -118,10 +116,9 @@ uint32_t crc32(const py::buffer& data, uint32_t value) {
 void init_serialization(py::module_& m) {
   m.def("_crc32", &crc32, py::arg("data"), py::arg("value") = 0,
         "zlib.crc32(data, value), computed with carry-less multiplication where available");
-  m.def("_transfer_pieces", &transfer_pieces, py::arg("fd"), py::arg("pieces"),
-        py::arg("hash"), py::arg("write"),
-        "For each (buffer, file offset) of pieces, fill the buffer from the file (or write "
-        "it there when write), in threads; returns each piece's CRC-32 when hash, else None");
+  m.def("_read_pieces", &read_pieces, py::arg("fd"), py::arg("pieces"), py::arg("hash"),
+        "For each (buffer, file offset) of pieces, fill the buffer from the file, in "
+        "threads; returns each piece's CRC-32 when hash, else None");
 }
 
 }  // namespace kiln::python
