@@ -18,20 +18,22 @@ So the rows compare:
   safetensors.torch.
 
 Note [Load target]: which figure meets it. Measured 2026-11-25 on a 2-core AMD EPYC VM
-shared with other jobs (load average 8-19; a ratio moves by up to 2x between runs), four
-runs of `--repeats 2`, two with `--process same` and two with `--process fresh`:
+shared with other jobs (load average 7-11; a ratio moves by up to 2x between runs), four
+runs of `--repeats 2`, two with `--process fresh` and two with `--process same`:
 - kiln.load's default (each tensor read into its own memory by 4 threads, CRC verified)
-  against the eager loaders: 0.38-0.91x safetensors.numpy, 0.66-1.05x safetensors.torch
-  (pread), 0.62-1.36x torch.load; best in fresh processes, where every loader pays for
-  fresh pages. NOT consistently >= 1.0x. (A direct test of fresh processes alone, 4x4
-  alternating runs: kiln 0.72-0.85 s, safetensors.numpy 0.91-1.53 s.)
-- against safetensors.torch.load_file's lazy mapping, `load` cannot be met by a load that
-  reads the data (0.00x), and the user-visible `load+read` is 0.09-0.21x. Only
+  against the eager loaders: safetensors.numpy 1.13x and 0.76x in fresh processes,
+  0.59x and 0.51x in the same process (where safetensors' allocations happen to reuse
+  memory freed by earlier loads, kiln's come back from the OS and fault again);
+  safetensors.torch (pread) 0.55-1.34x; torch.load 0.84-1.30x. So >= 1.0x only in some
+  fresh-process runs: NOT met consistently.
+- against safetensors.torch.load_file's lazy mapping, `load` cannot be met by any load
+  that reads the data (0.00x), and the user-visible `load+read` is 0.11-0.30x. Only
   `mmap=True, verify_checksum=False` (the same lazy private mapping, with the same SIGBUS
-  hazard if the file is truncated) meets `load`: 1.40-1.51x; its `load+read` was
-  1.00-1.19x in earlier runs and 0.35-0.60x in these four.
-- save (temp file, fsync, rename): 0.62-3.0x safetensors.torch.save_file (whose time
-  varies 0.5-2.9 s run to run on this VM), 0.34-1.14x torch.save.
+  hazard if the file is truncated) meets it: `load` 1.15-1.41x (one outlier 0.30x),
+  `load+read` 0.76-1.37x (1.01-1.37x in three of four runs).
+- save (temp file, fsync, rename): 1.04x, 0.64x, 1.37x, 0.18x (one 1.5 s fsync stall)
+  of safetensors.torch.save_file; without the fsync (file object) 0.65-1.56x. Within
+  1.2x (ratio >= 0.83) in two of four runs.
 The default stays eager and verified: a mapping cannot be made safe against truncation
 (pages not yet copied fault with SIGBUS), and the checksum costs ~0.05 s of 500 MB.
 
