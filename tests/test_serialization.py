@@ -241,7 +241,7 @@ def test_map_location(tmp_path):
     [
         ({"opt": {"lr_fn": lambda s: s}}, "obj['opt']['lr_fn']: function is not storable"),
         ({"a": [1, object()]}, "obj['a'][1]: object of type builtins.object is not storable"),
-        ({1: kiln.ones(1)}, "obj: dict key 1 is not a str"),
+        ({(1, 2): kiln.ones(1)}, "obj: dict key (1, 2) is not storable"),
         ({"s": {1, 2}}, "obj['s']: object of type builtins.set is not storable"),
         ({"c": 1 + 2j}, "obj['c']: object of type builtins.complex"),
         ({"b": b"bytes"}, "obj['b']: object of type builtins.bytes"),

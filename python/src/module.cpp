@@ -43,4 +43,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_optim(m);
   kiln::python::init_ops_conv(m);
   kiln::python::init_device(m);
+  kiln::python::init_serialization(m);
 }

@@ -8,7 +8,8 @@ code from the file, and every file is treated as hostile (Note [Hostile files]).
 
 Differences from torch.save/torch.load, on purpose:
 - Only tensors, NumPy arrays, None, bool, int, float, str, lists, tuples and
-  str-keyed dicts are storable; anything else is refused with its location.
+  dicts (keyed by str, int, float, bool or None) are storable; anything else is
+  refused with its location.
   dict subclasses (OrderedDict) load as dict; NumPy scalars load as Python numbers.
 - Writes to a path are atomic and durable (temporary file, fsync, rename, fsync
   of the directory), and a checksum of the header and data is stored and
@@ -123,15 +124,18 @@ def _device_mapper(map_location):
 def load(f, map_location=None, *, mmap=False, verify_checksum=True):
     """Load an object saved by `kiln.save` from a path or binary file object.
 
-    By default the data is read into memory and its checksum verified while reading.
-    `mmap=True` (for paths and real files) maps the file instead, copy-on-write:
-    tensors share pages with the OS cache and are read lazily, which is much faster
-    for large files, but a process that truncates the file in place (not kiln.save,
-    which replaces files atomically) would make those tensors fault. Combine with
+    By default every tensor is read into memory of its own (in parallel threads) and
+    the checksum verified as the data arrives: the tensors are then independent of the
+    file, which may be truncated or rewritten at once. `mmap=True` (for paths and real
+    files) maps the file instead, copy-on-write: tensors share pages with the OS cache
+    and are read lazily, as safetensors.torch.load_file does, but a process that
+    truncates the file in place (not kiln.save, which replaces files atomically) makes
+    the next access to those tensors kill this process with SIGBUS. Combine with
     `verify_checksum=False` to skip reading the data at all at load time.
 
-    A safetensors file written by another tool loads as a dict of tensors (in file
-    order); entries of dtypes kiln lacks (U16, U32, U64) load as NumPy arrays.
+    A safetensors file written by another tool (safetensors.torch.save_file, say) loads
+    as a dict of tensors in name order, as safetensors' own load_file returns it;
+    entries of dtypes kiln lacks (U16, U32, U64) load as NumPy arrays.
     `map_location`: None or "cpu" keeps tensors on the CPU; a device (or its name)
     moves them there; a callable is called as `map_location(tensor, "cpu")`.
     Raises SafetensorsError (a ValueError) for malformed files and ChecksumError
@@ -140,7 +144,7 @@ def load(f, map_location=None, *, mmap=False, verify_checksum=True):
     metadata, entries = _read(f, verify_checksum, mmap)
     to_device = _device_mapper(map_location)
     if STRUCTURE_KEY not in metadata:
-        return {e.name: _plain_value(e, to_device) for e in entries}
+        return _flat(entries, to_device)
     if metadata.get(FORMAT_KEY) != FORMAT_VERSION:
         raise SafetensorsError(
             f"[kiln.load] unsupported kiln format version {metadata.get(FORMAT_KEY)!r:.40}"
@@ -150,6 +154,10 @@ def load(f, map_location=None, *, mmap=False, verify_checksum=True):
         return Decoder(entries, to_device).decode(structure)
     except SafetensorsError as e:
         raise SafetensorsError(f"[kiln.load] {e}") from None
+
+
+def _flat(entries, to_device):
+    return {e.name: _plain_value(e, to_device) for e in sorted(entries, key=lambda e: e.name)}
 
 
 def _plain_value(entry, to_device):
@@ -180,7 +188,7 @@ def save_file(tensors, filename, metadata=None):
 
 
 def load_file(filename, device="cpu", *, mmap=False, verify_checksum=True):
-    """safetensors.torch.load_file's counterpart: {name: tensor}, ignoring any kiln structure."""
+    """safetensors.torch.load_file's counterpart: {name: tensor} in name order, ignoring
+    any kiln structure."""
     _, entries = _read(filename, verify_checksum, mmap)
-    to_device = _device_mapper(device)
-    return {e.name: _plain_value(e, to_device) for e in entries}
+    return _flat(entries, _device_mapper(device))

@@ -59,7 +59,10 @@ def tensor_to_numpy(t):
 
 
 def numpy_to_tensor(dtype, array):
-    """A kiln tensor from the bytes of a file entry (no copy except for bfloat16)."""
+    """A kiln tensor from the data of a file entry: a NumPy array of its bytes (no copy
+    except for bfloat16) or the kiln tensor it was read into."""
+    if isinstance(array, _C.Tensor):
+        return array
     if dtype == "BF16":
         return _C.from_numpy(bfloat16_bits_to_float32(array)).to(_C.bfloat16)
     return _C.from_numpy(array)

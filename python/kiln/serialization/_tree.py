@@ -6,7 +6,9 @@ everything else is itself:
     null, true, false, 12, "s", 1.5      None, bools, ints, strs, finite floats
     [...]                                a list
     {"t": "tuple", "v": [...]}           a tuple
-    {"t": "dict", "v": {"k": ...}}       a dict (str keys, order kept)
+    {"t": "dict", "v": {"k": ...}}       a dict with str keys (order kept)
+    {"t": "dict", "kv": [[k, v], ...]}   a dict with other keys: int, float, bool, None
+                                         (optimizer state dicts key their state by int)
     {"t": "float", "v": "nan"}           nan, inf, -inf
     {"t": "tensor", "k": name}           the kiln tensor stored as entry `name`
       + "view": [size, stride, offset]   ... an as_strided view of that (1-D) entry
@@ -31,6 +33,7 @@ from kiln.serialization import _safetensors as fmt
 from kiln.serialization._convert import DTYPE_TO_KILN, numpy_to_tensor, tensor_to_numpy
 
 MAX_DEPTH = 200
+_KEY_TYPES = (str, int, float)  # (bool is an int) and None: hashable plain values
 _VALID = "tensors, NumPy arrays, None, bool, int, float, str, and lists, tuples and dicts of them"
 
 
@@ -107,16 +110,7 @@ class Encoder:
             self._active.add(id(obj))
             try:
                 if isinstance(obj, dict):
-                    for k in obj:
-                        if not isinstance(k, str):
-                            raise TypeError(
-                                f"{self._where(path)}: dict key {k!r:.60} is not a "
-                                "str (only str keys are storable)"
-                            )
-                    return {
-                        "t": "dict",
-                        "v": {k: self.encode(v, path + (k,)) for k, v in obj.items()},
-                    }
+                    return self._encode_dict(obj, path)
                 items = [self.encode(v, path + (i,)) for i, v in enumerate(obj)]
                 return {"t": "tuple", "v": items} if isinstance(obj, tuple) else items
             finally:
@@ -125,6 +119,20 @@ class Encoder:
             f"{self._where(path)}: {_describe(obj)} is not storable "
             f"(kiln.save stores {_VALID}; call .state_dict() on modules)"
         )
+
+    def _encode_dict(self, obj, path):
+        for k in obj:
+            if not (k is None or isinstance(k, _KEY_TYPES)):
+                raise TypeError(
+                    f"{self._where(path)}: dict key {k!r:.60} is not storable "
+                    "(keys must be str, int, float, bool or None)"
+                )
+        if all(isinstance(k, str) for k in obj):
+            return {"t": "dict", "v": {k: self.encode(v, path + (k,)) for k, v in obj.items()}}
+        return {
+            "t": "dict",
+            "kv": [[self.encode(k, path), self.encode(v, path + (k,))] for k, v in obj.items()],
+        }
 
     def _where(self, path):
         return self.root_name + "".join(f"[{p!r}]" for p in path)
@@ -196,6 +204,8 @@ class Decoder:
         kind = node["t"]
         if kind == "dict" and isinstance(node.get("v"), dict):
             return {k: self.decode(v, depth + 1) for k, v in node["v"].items()}
+        if kind == "dict" and isinstance(node.get("kv"), list):
+            return dict(self._item(kv, depth + 1) for kv in node["kv"])
         if kind == "tuple" and isinstance(node.get("v"), list):
             return tuple(self.decode(v, depth + 1) for v in node["v"])
         if kind == "float" and node.get("v") in ("nan", "inf", "-inf"):
@@ -203,11 +213,20 @@ class Decoder:
         if kind == "ndarray":  # one copy per entry, however often the structure names it
             entry = self._entry(node)
             if entry.name not in self._arrays:
-                self._arrays[entry.name] = np.array(entry.data, copy=True)
+                data = entry.data.numpy() if isinstance(entry.data, _C.Tensor) else entry.data
+                self._arrays[entry.name] = np.array(data, copy=True)
             return self._arrays[entry.name]
         if kind == "tensor":
             return self._tensor(node)
         raise fmt.SafetensorsError(f"bad structure node {node!r:.80}")
+
+    def _item(self, kv, depth):
+        if not (isinstance(kv, list) and len(kv) == 2):
+            raise fmt.SafetensorsError(f"bad dict item {kv!r:.80}")
+        key = self.decode(kv[0], depth)
+        if not (key is None or isinstance(key, _KEY_TYPES)):
+            raise fmt.SafetensorsError(f"bad dict key {kv[0]!r:.80}")
+        return key, self.decode(kv[1], depth)
 
     def _entry(self, node):
         name = node.get("k")
