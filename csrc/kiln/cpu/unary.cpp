@@ -14,22 +14,16 @@ void softplus_kernel(const Tensor& out, const Tensor& in, double beta, double th
 
 // Transcendentals with vec_math.h's branch-free float versions (libm for double),
 // which vectorize where glibc's scalar calls do not.
-struct VecExp {
-  template <class T>
-  T operator()(T a) const { return vexp(a); }
-};
-struct VecLog {
-  template <class T>
-  T operator()(T a) const { return vlog(a); }
-};
-struct VecTanh {
-  template <class T>
-  T operator()(T a) const { return vtanh(a); }
-};
-struct VecSigmoid {
-  template <class T>
-  T operator()(T a) const { return vsigmoid(a); }
-};
+#define KILN_VEC_FUNCTOR(Name, expr)            \
+  struct Name {                                 \
+    template <class T>                          \
+    T operator()(T a) const { return expr; }    \
+  };
+KILN_VEC_FUNCTOR(VecExp, vexp(a))
+KILN_VEC_FUNCTOR(VecLog, vlog(a))
+KILN_VEC_FUNCTOR(VecTanh, vtanh(a))
+KILN_VEC_FUNCTOR(VecSigmoid, vsigmoid(a))
+#undef KILN_VEC_FUNCTOR
 struct VecSilu {
   template <class T>
   T operator()(T a) const {
