@@ -480,7 +480,7 @@ def test_einsum_bad_operand_types():
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
-@pytest.mark.parametrize("m,k,n", [(300, 70, 45), (45, 70, 301), (33, 4000, 17)])
+@pytest.mark.parametrize("m,k,n", [(600, 300, 190), (190, 300, 601), (40, 50000, 17)])
 def test_big_products_split_over_threads(threads, ta, tb, m, k, n):
     """Products above the single-thread size are split into row or column blocks over
     kiln's threads (odd sizes leave ragged last blocks); transposed operands included."""

@@ -18,8 +18,13 @@ namespace {
 // at 1) and GEMMs are split over kiln's OpenMP threads instead. Two pools on the
 // same cores (OpenBLAS's spinning workers, our sleeping ones) fought badly on a
 // busy 2-core machine: an MLP training step took 5-20x longer than with one pool.
-// A product of at most this much work (m*n*k) stays on one thread.
+// Products of at most this much work (m*n*k) are never split; a batch of them is
+// spread over the threads instead.
 constexpr double kBlasSingleThreadWork = 262144;
+// A split gives each thread at least this much work: waking a sleeping worker and
+// packing its own copy of the shared operand cost more than they save below it (a
+// 256^3 product ran slower on two threads than on one, 512^3 about twice as fast).
+constexpr double kSplitWorkPerThread = double(1 << 24);
 // Row or column blocks handed to threads are multiples of this (the micro-kernel's tile).
 constexpr int64_t kBlockAlign = 16;
 
@@ -81,7 +86,7 @@ void gemm_blas(const Tensor& out, const Tensor& a_in, const Tensor& b_in, T beta
   };
   const double work = double(M) * double(N) * double(K);
   const int64_t threads = get_num_threads();
-  if (threads == 1 || work <= kBlasSingleThreadWork || B >= threads) {
+  if (threads == 1 || work < 2 * kSplitWorkPerThread || B >= threads) {
     parallel_for(0, B, std::max<int64_t>(1, int64_t(kBlasSingleThreadWork / std::max(work, 1.0))),
                  run);
     return;
@@ -91,7 +96,7 @@ void gemm_blas(const Tensor& out, const Tensor& a_in, const Tensor& b_in, T beta
   const bool by_rows = M >= N;
   const int64_t len = by_rows ? M : N;
   const int64_t blocks = (len + kBlockAlign - 1) / kBlockAlign;
-  const int64_t max_parts = std::max<int64_t>(1, int64_t(work / kBlasSingleThreadWork));
+  const int64_t max_parts = int64_t(work / kSplitWorkPerThread);
   const int64_t grain = std::max<int64_t>(1, blocks / std::min(threads, max_parts));
   // Element offset of row/column r of a row-major matrix read as (trans ? transposed : not).
   auto row_at = [](const BlasLayout& l, int64_t r) { return l.trans ? r : r * l.ld; };
