@@ -476,3 +476,46 @@ def test_einsum_bad_operand_types():
         kiln.einsum("i")
     with pytest.raises(TypeError, match=r"\[einsum\] operands must be Tensors"):
         kiln.einsum("i,i", kiln.zeros(2), 3)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("m,k,n", [(600, 300, 190), (190, 300, 601), (40, 50000, 17)])
+def test_big_products_split_over_threads(threads, ta, tb, m, k, n):
+    """Products above the single-thread size are split into row or column blocks over
+    kiln's threads (odd sizes leave ragged last blocks); transposed operands included."""
+    r = np.random.default_rng(m + n)
+    a = r.standard_normal((k, m) if ta else (m, k))
+    b = r.standard_normal((n, k) if tb else (k, n))
+    n0 = kiln.get_num_threads()
+    kiln.set_num_threads(threads)
+    try:
+        for dtype in (kiln.float32, kiln.float64):
+            ka, kb = kiln.tensor(a, dtype=dtype), kiln.tensor(b, dtype=dtype)
+            ka, kb = (ka.t() if ta else ka), (kb.t() if tb else kb)
+            want = (a.T if ta else a) @ (b.T if tb else b)
+            tol = 1e-4 if dtype == kiln.float32 else 1e-10
+            np.testing.assert_allclose((ka @ kb).numpy(), want, rtol=tol, atol=tol * k)
+            bias = kiln.tensor(r.standard_normal(n), dtype=dtype)
+            np.testing.assert_allclose(kiln.addmm(bias, ka, kb).numpy(),
+                                       want + bias.numpy(), rtol=tol, atol=tol * k)
+    finally:
+        kiln.set_num_threads(n0)
+
+
+def test_linear_grads_match_torch_and_keep_weight_layout():
+    torch = require_torch()
+    r = np.random.default_rng(3)
+    x, w, b = r.standard_normal((2, 5, 7)), r.standard_normal((4, 7)), r.standard_normal(4)
+    kx, tx = both(x, requires_grad=True)
+    kw, tw = both(w, requires_grad=True)
+    kb, tb = both(b, requires_grad=True)
+    g = r.standard_normal((2, 5, 4))
+    kiln.nn.functional.linear(kx, kw, kb).backward(kiln.tensor(g))
+    torch.nn.functional.linear(tx, tw, tb).backward(torch.tensor(g))
+    for k, t in ((kx, tx), (kw, tw), (kb, tb)):
+        assert_close(k.grad, t.grad)
+    assert kw.grad.is_contiguous()
+    assert gradcheck(lambda a, c, d: kiln.nn.functional.linear(a, c, d),
+                     (kiln.tensor(x[:, :2], requires_grad=True), kw.detach().requires_grad_(),
+                      kb.detach().requires_grad_()))

@@ -1,12 +1,14 @@
 """Core op speed: per-call overhead of small ops and autograd against PyTorch,
-GEMM throughput against NumPy (the Foundation issue's targets)."""
+GEMM throughput against NumPy (the Foundation issue's targets), and the big
+float32 kernels of a training step (transcendentals, softmax, layer_norm,
+cross_entropy) against PyTorch."""
 
 import kiln
 import numpy as np
 
 from benchmarks.harness import Case
 
-DESCRIPTION = "small ops and backward vs PyTorch, float32 GEMM vs NumPy"
+DESCRIPTION = "small ops and backward vs PyTorch, float32 GEMM vs NumPy, big kernels vs PyTorch"
 
 
 def _small_op_cases(torch):
@@ -48,7 +50,39 @@ def _gemm_cases():
     return cases
 
 
+def _kernel_cases(torch):
+    """float32 kernels on large inputs: 1000x1000 elementwise, 4096x1000 logits."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1000, 1000), dtype=np.float32)
+    kx, tx = kiln.tensor(x), torch.tensor(x)
+    kpos, tpos = kiln.tensor(np.abs(x) + 0.1), torch.tensor(np.abs(x) + 0.1)
+    cases = [Case(f"{name} (1000x1000)", (lambda f=getattr(kiln, name): f(kx)),
+                  (lambda f=getattr(torch, name): f(tx)), "torch", threaded=True)
+             for name in ("exp", "tanh", "sigmoid")]
+    cases.append(Case("log (1000x1000)", lambda: kiln.log(kpos), lambda: torch.log(tpos), "torch",
+                      threaded=True))
+    logits = rng.standard_normal((4096, 1000), dtype=np.float32)
+    target = rng.integers(0, 1000, 4096)
+    kl, tl = kiln.tensor(logits), torch.tensor(logits)
+    kt, tt = kiln.tensor(target), torch.tensor(target)
+    klg, tlg = kiln.tensor(logits, requires_grad=True), torch.tensor(logits, requires_grad=True)
+    kF, tF = kiln.nn.functional, torch.nn.functional
+    cases += [
+        Case("softmax (4096x1000, dim 1)", lambda: kiln.softmax(kl, 1),
+             lambda: torch.softmax(tl, 1), "torch", threaded=True),
+        Case("layer_norm (4096x1000)", lambda: kF.layer_norm(kl, (1000,)),
+             lambda: tF.layer_norm(tl, (1000,)), "torch", threaded=True),
+        Case("cross_entropy (4096x1000)", lambda: kF.cross_entropy(kl, kt),
+             lambda: tF.cross_entropy(tl, tt), "torch", target=("<=", 1.0), threaded=True),
+        Case("cross_entropy fwd+bwd (4096x1000)",
+             lambda: kF.cross_entropy(klg, kt).backward(),
+             lambda: tF.cross_entropy(tlg, tt).backward(), "torch", target=("<=", 1.0),
+             threaded=True),
+    ]
+    return cases
+
+
 def cases():
     import torch
 
-    return _small_op_cases(torch) + _gemm_cases()
+    return _small_op_cases(torch) + _gemm_cases() + _kernel_cases(torch)

@@ -103,6 +103,11 @@ struct Relu {  // relu(nan) is nan
   template <class T>
   KILN_HD T operator()(T a) const { return a < T(0) ? T(0) : a; }
 };
+// relu's backward (PyTorch's threshold_backward at 0): y is relu's output.
+struct ReluBackward {
+  template <class T>
+  KILN_HD T operator()(T g, T y) const { return y <= T(0) ? T(0) : g; }
+};
 struct LogicalNot {
   template <class T>
   KILN_HD bool operator()(T a) const { return !static_cast<bool>(a); }

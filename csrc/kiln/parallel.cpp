@@ -35,7 +35,15 @@ void set_num_threads(int n) {
 #ifdef _OPENMP
   omp_set_num_threads(n);
 #endif
-  scipy_openblas_set_num_threads(n);
+  scipy_openblas_set_num_threads(1);  // Note [One thread pool] in cpu/gemm.cpp
 }
+
+namespace {
+// OpenBLAS starts with one thread per core; kiln's GEMMs thread themselves.
+const bool g_blas_single_threaded = [] {
+  scipy_openblas_set_num_threads(1);
+  return true;
+}();
+}  // namespace
 
 }  // namespace kiln

@@ -12,7 +12,7 @@
 namespace kiln {
 
 KILN_API int get_num_threads();
-KILN_API void set_num_threads(int n);  // also sets OpenBLAS's thread count
+KILN_API void set_num_threads(int n);  // OpenBLAS itself stays at 1 (kiln splits GEMMs)
 
 // Elements below which a loop stays on one thread (thread start-up costs more).
 constexpr int64_t kParallelGrain = 32768;

@@ -12,6 +12,7 @@ KILN_REGISTER_KERNEL(floor_divide, CPU, (binary_kernel<fn::FloorDivide>));
 KILN_REGISTER_KERNEL(remainder, CPU, (binary_kernel<fn::Remainder>));
 KILN_REGISTER_KERNEL(fmod, CPU, (binary_kernel<fn::Fmod>));
 KILN_REGISTER_KERNEL(pow, CPU, (binary_kernel<fn::Pow>));
+KILN_REGISTER_KERNEL(relu_backward, CPU, (binary_kernel<fn::ReluBackward>));
 KILN_REGISTER_KERNEL(maximum, CPU, (binary_kernel<fn::Maximum>));
 KILN_REGISTER_KERNEL(minimum, CPU, (binary_kernel<fn::Minimum>));
 KILN_REGISTER_KERNEL(fmax, CPU, (binary_kernel<fn::Fmax>));

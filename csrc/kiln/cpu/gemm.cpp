@@ -14,10 +14,19 @@
 namespace kiln::cpu {
 namespace {
 
-// Work (m*n*k) up to which one OpenBLAS call runs single-threaded (its
-// GEMM_MULTITHREAD_THRESHOLD * 65536). Batches of such small products are
-// spread over our threads instead; bigger ones let OpenBLAS thread each call.
+// Note [One thread pool]: OpenBLAS runs single-threaded (set_num_threads keeps it
+// at 1) and GEMMs are split over kiln's OpenMP threads instead. Two pools on the
+// same cores (OpenBLAS's spinning workers, our sleeping ones) fought badly on a
+// busy 2-core machine: an MLP training step took 5-20x longer than with one pool.
+// Products of at most this much work (m*n*k) are never split; a batch of them is
+// spread over the threads instead.
 constexpr double kBlasSingleThreadWork = 262144;
+// A split gives each thread at least this much work: waking a sleeping worker and
+// packing its own copy of the shared operand cost more than they save below it (a
+// 256^3 product ran slower on two threads than on one, 512^3 about twice as fast).
+constexpr double kSplitWorkPerThread = double(1 << 24);
+// Row or column blocks handed to threads are multiples of this (the micro-kernel's tile).
+constexpr int64_t kBlockAlign = 16;
 
 // How BLAS reads a strided rows x cols matrix in place: row-major with leading
 // dimension `ld`, possibly as the transpose of a row-major matrix.
@@ -69,16 +78,42 @@ void gemm_blas(const Tensor& out, const Tensor& a_in, const Tensor& b_in, T beta
   const T* bp = b.data<T>();
   T* op = out.data<T>();
   const int64_t sa = a.stride(0), sb = b.stride(0), so = M * N;
+  const int ldc = int(std::max<int64_t>(N, 1));
   auto run = [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i)
       blas_gemm<T>(la.trans, lb.trans, int(M), int(N), int(K), alpha, ap + i * sa, int(la.ld),
-                   bp + i * sb, int(lb.ld), beta, op + i * so, int(std::max<int64_t>(N, 1)));
+                   bp + i * sb, int(lb.ld), beta, op + i * so, ldc);
   };
   const double work = double(M) * double(N) * double(K);
-  if (B > 1 && work <= kBlasSingleThreadWork)
-    parallel_for(0, B, std::max<int64_t>(1, int64_t(65536 / std::max(work, 1.0))), run);
-  else
-    run(0, B);
+  const int64_t threads = get_num_threads();
+  if (threads == 1 || work < 2 * kSplitWorkPerThread || B >= threads) {
+    parallel_for(0, B, std::max<int64_t>(1, int64_t(kBlasSingleThreadWork / std::max(work, 1.0))),
+                 run);
+    return;
+  }
+  // One big product per batch entry: split the longer of its rows (a's rows, out's
+  // rows) or columns (b's and out's columns) into aligned blocks, one per thread.
+  const bool by_rows = M >= N;
+  const int64_t len = by_rows ? M : N;
+  const int64_t blocks = (len + kBlockAlign - 1) / kBlockAlign;
+  const int64_t max_parts = int64_t(work / kSplitWorkPerThread);
+  const int64_t grain = std::max<int64_t>(1, blocks / std::min(threads, max_parts));
+  // Element offset of row/column r of a row-major matrix read as (trans ? transposed : not).
+  auto row_at = [](const BlasLayout& l, int64_t r) { return l.trans ? r : r * l.ld; };
+  auto col_at = [](const BlasLayout& l, int64_t c) { return l.trans ? c * l.ld : c; };
+  for (int64_t i = 0; i < B; ++i) {
+    parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+      const int64_t lo = b0 * kBlockAlign, hi = std::min(len, b1 * kBlockAlign);
+      if (by_rows)
+        blas_gemm<T>(la.trans, lb.trans, int(hi - lo), int(N), int(K), alpha,
+                     ap + i * sa + row_at(la, lo), int(la.ld), bp + i * sb, int(lb.ld), beta,
+                     op + i * so + lo * N, ldc);
+      else
+        blas_gemm<T>(la.trans, lb.trans, int(M), int(hi - lo), int(K), alpha, ap + i * sa,
+                     int(la.ld), bp + i * sb + col_at(lb, lo), int(lb.ld), beta,
+                     op + i * so + lo, ldc);
+    });
+  }
 }
 
 // float16/bfloat16 accumulate in float, integers in int64 (wrapping like PyTorch on the cast back).

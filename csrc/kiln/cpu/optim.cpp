@@ -1,13 +1,16 @@
 // CPU kernels of the fused optimizer steps (Note [Fused optimizer steps]).
 // Each kernel turns its on/off options into template flags (static_bools), so
-// the per-element loop has no branches and vectorizes, and gives `apply` a
+// the per-element update has no branches and vectorizes, and gives `apply` a
 // factory: for parameter i it advances that parameter's counters and returns
-// the loop over a chunk of its elements, in OpMath<T> (float for 16-bit T).
+// the update of element j, in OpMath<T> (float for 16-bit T). `apply` runs it
+// in a loop compiled for AVX-512, AVX2 and the baseline (sqrt and division
+// dominate these updates).
 #include "kiln/ops/optim.h"
 
 #include <algorithm>
 #include <cmath>
 
+#include "kiln/cpu/vec_math.h"
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/parallel.h"
@@ -28,12 +31,20 @@ void static_bools(const F& f, bool b, Rest... rest) {
     static_bools<Fixed..., false>(f, rest...);
 }
 
+template <class F>
+KILN_TARGET_CLONES void update_range(const F& update, int64_t b, int64_t e) {
+  for (int64_t j = b; j < e; ++j) update(j);
+}
+
 template <class Make>
 void apply(OptimTensors& t, const char* op, const Make& make) {
   if (t.params.empty()) return;
   visit_floating(t.params[0].dtype(), op, [&]<class T>(TypeTag<T>) {
-    for (size_t i = 0; i < t.params.size(); ++i)
-      parallel_for(0, t.params[i].numel(), kParallelGrain, make.template operator()<T>(i));
+    for (size_t i = 0; i < t.params.size(); ++i) {
+      const auto update = make.template operator()<T>(i);
+      parallel_for(0, t.params[i].numel(), kParallelGrain,
+                   [&](int64_t b, int64_t e) { update_range(update, b, e); });
+    }
   });
 }
 
@@ -64,6 +75,24 @@ M sign(bool maximize) {
   return maximize ? M(-1) : M(1);
 }
 
+// Element j's gradient, negated to maximize, plus L2 weight decay of parameter value p.
+template <bool Decay, class M, class T>
+M grad_at(const Ptrs<T>& x, int64_t j, M p, M sg, M wd) {
+  M g = sg * M(x.g[j]);
+  if constexpr (Decay) g += wd * p;
+  return g;
+}
+
+// Adam's moments: m (state 0) and v (state 1) advanced by g, stored and returned.
+template <class M, class T>
+void update_moments(const Ptrs<T>& x, int64_t j, M g, M one_minus_b1, M b2, M& m, M& v) {
+  m = x.s[0][j];
+  m += one_minus_b1 * (g - m);
+  v = b2 * M(x.s[1][j]) + (1 - b2) * g * g;
+  x.s[0][j] = T(m);
+  x.s[1][j] = T(v);
+}
+
 void sgd_kernel(OptimTensors& t, const SgdOptions& o) {
   static_bools(
       [&]<bool Momentum, bool Nesterov, bool Decay>() {
@@ -73,18 +102,15 @@ void sgd_kernel(OptimTensors& t, const SgdOptions& o) {
           const bool fresh = Momentum && t.fresh[i];
           const M lr = o.lr, wd = o.weight_decay, mom = o.momentum, damp = 1 - o.dampening;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              const M p = x.p[j];
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              if constexpr (Momentum) {
-                const M buf = fresh ? g : mom * M(x.s[0][j]) + damp * g;
-                x.s[0][j] = T(buf);
-                g = Nesterov ? g + mom * buf : buf;
-              }
-              x.p[j] = T(p - lr * g);
+          return [=](int64_t j) {
+            const M p = x.p[j];
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            if constexpr (Momentum) {
+              const M buf = fresh ? g : mom * M(x.s[0][j]) + damp * g;
+              x.s[0][j] = T(buf);
+              g = Nesterov ? g + mom * buf : buf;
             }
+            x.p[j] = T(p - lr * g);
           };
         });
       },
@@ -103,22 +129,16 @@ void adam_kernel(OptimTensors& t, const AdamOptions& o) {
           const M b1 = 1 - o.beta1, b2 = o.beta2, wd = o.weight_decay, eps = o.eps;
           const M decay = o.decoupled_weight_decay ? 1 - o.lr * o.weight_decay : 1;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              M p = decay * M(x.p[j]);
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              M m = x.s[0][j];
-              m += b1 * (g - m);
-              M v = b2 * M(x.s[1][j]) + (1 - b2) * g * g;
-              x.s[0][j] = T(m);
-              x.s[1][j] = T(v);
-              if constexpr (Amsgrad) {
-                v = std::max(M(x.s[2][j]), v);
-                x.s[2][j] = T(v);
-              }
-              x.p[j] = T(p - step_size * m / (std::sqrt(v) / bc2_sqrt + eps));
+          return [=](int64_t j) {
+            M p = decay * M(x.p[j]);
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            M m, v;
+            update_moments(x, j, g, b1, b2, m, v);
+            if constexpr (Amsgrad) {
+              v = std::max(M(x.s[2][j]), v);
+              x.s[2][j] = T(v);
             }
+            x.p[j] = T(p - step_size * m / (std::sqrt(v) / bc2_sqrt + eps));
           };
         });
       },
@@ -134,29 +154,26 @@ void rmsprop_kernel(OptimTensors& t, const RmspropOptions& o) {
           next_step(t, i);
           const M lr = o.lr, alpha = o.alpha, eps = o.eps, wd = o.weight_decay, mom = o.momentum;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              const M p = x.p[j];
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              const M sq = alpha * M(x.s[0][j]) + (1 - alpha) * g * g;
-              x.s[0][j] = T(sq);
-              M avg;
-              if constexpr (Centered) {
-                M ga = x.s[2][j];
-                ga += (1 - alpha) * (g - ga);
-                x.s[2][j] = T(ga);
-                avg = std::sqrt(sq - ga * ga) + eps;
-              } else {
-                avg = std::sqrt(sq) + eps;
-              }
-              if constexpr (Momentum) {
-                const M buf = mom * M(x.s[1][j]) + g / avg;
-                x.s[1][j] = T(buf);
-                x.p[j] = T(p - lr * buf);
-              } else {
-                x.p[j] = T(p - lr * g / avg);
-              }
+          return [=](int64_t j) {
+            const M p = x.p[j];
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            const M sq = alpha * M(x.s[0][j]) + (1 - alpha) * g * g;
+            x.s[0][j] = T(sq);
+            M avg;
+            if constexpr (Centered) {
+              M ga = x.s[2][j];
+              ga += (1 - alpha) * (g - ga);
+              x.s[2][j] = T(ga);
+              avg = std::sqrt(sq - ga * ga) + eps;
+            } else {
+              avg = std::sqrt(sq) + eps;
+            }
+            if constexpr (Momentum) {
+              const M buf = mom * M(x.s[1][j]) + g / avg;
+              x.s[1][j] = T(buf);
+              x.p[j] = T(p - lr * buf);
+            } else {
+              x.p[j] = T(p - lr * g / avg);
             }
           };
         });
@@ -173,15 +190,12 @@ void adagrad_kernel(OptimTensors& t, const AdagradOptions& o) {
           const double step = next_step(t, i);
           const M clr = o.lr / (1 + (step - 1) * o.lr_decay);
           const M wd = o.weight_decay, eps = o.eps, sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              const M p = x.p[j];
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              const M sum = M(x.s[0][j]) + g * g;
-              x.s[0][j] = T(sum);
-              x.p[j] = T(p - clr * g / (std::sqrt(sum) + eps));
-            }
+          return [=](int64_t j) {
+            const M p = x.p[j];
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            const M sum = M(x.s[0][j]) + g * g;
+            x.s[0][j] = T(sum);
+            x.p[j] = T(p - clr * g / (std::sqrt(sum) + eps));
           };
         });
       },
@@ -197,18 +211,15 @@ void adadelta_kernel(OptimTensors& t, const AdadeltaOptions& o) {
           next_step(t, i);
           const M lr = o.lr, rho = o.rho, eps = o.eps, wd = o.weight_decay;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              const M p = x.p[j];
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              const M sq = rho * M(x.s[0][j]) + (1 - rho) * g * g;
-              const M acc = x.s[1][j];
-              const M delta = std::sqrt(acc + eps) / std::sqrt(sq + eps) * g;
-              x.s[0][j] = T(sq);
-              x.s[1][j] = T(rho * acc + (1 - rho) * delta * delta);
-              x.p[j] = T(p - lr * delta);
-            }
+          return [=](int64_t j) {
+            const M p = x.p[j];
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            const M sq = rho * M(x.s[0][j]) + (1 - rho) * g * g;
+            const M acc = x.s[1][j];
+            const M delta = std::sqrt(acc + eps) / std::sqrt(sq + eps) * g;
+            x.s[0][j] = T(sq);
+            x.s[1][j] = T(rho * acc + (1 - rho) * delta * delta);
+            x.p[j] = T(p - lr * delta);
           };
         });
       },
@@ -225,18 +236,15 @@ void adamax_kernel(OptimTensors& t, const AdamaxOptions& o) {
           const M clr = o.lr / (1 - std::pow(o.beta1, step));
           const M b1 = 1 - o.beta1, b2 = o.beta2, eps = o.eps, wd = o.weight_decay;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              const M p = x.p[j];
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              M m = x.s[0][j];
-              m += b1 * (g - m);
-              const M inf = std::max(M(x.s[1][j]) * b2, std::abs(g) + eps);
-              x.s[0][j] = T(m);
-              x.s[1][j] = T(inf);
-              x.p[j] = T(p - clr * m / inf);
-            }
+          return [=](int64_t j) {
+            const M p = x.p[j];
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            M m = x.s[0][j];
+            m += b1 * (g - m);
+            const M inf = std::max(M(x.s[1][j]) * b2, std::abs(g) + eps);
+            x.s[0][j] = T(m);
+            x.s[1][j] = T(inf);
+            x.p[j] = T(p - clr * m / inf);
           };
         });
       },
@@ -263,20 +271,14 @@ void nadam_kernel(OptimTensors& t, const NadamOptions& o) {
           const M b1 = 1 - o.beta1, b2 = o.beta2, eps = o.eps, wd = o.weight_decay;
           const M decay = o.decoupled_weight_decay ? 1 - o.lr * o.weight_decay : 1;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              M p = decay * M(x.p[j]);
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              M m = x.s[0][j];
-              m += b1 * (g - m);
-              const M v = b2 * M(x.s[1][j]) + (1 - b2) * g * g;
-              x.s[0][j] = T(m);
-              x.s[1][j] = T(v);
-              const M denom = std::sqrt(v / bc2) + eps;
-              p -= c_grad * g / denom;
-              x.p[j] = T(p - c_avg * m / denom);
-            }
+          return [=](int64_t j) {
+            M p = decay * M(x.p[j]);
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            M m, v;
+            update_moments(x, j, g, b1, b2, m, v);
+            const M denom = std::sqrt(v / bc2) + eps;
+            p -= c_grad * g / denom;
+            x.p[j] = T(p - c_avg * m / denom);
           };
         });
       },
@@ -303,18 +305,12 @@ void radam_kernel(OptimTensors& t, const RadamOptions& o) {
           const M b1 = 1 - o.beta1, b2 = o.beta2, eps = o.eps, wd = o.weight_decay;
           const M decay = o.decoupled_weight_decay ? 1 - o.lr * o.weight_decay : 1;
           const M sg = sign<M>(o.maximize);
-          return [=](int64_t b, int64_t e) {
-            for (int64_t j = b; j < e; ++j) {
-              const M p = decay * M(x.p[j]);
-              M g = sg * M(x.g[j]);
-              if constexpr (Decay) g += wd * p;
-              M m = x.s[0][j];
-              m += b1 * (g - m);
-              const M v = b2 * M(x.s[1][j]) + (1 - b2) * g * g;
-              x.s[0][j] = T(m);
-              x.s[1][j] = T(v);
-              x.p[j] = T(rectify ? p - c_rect * m / (std::sqrt(v) + eps) : p - c_plain * m);
-            }
+          return [=](int64_t j) {
+            const M p = decay * M(x.p[j]);
+            M g = grad_at<Decay>(x, j, p, sg, wd);
+            M m, v;
+            update_moments(x, j, g, b1, b2, m, v);
+            x.p[j] = T(rectify ? p - c_rect * m / (std::sqrt(v) + eps) : p - c_plain * m);
           };
         });
       },

@@ -1,13 +1,65 @@
 // Unary math kernels. Float-only ops use unary_float_kernel so they are not
 // instantiated for integer dtypes (the front end promotes those to float).
 #include "kiln/cpu/loops.h"
+#include "kiln/cpu/vec_math.h"
 #include "kiln/dispatch.h"
 #include "kiln/functors.h"
+#include "kiln/parallel.h"
 
 namespace kiln::cpu {
 namespace {
 void softplus_kernel(const Tensor& out, const Tensor& in, double beta, double threshold) {
   unary_float_apply(out, in, fn::Softplus{beta, threshold});
+}
+
+// Transcendentals with vec_math.h's branch-free float versions (libm for double),
+// which vectorize where glibc's scalar calls do not.
+#define KILN_VEC_FUNCTOR(Name, expr)            \
+  struct Name {                                 \
+    template <class T>                          \
+    T operator()(T a) const { return expr; }    \
+  };
+KILN_VEC_FUNCTOR(VecExp, vexp(a))
+KILN_VEC_FUNCTOR(VecLog, vlog(a))
+KILN_VEC_FUNCTOR(VecTanh, vtanh(a))
+KILN_VEC_FUNCTOR(VecSigmoid, vsigmoid(a))
+#undef KILN_VEC_FUNCTOR
+struct VecSilu {
+  template <class T>
+  T operator()(T a) const {
+    if constexpr (std::is_same_v<T, float>) return a * vsigmoid(a);
+    else return a / (T(1) + std::exp(-a));
+  }
+};
+// float: 1 + tanh(u) = 2 sigmoid(2u), which keeps precision where tanh(u) ~ -1.
+struct VecGeluTanh {
+  template <class T>
+  T operator()(T a) const {
+    const T u = T(0.79788456080286535588) * (a + T(0.044715) * a * a * a);
+    if constexpr (std::is_same_v<T, float>) return a * vsigmoid(u + u);
+    else return T(0.5) * a * (T(1) + std::tanh(u));
+  }
+};
+
+template <class Op>
+KILN_TARGET_CLONES void map_f32(const float* in, float* out, int64_t n) {
+  const Op op;
+  for (int64_t i = 0; i < n; ++i) out[i] = op(in[i]);
+}
+
+// Contiguous float32 runs the cloned loop in parallel chunks; the rest takes the
+// generic strided path.
+template <class Op>
+void vec_unary_kernel(const Tensor& out, const Tensor& in) {
+  if (in.dtype() == ScalarType::Float32 && in.is_contiguous() && out.is_contiguous() &&
+      out.sizes() == in.sizes()) {
+    const float* a = in.data<float>();
+    float* o = out.data<float>();
+    parallel_for(0, in.numel(), kParallelGrain,
+                 [&](int64_t b, int64_t e) { map_f32<Op>(a + b, o + b, e - b); });
+    return;
+  }
+  unary_float_kernel<Op>(out, in);
 }
 }  // namespace
 
@@ -26,9 +78,9 @@ KILN_REGISTER_KERNEL(isposinf, CPU, (unary_kernel<fn::IsPosInf, true>));
 KILN_REGISTER_KERNEL(isneginf, CPU, (unary_kernel<fn::IsNegInf, true>));
 
 // Floating types only.
-KILN_REGISTER_KERNEL(exp, CPU, (unary_float_kernel<fn::Exp>));
+KILN_REGISTER_KERNEL(exp, CPU, vec_unary_kernel<VecExp>);
 KILN_REGISTER_KERNEL(exp2, CPU, (unary_float_kernel<fn::Exp2>));
-KILN_REGISTER_KERNEL(log, CPU, (unary_float_kernel<fn::Log>));
+KILN_REGISTER_KERNEL(log, CPU, vec_unary_kernel<VecLog>);
 KILN_REGISTER_KERNEL(log2, CPU, (unary_float_kernel<fn::Log2>));
 KILN_REGISTER_KERNEL(log10, CPU, (unary_float_kernel<fn::Log10>));
 KILN_REGISTER_KERNEL(log1p, CPU, (unary_float_kernel<fn::Log1p>));
@@ -44,11 +96,11 @@ KILN_REGISTER_KERNEL(acos, CPU, (unary_float_kernel<fn::Acos>));
 KILN_REGISTER_KERNEL(atan, CPU, (unary_float_kernel<fn::Atan>));
 KILN_REGISTER_KERNEL(sinh, CPU, (unary_float_kernel<fn::Sinh>));
 KILN_REGISTER_KERNEL(cosh, CPU, (unary_float_kernel<fn::Cosh>));
-KILN_REGISTER_KERNEL(tanh, CPU, (unary_float_kernel<fn::Tanh>));
-KILN_REGISTER_KERNEL(sigmoid, CPU, (unary_float_kernel<fn::Sigmoid>));
-KILN_REGISTER_KERNEL(silu, CPU, (unary_float_kernel<fn::Silu>));
+KILN_REGISTER_KERNEL(tanh, CPU, vec_unary_kernel<VecTanh>);
+KILN_REGISTER_KERNEL(sigmoid, CPU, vec_unary_kernel<VecSigmoid>);
+KILN_REGISTER_KERNEL(silu, CPU, vec_unary_kernel<VecSilu>);
 KILN_REGISTER_KERNEL(gelu, CPU, (unary_float_kernel<fn::Gelu>));
-KILN_REGISTER_KERNEL(gelu_tanh, CPU, (unary_float_kernel<fn::GeluTanh>));
+KILN_REGISTER_KERNEL(gelu_tanh, CPU, vec_unary_kernel<VecGeluTanh>);
 KILN_REGISTER_KERNEL(erf, CPU, (unary_float_kernel<fn::Erf>));
 KILN_REGISTER_KERNEL(erfc, CPU, (unary_float_kernel<fn::Erfc>));
 KILN_REGISTER_KERNEL(floor, CPU, (unary_float_kernel<fn::Floor>));

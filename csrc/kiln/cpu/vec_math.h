@@ -23,9 +23,10 @@ namespace kiln::cpu {
 
 // exp for float: Cody-Waite reduction to r in [-ln2/2, ln2/2], a degree-6
 // polynomial (Cephes' expf coefficients, ~1 ulp) and a 2^n scale built in the
-// exponent bits. Overflow gives inf, underflow 0, NaN stays NaN.
+// exponent bits, applied in two halves so that results near FLT_MAX and in the
+// subnormal range come out right. Overflow gives inf, underflow 0, NaN stays NaN.
 [[gnu::always_inline]] inline float vexp(float x) {
-  const float hi = 88.3762626647949f, lo = -87.3365478515625f;
+  const float hi = 88.72283935546875f, lo = -103.97208404541015625f;
   // Written as single selects so loops calling this are if-converted and vectorized.
   float c = x > hi ? hi : x;
   c = c < lo ? lo : c;
@@ -41,14 +42,82 @@ namespace kiln::cpu {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float y = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float out = y * std::bit_cast<float>(bits);
+  const int32_t ni = static_cast<int32_t>(n), half = ni >> 1;  // n in [-150, 128]
+  const float s1 = std::bit_cast<float>((half + 127) << 23);
+  const float s2 = std::bit_cast<float>((ni - half + 127) << 23);
+  float out = y * s1 * s2;
   out = x > hi ? std::numeric_limits<float>::infinity() : out;
   out = x < lo ? 0.0f : out;
   return x != x ? x : out;
 }
 
 inline double vexp(double x) { return std::exp(x); }
+
+// c ? a : b through bit masks: GCC keeps the float math on both sides unconditional
+// (it won't speculate float ops past a branch under -ftrapping-math), so loops vectorize.
+[[gnu::always_inline]] inline float select_bits(bool c, float a, float b) {
+  const int32_t m = -static_cast<int32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<int32_t>(a) & m) | (std::bit_cast<int32_t>(b) & ~m));
+}
+
+// log for float: x = 2^e * m with m in [sqrt(1/2), sqrt(2)), log(m) from Cephes'
+// logf polynomial in f = m - 1 (~1 ulp). Subnormals are scaled up first; x < 0 and
+// NaN give NaN, 0 gives -inf, inf stays inf.
+[[gnu::always_inline]] inline float vlog(float x) {
+  const bool tiny = x < std::numeric_limits<float>::min();
+  const int32_t bits = std::bit_cast<int32_t>(select_bits(tiny, x * 8388608.0f, x));  // 2^23
+  // Mantissa in [0.5, 1) and its exponent, as frexp gives them.
+  const float m = std::bit_cast<float>((bits & 0x007fffff) | 0x3f000000);
+  const bool low = m < 0.707106781186547524f;
+  const int32_t ei = ((bits >> 23) & 0xff) - 126 - (tiny ? 23 : 0) - (low ? 1 : 0);
+  const float e = static_cast<float>(ei);
+  const float f = select_bits(low, m + m - 1.0f, m - 1.0f);
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f - 1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f - 1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f - 1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f - 2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  const float y = p * f * z + e * -2.12194440e-4f - 0.5f * z;
+  float out = (f + y) + e * 0.693359375f;
+  const float inf = std::numeric_limits<float>::infinity();
+  out = select_bits(x > std::numeric_limits<float>::max(), inf, out);
+  out = select_bits(std::fabs(x) > 0.0f, out, -inf);
+  out = select_bits(x < 0.0f, std::numeric_limits<float>::quiet_NaN(), out);
+  return select_bits(x != x, x, out);
+}
+
+inline double vlog(double x) { return std::log(x); }
+
+// tanh for float: Cephes' odd polynomial below |x| = 0.625 (keeps tanh(x) ~ x
+// exact for tiny x and the sign of zero), 1 - 2 / (exp(2|x|) + 1) above.
+[[gnu::always_inline]] inline float vtanh(float x) {
+  const float a = std::fabs(x), z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  const float big = std::copysign(1.0f - 2.0f / (vexp(a + a) + 1.0f), x);
+  return select_bits(a > 0.0f, select_bits(a < 0.625f, small, big), x);  // x: NaN, -0
+}
+
+inline double vtanh(double x) { return std::tanh(x); }
+
+// 1 / (1 + exp(-x)) for float, from e = exp(-|x|) so that neither side overflows:
+// 1 / (1 + e) for x >= 0, e / (1 + e) below (keeps tiny results for very negative x).
+[[gnu::always_inline]] inline float vsigmoid(float x) {
+  const float e = vexp(-std::fabs(x));
+  const float r = 1.0f / (1.0f + e);
+  return select_bits(x < 0.0f, e * r, r);
+}
+
+inline double vsigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // max (kMax) or min of x[0, n), NaN if any element is NaN; -inf/inf when n == 0.
 // The compiler does not vectorize NaN-aware selects, so SSE does it by hand:

@@ -32,9 +32,16 @@ Tensor& inplace_kernel(const char* op, Tensor& self, Tensor (*fn)(const Tensor&)
   });
 }
 
-// grad where the input was positive, 0 elsewhere (relu at 0 gets 0, as in PyTorch).
-Tensor positive_part(const Tensor& g, const Tensor& y) {
-  return where(gt(y, zeros({}, y.dtype(), y.device())), g, zeros({}, g.dtype(), g.device()));
+// grad where relu's output y is positive, 0 elsewhere (relu at 0 gets 0, as in
+// PyTorch), in one kernel. Linear in grad, so its own backward is itself.
+Tensor relu_backward(const Tensor& grad, const Tensor& y) {
+  Tensor out = elementwise::binary("relu_backward", grad, y, Kind::Arithmetic);
+  if (autograd::needs_grad({grad}))
+    autograd::record("ReluBackwardBackward0", {grad}, {out}, {y},
+                     [](const autograd::BackwardArgs& g) {
+                       return TensorList{relu_backward(g.grad(), g.saved[0])};
+                     });
+  return out;
 }
 }  // namespace
 
@@ -50,7 +57,7 @@ Tensor relu(const Tensor& a) {
   KILN_CHECK(a.dtype() != ScalarType::Bool, TypeError, "[relu] bool inputs are not supported");
   return with_grad(
       "ReluBackward0", a, elementwise::unary("relu", a, Kind::Arithmetic),
-      [](const Tensor& g, const Tensor&, const Tensor& y) { return positive_part(g, y); },
+      [](const Tensor& g, const Tensor&, const Tensor& y) { return relu_backward(g, y); },
       Uses::Output);
 }
 Tensor& relu_(Tensor& self) {

@@ -252,7 +252,19 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     const int64_t rows = shape_numel(out_shape);
     out_shape.push_back(weight.size(0));
     const Tensor x = input.dim() == 2 ? input : reshape(input, {rows, in_features});
-    const Tensor out = addmm(bias, x, w);
+    KILN_CHECK(is_expandable_to(bias.sizes(), {rows, weight.size(0)}), ValueError,
+               "[linear] bias of shape ", bias.sizes(), " cannot be broadcast to the output's ",
+               "shape ", Shape{rows, weight.size(0)});
+    const Tensor out = product(bias, x, w, {rows, weight.size(0)}, 1, 1);
+    // Own node rather than addmm's: the weight's gradient comes out as g^T x, already
+    // in weight's layout, so .grad takes it without a transposing copy.
+    if (autograd::needs_grad({bias, x, weight}))
+      autograd::record("AddmmBackward0", {bias, x, weight}, {out}, {x, weight},
+                       [](const BackwardArgs& g) {
+                         return TensorList{g.needs(0) ? g.grad() : Tensor(),
+                                           g.needs(1) ? mm(g.grad(), g.saved[1]) : Tensor(),
+                                           g.needs(2) ? mm(mT(g.grad()), g.saved[0]) : Tensor()};
+                       });
     return input.dim() == 2 ? out : reshape(out, out_shape);
   }
   const Tensor out = matmul(input, w);
