@@ -433,8 +433,8 @@ def test_empty_batch_gradients():
 
 
 def test_conv2d_from_several_python_threads():
-    # Each call spreads images over kiln's threads and keeps OpenBLAS single-threaded
-    # meanwhile; calls overlapping from Python threads must not disturb each other.
+    # Each call spreads images over kiln's threads; calls overlapping from Python
+    # threads must not disturb each other.
     import threading
 
     rng = np.random.default_rng(11)

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <mutex>
 #include <vector>
 
 #include "kiln/dispatch.h"
@@ -13,8 +12,6 @@
 #include "kiln/ops/creation.h"
 #include "kiln/parallel.h"
 
-extern "C" int scipy_openblas_get_num_threads(void);
-extern "C" void scipy_openblas_set_num_threads(int);
 
 namespace kiln::cpu {
 namespace {
@@ -180,36 +177,11 @@ Tensor view_at(const Tensor& t, Shape sizes, Shape strides, int64_t offset) {
                      t.dtype());
 }
 
-// OpenBLAS (a pthreads build) must not start its own threads from inside an
-// OpenMP region: it warns and crawls. While any of these is alive, each GEMM
-// runs on the thread that calls it; the count is shared so that convolutions
-// running at once on several Python threads restore OpenBLAS's setting once.
-class BlasOnCallingThread {
- public:
-  BlasOnCallingThread() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (active_++ == 0) {
-      saved_ = scipy_openblas_get_num_threads();
-      scipy_openblas_set_num_threads(1);
-    }
-  }
-  ~BlasOnCallingThread() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (--active_ == 0) scipy_openblas_set_num_threads(saved_);
-  }
-  BlasOnCallingThread(const BlasOnCallingThread&) = delete;
-  BlasOnCallingThread& operator=(const BlasOnCallingThread&) = delete;
-
- private:
-  static inline std::mutex mutex_;
-  static inline int active_ = 0, saved_ = 1;
-};
-
 // How many runs over_images splits a batch of n into: one per thread.
 int64_t image_runs(int64_t n) { return std::min<int64_t>(get_num_threads(), n); }
 
-// Calls f(run, first, last) for each run of images; a batch of one keeps
-// OpenBLAS's own threads.
+// Calls f(run, first, last) for each run of images; a batch of one runs on the
+// calling thread, where its GEMMs split themselves (Note [One thread pool]).
 template <class F>
 void over_images(int64_t n, const F& f) {
   const int64_t runs = image_runs(n);
@@ -217,7 +189,6 @@ void over_images(int64_t n, const F& f) {
     if (n > 0) f(0, 0, n);
     return;
   }
-  BlasOnCallingThread single;
   parallel_for(0, runs, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) f(r, n * r / runs, n * (r + 1) / runs);
   });
