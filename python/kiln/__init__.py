@@ -84,5 +84,6 @@ from kiln.autograd import (  # noqa: E402,F401
 
 from kiln.serialization import save, load  # noqa: E402,F401
 from kiln import accelerator, nn, optim  # noqa: E402,F401
+from kiln import ops  # noqa: E402,F401  (kiln.ops.<namespace>.<op>: extension ops)
 
 __version__ = "0.1.0"

@@ -42,4 +42,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_ops_nn(m);
   kiln::python::init_optim(m);
   kiln::python::init_ops_conv(m);
+  kiln::python::init_library(m);
 }

@@ -23,5 +23,6 @@ void init_sort(pybind11::module_& m);
 void init_ops_nn(pybind11::module_& m);
 void init_optim(pybind11::module_& m);
 void init_ops_conv(pybind11::module_& m);
+void init_library(pybind11::module_& m);
 
 }  // namespace kiln::python
