@@ -48,13 +48,17 @@ def kiln_build_id():
     return f"{lib}:{st.st_size}:{st.st_mtime_ns}"
 
 
-def find_nvcc(required=False):
-    """nvcc from $CUDA_HOME (or $CUDA_PATH), PATH, /usr/local/cuda or /usr/local/cuda-*."""
+def _nvcc_candidates():
+    """$CUDA_HOME (or $CUDA_PATH), PATH, /usr/local/cuda, then /usr/local/cuda-* newest first."""
     candidates = [os.path.join(os.environ[v], "bin", "nvcc")
                   for v in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(v)]
     candidates += [shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"]
-    candidates += sorted(glob.glob("/usr/local/cuda-*/bin/nvcc"), reverse=True)
-    for c in candidates:
+    return candidates + sorted(glob.glob("/usr/local/cuda-*/bin/nvcc"), reverse=True)
+
+
+def find_nvcc(required=False):
+    """The nvcc to build CUDA sources with (None, or an error when required, if none)."""
+    for c in _nvcc_candidates():
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
     if required:
