@@ -2,6 +2,7 @@
 
 import functools
 import glob
+import hashlib
 import os
 import shlex
 import shutil
@@ -59,7 +60,9 @@ def _nvcc_candidates():
 def find_nvcc(required=False):
     """The nvcc to build CUDA sources with (None, or an error when required, if none)."""
     for c in _nvcc_candidates():
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+        # The toolkit around nvcc must have CUDA's headers (skips wrapper scripts on PATH).
+        if c and os.access(c, os.X_OK) and os.path.isfile(
+                os.path.join(_cuda_home(c), "include", "cuda_runtime.h")):
             return c
     if required:
         raise RuntimeError(
@@ -125,7 +128,11 @@ class Commands:
     def __init__(self, name, tools, with_cuda, extra_cflags, extra_cuda_cflags, extra_ldflags,
                  extra_include_paths):
         self.tools = tools
-        defines = [f"-DKILN_EXTENSION_NAME={name}"] + (["-DKILN_WITH_CUDA"] if with_cuda else [])
+        # The kiln build is part of every compile command, so a new kiln recompiles
+        # everything (ninja alone would only relink when the headers look unchanged).
+        tag = hashlib.sha256(f"{kiln.__version__}:{kiln_build_id()}".encode()).hexdigest()[:16]
+        defines = [f"-DKILN_EXTENSION_NAME={name}", f"-DKILN_BUILD_TAG={tag}"]
+        defines += ["-DKILN_WITH_CUDA"] if with_cuda else []
         includes = [f"-I{p}" for p in [*extra_include_paths, *include_paths(with_cuda)]]
         self.cflags = ["-std=c++20", "-fPIC", "-O2", "-fvisibility=hidden", "-fopenmp",
                        *defines, *includes, *extra_cflags]

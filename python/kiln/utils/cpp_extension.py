@@ -139,7 +139,7 @@ def _build_and_load(name, sources, contents, inline_dir, extra_cflags, extra_cud
 
 def _build_key(tools, cmd, contents):
     h = hashlib.sha256()
-    for part in (kiln.__version__, toolchain.kiln_build_id(), tools.identity(), *cmd.flags()):
+    for part in (tools.identity(), *cmd.flags()):  # the flags name the kiln build
         h.update(part.encode() + b"\0")
     for path in sorted(contents):
         h.update(os.path.basename(path).encode() + b"\0" + contents[path] + b"\0")
