@@ -1,10 +1,12 @@
 """Extension ops built by kiln.utils.cpp_extension.load_inline behave like built-in ops:
 values, gradients, argument checking, use in a Module trained by an optimizer."""
 
-import numpy as np
-import pytest
+import pathlib
+import re
 
 import kiln
+import numpy as np
+import pytest
 from kiln import nn
 from kiln.utils import cpp_extension
 
@@ -151,7 +153,7 @@ def test_bad_arguments_name_the_op(ext):
         ext.scaled_silu(kiln.arange(3), 2.0)
     with pytest.raises(AttributeError, match=r"kiln.ops.ext_ops has no op 'nope' "
                                              r"\(registered: .*scaled_silu"):
-        kiln.ops.ext_ops.nope
+        _ = kiln.ops.ext_ops.nope
 
 
 def test_op_without_backward_fails_at_backward(ext):
@@ -205,3 +207,14 @@ def test_module_trained_by_optimizer_matches_builtin_silu(ext):
     for (name, p), q in zip(custom.named_parameters(), reference.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-4, atol=1e-5,
                                    err_msg=name)
+
+
+def test_readme_load_inline_walkthrough(tmp_path, monkeypatch):
+    readme = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "load_inline" in b]
+    monkeypatch.setenv("KILN_EXTENSIONS_DIR", str(tmp_path))
+    scope = {}
+    exec(compile(block, "README.md", "exec"), scope)  # noqa: S102
+    x = scope["x"]
+    np.testing.assert_allclose(x.grad.numpy(), 2 * x.detach().numpy(), rtol=1e-6)
+    assert scope["ext"].square is kiln.ops.my_ops.square

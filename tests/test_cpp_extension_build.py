@@ -9,11 +9,10 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 import kiln
 import kiln.utils
+import numpy as np
+import pytest
 from kiln.utils import _cpp_toolchain, cpp_extension
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +141,7 @@ def test_missing_compiler_says_what_is_missing(tmp_path, monkeypatch):
 
 
 def test_missing_nvcc_says_what_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(_cpp_toolchain, "_nvcc_candidates", lambda: [])
+    monkeypatch.setattr(_cpp_toolchain, "_nvcc_candidates", list)
     with pytest.raises(RuntimeError, match=r"CUDA sources need nvcc, the CUDA compiler, which "
                                            r"was not found"):
         cpp_extension.load_inline("no_nvcc_ext", TRIPLE, cuda_sources="__global__ void k() {}",

@@ -90,7 +90,7 @@ def _find_ninja():
             "install it with `pip install ninja`") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(path, mtime_ns):
     del mtime_ns  # part of the cache key: a replaced compiler is asked again
     proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)

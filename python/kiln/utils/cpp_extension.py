@@ -21,8 +21,14 @@ from kiln.ops import load_library
 from kiln.utils import _cpp_toolchain as toolchain
 from kiln.utils._cpp_toolchain import BuildError, include_paths, library_paths
 
-__all__ = ["load", "load_inline", "include_paths", "library_paths", "BuildError",
-           "get_default_build_root"]
+__all__ = [
+    "BuildError",
+    "get_default_build_root",
+    "include_paths",
+    "library_paths",
+    "load",
+    "load_inline",
+]
 
 
 def get_default_build_root():
