@@ -61,6 +61,7 @@ KILN_LIBRARY(ext_ops, m) {
   });
   m.def("opaque_double", opaque_double);
   m.def("kinds", kinds);
+  m.def("negate", [](const Tensor& x) { return -x; });
 }
 """
 
@@ -121,6 +122,10 @@ def test_generated_binding_for_functions(ext):
     assert kiln.autograd.gradcheck(ext.composite, (a, b))
     np.testing.assert_allclose(ext.composite(a, b).detach().numpy(),
                                a.detach().numpy() * b.detach().numpy() + 1)
+
+
+def test_lambda_kernel(ext):
+    np.testing.assert_allclose(ext.negate(kiln.ones(2)).numpy(), [-1.0, -1.0])
 
 
 def test_argument_and_return_kinds(ext):

@@ -231,6 +231,12 @@ class Library {
     if (cpu_kernel) builder.cpu(cpu_kernel);
     return builder;
   }
+  // A lambda without captures works as a kernel too.
+  template <class F>
+    requires(!std::is_pointer_v<F> && requires(F f) { +f; })
+  auto def(const char* name, F kernel) {
+    return def(name, +kernel);
+  }
 
  private:
   std::string ns_;
