@@ -220,9 +220,10 @@ def test_example_project_builds_as_a_wheel_and_trains(tmp_path):
     nvcc = _cpp_toolchain.find_nvcc()
     if nvcc:
         env["CUDACXX"] = nvcc
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-                    "-q", str(EXAMPLE), "-w", str(tmp_path / "dist")],
-                   env=env, check=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-build-isolation",
+                           "--no-deps", str(EXAMPLE), "-w", str(tmp_path / "dist")],
+                          env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     (wheel,) = (tmp_path / "dist").glob("kiln_fused-*.whl")
     with zipfile.ZipFile(wheel) as z:
         lib = z.read("kiln_fused/fused_ops.so")
