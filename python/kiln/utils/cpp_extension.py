@@ -94,8 +94,8 @@ def load_inline(name, cpp_sources, cuda_sources=None, functions=None, extra_cfla
     prelude = ["-include", "kiln/extension.h"]
     return _build_and_load(name, list(contents), contents, build_dir,
                            prelude + list(extra_cflags or []),
-                           prelude + list(extra_cuda_cflags or []), extra_ldflags, extra_include_paths, build_dir,
-                           verbose, with_cuda, is_python_module)
+                           prelude + list(extra_cuda_cflags or []), extra_ldflags,
+                           extra_include_paths, build_dir, verbose, with_cuda, is_python_module)
 
 
 def _check_name(name):
