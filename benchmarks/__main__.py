@@ -1,6 +1,6 @@
 """Command line: python -m benchmarks --suite ops [--json out.json] [--threads N] [--seconds S].
 
-The data, io and tensorboard suites are standalone programs with their own options
+The data, io, tensorboard and extension suites are standalone programs with their own options
 (`python -m benchmarks.data_suite --help`); `--suite data` runs one with its defaults."""
 
 import argparse
@@ -13,7 +13,8 @@ from benchmarks import harness, machine, suites
 
 # Suites that measure whole pipelines and keep their own command lines.
 STANDALONE = {"data": "benchmarks.data_suite", "io": "benchmarks.io_suite",
-              "tensorboard": "benchmarks.tensorboard_suite"}
+              "tensorboard": "benchmarks.tensorboard_suite",
+              "extension": "benchmarks.extension_suite"}
 
 
 def main(argv=None):

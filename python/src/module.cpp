@@ -44,4 +44,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_ops_conv(m);
   kiln::python::init_device(m);
   kiln::python::init_serialization(m);
+  kiln::python::init_library(m);
 }
