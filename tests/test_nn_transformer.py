@@ -46,7 +46,7 @@ def causal(n):
 
 
 def test_mha_state_dict_keys():
-    for kw in ({}, {"kdim": 3, "vdim": 5}, {"bias": False}):
+    for kw in ({}, {"kdim": 3, "vdim": 5}, {"bias": False}, {"add_bias_kv": True}):
         k, t = nn.MultiheadAttention(8, 2, **kw), tnn.MultiheadAttention(8, 2, **kw)
         assert list(k.state_dict()) == list(t.state_dict())
         for name, v in t.state_dict().items():
@@ -157,6 +157,91 @@ def test_mha_is_causal():
         k(x, x, x, is_causal=True)
 
 
+@pytest.mark.parametrize("bias_kv", [False, True])
+@pytest.mark.parametrize("zero_attn", [False, True])
+@pytest.mark.parametrize("is_bool", [True, False])
+def test_mha_bias_kv_and_zero_attn(bias_kv, zero_attn, is_bool):
+    k, t = pair(
+        nn.MultiheadAttention, tnn.MultiheadAttention, 8, 2,
+        add_bias_kv=bias_kv, add_zero_attn=zero_attn, batch_first=True,
+    )
+    km, tm = masks(is_bool, 3, 5)
+    kp, tp = masks(True, 2, 5, seed=4)
+    compare(
+        lambda q, kv: k(q, kv, kv, attn_mask=km, key_padding_mask=kp, average_attn_weights=False),
+        lambda q, kv: t(q, kv, kv, attn_mask=tm, key_padding_mask=tp, average_attn_weights=False),
+        [rand(2, 3, 8), rand(2, 5, 8, seed=1)],
+        kmod=k,
+        tmod=t,
+    )
+
+
+def _functional_args(lib, E, kdim, separate, bias_kv, seed=5):
+    """Random weights for multi_head_attention_forward, the same for kiln and torch."""
+    rng = np.random.default_rng(seed)
+
+    def t(*shape):
+        return lib.tensor(rng.standard_normal(shape), requires_grad=True)
+
+    args = dict(
+        in_proj_weight=None if separate else t(3 * E, E),
+        in_proj_bias=t(3 * E),
+        bias_k=t(1, 1, E) if bias_kv else None,
+        bias_v=t(1, 1, E) if bias_kv else None,
+        out_proj_weight=t(E, E),
+        out_proj_bias=t(E),
+        use_separate_proj_weight=separate,
+    )
+    if separate:
+        args.update(q_proj_weight=t(E, E), k_proj_weight=t(E, kdim), v_proj_weight=t(E, kdim))
+    return args
+
+
+@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("bias_kv", [False, True])
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("average", [True, False])
+def test_multi_head_attention_forward(separate, bias_kv, batched, average):
+    E, H, kdim = 8, 4, (6 if separate else 8)
+    kargs, targs = (_functional_args(lib, E, kdim, separate, bias_kv) for lib in (kiln, torch))
+    kp, tp = masks(True, *((2, 5) if batched else (5,)), seed=4)
+    qshape, kshape = ((3, 2, E), (5, 2, kdim)) if batched else ((3, E), (5, kdim))
+
+    def run(F, args, kpm):
+        return lambda q, kv: F.multi_head_attention_forward(
+            q, kv, kv, E, H, add_zero_attn=True, dropout_p=0.5, training=False,
+            key_padding_mask=kpm, average_attn_weights=average, **args,
+        )
+
+    kout = compare(
+        run(kiln.nn.functional, kargs, kp), run(torch.nn.functional, targs, tp),
+        [rand(*qshape), rand(*kshape, seed=1)],
+    )
+    assert tuple(kout[1].shape) == (
+        (2,) * batched + (() if average else (H,)) + (3, 5 + 1 + bias_kv)
+    )
+    for name, value in targs.items():
+        if isinstance(value, torch.Tensor):
+            assert_close(kargs[name].grad, value.grad, rtol=1e-7, atol=1e-7)
+
+
+def test_multi_head_attention_forward_errors():
+    args = _functional_args(kiln, 8, 8, False, False)
+    x = kiln.randn(3, 2, 8, dtype=kiln.float64)
+    F = kiln.nn.functional
+    with pytest.raises(ValueError, match=r"\[multi_head_attention_forward\].*key embedding dim 8"):
+        F.multi_head_attention_forward(x, x[..., :6], x, 8, 2, add_zero_attn=False,
+                                       dropout_p=0.0, **args)
+    with pytest.raises(ValueError, match="divisible"):
+        F.multi_head_attention_forward(x, x, x, 8, 3, add_zero_attn=False, dropout_p=0.0, **args)
+    with pytest.raises(NotImplementedError, match="static_k"):
+        F.multi_head_attention_forward(x, x, x, 8, 2, add_zero_attn=False, dropout_p=0.0,
+                                       static_k=x, **args)
+    with pytest.raises(ValueError, match="bias_k and bias_v"):
+        F.multi_head_attention_forward(x, x, x, 8, 2, add_zero_attn=False, dropout_p=0.0,
+                                       **{**args, "bias_k": kiln.zeros(1, 1, 8)})
+
+
 def test_mha_unbatched():
     k, t = pair(nn.MultiheadAttention, tnn.MultiheadAttention, 8, 2)
     kp, tp = masks(True, 5)
@@ -183,8 +268,6 @@ def test_mha_dropout_eval_is_identity_and_train_is_random():
 def test_mha_errors():
     with pytest.raises(ValueError, match=r"\[MultiheadAttention\].*divisible"):
         nn.MultiheadAttention(10, 3)
-    with pytest.raises(NotImplementedError, match="add_bias_kv"):
-        nn.MultiheadAttention(8, 2, add_bias_kv=True)
     k = nn.MultiheadAttention(8, 2)
     good, bad = kiln.randn(3, 2, 8), kiln.randn(3, 2, 6)
     with pytest.raises(ValueError, match="query embedding dim 8, got 6"):

@@ -20,6 +20,7 @@ from kiln.nn._functional.activation import (  # noqa: F401
     softplus,
     tanh,
 )
+from kiln.nn._functional.attention import multi_head_attention_forward  # noqa: F401
 from kiln.nn._functional.dropout import dropout, dropout2d  # noqa: F401
 from kiln.nn._functional.embedding import embedding  # noqa: F401
 from kiln.nn._functional.loss import (  # noqa: F401

@@ -1,0 +1,173 @@
+"""multi_head_attention_forward, as torch.nn.functional's: the whole of
+MultiheadAttention (projections, optional bias_k/bias_v and zero-attention slots, merged
+masks, softmax, dropout, output projection) over (L, N, E) inputs or unbatched (L, E)."""
+
+import math
+
+import kiln
+from kiln.nn._functional.dropout import dropout
+from kiln.nn._functional.spatial import linear, pad
+
+__all__ = ["AttentionShapeError", "multi_head_attention_forward"]
+
+
+class AttentionShapeError(ValueError):
+    """An input of multi_head_attention_forward has the wrong shape; MultiheadAttention
+    re-raises it naming the module."""
+
+    def __init__(self, expected, got, input_shape=None):
+        self.expected, self.got, self.input_shape = expected, got, input_shape
+        message = f"[multi_head_attention_forward] expected {expected}, got {got}"
+        if input_shape is not None:
+            message += f", input shape {list(input_shape)}"
+        super().__init__(message)
+
+
+def _additive(mask, dtype):
+    """A bool mask (True = not allowed) as 0/-inf in dtype; a float mask cast to dtype (so a
+    float64 mask does not promote float32 scores)."""
+    if mask.dtype == kiln.bool:
+        return kiln.masked_fill(kiln.zeros(mask.shape, dtype=dtype), mask, float("-inf"))
+    return mask.to(dtype)
+
+
+def _check_input(name, x, size, dims):
+    if x.dim() != dims:
+        raise AttentionShapeError(f"{name} of {dims} dims like query", f"{x.dim()} dims", x.shape)
+    if x.shape[-1] != size:
+        raise AttentionShapeError(f"{name} embedding dim {size}", f"{x.shape[-1]}", x.shape)
+
+
+def _merged_mask(attn_mask, key_padding_mask, N, H, L, S, dtype):
+    """attn_mask (L, S) or (N*H, L, S) and key_padding_mask (N, S) as one additive mask
+    broadcastable to (N, H, L, S), or None."""
+    mask = None
+    if attn_mask is not None:
+        if attn_mask.dim() == 2:
+            if tuple(attn_mask.shape) != (L, S):
+                raise AttentionShapeError(f"2-D attn_mask of shape {[L, S]}", list(attn_mask.shape))
+            mask = _additive(attn_mask, dtype)
+        elif attn_mask.dim() == 3:
+            if tuple(attn_mask.shape) != (N * H, L, S):
+                raise AttentionShapeError(
+                    f"3-D attn_mask of shape {[N * H, L, S]}", list(attn_mask.shape)
+                )
+            mask = _additive(attn_mask, dtype).reshape(N, H, L, S)
+        else:
+            raise AttentionShapeError("attn_mask of 2 or 3 dims", f"{attn_mask.dim()} dims")
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (N, S):
+            raise AttentionShapeError(
+                f"key_padding_mask of shape {[N, S]}", list(key_padding_mask.shape)
+            )
+        kpm = _additive(key_padding_mask, dtype).reshape(N, 1, 1, S)
+        mask = kpm if mask is None else mask + kpm
+    return mask
+
+
+def _projections(E, in_proj_weight, in_proj_bias, separate, q_w, k_w, v_w):
+    b = in_proj_bias
+    biases = (None,) * 3 if b is None else (b[:E], b[E : 2 * E], b[2 * E :])
+    if separate:
+        weights = (q_w, k_w, v_w)
+    else:
+        w = in_proj_weight
+        weights = (w[:E], w[E : 2 * E], w[2 * E :])
+    return weights, biases
+
+
+def multi_head_attention_forward(
+    query,
+    key,
+    value,
+    embed_dim_to_check,
+    num_heads,
+    in_proj_weight,
+    in_proj_bias,
+    bias_k,
+    bias_v,
+    add_zero_attn,
+    dropout_p,
+    out_proj_weight,
+    out_proj_bias,
+    training=True,
+    key_padding_mask=None,
+    need_weights=True,
+    attn_mask=None,
+    use_separate_proj_weight=False,
+    q_proj_weight=None,
+    k_proj_weight=None,
+    v_proj_weight=None,
+    static_k=None,
+    static_v=None,
+    average_attn_weights=True,
+    is_causal=False,
+):
+    """Returns (output, weights): output like query; weights (N, L, S) averaged over heads,
+    (N, H, L, S) with average_attn_weights=False, or None without need_weights."""
+    op = "[multi_head_attention_forward]"
+    if static_k is not None or static_v is not None:
+        raise NotImplementedError(f"{op} static_k and static_v are not supported")
+    if (bias_k is None) != (bias_v is None):
+        raise ValueError(f"{op} give both bias_k and bias_v or neither")
+    if query.dim() not in (2, 3):
+        raise AttentionShapeError("query of 2 or 3 dims", f"{query.dim()} dims", query.shape)
+    E, H = embed_dim_to_check, num_heads
+    if H <= 0 or E % H:
+        raise ValueError(f"{op} embed_dim must be divisible by num_heads, got {E} and {H}")
+    dims = query.dim()
+    kdim = k_proj_weight.shape[-1] if use_separate_proj_weight else E
+    vdim = v_proj_weight.shape[-1] if use_separate_proj_weight else E
+    _check_input("query", query, E, dims)
+    _check_input("key", key, kdim, dims)
+    _check_input("value", value, vdim, dims)
+    if is_causal and attn_mask is None:
+        raise RuntimeError(f"{op} is_causal is a hint that attn_mask is causal; give attn_mask too")
+    batched = dims == 3
+    if not batched:
+        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.unsqueeze(0)
+    if key.shape[0] != value.shape[0] or key.shape[1] != value.shape[1]:
+        raise AttentionShapeError(
+            f"value of length and batch {list(key.shape[:2])} like key", f"{list(value.shape[:2])}"
+        )
+    if key.shape[1] != query.shape[1]:
+        raise AttentionShapeError(f"key batch size {query.shape[1]}", f"{key.shape[1]}")
+    L, N, _ = query.shape
+    S, D = key.shape[0], E // H
+
+    (wq, wk, wv), (bq, bk, bv) = _projections(
+        E, in_proj_weight, in_proj_bias, use_separate_proj_weight,
+        q_proj_weight, k_proj_weight, v_proj_weight,
+    )
+    q, k, v = linear(query, wq, bq), linear(key, wk, bk), linear(value, wv, bv)
+    mask = _merged_mask(attn_mask, key_padding_mask, N, H, L, S, q.dtype)
+    if bias_k is not None:  # one more key/value slot, learned, that every query may attend to
+        k = kiln.cat([k, bias_k.reshape(1, 1, E).expand(1, N, E)])
+        v = kiln.cat([v, bias_v.reshape(1, 1, E).expand(1, N, E)])
+        mask = None if mask is None else pad(mask, (0, 1))
+    # (len, N, E) -> (N, H, len, D)
+    q, k, v = (x.reshape(x.shape[0], N, H, D).permute(1, 2, 0, 3) for x in (q, k, v))
+    if add_zero_attn:  # and a slot of zeros
+        zeros = kiln.zeros((N, H, 1, D), dtype=k.dtype)
+        k, v = kiln.cat([k, zeros], 2), kiln.cat([v, zeros], 2)
+        mask = None if mask is None else pad(mask, (0, 1))
+
+    scores = kiln.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+    if mask is not None:
+        scores = scores + mask
+    weights = kiln.softmax(scores, -1)
+    if training and dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, True)
+    out = kiln.matmul(weights, v)  # (N, H, L, D)
+    out = linear(out.permute(2, 0, 1, 3).reshape(L, N, E), out_proj_weight, out_proj_bias)
+    if not batched:
+        out = out.squeeze(1)
+    if not need_weights:
+        return out, None
+    if average_attn_weights:
+        weights = weights.mean(1)
+    if not batched:
+        weights = weights.squeeze(0)
+    return out, weights
