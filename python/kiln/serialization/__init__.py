@@ -68,7 +68,7 @@ def _write(entries, metadata, f, checksum="crc32"):
         raise ValueError(f"[kiln.save] checksum must be 'crc32' or 'sha256', got {checksum!r}")
     if _is_path(f):
         with atomic_write(f) as out:
-            fmt.write(out, entries, metadata, algorithm)
+            fmt.write(out, entries, metadata, algorithm, writeback=True)
     else:
         fmt.write(f, entries, metadata, algorithm)
         if hasattr(f, "flush"):

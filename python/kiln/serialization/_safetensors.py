@@ -178,11 +178,12 @@ def _encode_header(table, metadata):
     return len(raw).to_bytes(8, "little") + raw
 
 
-def write(f, entries, metadata, algorithm=DEFAULT_ALGORITHM):
+def write(f, entries, metadata, algorithm=DEFAULT_ALGORITHM, writeback=False):
     """Write `entries` (Entry objects whose data is a NumPy array) to the binary file
     object `f`. A checksum of the header and data (Note [Checksum]) is stored in the
     metadata; on seekable files it is computed while the data is written and patched
-    into the header after."""
+    into the header after. `writeback`: the caller will fsync `f`, so start writing
+    the data to disk while the rest is still being written."""
     metadata = dict(metadata or {})
     order, table, ranges = _layout(entries)
     views = [memoryview(np.ascontiguousarray(e.data).reshape(-1).view(np.uint8)) for e in order]
@@ -206,8 +207,7 @@ def write(f, entries, metadata, algorithm=DEFAULT_ALGORITHM):
             start = f.tell()
             metadata[CHECKSUM_KEY] = "0" * 64  # same length as the digest patched in below
             f.write(_encode_header(table, metadata))
-            for v in views:
-                f.write(v)
+            _write_views(f, views, fd if writeback else None)
         digest = _combine(table, metadata, hasher.finish())
     except BaseException:
         hasher.abandon()
@@ -221,8 +221,22 @@ def write(f, entries, metadata, algorithm=DEFAULT_ALGORITHM):
         f.seek(end)
     else:
         f.write(header)
-        for v in views:
-            f.write(v)
+        _write_views(f, views, fd if writeback else None)
+
+
+# Writes go out in pieces of this size so that disk writeback of one piece overlaps the
+# copy of the next into the page cache.
+_WRITE_PIECE = 16 << 20
+
+
+def _write_views(f, views, writeback_fd):
+    for v in views:
+        for i in range(0, len(v), _WRITE_PIECE):
+            f.write(v[i : i + _WRITE_PIECE])
+            if writeback_fd is not None:
+                f.flush()
+                end = f.tell()
+                _C._start_writeback(writeback_fd, max(0, end - _WRITE_PIECE), _WRITE_PIECE)
 
 
 def _appends(fd):
