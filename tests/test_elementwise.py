@@ -158,7 +158,7 @@ def test_unary_special_values(name, dtype):
         np.testing.assert_array_equal(np.signbit(g[zeros]), np.signbit(w[zeros]))
 
 
-@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "silu", "gelu_tanh"])
+@pytest.mark.parametrize("name", ["exp", "log", "tanh", "sigmoid", "silu", "gelu_tanh", "erf"])
 def test_unary_float32_fast_path_wide_range(name):
     """float32 transcendentals use kiln's own vectorized math: compare against float64
     torch over a wide range (subnormals, tiny, huge, both signs), contiguous and strided."""

@@ -23,6 +23,8 @@ KILN_VEC_FUNCTOR(VecExp, vexp(a))
 KILN_VEC_FUNCTOR(VecLog, vlog(a))
 KILN_VEC_FUNCTOR(VecTanh, vtanh(a))
 KILN_VEC_FUNCTOR(VecSigmoid, vsigmoid(a))
+KILN_VEC_FUNCTOR(VecErf, verf(a))
+KILN_VEC_FUNCTOR(VecGelu, vgelu(a))
 #undef KILN_VEC_FUNCTOR
 struct VecSilu {
   template <class T>
@@ -99,9 +101,9 @@ KILN_REGISTER_KERNEL(cosh, CPU, (unary_float_kernel<fn::Cosh>));
 KILN_REGISTER_KERNEL(tanh, CPU, vec_unary_kernel<VecTanh>);
 KILN_REGISTER_KERNEL(sigmoid, CPU, vec_unary_kernel<VecSigmoid>);
 KILN_REGISTER_KERNEL(silu, CPU, vec_unary_kernel<VecSilu>);
-KILN_REGISTER_KERNEL(gelu, CPU, (unary_float_kernel<fn::Gelu>));
+KILN_REGISTER_KERNEL(gelu, CPU, vec_unary_kernel<VecGelu>);
 KILN_REGISTER_KERNEL(gelu_tanh, CPU, vec_unary_kernel<VecGeluTanh>);
-KILN_REGISTER_KERNEL(erf, CPU, (unary_float_kernel<fn::Erf>));
+KILN_REGISTER_KERNEL(erf, CPU, vec_unary_kernel<VecErf>);
 KILN_REGISTER_KERNEL(erfc, CPU, (unary_float_kernel<fn::Erfc>));
 KILN_REGISTER_KERNEL(floor, CPU, (unary_float_kernel<fn::Floor>));
 KILN_REGISTER_KERNEL(ceil, CPU, (unary_float_kernel<fn::Ceil>));

@@ -119,6 +119,51 @@ inline double vtanh(double x) { return std::tanh(x); }
 
 inline double vsigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
+// P(t) of the Chebyshev fit erfc(a) = t exp(-a^2 + P(t)), t = 1 / (1 + a/2), from
+// Numerical Recipes' erfcc: fractional error < 1.2e-7 at every a >= 0.
+[[gnu::always_inline]] inline float erfc_fit(float t) {
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  return p * t - 1.26551223f;
+}
+
+// erf for float: the odd Taylor series below |x| = 0.5 (relative-exact for tiny x,
+// sign of zero kept), 1 - erfc(|x|) above.
+[[gnu::always_inline]] inline float verf(float x) {
+  const float a = std::fabs(x), z = x * x;
+  float p = 1.0f / 9360.0f;
+  p = p * z - 1.0f / 1320.0f;
+  p = p * z + 1.0f / 216.0f;
+  p = p * z - 1.0f / 42.0f;
+  p = p * z + 0.1f;
+  p = p * z - 1.0f / 3.0f;
+  p = p * z + 1.0f;
+  const float small = x * p * 1.12837916709551257f;  // 2 / sqrt(pi)
+  const float t = 1.0f / (1.0f + 0.5f * a);
+  // erfc(|x|) < 1e-36 is below float's resolution near 1; capping x^2 at 80 keeps exp
+  // out of the subnormal range, where every operation is ~100x slower.
+  const float zc = z > 80.0f ? 80.0f : z;
+  const float big = std::copysign(1.0f - t * vexp(erfc_fit(t) - zc), x);
+  return select_bits(a < 0.5f, small, big);  // NaN takes `big`, which stays NaN
+}
+
+inline double verf(double x) { return std::erf(x); }
+
+// x Phi(x) = x (1 + erf(x / sqrt 2)) / 2, the formula torch uses (it cancels below
+// x ~ -5, as torch's does; an erfc form for the tail did not vectorize).
+[[gnu::always_inline]] inline float vgelu(float x) {
+  return 0.5f * x * (1.0f + verf(x * 0.70710678118654752f));
+}
+
+inline double vgelu(double x) { return 0.5 * x * (1.0 + std::erf(x * 0.70710678118654752440)); }
+
 // max (kMax) or min of x[0, n), NaN if any element is NaN; -inf/inf when n == 0.
 // The compiler does not vectorize NaN-aware selects, so SSE does it by hand:
 // maxps/minps for the values, an unordered compare for NaNs on the side.
