@@ -298,6 +298,52 @@ def test_pinned_memory_and_non_blocking():
     assert_close(back(d), x)
 
 
+def test_non_blocking_device_to_host_into_pinned_memory():
+    src = kiln.arange(1 << 20, dtype=kiln.float32, device="cuda") * 2
+    dst = kiln.zeros(1 << 20).pin_memory()
+    dst.copy_(src, non_blocking=True)
+    kiln.cuda.current_stream().synchronize()
+    assert_close(dst, kiln.arange(1 << 20, dtype=kiln.float32) * 2)
+    # Into pageable or non-contiguous memory a non-blocking copy still completes before returning.
+    pageable = kiln.zeros(4, 3).t()
+    pageable.copy_(kiln.ones(3, 4, device="cuda"), non_blocking=True)
+    assert_close(pageable, kiln.ones(3, 4))
+
+
+def test_blocking_host_to_device_from_pinned_memory_is_complete_on_return():
+    p = kiln.ones(1 << 20).pin_memory()
+    d = p.cuda()  # non_blocking=False: p may be overwritten right away
+    p.fill_(5.0)
+    assert_close(back(d[:3]), kiln.ones(3))
+
+
+def test_record_stream_keeps_memory_until_the_stream_is_done():
+    s = kiln.cuda.Stream()
+    x = kiln.ones(1 << 22, device="cuda")
+    s.wait_stream(kiln.cuda.current_stream())
+    with kiln.cuda.stream(s):
+        y = (x * 3).sum()
+    x.record_stream(s)
+    del x  # freed in the default stream's order, after s's work
+    z = kiln.zeros(1 << 22, device="cuda")  # may reuse x's memory
+    kiln.cuda.current_stream().wait_stream(s)
+    assert back(y).item() == 3 * (1 << 22)
+    assert back(z.sum()).item() == 0
+    with pytest.raises(RuntimeError, match="record_stream"):
+        kiln.ones(3).record_stream(s)
+
+
+def test_data_loader_pins_batches():
+    from kiln.utils.data import DataLoader
+
+    data = {"x": np.arange(12, dtype=np.float32).reshape(6, 2), "y": np.arange(6)}
+    rows = [{"x": data["x"][i], "y": data["y"][i]} for i in range(6)]
+    for workers in (0, 2):
+        batches = list(DataLoader(rows, batch_size=3, pin_memory=True, num_workers=workers))
+        assert all(b["x"].is_pinned() and b["y"].is_pinned() for b in batches)
+        assert_close(batches[1]["x"].cuda(non_blocking=True).cpu(), kiln.tensor(data["x"][3:]))
+
+
 def test_manual_seed_reaches_the_cuda_generator():
     kiln.cuda.manual_seed(123)
     assert kiln._C._default_generator(kiln.device("cuda")).initial_seed() == 123

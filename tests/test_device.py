@@ -198,7 +198,8 @@ def test_cuda_module_built_when_expected():
 
 @pytest.mark.skipif(not kiln.cuda.is_built(), reason="kiln._C_cuda is not loaded")
 @pytest.mark.parametrize("op", ["add", "mul", "div", "eq", "exp", "neg", "isnan", "softplus",
-                                "copy", "fill", "gemm", "pin_memory", "is_pinned"])
+                                "copy", "transfer", "fill", "gemm", "pin_memory",
+                                "is_pinned"])
 def test_cuda_module_registers_kernels(op):
     # Loading the module already checked each kernel's signature against the CPU one.
     assert kiln._C._has_kernel(op, "cuda")
