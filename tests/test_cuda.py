@@ -347,3 +347,25 @@ def test_data_loader_pins_batches():
 def test_manual_seed_reaches_the_cuda_generator():
     kiln.cuda.manual_seed(123)
     assert kiln._C._default_generator(kiln.device("cuda")).initial_seed() == 123
+
+
+# ---- DLPack with PyTorch on the same GPU ------------------------------------------------
+
+
+def test_dlpack_round_trip_with_torch_cuda():
+    torch = require_torch()
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch has no CUDA")
+    k = kiln.arange(12.0, device="cuda").reshape(3, 4) * 2  # queued on kiln's current stream
+    t = torch.from_dlpack(k)  # torch's stream waits for kiln's work
+    assert t.device.type == "cuda" and t.data_ptr() == k.data_ptr()
+    assert t.sum().item() == 132.0
+    t2 = torch.arange(6.0, device="cuda").reshape(2, 3).t()
+    k2 = kiln.from_dlpack(t2)
+    assert k2.device == kiln.device("cuda:0") and k2.data_ptr() == t2.data_ptr()
+    assert_close(back(k2), kiln.arange(6.0).reshape(2, 3).t())
+    s = kiln.cuda.Stream()
+    with kiln.cuda.stream(s):  # kiln on a side stream: the export still orders torch after it
+        k3 = kiln.ones(1 << 22, device="cuda") * 3
+        t3 = torch.from_dlpack(k3)
+    assert t3.sum().item() == 3 * (1 << 22)
