@@ -369,3 +369,34 @@ def test_dlpack_round_trip_with_torch_cuda():
         k3 = kiln.ones(1 << 22, device="cuda") * 3
         t3 = torch.from_dlpack(k3)
     assert t3.sum().item() == 3 * (1 << 22)
+
+
+# ---- modules built on the GPU -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [
+    lambda d: kiln.nn.Linear(4, 3, device=d), lambda d: kiln.nn.Conv2d(2, 3, 3, device=d),
+    lambda d: kiln.nn.BatchNorm1d(4, device=d), lambda d: kiln.nn.LayerNorm(4, device=d),
+    lambda d: kiln.nn.Embedding(5, 4, device=d), lambda d: kiln.nn.LSTM(4, 3, device=d),
+    lambda d: kiln.nn.MultiheadAttention(4, 2, device=d),
+    lambda d: kiln.nn.TransformerEncoderLayer(8, 2, 16, device=d),
+], ids=["Linear", "Conv2d", "BatchNorm1d", "LayerNorm", "Embedding", "LSTM", "MHA", "Encoder"])
+def test_modules_take_device(build):
+    m = build("cuda")
+    tensors = list(m.parameters()) + list(m.buffers())
+    assert tensors and all(t.device == kiln.device("cuda:0") for t in tensors)
+
+
+def test_functional_helpers_stay_on_the_input_device():
+    F = kiln.nn.functional
+    x = kiln.arange(24.0).reshape(1, 2, 3, 4)
+    for mode in ("constant", "reflect", "replicate", "circular"):
+        assert_close(back(F.pad(x.cuda(), (1, 1, 1, 1), mode=mode)), F.pad(x, (1, 1, 1, 1), mode=mode))
+    for mode in ("nearest", "bilinear"):
+        assert_close(back(F.interpolate(x.cuda(), scale_factor=2, mode=mode)),
+                     F.interpolate(x, scale_factor=2, mode=mode))
+    rnn = kiln.nn.GRU(4, 3, batch_first=True)
+    seq = kiln.randn(2, 5, 4)
+    want, _ = rnn(seq)
+    got, _ = rnn.cuda()(seq.cuda())
+    assert_close(back(got), want, atol=1e-5, rtol=1e-5)
