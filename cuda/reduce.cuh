@@ -27,18 +27,27 @@ namespace kiln::cuda {
 constexpr int kWarp = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
 
-// __shfl_xor_sync of any trivially copyable value, one 32-bit word at a time.
-template <class A>
-__device__ __forceinline__ A shfl_xor(const A& v, int mask) {
+// A warp shuffle of any trivially copyable value, one 32-bit word at a time.
+enum class Shfl { Xor, Up, Idx };
+template <Shfl kKind, class A>
+__device__ __forceinline__ A shfl(const A& v, int arg) {
   static_assert(std::is_trivially_copyable_v<A>, "shuffled values must be trivially copyable");
   constexpr int kWords = (sizeof(A) + 3) / 4;
   int w[kWords] = {};
   memcpy(w, &v, sizeof(A));
 #pragma unroll
-  for (int i = 0; i < kWords; ++i) w[i] = __shfl_xor_sync(kFullMask, w[i], mask);
+  for (int i = 0; i < kWords; ++i) {
+    if constexpr (kKind == Shfl::Xor) w[i] = __shfl_xor_sync(kFullMask, w[i], arg);
+    else if constexpr (kKind == Shfl::Up) w[i] = __shfl_up_sync(kFullMask, w[i], arg);
+    else w[i] = __shfl_sync(kFullMask, w[i], arg);
+  }
   A r;
   memcpy(&r, w, sizeof(A));
   return r;
+}
+template <class A>
+__device__ __forceinline__ A shfl_xor(const A& v, int mask) {
+  return shfl<Shfl::Xor>(v, mask);
 }
 
 // Every lane of a full warp gets the combination of all 32 lanes' values.
