@@ -107,9 +107,7 @@ void index_mask_cuda(const Tensor& out, const Tensor& index, int64_t dim) {
   const int64_t numel = out.numel();
   if (numel == 0) return;
   DeviceGuard guard(out.device());
-  const unsigned blocks = static_cast<unsigned>(
-      std::min<int64_t>((numel + kBlock - 1) / kBlock, int64_t(sm_count(out.device())) * 32));
-  index_mask_kernel<<<blocks, kBlock, 0, current_stream(out.device())>>>(
+  index_mask_kernel<<<capped_grid(numel, out.device()), kBlock, 0, current_stream(out.device())>>>(
       out.data<bool>(), index.data<int64_t>(), numel, s[dim], inner);
   check_launch("_reduce_index_mask");
 }

@@ -112,6 +112,12 @@ inline unsigned row_grid(int64_t rows, int rows_per_block, Device device) {
   return static_cast<unsigned>(want < 1 ? 1 : (want < cap ? want : cap));
 }
 
+// Blocks of kBlock threads for a grid-stride loop over `work` items.
+inline unsigned capped_grid(int64_t work, Device device) {
+  const int64_t want = (work + kBlock - 1) / kBlock, cap = int64_t(sm_count(device)) * 32;
+  return static_cast<unsigned>(want < 1 ? 1 : (want < cap ? want : cap));
+}
+
 // Calls launch(std::integral_constant<RowGroup, G>{}, grid, block, stream) with
 // the warp variant for rows of length n <= kWarpRowMax, else the block variant.
 template <class Launch>

@@ -110,9 +110,7 @@ void scan_cuda(const Tensor& out, const Tensor& in, int64_t dim, bool reverse) {
       return;
     }
     const int64_t cols = outer * inner;
-    const unsigned blocks = static_cast<unsigned>(
-        std::min<int64_t>((cols + kBlock - 1) / kBlock, int64_t(sm_count(device)) * 32));
-    scan_columns<kProd, T><<<blocks, kBlock, 0, current_stream(device)>>>(y, x, outer, n, inner,
+    scan_columns<kProd, T><<<capped_grid(cols, device), kBlock, 0, current_stream(device)>>>(y, x, outer, n, inner,
                                                                           reverse);
     check_launch(op);
   });
