@@ -74,26 +74,32 @@ __device__ __forceinline__ A block_allreduce(A v, const F& combine, A* smem) {
   return r;
 }
 
-// How a group of threads shares one row: a warp per row, or the whole block.
-enum class RowGroup { Warp, Block };
+// How a group of threads shares one row: a thread, a warp or the whole block per row.
+enum class RowGroup { Thread, Warp, Block };
 
 template <RowGroup G>
 struct Rows {
   // This thread's rank in its group, the group size, its first row and the row stride.
-  __device__ static int rank() { return G == RowGroup::Warp ? threadIdx.x % kWarp : threadIdx.x; }
-  __device__ static int size() { return G == RowGroup::Warp ? kWarp : blockDim.x; }
+  __device__ static int rank() {
+    return G == RowGroup::Thread ? 0 : G == RowGroup::Warp ? threadIdx.x % kWarp : threadIdx.x;
+  }
+  __device__ static int size() {
+    return G == RowGroup::Thread ? 1 : G == RowGroup::Warp ? kWarp : blockDim.x;
+  }
   __device__ static int64_t first() {
-    return G == RowGroup::Warp
-               ? static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp
-               : static_cast<int64_t>(blockIdx.x);
+    const int64_t b = blockIdx.x;
+    if constexpr (G == RowGroup::Thread) return b * blockDim.x + threadIdx.x;
+    else if constexpr (G == RowGroup::Warp) return b * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+    else return b;
   }
   __device__ static int64_t stride() {
-    return G == RowGroup::Warp ? static_cast<int64_t>(gridDim.x) * (blockDim.x / kWarp)
-                               : static_cast<int64_t>(gridDim.x);
+    const int64_t g = gridDim.x;
+    return G == RowGroup::Thread ? g * blockDim.x : G == RowGroup::Warp ? g * (blockDim.x / kWarp) : g;
   }
   template <class A, class F>
   __device__ static A allreduce(A v, const F& combine, A* smem) {
-    if constexpr (G == RowGroup::Warp) return warp_allreduce(v, combine);
+    if constexpr (G == RowGroup::Thread) return v;
+    else if constexpr (G == RowGroup::Warp) return warp_allreduce(v, combine);
     else return block_allreduce(v, combine, smem);
   }
 };
@@ -118,13 +124,19 @@ inline unsigned capped_grid(int64_t work, Device device) {
   return static_cast<unsigned>(want < 1 ? 1 : (want < cap ? want : cap));
 }
 
-// Calls launch(std::integral_constant<RowGroup, G>{}, grid, block, stream) with
-// the warp variant for rows of length n <= kWarpRowMax, else the block variant.
+// Calls launch(std::integral_constant<RowGroup, G>{}, grid, block, stream) with the
+// thread variant when `thread_per_row` (rows strided in memory, whose loads coalesce
+// across adjacent rows), else the warp variant for rows of length n <= kWarpRowMax
+// and the block variant for longer ones.
 template <class Launch>
-void launch_rows(int64_t rows, int64_t n, Device device, const char* op, const Launch& launch) {
+void launch_rows(int64_t rows, int64_t n, Device device, const char* op, const Launch& launch,
+                 bool thread_per_row = false) {
   if (rows == 0) return;
   const cudaStream_t stream = current_stream(device);
-  if (n <= kWarpRowMax)
+  if (thread_per_row)
+    launch(std::integral_constant<RowGroup, RowGroup::Thread>{}, capped_grid(rows, device), kBlock,
+           stream);
+  else if (n <= kWarpRowMax)
     launch(std::integral_constant<RowGroup, RowGroup::Warp>{},
            row_grid(rows, kRowBlock / kWarp, device), kRowBlock, stream);
   else
