@@ -164,6 +164,27 @@ T* typed(const Tensor& t) {
   return t.defined() ? reinterpret_cast<T*>(t.data_ptr()) : nullptr;
 }
 
+// Calls launch(TypeTag<T>{}, group, blocks, threads, stream) for the rows of the layout
+// (T: x's device type): a thread per row when D > 1, else a warp or a block.
+template <class Launch>
+void launch_loss_rows(const Tensor& x, const Layout& L, const Launch& launch) {
+  visit_floating(x.dtype(), L.op, [&]<class K>(TypeTag<K>) {
+    DeviceGuard guard(x.device());
+    launch_rows(L.N * L.D, L.C, x.device(), L.op, [&](auto g, unsigned blocks, int threads,
+                                                      cudaStream_t st) {
+      launch(TypeTag<DeviceT<K>>{}, g, blocks, threads, st);
+    }, /*thread_per_row=*/L.D > 1);
+  });
+}
+
+template <class T>
+const T* prob_target(const Tensor& target, const Layout& L) {
+  return L.prob_target ? typed<const T>(target) : nullptr;
+}
+inline const int64_t* index_target(const Tensor& target, const Layout& L) {
+  return L.prob_target ? nullptr : typed<const int64_t>(target);
+}
+
 }  // namespace
 
 // Per row: its loss, its weight in the mean's denominator, and logsumexp (for backward).
@@ -171,48 +192,38 @@ T* typed(const Tensor& t) {
 // host read here (it waits for the kernel), standing in for PyTorch's device assert.
 void loss_forward_cuda(const Tensor& loss_rows, const Tensor& row_weight, const Tensor& lse,
                        const Tensor& x, const Tensor& target, const Tensor& weight, Layout L) {
-  visit_floating(x.dtype(), L.op, [&]<class K>(TypeTag<K>) {
-    using T = DeviceT<K>;
+  const Device device = x.device();
+  const bool check_targets = !L.prob_target && L.N * L.D > 0;
+  const Tensor bad = check_targets ? zeros({2}, ScalarType::Int64, device) : Tensor();
+  launch_loss_rows(x, L, [&]<class T>(TypeTag<T>, auto g, unsigned blocks, int threads,
+                                      cudaStream_t st) {
     using S = MathT<T>;
-    const Device device = x.device();
-    const int64_t rows = L.N * L.D;
-    if (rows == 0) return;
-    DeviceGuard guard(device);
-    const Tensor bad = L.prob_target ? Tensor() : zeros({2}, ScalarType::Int64, device);
-    launch_rows(rows, L.C, device, L.op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-      loss_forward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
-          typed<S>(loss_rows), typed<S>(row_weight), typed<S>(lse), typed<const T>(x),
-          L.prob_target ? typed<const T>(target) : nullptr,
-          L.prob_target ? nullptr : typed<const int64_t>(target), typed<const T>(weight), L,
-          typed<int64_t>(bad));
-    }, /*thread_per_row=*/L.D > 1);
-    if (!bad.defined()) return;
-    int64_t host[2] = {0, 0};
-    const cudaStream_t stream = current_stream(device);
-    check(cudaMemcpyAsync(host, bad.data_ptr(), sizeof(host), cudaMemcpyDeviceToHost, stream), L.op);
-    check(cudaStreamSynchronize(stream), L.op);
-    KILN_CHECK(host[0] == 0, IndexError, "[", L.op, "] target ", host[1], " is out of bounds for ",
-               L.C, " classes");
+    loss_forward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
+        typed<S>(loss_rows), typed<S>(row_weight), typed<S>(lse), typed<const T>(x),
+        prob_target<T>(target, L), index_target(target, L), typed<const T>(weight), L,
+        typed<int64_t>(bad));
   });
+  if (!check_targets) return;
+  DeviceGuard guard(device);
+  const cudaStream_t stream = current_stream(device);
+  int64_t host[2] = {0, 0};
+  check(cudaMemcpyAsync(host, bad.data_ptr(), sizeof(host), cudaMemcpyDeviceToHost, stream), L.op);
+  check(cudaStreamSynchronize(stream), L.op);
+  KILN_CHECK(host[0] == 0, IndexError, "[", L.op, "] target ", host[1], " is out of bounds for ",
+             L.C, " classes");
 }
 
 // gx (and gt, the probability target's gradient, when defined) for upstream
 // coefficients g_rows (one per row, or a single one for all rows).
 void loss_backward_cuda(const Tensor& gx, const Tensor& gt, const Tensor& g_rows, const Tensor& x,
                         const Tensor& target, const Tensor& weight, const Tensor& lse, Layout L) {
-  visit_floating(x.dtype(), L.op, [&]<class K>(TypeTag<K>) {
-    using T = DeviceT<K>;
+  launch_loss_rows(x, L, [&]<class T>(TypeTag<T>, auto g, unsigned blocks, int threads,
+                                      cudaStream_t st) {
     using S = MathT<T>;
-    const Device device = x.device();
-    const int64_t rows = L.N * L.D;
-    if (rows == 0) return;
-    DeviceGuard guard(device);
-    launch_rows(rows, L.C, device, L.op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-      loss_backward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
-          typed<T>(gx), typed<T>(gt), typed<const S>(g_rows), g_rows.numel() == 1,
-          typed<const S>(lse), typed<const T>(x), L.prob_target ? typed<const T>(target) : nullptr,
-          L.prob_target ? nullptr : typed<const int64_t>(target), typed<const T>(weight), L);
-    }, /*thread_per_row=*/L.D > 1);
+    loss_backward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
+        typed<T>(gx), typed<T>(gt), typed<const S>(g_rows), g_rows.numel() == 1,
+        typed<const S>(lse), typed<const T>(x), prob_target<T>(target, L),
+        index_target(target, L), typed<const T>(weight), L);
   });
 }
 
