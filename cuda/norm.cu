@@ -113,20 +113,24 @@ __global__ void norm_input_grad(T* gx, const T* g, const T* x, const MathT<T>* m
   }
 }
 
-// Contribution t (< (R / P) * B) to weight a when S == 1: group r = a / K + P * (t / B),
-// block t % B, element a % K.
+// The weight/bias gradients: per weight a, sums of g * xhat and of g over its
+// contributions, written as partial sums per chunk of contributions (partial[chunk * nw
+// + a]), which param_grad_finish adds up in chunk order (deterministic, unlike atomics).
+//
+// S == 1: contribution t (< (R / P) * B) to weight a is element a % K of block t % B of
+// group a / K + P * (t / B). Blocks of 32 adjacent weights x 8 interleaved contributions.
 template <class T>
-__global__ void param_grad_columns(T* gw, T* gb, const T* g, const T* x, const MathT<T>* mean,
-                                   const MathT<T>* rstd, Layout L) {
+__global__ void param_grad_columns(Sums* partial, const T* g, const T* x, const MathT<T>* mean,
+                                   const MathT<T>* rstd, Layout L, int64_t chunks, int64_t len) {
   using S = MathT<T>;
   __shared__ Sums smem[kColY][kColX];
-  const int64_t nw = L.P * L.K, per = (L.R / L.P) * L.B;
-  for (int64_t a0 = static_cast<int64_t>(blockIdx.x) * kColX; a0 < nw;
-       a0 += static_cast<int64_t>(gridDim.x) * kColX) {
-    const int64_t a = a0 + threadIdx.x;
+  const int64_t nw = L.P * L.K, per = (L.R / L.P) * L.B, jblocks = (nw + kColX - 1) / kColX;
+  for (int64_t blk = blockIdx.x; blk < jblocks * chunks; blk += gridDim.x) {
+    const int64_t a = (blk % jblocks) * kColX + threadIdx.x, chunk = blk / jblocks;
+    const int64_t t1 = (chunk + 1) * len < per ? (chunk + 1) * len : per;
     Sums s{0.0, 0.0};
     if (a < nw) {
-      for (int64_t t = threadIdx.y; t < per; t += kColY) {
+      for (int64_t t = chunk * len + threadIdx.y; t < t1; t += kColY) {
         const int64_t r = a / L.K + L.P * (t / L.B), e = ((t % L.B) * L.R + r) * L.K + a % L.K;
         const S gv = static_cast<S>(g[e]);
         s.a += static_cast<double>(gv * ((static_cast<S>(x[e]) - mean[r]) * rstd[r]));
@@ -137,17 +141,17 @@ __global__ void param_grad_columns(T* gw, T* gb, const T* g, const T* x, const M
     __syncthreads();
     if (threadIdx.y == 0 && a < nw) {
       for (int y = 1; y < kColY; ++y) s = AddSums{}(s, smem[y][threadIdx.x]);
-      if (gw) gw[a] = convert<T>(s.a);
-      if (gb) gb[a] = convert<T>(s.b);
+      partial[chunk * nw + a] = s;
     }
     __syncthreads();
   }
 }
 
-// S > 1: a block per weight a = p * (K / S) + c; contribution t (< (R / P) * B * S) is
-// element c * S + t % S of block (t / S) % B of group p + P * (t / S / B).
+// S > 1: a block per weight a = p * (K / S) + c (one chunk); contribution t
+// (< (R / P) * B * S) is element c * S + t % S of block (t / S) % B of group
+// p + P * (t / S / B).
 template <class T>
-__global__ void param_grad_blocks(T* gw, T* gb, const T* g, const T* x, const MathT<T>* mean,
+__global__ void param_grad_blocks(Sums* partial, const T* g, const T* x, const MathT<T>* mean,
                                   const MathT<T>* rstd, Layout L) {
   using S = MathT<T>;
   __shared__ Sums smem[kWarp];
@@ -163,10 +167,18 @@ __global__ void param_grad_blocks(T* gw, T* gb, const T* g, const T* x, const Ma
       s.b += static_cast<double>(gv);
     }
     s = block_allreduce(s, AddSums{}, smem);
-    if (threadIdx.x == 0) {
-      if (gw) gw[a] = convert<T>(s.a);
-      if (gb) gb[a] = convert<T>(s.b);
-    }
+    if (threadIdx.x == 0) partial[a] = s;
+  }
+}
+
+template <class T>
+__global__ void param_grad_finish(T* gw, T* gb, const Sums* partial, int64_t nw, int64_t chunks) {
+  for (int64_t a = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; a < nw;
+       a += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    Sums s{0.0, 0.0};
+    for (int64_t c = 0; c < chunks; ++c) s = AddSums{}(s, partial[c * nw + a]);
+    if (gw) gw[a] = convert<T>(s.a);
+    if (gb) gb[a] = convert<T>(s.b);
   }
 }
 
@@ -225,17 +237,27 @@ void norm_backward_cuda(const Tensor& gx, const Tensor& gw, const Tensor& gb, co
     const int64_t nw = L.P * (L.K / L.S);
     if (nw == 0) return;
     const unsigned cap = static_cast<unsigned>(sm_count(device)) * 32;
+    int64_t chunks = 1;
+    Tensor scratch;
     if (L.S == 1) {
-      const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((nw + kColX - 1) / kColX, cap));
-      param_grad_columns<T><<<blocks, dim3(kColX, kColY), 0, stream>>>(
-          typed<T>(gw), typed<T>(gb), typed<const T>(g), typed<const T>(x), typed<const S>(mean),
-          typed<const S>(rstd), L);
+      const int64_t per = (L.R / L.P) * L.B, jblocks = (nw + kColX - 1) / kColX;
+      chunks = reduce_chunks(jblocks, per, kColY, device);
+      const int64_t len = (per + chunks - 1) / chunks;
+      scratch = empty({chunks * nw * static_cast<int64_t>(sizeof(Sums))}, ScalarType::UInt8, device);
+      param_grad_columns<T><<<static_cast<unsigned>(std::min<int64_t>(jblocks * chunks, cap)),
+                              dim3(kColX, kColY), 0, stream>>>(
+          reinterpret_cast<Sums*>(scratch.data_ptr()), typed<const T>(g), typed<const T>(x),
+          typed<const S>(mean), typed<const S>(rstd), L, chunks, len);
     } else {
+      scratch = empty({nw * static_cast<int64_t>(sizeof(Sums))}, ScalarType::UInt8, device);
       param_grad_blocks<T><<<static_cast<unsigned>(std::min<int64_t>(nw, cap)), kRowBlock, 0,
-                             stream>>>(typed<T>(gw), typed<T>(gb), typed<const T>(g),
-                                       typed<const T>(x), typed<const S>(mean),
+                             stream>>>(reinterpret_cast<Sums*>(scratch.data_ptr()),
+                                       typed<const T>(g), typed<const T>(x), typed<const S>(mean),
                                        typed<const S>(rstd), L);
     }
+    check_launch("norm");
+    param_grad_finish<T><<<capped_grid(nw, device), kBlock, 0, stream>>>(
+        typed<T>(gw), typed<T>(gb), reinterpret_cast<const Sums*>(scratch.data_ptr()), nw, chunks);
     check_launch("norm");
   });
 }
