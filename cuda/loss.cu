@@ -16,11 +16,15 @@ using loss::Layout;
 
 struct AddOp {
   template <class A>
-  __device__ A operator()(A a, A b) const { return a + b; }
+  __device__ A operator()(A a, A b) const {
+    return a + b;
+  }
 };
 struct MaxOp {  // NaN is sticky
   template <class A>
-  __device__ A operator()(A a, A b) const { return (b != b || b > a) ? b : a; }
+  __device__ A operator()(A a, A b) const {
+    return (b != b || b > a) ? b : a;
+  }
 };
 
 // One row's view of the data, shared by forward and backward; `rank`/`size` split
@@ -130,7 +134,8 @@ __global__ void loss_backward_rows(T* gx, T* gt, const MathT<T>* g_rows, bool on
       s = Grp::allreduce(s, AddOp{}, smem);
       for (int64_t c = Grp::rank(); c < L.C; c += Grp::size()) {
         const S logp = row.at(c) - z;
-        gx[at_out(c)] = convert<T>(coef * (exp(logp) * s - row.weight(c) * row.prob(prob_target, c)));
+        gx[at_out(c)] =
+            convert<T>(coef * (exp(logp) * s - row.weight(c) * row.prob(prob_target, c)));
         if (gt) gt[at_out(c)] = convert<T>(-coef * (1 - ls) * row.weight(c) * logp);
       }
       continue;
@@ -170,10 +175,12 @@ template <class Launch>
 void launch_loss_rows(const Tensor& x, const Layout& L, const Launch& launch) {
   visit_floating(x.dtype(), L.op, [&]<class K>(TypeTag<K>) {
     DeviceGuard guard(x.device());
-    launch_rows(L.N * L.D, L.C, x.device(), L.op, [&](auto g, unsigned blocks, int threads,
-                                                      cudaStream_t st) {
-      launch(TypeTag<DeviceT<K>>{}, g, blocks, threads, st);
-    }, /*thread_per_row=*/L.D > 1);
+    launch_rows(
+        L.N * L.D, L.C, x.device(), L.op,
+        [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+          launch(TypeTag<DeviceT<K>>{}, g, blocks, threads, st);
+        },
+        /*thread_per_row=*/L.D > 1);
   });
 }
 
@@ -195,14 +202,14 @@ void loss_forward_cuda(const Tensor& loss_rows, const Tensor& row_weight, const 
   const Device device = x.device();
   const bool check_targets = !L.prob_target && L.N * L.D > 0;
   const Tensor bad = check_targets ? zeros({2}, ScalarType::Int64, device) : Tensor();
-  launch_loss_rows(x, L, [&]<class T>(TypeTag<T>, auto g, unsigned blocks, int threads,
-                                      cudaStream_t st) {
-    using S = MathT<T>;
-    loss_forward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
-        typed<S>(loss_rows), typed<S>(row_weight), typed<S>(lse), typed<const T>(x),
-        prob_target<T>(target, L), index_target(target, L), typed<const T>(weight), L,
-        typed<int64_t>(bad));
-  });
+  launch_loss_rows(x, L,
+                   [&]<class T>(TypeTag<T>, auto g, unsigned blocks, int threads, cudaStream_t st) {
+                     using S = MathT<T>;
+                     loss_forward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
+                         typed<S>(loss_rows), typed<S>(row_weight), typed<S>(lse),
+                         typed<const T>(x), prob_target<T>(target, L), index_target(target, L),
+                         typed<const T>(weight), L, typed<int64_t>(bad));
+                   });
   if (!check_targets) return;
   DeviceGuard guard(device);
   const cudaStream_t stream = current_stream(device);
@@ -217,14 +224,14 @@ void loss_forward_cuda(const Tensor& loss_rows, const Tensor& row_weight, const 
 // coefficients g_rows (one per row, or a single one for all rows).
 void loss_backward_cuda(const Tensor& gx, const Tensor& gt, const Tensor& g_rows, const Tensor& x,
                         const Tensor& target, const Tensor& weight, const Tensor& lse, Layout L) {
-  launch_loss_rows(x, L, [&]<class T>(TypeTag<T>, auto g, unsigned blocks, int threads,
-                                      cudaStream_t st) {
-    using S = MathT<T>;
-    loss_backward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
-        typed<T>(gx), typed<T>(gt), typed<const S>(g_rows), g_rows.numel() == 1,
-        typed<const S>(lse), typed<const T>(x), prob_target<T>(target, L),
-        index_target(target, L), typed<const T>(weight), L);
-  });
+  launch_loss_rows(x, L,
+                   [&]<class T>(TypeTag<T>, auto g, unsigned blocks, int threads, cudaStream_t st) {
+                     using S = MathT<T>;
+                     loss_backward_rows<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
+                         typed<T>(gx), typed<T>(gt), typed<const S>(g_rows), g_rows.numel() == 1,
+                         typed<const S>(lse), typed<const T>(x), prob_target<T>(target, L),
+                         index_target(target, L), typed<const T>(weight), L);
+                   });
 }
 
 KILN_REGISTER_KERNEL(loss_forward, CUDA, loss_forward_cuda);

@@ -38,7 +38,7 @@ struct Best {
 template <class T, bool kMax>
 struct BestReducer {
   using C = MathT<T>;
-  T* values;          // may be null
+  T* values;  // may be null
   int64_t* indices;
   __device__ Best<C> init() const { return {worst<C, kMax>(), 0}; }
   __device__ Best<C> reduce(Best<C> a, C v, int64_t i) const {
@@ -88,8 +88,10 @@ void minmax_cuda(const Tensor& values, const Tensor& indices, const Tensor& in, 
     T* vo = values.defined() ? reinterpret_cast<T*>(values.data_ptr()) : nullptr;
     int64_t* io = indices.defined() ? indices.data<int64_t>() : nullptr;
     if (!io) {
-      if (is_max) launch_reduce<T>(out, in, ExtremeReducer<T, true>{vo}, "max");
-      else launch_reduce<T>(out, in, ExtremeReducer<T, false>{vo}, "min");
+      if (is_max)
+        launch_reduce<T>(out, in, ExtremeReducer<T, true>{vo}, "max");
+      else
+        launch_reduce<T>(out, in, ExtremeReducer<T, false>{vo}, "min");
     } else if (is_max) {
       launch_reduce<T>(out, in, BestReducer<T, true>{vo, io}, "max");
     } else {

@@ -18,7 +18,9 @@ using normalization::Layout;
 
 struct AddOp {
   template <class A>
-  __device__ A operator()(A a, A b) const { return a + b; }
+  __device__ A operator()(A a, A b) const {
+    return a + b;
+  }
 };
 
 struct Sums {  // two sums at once
@@ -37,9 +39,9 @@ __device__ __forceinline__ int64_t weight_index(const Layout& L, int64_t r, int6
 }
 
 template <RowGroup G, class T>
-__global__ void norm_forward_groups(T* y, MathT<T>* mean, MathT<T>* rstd, MathT<T>* var,
-                                    const T* x, const T* w, const T* b, Layout L, double eps,
-                                    bool rms, bool given) {
+__global__ void norm_forward_groups(T* y, MathT<T>* mean, MathT<T>* rstd, MathT<T>* var, const T* x,
+                                    const T* w, const T* b, Layout L, double eps, bool rms,
+                                    bool given) {
   using S = MathT<T>;
   using Grp = Rows<G>;
   __shared__ double smem[kWarp];
@@ -83,8 +85,7 @@ __global__ void norm_forward_groups(T* y, MathT<T>* mean, MathT<T>* rstd, MathT<
 // c2 = mean(g * w * xhat) over the group (c1 = 0 for rms norm, both 0 for given stats).
 template <RowGroup G, class T>
 __global__ void norm_input_grad(T* gx, const T* g, const T* x, const MathT<T>* mean,
-                                const MathT<T>* rstd, const T* w, Layout L, bool rms,
-                                bool given) {
+                                const MathT<T>* rstd, const T* w, Layout L, bool rms, bool given) {
   using S = MathT<T>;
   using Grp = Rows<G>;
   __shared__ Sums smem[kWarp];
@@ -96,7 +97,8 @@ __global__ void norm_input_grad(T* gx, const T* g, const T* x, const MathT<T>* m
     if (!given) {
       for (int64_t t = Grp::rank(); t < count; t += Grp::size()) {
         const int64_t e = element(L, r, t);
-        const S gw = static_cast<S>(g[e]) * (w ? static_cast<S>(w[weight_index(L, r, t % L.K)]) : S(1));
+        const S gw =
+            static_cast<S>(g[e]) * (w ? static_cast<S>(w[weight_index(L, r, t % L.K)]) : S(1));
         s.a += static_cast<double>(gw);
         s.b += static_cast<double>(gw * ((static_cast<S>(x[e]) - m) * rs));
       }
@@ -190,27 +192,29 @@ T* typed(const Tensor& t) {
 struct RsqrtEps {
   double eps;
   template <class C>
-  __device__ C operator()(C v) const { return C(1) / sqrt(v + static_cast<C>(eps)); }
+  __device__ C operator()(C v) const {
+    return C(1) / sqrt(v + static_cast<C>(eps));
+  }
 };
 
 }  // namespace
 
 // out = (x - mean) * rstd * w + b per group. Writes mean, rstd (and the biased var
 // when `var` is defined) unless `given_stats`, where mean and var are inputs.
-void norm_forward_cuda(const Tensor& out, const Tensor& mean, const Tensor& rstd,
-                       const Tensor& var, const Tensor& x, const Tensor& w, const Tensor& b,
-                       Layout L, double eps, bool rms, bool given_stats) {
+void norm_forward_cuda(const Tensor& out, const Tensor& mean, const Tensor& rstd, const Tensor& var,
+                       const Tensor& x, const Tensor& w, const Tensor& b, Layout L, double eps,
+                       bool rms, bool given_stats) {
   visit_floating(x.dtype(), "norm", [&]<class K>(TypeTag<K>) {
     using T = DeviceT<K>;
     using S = MathT<T>;
     const Device device = x.device();
     DeviceGuard guard(device);
-    launch_rows(L.R, L.B * L.K, device, "norm", [&](auto g, unsigned blocks, int threads,
-                                                    cudaStream_t st) {
-      norm_forward_groups<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
-          typed<T>(out), typed<S>(mean), typed<S>(rstd), typed<S>(var), typed<const T>(x),
-          typed<const T>(w), typed<const T>(b), L, eps, rms, given_stats);
-    });
+    launch_rows(
+        L.R, L.B * L.K, device, "norm", [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+          norm_forward_groups<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
+              typed<T>(out), typed<S>(mean), typed<S>(rstd), typed<S>(var), typed<const T>(x),
+              typed<const T>(w), typed<const T>(b), L, eps, rms, given_stats);
+        });
   });
 }
 
@@ -226,12 +230,12 @@ void norm_backward_cuda(const Tensor& gx, const Tensor& gw, const Tensor& gb, co
     DeviceGuard guard(device);
     const cudaStream_t stream = current_stream(device);
     if (gx.defined()) {
-      launch_rows(L.R, L.B * L.K, device, "norm", [&](auto grp, unsigned blocks, int threads,
-                                                      cudaStream_t st) {
-        norm_input_grad<decltype(grp)::value, T><<<blocks, threads, 0, st>>>(
-            typed<T>(gx), typed<const T>(g), typed<const T>(x), typed<const S>(mean),
-            typed<const S>(rstd), typed<const T>(w), L, rms, given_stats);
-      });
+      launch_rows(L.R, L.B * L.K, device, "norm",
+                  [&](auto grp, unsigned blocks, int threads, cudaStream_t st) {
+                    norm_input_grad<decltype(grp)::value, T><<<blocks, threads, 0, st>>>(
+                        typed<T>(gx), typed<const T>(g), typed<const T>(x), typed<const S>(mean),
+                        typed<const S>(rstd), typed<const T>(w), L, rms, given_stats);
+                  });
     }
     if (!gw.defined() && !gb.defined()) return;
     const int64_t nw = L.P * (L.K / L.S);
@@ -243,17 +247,18 @@ void norm_backward_cuda(const Tensor& gx, const Tensor& gw, const Tensor& gb, co
       const int64_t per = (L.R / L.P) * L.B, jblocks = (nw + kColX - 1) / kColX;
       chunks = reduce_chunks(jblocks, per, kColY, device);
       const int64_t len = (per + chunks - 1) / chunks;
-      scratch = empty({chunks * nw * static_cast<int64_t>(sizeof(Sums))}, ScalarType::UInt8, device);
+      scratch =
+          empty({chunks * nw * static_cast<int64_t>(sizeof(Sums))}, ScalarType::UInt8, device);
       param_grad_columns<T><<<static_cast<unsigned>(std::min<int64_t>(jblocks * chunks, cap)),
                               dim3(kColX, kColY), 0, stream>>>(
           reinterpret_cast<Sums*>(scratch.data_ptr()), typed<const T>(g), typed<const T>(x),
           typed<const S>(mean), typed<const S>(rstd), L, chunks, len);
     } else {
       scratch = empty({nw * static_cast<int64_t>(sizeof(Sums))}, ScalarType::UInt8, device);
-      param_grad_blocks<T><<<static_cast<unsigned>(std::min<int64_t>(nw, cap)), kRowBlock, 0,
-                             stream>>>(reinterpret_cast<Sums*>(scratch.data_ptr()),
-                                       typed<const T>(g), typed<const T>(x), typed<const S>(mean),
-                                       typed<const S>(rstd), L);
+      param_grad_blocks<T>
+          <<<static_cast<unsigned>(std::min<int64_t>(nw, cap)), kRowBlock, 0, stream>>>(
+              reinterpret_cast<Sums*>(scratch.data_ptr()), typed<const T>(g), typed<const T>(x),
+              typed<const S>(mean), typed<const S>(rstd), L);
     }
     check_launch("norm");
     param_grad_finish<T><<<capped_grid(nw, device), kBlock, 0, stream>>>(

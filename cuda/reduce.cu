@@ -40,8 +40,10 @@ struct SumReducer {
   __device__ Acc reduce(Acc a, MathT<T> v, int64_t) const { return a + static_cast<Acc>(v); }
   __device__ Acc combine(Acc a, Acc b) const { return a + b; }
   __device__ void store(int64_t o, Acc a, int64_t n) const {
-    if constexpr (kMean) out[o] = convert<T>(static_cast<double>(a) / static_cast<double>(n));
-    else out[o] = convert<T>(a);
+    if constexpr (kMean)
+      out[o] = convert<T>(static_cast<double>(a) / static_cast<double>(n));
+    else
+      out[o] = convert<T>(a);
   }
 };
 
@@ -195,9 +197,8 @@ void bool_cuda(const Tensor& out, const Tensor& in) {
 void var_cuda(const Tensor& var, const Tensor& mean, const Tensor& in, double correction,
               bool take_sqrt) {
   visit_floating(in.dtype(), "var", [&]<class K>(TypeTag<K>) {
-    launch_reduce<Dev<K>>(var, in,
-                          VarReducer<Dev<K>>{ptr<K>(var), ptr<K>(mean), correction, take_sqrt},
-                          "var");
+    launch_reduce<Dev<K>>(
+        var, in, VarReducer<Dev<K>>{ptr<K>(var), ptr<K>(mean), correction, take_sqrt}, "var");
   });
 }
 

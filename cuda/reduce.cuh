@@ -37,9 +37,12 @@ __device__ __forceinline__ A shfl(const A& v, int arg) {
   memcpy(w, &v, sizeof(A));
 #pragma unroll
   for (int i = 0; i < kWords; ++i) {
-    if constexpr (kKind == Shfl::Xor) w[i] = __shfl_xor_sync(kFullMask, w[i], arg);
-    else if constexpr (kKind == Shfl::Up) w[i] = __shfl_up_sync(kFullMask, w[i], arg);
-    else w[i] = __shfl_sync(kFullMask, w[i], arg);
+    if constexpr (kKind == Shfl::Xor)
+      w[i] = __shfl_xor_sync(kFullMask, w[i], arg);
+    else if constexpr (kKind == Shfl::Up)
+      w[i] = __shfl_up_sync(kFullMask, w[i], arg);
+    else
+      w[i] = __shfl_sync(kFullMask, w[i], arg);
   }
   A r;
   memcpy(&r, w, sizeof(A));
@@ -88,19 +91,27 @@ struct Rows {
   }
   __device__ static int64_t first() {
     const int64_t b = blockIdx.x;
-    if constexpr (G == RowGroup::Thread) return b * blockDim.x + threadIdx.x;
-    else if constexpr (G == RowGroup::Warp) return b * (blockDim.x / kWarp) + threadIdx.x / kWarp;
-    else return b;
+    if constexpr (G == RowGroup::Thread)
+      return b * blockDim.x + threadIdx.x;
+    else if constexpr (G == RowGroup::Warp)
+      return b * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+    else
+      return b;
   }
   __device__ static int64_t stride() {
     const int64_t g = gridDim.x;
-    return G == RowGroup::Thread ? g * blockDim.x : G == RowGroup::Warp ? g * (blockDim.x / kWarp) : g;
+    return G == RowGroup::Thread ? g * blockDim.x
+           : G == RowGroup::Warp ? g * (blockDim.x / kWarp)
+                                 : g;
   }
   template <class A, class F>
   __device__ static A allreduce(A v, const F& combine, A* smem) {
-    if constexpr (G == RowGroup::Thread) return v;
-    else if constexpr (G == RowGroup::Warp) return warp_allreduce(v, combine);
-    else return block_allreduce(v, combine, smem);
+    if constexpr (G == RowGroup::Thread)
+      return v;
+    else if constexpr (G == RowGroup::Warp)
+      return warp_allreduce(v, combine);
+    else
+      return block_allreduce(v, combine, smem);
   }
 };
 
@@ -167,8 +178,10 @@ inline Tensor reduce_input(const Tensor& out, const Tensor& in, ReduceShape& s) 
       if (size == 1) continue;
       const bool reduced = out.sizes()[d] == 1;
       if (reduced && state == 2) one_run = false;
-      if (reduced) state = 1;
-      else if (state == 1) state = 2;
+      if (reduced)
+        state = 1;
+      else if (state == 1)
+        state = 2;
       (reduced ? r.n : state == 0 ? r.outer : r.inner) *= size;
     }
     if (one_run) {
@@ -194,8 +207,10 @@ template <bool kPartialIn, class R, class In>
 __device__ __forceinline__ AccOf<R> fold(const R& r, AccOf<R> acc, const In* x, int64_t base,
                                          int64_t stride, int64_t k0, int64_t k1, int step) {
   for (int64_t k = k0; k < k1; k += step) {
-    if constexpr (kPartialIn) acc = r.combine(acc, x[base + k * stride]);
-    else acc = r.reduce(acc, static_cast<MathT<In>>(x[base + k * stride]), k);
+    if constexpr (kPartialIn)
+      acc = r.combine(acc, x[base + k * stride]);
+    else
+      acc = r.reduce(acc, static_cast<MathT<In>>(x[base + k * stride]), k);
   }
   return acc;
 }
@@ -214,8 +229,10 @@ __global__ void row_reduce(R r, const In* x, int64_t outer, int64_t n, int64_t c
     A acc = fold<kPartialIn>(r, r.init(), x, o * n, 1, k0 + Grp::rank(), k1, Grp::size());
     acc = Grp::allreduce(acc, [&](const A& a, const A& b) { return r.combine(a, b); }, smem);
     if (Grp::rank() == 0) {
-      if constexpr (kPartialOut) partial[u] = acc;
-      else r.store(o, acc, total_n);
+      if constexpr (kPartialOut)
+        partial[u] = acc;
+      else
+        r.store(o, acc, total_n);
     }
   }
 }
@@ -235,13 +252,16 @@ __global__ void column_reduce(R r, const In* x, int64_t outer, int64_t n, int64_
     const int64_t o = u / chunks, k0 = (u % chunks) * len;
     const int64_t k1 = k0 + len < n ? k0 + len : n;
     A acc = r.init();
-    if (j < inner) acc = fold<kPartialIn>(r, acc, x, o * n * inner + j, inner, k0 + threadIdx.y, k1, kColY);
+    if (j < inner)
+      acc = fold<kPartialIn>(r, acc, x, o * n * inner + j, inner, k0 + threadIdx.y, k1, kColY);
     smem[threadIdx.y][threadIdx.x] = acc;
     __syncthreads();
     if (threadIdx.y == 0 && j < inner) {
       for (int y = 1; y < kColY; ++y) acc = r.combine(acc, smem[y][threadIdx.x]);
-      if constexpr (kPartialOut) partial[u * inner + j] = acc;
-      else r.store(o * inner + j, acc, total_n);
+      if constexpr (kPartialOut)
+        partial[u * inner + j] = acc;
+      else
+        r.store(o * inner + j, acc, total_n);
     }
     __syncthreads();
   }
@@ -282,22 +302,28 @@ void launch_reduce(const Tensor& out, const Tensor& in, const R& r, const char* 
     Tensor scratch;
     A* partial = nullptr;
     if (chunks > 1) {
-      scratch = empty({s.outer * chunks * static_cast<int64_t>(sizeof(A))}, ScalarType::UInt8, device);
+      scratch =
+          empty({s.outer * chunks * static_cast<int64_t>(sizeof(A))}, ScalarType::UInt8, device);
       partial = reinterpret_cast<A*>(scratch.data_ptr());
     }
-    launch_rows(s.outer * chunks, len, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-      constexpr RowGroup G = decltype(g)::value;
-      if (chunks == 1)
-        row_reduce<G, false, false, R, In><<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, 1, len, nullptr, s.n);
-      else
-        row_reduce<G, false, true, R, In><<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, chunks, len, partial, s.n);
-    });
+    launch_rows(s.outer * chunks, len, device, op,
+                [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+                  constexpr RowGroup G = decltype(g)::value;
+                  if (chunks == 1)
+                    row_reduce<G, false, false, R, In>
+                        <<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, 1, len, nullptr, s.n);
+                  else
+                    row_reduce<G, false, true, R, In>
+                        <<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, chunks, len, partial, s.n);
+                });
     if (chunks == 1) return;
     // The second pass folds each row's chunk accumulators (chunks <= 1024: a warp per row).
-    launch_rows(s.outer, chunks, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-      constexpr RowGroup G = decltype(g)::value;
-      row_reduce<G, true, false, R, A><<<blocks, threads, 0, st>>>(r, partial, s.outer, chunks, 1, chunks, nullptr, s.n);
-    });
+    launch_rows(
+        s.outer, chunks, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+          constexpr RowGroup G = decltype(g)::value;
+          row_reduce<G, true, false, R, A>
+              <<<blocks, threads, 0, st>>>(r, partial, s.outer, chunks, 1, chunks, nullptr, s.n);
+        });
     return;
   }
   const int64_t jblocks = (s.inner + kColX - 1) / kColX;
@@ -310,8 +336,8 @@ void launch_reduce(const Tensor& out, const Tensor& in, const R& r, const char* 
     return;
   }
   const int64_t len = (s.n + chunks - 1) / chunks;
-  const Tensor scratch = empty({outputs * chunks * static_cast<int64_t>(sizeof(A))},
-                               ScalarType::UInt8, device);
+  const Tensor scratch =
+      empty({outputs * chunks * static_cast<int64_t>(sizeof(A))}, ScalarType::UInt8, device);
   A* partial = reinterpret_cast<A*>(scratch.data_ptr());
   column_reduce<false, true, R, In><<<grid(s.outer * chunks * jblocks), block, 0, stream>>>(
       r, x, s.outer, s.n, s.inner, chunks, len, partial, s.n);

@@ -15,7 +15,9 @@ using ScanAcc = std::conditional_t<std::is_integral_v<T>, int64_t, double>;
 template <bool kProd>
 struct ScanOp {
   template <class A>
-  __device__ A operator()(A a, A b) const { return kProd ? a * b : a + b; }
+  __device__ A operator()(A a, A b) const {
+    return kProd ? a * b : a + b;
+  }
 };
 
 // Inclusive scan of one value per thread across a warp; `total` gets lane 31's result.
@@ -61,8 +63,10 @@ __global__ void scan_rows(T* y, const T* x, int64_t rows, int64_t n, bool revers
       const int64_t k = r * n + (reverse ? n - 1 - i : i);
       A v = i < n ? static_cast<A>(static_cast<MathT<T>>(x[k])) : A(kProd ? 1 : 0);
       A total;
-      if constexpr (G == RowGroup::Warp) v = warp_scan(v, op, total);
-      else v = block_scan(v, op, total, smem);
+      if constexpr (G == RowGroup::Warp)
+        v = warp_scan(v, op, total);
+      else
+        v = block_scan(v, op, total, smem);
       if (i < n) y[k] = convert<T>(op(carry, v));
       carry = op(carry, total);
     }
@@ -105,13 +109,14 @@ void scan_cuda(const Tensor& out, const Tensor& in, int64_t dim, bool reverse) {
     const T* x = reinterpret_cast<const T*>(in.data_ptr());
     if (inner == 1) {
       launch_rows(outer, n, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-        scan_rows<decltype(g)::value, kProd, T><<<blocks, threads, 0, st>>>(y, x, outer, n, reverse);
+        scan_rows<decltype(g)::value, kProd, T>
+            <<<blocks, threads, 0, st>>>(y, x, outer, n, reverse);
       });
       return;
     }
     const int64_t cols = outer * inner;
-    scan_columns<kProd, T><<<capped_grid(cols, device), kBlock, 0, current_stream(device)>>>(y, x, outer, n, inner,
-                                                                          reverse);
+    scan_columns<kProd, T><<<capped_grid(cols, device), kBlock, 0, current_stream(device)>>>(
+        y, x, outer, n, inner, reverse);
     check_launch(op);
   });
 }

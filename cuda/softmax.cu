@@ -15,11 +15,15 @@ enum class Mode { Softmax, LogSoftmax, LogSumExp };
 
 struct MaxOp {  // NaNs are skipped; they still reach every output through the sum of exps
   template <class C>
-  __device__ C operator()(C a, C b) const { return b > a ? b : a; }
+  __device__ C operator()(C a, C b) const {
+    return b > a ? b : a;
+  }
 };
 struct AddOp {
   template <class C>
-  __device__ C operator()(C a, C b) const { return a + b; }
+  __device__ C operator()(C a, C b) const {
+    return a + b;
+  }
 };
 
 template <class C>
@@ -126,8 +130,9 @@ void softmax_cuda(const Tensor& out, const Tensor& in, int64_t dim) {
       });
       return;
     }
-    softmax_columns<kMode, T><<<capped_grid(outer * inner, device), kBlock, 0,
-                                current_stream(device)>>>(y, x, outer, n, inner);
+    softmax_columns<kMode, T>
+        <<<capped_grid(outer * inner, device), kBlock, 0, current_stream(device)>>>(y, x, outer, n,
+                                                                                    inner);
     check_launch(op);
   });
 }

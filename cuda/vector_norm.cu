@@ -26,19 +26,26 @@ struct NormReducer {
     const double m = fabs(static_cast<double>(v));
     switch (kKind) {
       case NormKind::Max:
-      case NormKind::Min: return pick(a, m);
-      case NormKind::Two: return a + m * m;
-      case NormKind::One: return a + m;
-      case NormKind::Zero: return a + (m != 0 ? 1.0 : 0.0);
-      default: return a + pow(m, p);
+      case NormKind::Min:
+        return pick(a, m);
+      case NormKind::Two:
+        return a + m * m;
+      case NormKind::One:
+        return a + m;
+      case NormKind::Zero:
+        return a + (m != 0 ? 1.0 : 0.0);
+      default:
+        return a + pow(m, p);
     }
   }
   __device__ double combine(double a, double b) const {
     return (kKind == NormKind::Max || kKind == NormKind::Min) ? pick(a, b) : a + b;
   }
   __device__ void store(int64_t o, double a, int64_t) const {
-    if (kKind == NormKind::Two) a = sqrt(a);
-    else if (kKind == NormKind::General) a = pow(a, 1.0 / p);
+    if (kKind == NormKind::Two)
+      a = sqrt(a);
+    else if (kKind == NormKind::General)
+      a = pow(a, 1.0 / p);
     out[o] = convert<T>(a);
   }
 };
@@ -56,8 +63,10 @@ void norm_cuda(const Tensor& out, const Tensor& in, double p) {
     using T = DeviceT<K>;
     T* o = reinterpret_cast<T*>(out.data_ptr());
     if (std::isinf(p)) {
-      if (p > 0) launch_reduce<T>(out, in, NormReducer<T, NormKind::Max>{o, p}, "norm");
-      else launch_reduce<T>(out, in, NormReducer<T, NormKind::Min>{o, p}, "norm");
+      if (p > 0)
+        launch_reduce<T>(out, in, NormReducer<T, NormKind::Max>{o, p}, "norm");
+      else
+        launch_reduce<T>(out, in, NormReducer<T, NormKind::Min>{o, p}, "norm");
     } else if (p == 2) {
       launch_reduce<T>(out, in, NormReducer<T, NormKind::Two>{o, p}, "norm");
     } else if (p == 1) {
