@@ -180,7 +180,7 @@ void launch_loss_rows(const Tensor& x, const Layout& L, const Launch& launch) {
         [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
           launch(TypeTag<DeviceT<K>>{}, g, blocks, threads, st);
         },
-        /*thread_per_row=*/L.D > 1);
+        L.D > 1 ? RowLaunch::Threads : RowLaunch::Groups);
   });
 }
 

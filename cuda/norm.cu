@@ -39,9 +39,9 @@ __device__ __forceinline__ int64_t weight_index(const Layout& L, int64_t r, int6
 }
 
 template <RowGroup G, class T>
-__global__ void norm_forward_groups(T* y, MathT<T>* mean, MathT<T>* rstd, MathT<T>* var, const T* x,
-                                    const T* w, const T* b, Layout L, double eps, bool rms,
-                                    bool given) {
+__global__ void __launch_bounds__(row_block_bound(G), 1)
+    norm_forward_groups(T* y, MathT<T>* mean, MathT<T>* rstd, MathT<T>* var, const T* x, const T* w,
+                        const T* b, Layout L, double eps, bool rms, bool given) {
   using S = MathT<T>;
   using Grp = Rows<G>;
   __shared__ double smem[kWarp];
@@ -84,8 +84,9 @@ __global__ void norm_forward_groups(T* y, MathT<T>* mean, MathT<T>* rstd, MathT<
 // The input gradient: rstd * (g * w - c1 - xhat * c2) with c1 = mean(g * w) and
 // c2 = mean(g * w * xhat) over the group (c1 = 0 for rms norm, both 0 for given stats).
 template <RowGroup G, class T>
-__global__ void norm_input_grad(T* gx, const T* g, const T* x, const MathT<T>* mean,
-                                const MathT<T>* rstd, const T* w, Layout L, bool rms, bool given) {
+__global__ void __launch_bounds__(row_block_bound(G), 1)
+    norm_input_grad(T* gx, const T* g, const T* x, const MathT<T>* mean, const MathT<T>* rstd,
+                    const T* w, Layout L, bool rms, bool given) {
   using S = MathT<T>;
   using Grp = Rows<G>;
   __shared__ Sums smem[kWarp];
@@ -210,11 +211,13 @@ void norm_forward_cuda(const Tensor& out, const Tensor& mean, const Tensor& rstd
     const Device device = x.device();
     DeviceGuard guard(device);
     launch_rows(
-        L.R, L.B * L.K, device, "norm", [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+        L.R, L.B * L.K, device, "norm",
+        [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
           norm_forward_groups<decltype(g)::value, T><<<blocks, threads, 0, st>>>(
               typed<T>(out), typed<S>(mean), typed<S>(rstd), typed<S>(var), typed<const T>(x),
               typed<const T>(w), typed<const T>(b), L, eps, rms, given_stats);
-        });
+        },
+        RowLaunch::Wide);
   });
 }
 
@@ -230,12 +233,14 @@ void norm_backward_cuda(const Tensor& gx, const Tensor& gw, const Tensor& gb, co
     DeviceGuard guard(device);
     const cudaStream_t stream = current_stream(device);
     if (gx.defined()) {
-      launch_rows(L.R, L.B * L.K, device, "norm",
-                  [&](auto grp, unsigned blocks, int threads, cudaStream_t st) {
-                    norm_input_grad<decltype(grp)::value, T><<<blocks, threads, 0, st>>>(
-                        typed<T>(gx), typed<const T>(g), typed<const T>(x), typed<const S>(mean),
-                        typed<const S>(rstd), typed<const T>(w), L, rms, given_stats);
-                  });
+      launch_rows(
+          L.R, L.B * L.K, device, "norm",
+          [&](auto grp, unsigned blocks, int threads, cudaStream_t st) {
+            norm_input_grad<decltype(grp)::value, T><<<blocks, threads, 0, st>>>(
+                typed<T>(gx), typed<const T>(g), typed<const T>(x), typed<const S>(mean),
+                typed<const S>(rstd), typed<const T>(w), L, rms, given_stats);
+          },
+          RowLaunch::Wide);
     }
     if (!gw.defined() && !gb.defined()) return;
     const int64_t nw = L.P * (L.K / L.S);

@@ -119,6 +119,17 @@ struct Rows {
 // rows (8 rows per block), the block for long ones.
 constexpr int64_t kWarpRowMax = 1024;
 constexpr int kRowBlock = 256;
+// Kernels declared __launch_bounds__(row_block_bound(G), 1) may get blocks of
+// kRowBlockMax threads when there are fewer rows than multiprocessors (a few long rows).
+constexpr int kRowBlockMax = 1024;
+constexpr int row_block_bound(RowGroup g) {
+  return g == RowGroup::Block ? kRowBlockMax : kRowBlock;
+}
+
+// How launch_rows shares rows among threads: a warp or a block per row (Groups), the
+// same with wide blocks allowed (Wide, see row_block_bound), or a thread per row
+// (Threads: rows strided in memory, whose loads coalesce across adjacent rows).
+enum class RowLaunch { Groups, Wide, Threads };
 
 int sm_count(Device device);  // multiprocessors of the device (cached)
 
@@ -135,24 +146,25 @@ inline unsigned capped_grid(int64_t work, Device device) {
   return static_cast<unsigned>(want < 1 ? 1 : (want < cap ? want : cap));
 }
 
-// Calls launch(std::integral_constant<RowGroup, G>{}, grid, block, stream) with the
-// thread variant when `thread_per_row` (rows strided in memory, whose loads coalesce
-// across adjacent rows), else the warp variant for rows of length n <= kWarpRowMax
-// and the block variant for longer ones.
+// Calls launch(std::integral_constant<RowGroup, G>{}, grid, block, stream) for `rows`
+// rows of length n: the thread variant for RowLaunch::Threads, else the warp variant
+// for n <= kWarpRowMax and the block variant for longer rows.
 template <class Launch>
 void launch_rows(int64_t rows, int64_t n, Device device, const char* op, const Launch& launch,
-                 bool thread_per_row = false) {
+                 RowLaunch how = RowLaunch::Groups) {
   if (rows == 0) return;
   const cudaStream_t stream = current_stream(device);
-  if (thread_per_row)
+  if (how == RowLaunch::Threads) {
     launch(std::integral_constant<RowGroup, RowGroup::Thread>{}, capped_grid(rows, device), kBlock,
            stream);
-  else if (n <= kWarpRowMax)
+  } else if (n <= kWarpRowMax) {
     launch(std::integral_constant<RowGroup, RowGroup::Warp>{},
            row_grid(rows, kRowBlock / kWarp, device), kRowBlock, stream);
-  else
+  } else {
+    const bool wide = how == RowLaunch::Wide && rows < sm_count(device);
     launch(std::integral_constant<RowGroup, RowGroup::Block>{}, row_grid(rows, 1, device),
-           kRowBlock, stream);
+           wide ? kRowBlockMax : kRowBlock, stream);
+  }
   check_launch(op);
 }
 
@@ -218,8 +230,9 @@ __device__ __forceinline__ AccOf<R> fold(const R& r, AccOf<R> acc, const In* x, 
 // Rows: unit u = (o, chunk) folds [chunk * len, ...) of row o; the final pass stores,
 // a first pass writes partial[u].
 template <RowGroup G, bool kPartialIn, bool kPartialOut, class R, class In>
-__global__ void row_reduce(R r, const In* x, int64_t outer, int64_t n, int64_t chunks, int64_t len,
-                           AccOf<R>* partial, int64_t total_n) {
+__global__ void __launch_bounds__(row_block_bound(G), 1)
+    row_reduce(R r, const In* x, int64_t outer, int64_t n, int64_t chunks, int64_t len,
+               AccOf<R>* partial, int64_t total_n) {
   using A = AccOf<R>;
   using Grp = Rows<G>;
   __shared__ A smem[kWarp];
@@ -306,24 +319,28 @@ void launch_reduce(const Tensor& out, const Tensor& in, const R& r, const char* 
           empty({s.outer * chunks * static_cast<int64_t>(sizeof(A))}, ScalarType::UInt8, device);
       partial = reinterpret_cast<A*>(scratch.data_ptr());
     }
-    launch_rows(s.outer * chunks, len, device, op,
-                [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-                  constexpr RowGroup G = decltype(g)::value;
-                  if (chunks == 1)
-                    row_reduce<G, false, false, R, In>
-                        <<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, 1, len, nullptr, s.n);
-                  else
-                    row_reduce<G, false, true, R, In>
-                        <<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, chunks, len, partial, s.n);
-                });
+    launch_rows(
+        s.outer * chunks, len, device, op,
+        [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+          constexpr RowGroup G = decltype(g)::value;
+          if (chunks == 1)
+            row_reduce<G, false, false, R, In>
+                <<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, 1, len, nullptr, s.n);
+          else
+            row_reduce<G, false, true, R, In>
+                <<<blocks, threads, 0, st>>>(r, x, s.outer, s.n, chunks, len, partial, s.n);
+        },
+        RowLaunch::Wide);
     if (chunks == 1) return;
     // The second pass folds each row's chunk accumulators (chunks <= 1024: a warp per row).
     launch_rows(
-        s.outer, chunks, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+        s.outer, chunks, device, op,
+        [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
           constexpr RowGroup G = decltype(g)::value;
           row_reduce<G, true, false, R, A>
               <<<blocks, threads, 0, st>>>(r, partial, s.outer, chunks, 1, chunks, nullptr, s.n);
-        });
+        },
+        RowLaunch::Wide);
     return;
   }
   const int64_t jblocks = (s.inner + kColX - 1) / kColX;

@@ -51,7 +51,8 @@ __device__ __forceinline__ A block_scan(A v, const Op& op, A& total, A* smem) {
 }
 
 template <RowGroup G, bool kProd, class T>
-__global__ void scan_rows(T* y, const T* x, int64_t rows, int64_t n, bool reverse) {
+__global__ void __launch_bounds__(row_block_bound(G), 1)
+    scan_rows(T* y, const T* x, int64_t rows, int64_t n, bool reverse) {
   using A = ScanAcc<T>;
   using Grp = Rows<G>;
   __shared__ A smem[kWarp];
@@ -108,10 +109,13 @@ void scan_cuda(const Tensor& out, const Tensor& in, int64_t dim, bool reverse) {
     T* y = reinterpret_cast<T*>(out.data_ptr());
     const T* x = reinterpret_cast<const T*>(in.data_ptr());
     if (inner == 1) {
-      launch_rows(outer, n, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-        scan_rows<decltype(g)::value, kProd, T>
-            <<<blocks, threads, 0, st>>>(y, x, outer, n, reverse);
-      });
+      launch_rows(
+          outer, n, device, op,
+          [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+            scan_rows<decltype(g)::value, kProd, T>
+                <<<blocks, threads, 0, st>>>(y, x, outer, n, reverse);
+          },
+          RowLaunch::Wide);
       return;
     }
     const int64_t cols = outer * inner;

@@ -32,7 +32,8 @@ __device__ __forceinline__ C neg_inf() {
 }
 
 template <RowGroup G, Mode kMode, class T>
-__global__ void softmax_rows(T* y, const T* x, int64_t rows, int64_t n) {
+__global__ void __launch_bounds__(row_block_bound(G), 1)
+    softmax_rows(T* y, const T* x, int64_t rows, int64_t n) {
   using C = MathT<T>;
   using Grp = Rows<G>;
   __shared__ C smem[kWarp];
@@ -87,7 +88,8 @@ __global__ void softmax_columns(T* y, const T* x, int64_t outer, int64_t n, int6
 //   softmax:     gx = y * (g - sum(g * y))
 //   log_softmax: gx = g - exp(y) * sum(g)
 template <RowGroup G, bool kLog, class T>
-__global__ void softmax_backward_rows(T* gx, const T* g, const T* y, int64_t rows, int64_t n) {
+__global__ void __launch_bounds__(row_block_bound(G), 1)
+    softmax_backward_rows(T* gx, const T* g, const T* y, int64_t rows, int64_t n) {
   using C = MathT<T>;
   using Grp = Rows<G>;
   __shared__ C smem[kWarp];
@@ -125,9 +127,12 @@ void softmax_cuda(const Tensor& out, const Tensor& in, int64_t dim) {
     T* y = reinterpret_cast<T*>(out.data_ptr());
     const T* x = reinterpret_cast<const T*>(in.data_ptr());
     if (inner == 1) {
-      launch_rows(outer, n, device, op, [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-        softmax_rows<decltype(g)::value, kMode, T><<<blocks, threads, 0, st>>>(y, x, outer, n);
-      });
+      launch_rows(
+          outer, n, device, op,
+          [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+            softmax_rows<decltype(g)::value, kMode, T><<<blocks, threads, 0, st>>>(y, x, outer, n);
+          },
+          RowLaunch::Wide);
       return;
     }
     softmax_columns<kMode, T>
@@ -148,11 +153,14 @@ void softmax_backward_cuda(const Tensor& gx, const Tensor& g, const Tensor& y) {
     const Device device = y.device();
     DeviceGuard guard(device);
     const int64_t rows = y.numel() / n;
-    launch_rows(rows, n, device, op, [&](auto grp, unsigned blocks, int threads, cudaStream_t st) {
-      softmax_backward_rows<decltype(grp)::value, kLog, T><<<blocks, threads, 0, st>>>(
-          reinterpret_cast<T*>(gx.data_ptr()), reinterpret_cast<const T*>(g.data_ptr()),
-          reinterpret_cast<const T*>(y.data_ptr()), rows, n);
-    });
+    launch_rows(
+        rows, n, device, op,
+        [&](auto grp, unsigned blocks, int threads, cudaStream_t st) {
+          softmax_backward_rows<decltype(grp)::value, kLog, T><<<blocks, threads, 0, st>>>(
+              reinterpret_cast<T*>(gx.data_ptr()), reinterpret_cast<const T*>(g.data_ptr()),
+              reinterpret_cast<const T*>(y.data_ptr()), rows, n);
+        },
+        RowLaunch::Wide);
   });
 }
 
