@@ -14,12 +14,6 @@ namespace {
 
 using loss::Layout;
 
-struct AddOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const {
-    return a + b;
-  }
-};
 struct MaxOp {  // NaN is sticky
   template <class A>
   __device__ A operator()(A a, A b) const {
@@ -56,7 +50,7 @@ __device__ MathT<T> row_logsumexp(const Row<T>& row, MathT<T>* smem) {
   if (isinf(m) || m != m) return m;
   S s = 0;
   for (int64_t c = Grp::rank(); c < row.L.C; c += Grp::size()) s += exp(row.at(c) - m);
-  return m + log(Grp::allreduce(s, AddOp{}, smem));
+  return m + log(Grp::allreduce(s, Plus{}, smem));
 }
 
 // The class index of row r's target, or -1 when ignored or (recorded in `bad`:
@@ -91,7 +85,7 @@ __global__ void loss_forward_rows(MathT<T>* out, MathT<T>* rw, MathT<T>* lp, con
       S part = 0;
       for (int64_t c = Grp::rank(); c < L.C; c += Grp::size())
         part -= row.weight(c) * row.prob(prob_target, c) * (row.at(c) - z);
-      loss = Grp::allreduce(part, AddOp{}, smem);
+      loss = Grp::allreduce(part, Plus{}, smem);
     } else {
       const int64_t t = target_class(L, index_target, r, Grp::rank() == 0 ? bad : nullptr);
       if (t < 0) {
@@ -103,7 +97,7 @@ __global__ void loss_forward_rows(MathT<T>* out, MathT<T>* rw, MathT<T>* lp, con
           S smooth = 0;
           for (int64_t c = Grp::rank(); c < L.C; c += Grp::size())
             smooth += row.weight(c) * (row.at(c) - z);
-          loss -= ls * inv_c * Grp::allreduce(smooth, AddOp{}, smem);
+          loss -= ls * inv_c * Grp::allreduce(smooth, Plus{}, smem);
         }
       }
     }
@@ -131,7 +125,7 @@ __global__ void loss_backward_rows(T* gx, T* gt, const MathT<T>* g_rows, bool on
       S s = 0;
       for (int64_t c = Grp::rank(); c < L.C; c += Grp::size())
         s += row.weight(c) * row.prob(prob_target, c);
-      s = Grp::allreduce(s, AddOp{}, smem);
+      s = Grp::allreduce(s, Plus{}, smem);
       for (int64_t c = Grp::rank(); c < L.C; c += Grp::size()) {
         const S logp = row.at(c) - z;
         gx[at_out(c)] =
@@ -152,7 +146,7 @@ __global__ void loss_backward_rows(T* gx, T* gt, const MathT<T>* g_rows, bool on
     if (ls > 0 && w) {
       S part = 0;
       for (int64_t c = Grp::rank(); c < L.C; c += Grp::size()) part += row.weight(c);
-      wsum = Grp::allreduce(part, AddOp{}, smem);
+      wsum = Grp::allreduce(part, Plus{}, smem);
     }
     const S wt = row.weight(t);
     for (int64_t c = Grp::rank(); c < L.C; c += Grp::size()) {

@@ -103,14 +103,12 @@ void minmax_cuda(const Tensor& values, const Tensor& indices, const Tensor& in, 
 // out (bool, contiguous, `in`'s full shape) = position along `dim` equals index
 // (keepdim-shaped, int64, contiguous).
 void index_mask_cuda(const Tensor& out, const Tensor& index, int64_t dim) {
-  const Shape& s = out.sizes();
-  int64_t inner = 1;
-  for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= s[d];
+  const ReduceShape s = around_dim(out, dim);
   const int64_t numel = out.numel();
   if (numel == 0) return;
   DeviceGuard guard(out.device());
   index_mask_kernel<<<capped_grid(numel, out.device()), kBlock, 0, current_stream(out.device())>>>(
-      out.data<bool>(), index.data<int64_t>(), numel, s[dim], inner);
+      out.data<bool>(), index.data<int64_t>(), numel, s.n, s.inner);
   check_launch("_reduce_index_mask");
 }
 

@@ -16,13 +16,6 @@ namespace {
 
 using normalization::Layout;
 
-struct AddOp {
-  template <class A>
-  __device__ A operator()(A a, A b) const {
-    return a + b;
-  }
-};
-
 struct Sums {  // two sums at once
   double a, b;
 };
@@ -56,13 +49,13 @@ __global__ void __launch_bounds__(row_block_bound(G), 1)
       if (!rms) {
         for (int64_t t = Grp::rank(); t < count; t += Grp::size())
           m += static_cast<double>(static_cast<S>(x[element(L, r, t)]));
-        m = Grp::allreduce(m, AddOp{}, smem) / n;
+        m = Grp::allreduce(m, Plus{}, smem) / n;
       }
       for (int64_t t = Grp::rank(); t < count; t += Grp::size()) {
         const double d = static_cast<double>(static_cast<S>(x[element(L, r, t)])) - m;
         v += d * d;
       }
-      v = Grp::allreduce(v, AddOp{}, smem);
+      v = Grp::allreduce(v, Plus{}, smem);
       v = n > 0 ? v / n : v;
       if (Grp::rank() == 0) {
         mean[r] = static_cast<S>(m);

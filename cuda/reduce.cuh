@@ -168,11 +168,26 @@ void launch_rows(int64_t rows, int64_t n, Device device, const char* op, const L
   check_launch(op);
 }
 
+struct Plus {
+  template <class A>
+  __device__ A operator()(A a, A b) const {
+    return a + b;
+  }
+};
+
 // ---- the generic reduction ----
 
 struct ReduceShape {
   int64_t outer = 1, n = 1, inner = 1;
 };
+
+// A contiguous `t` viewed as [outer, n, inner] around `dim` (n = 1 for a 0-dim tensor).
+inline ReduceShape around_dim(const Tensor& t, int64_t dim) {
+  ReduceShape s;
+  for (int64_t d = 0; d < t.dim(); ++d)
+    (d < dim ? s.outer : d == dim ? s.n : s.inner) *= t.sizes()[d];
+  return s;
+}
 
 // `in` as a contiguous [outer, n, inner] block for out (in's rank, size 1 on the
 // reduced dims): `in` itself when it is contiguous and its reduced dims are one

@@ -97,11 +97,7 @@ template <bool kProd>
 void scan_cuda(const Tensor& out, const Tensor& in, int64_t dim, bool reverse) {
   const char* op = kProd ? "cumprod" : "cumsum";
   if (in.numel() == 0) return;
-  const Shape& s = in.sizes();
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < dim; ++d) outer *= s[d];
-  for (int64_t d = dim + 1; d < in.dim(); ++d) inner *= s[d];
-  const int64_t n = in.dim() == 0 ? 1 : s[dim];
+  const auto [outer, n, inner] = around_dim(in, dim);
   const Device device = in.device();
   DeviceGuard guard(device);
   visit_dtype(in.dtype(), [&]<class K>(TypeTag<K>) {

@@ -19,12 +19,6 @@ struct MaxOp {  // NaNs are skipped; they still reach every output through the s
     return b > a ? b : a;
   }
 };
-struct AddOp {
-  template <class C>
-  __device__ C operator()(C a, C b) const {
-    return a + b;
-  }
-};
 
 template <class C>
 __device__ __forceinline__ C neg_inf() {
@@ -46,7 +40,7 @@ __global__ void __launch_bounds__(row_block_bound(G), 1)
     if (kMode == Mode::LogSumExp && isinf(m)) m = 0;
     C s = 0;
     for (int64_t k = Grp::rank(); k < n; k += Grp::size()) s += exp(static_cast<C>(xr[k]) - m);
-    s = Grp::allreduce(s, AddOp{}, smem);
+    s = Grp::allreduce(s, Plus{}, smem);
     if constexpr (kMode == Mode::LogSumExp) {
       if (Grp::rank() == 0) y[r] = convert<T>(m + log(s));
     } else {
@@ -98,7 +92,7 @@ __global__ void __launch_bounds__(row_block_bound(G), 1)
     C s = 0;
     for (int64_t k = Grp::rank(); k < n; k += Grp::size())
       s += kLog ? static_cast<C>(g[b + k]) : static_cast<C>(g[b + k]) * static_cast<C>(y[b + k]);
-    s = Grp::allreduce(s, AddOp{}, smem);
+    s = Grp::allreduce(s, Plus{}, smem);
     for (int64_t k = Grp::rank(); k < n; k += Grp::size()) {
       const C gv = static_cast<C>(g[b + k]), yv = static_cast<C>(y[b + k]);
       gx[b + k] = convert<T>(kLog ? gv - exp(yv) * s : yv * (gv - s));
@@ -116,11 +110,7 @@ void softmax_cuda(const Tensor& out, const Tensor& in, int64_t dim) {
                                                : "logsumexp";
   visit_floating(in.dtype(), op, [&]<class K>(TypeTag<K>) {
     using T = DeviceT<K>;
-    const Shape& s = in.sizes();
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < dim; ++d) outer *= s[d];
-    for (int64_t d = dim + 1; d < in.dim(); ++d) inner *= s[d];
-    const int64_t n = in.dim() == 0 ? 1 : s[dim];
+    const auto [outer, n, inner] = around_dim(in, dim);
     if (outer * inner == 0 || (n == 0 && kMode != Mode::LogSumExp)) return;
     const Device device = in.device();
     DeviceGuard guard(device);
