@@ -99,6 +99,8 @@ LossCall prepare(const char* op, const Tensor& input, const Tensor& target, cons
                "] for input ", s, ", got ", weight.sizes());
     KILN_CHECK(weight.dtype() == input.dtype(), TypeError, "[", op, "] expected weight of dtype ",
                dtype_name(input.dtype()), " (the input's), got ", dtype_name(weight.dtype()));
+    KILN_CHECK(weight.device() == input.device(), ValueError, "[", op, "] expected weight on ",
+               input.device(), ", got ", weight.device());
     KILN_CHECK(!(weight.requires_grad() && autograd::is_grad_enabled()), NotImplementedError, "[",
                op, "] the gradient with respect to weight is not implemented");
     call.weight = contiguous(detach(weight));
@@ -109,7 +111,9 @@ LossCall prepare(const char* op, const Tensor& input, const Tensor& target, cons
 struct Forward {
   Tensor out;
   Tensor lse;
-  double denominator;  // of the mean
+  // Of the mean: the summed weights of the rows as a 0-dim tensor in the stat dtype
+  // (undefined for the other reductions); kept on the device so no host read waits for it.
+  Tensor denominator;
 };
 
 Forward run_forward(const LossCall& c) {
@@ -120,14 +124,14 @@ Forward run_forward(const LossCall& c) {
          lse = empty({rows}, sd, dev);
   static const dispatch::Op<ForwardKernel> k("loss_forward");
   k(dev, loss_rows, row_weight, lse, c.x, c.target, c.weight, c.L);
-  Forward f{Tensor(), lse, 1.0};
+  Forward f{Tensor(), lse, Tensor()};
   if (c.reduction == Reduction::None) {
     f.out = to_dtype(view(loss_rows, c.none_shape), c.x.dtype());
     return f;
   }
   f.out = sum(loss_rows);
   if (c.reduction == Reduction::Mean) {
-    f.denominator = item(sum(row_weight)).to_double();
+    f.denominator = sum(row_weight);
     f.out = f.out / f.denominator;  // 0/0 (every target ignored) is nan, as in PyTorch
   }
   f.out = to_dtype(f.out, c.x.dtype());
@@ -135,7 +139,7 @@ Forward run_forward(const LossCall& c) {
 }
 
 // Upstream gradient as one coefficient per row (or one for all), in the stat dtype.
-Tensor row_coefficients(const Tensor& grad, const LossCall& c, double denominator) {
+Tensor row_coefficients(const Tensor& grad, const LossCall& c, const Tensor& denominator) {
   Tensor g = to_dtype(detach(grad), stat_dtype(c.x.dtype()));
   if (c.reduction == Reduction::Mean) g = g / denominator;
   return contiguous(g);
@@ -143,7 +147,7 @@ Tensor row_coefficients(const Tensor& grad, const LossCall& c, double denominato
 
 // The fused backward: gradients for input and (probability targets) target.
 TensorList run_backward(const LossCall& c, const Tensor& grad, const Tensor& lse,
-                        double denominator, bool need_target) {
+                        const Tensor& denominator, bool need_target) {
   const Tensor gx = empty(c.x.sizes(), c.x.dtype(), c.x.device());
   const Tensor gt = need_target ? empty(c.x.sizes(), c.x.dtype(), c.x.device()) : Tensor();
   static const dispatch::Op<BackwardKernel> k("loss_backward");
@@ -158,14 +162,16 @@ TensorList run_backward(const LossCall& c, const Tensor& grad, const Tensor& lse
 // the backward must record (create_graph=True) it is built from differentiable
 // kiln ops in this form, so every higher-order gradient is exact.
 TensorList composite_backward(const LossCall& c, const Tensor& grad, const Tensor& input,
-                              const Tensor& prob_target, double denominator, bool need_target) {
+                              const Tensor& prob_target, const Tensor& denominator,
+                              bool need_target) {
   const Shape s3{c.L.N, c.L.C, c.L.D}, row3{c.L.N, 1, c.L.D};
   const double ls = c.L.label_smoothing;
   const Tensor logp = log_softmax(reshape(input, s3), 1);
   const Tensor w3 = c.weight.defined() ? reshape(c.weight, {1, c.L.C, 1}) : Tensor();
   auto weighted = [&](const Tensor& t) { return w3.defined() ? t * w3 : t; };
   Tensor coef = c.reduction == Reduction::None ? reshape(grad, row3) : grad;
-  if (c.reduction == Reduction::Mean) coef = coef / denominator;
+  if (c.reduction == Reduction::Mean)  // divided in the stat dtype: a float16 sum could overflow
+    coef = to_dtype(to_dtype(coef, denominator.dtype()) / denominator, coef.dtype());
   Tensor b;
   if (c.L.prob_target) {
     b = weighted(reshape(prob_target, s3) * (1 - ls) + ls / static_cast<double>(c.L.C));

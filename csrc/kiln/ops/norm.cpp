@@ -244,6 +244,8 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
                "[batch_norm] expected running stats of "
                "shape [",
                c, "] for input of shape ", input.sizes(), ", got ", r->sizes());
+    KILN_CHECK(r->device() == input.device(), ValueError, "[batch_norm] expected running stats on ",
+               input.device(), ", got ", r->device());
     KILN_CHECK(r->is_floating_point(), TypeError,
                "[batch_norm] expected floating running "
                "stats, got ",

@@ -61,7 +61,9 @@ Tensor cumprod(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
       Tensor zero = scalar_tensor(0, x.dtype(), x.device());
       Tensor one = scalar_tensor(1, x.dtype(), x.device());
       Tensor z = eq(x, zero);
-      if (!item(any(z)).to<bool>())
+      // Without zeros the first formula alone is right. Asking costs a host read, worth it
+      // on the CPU only; on a device the general formula below also covers that case.
+      if (x.device().is_cpu() && !item(any(z)).to<bool>())
         return TensorList{directed_cumsum(g * y, d, true) / x};
       Tensor zeros_so_far = run_scan(false, to_dtype(z, ScalarType::Int64), d, false);
       Tensor before = eq(zeros_so_far, scalar_tensor(0, ScalarType::Int64, x.device()));
