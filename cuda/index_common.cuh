@@ -200,3 +200,12 @@ void visit_itemsize(size_t itemsize, const char* op, F&& f) {
 }
 
 }  // namespace kiln::cuda
+
+namespace kiln::cuda {
+
+// Coordinates of the nonzero elements of a contiguous tensor, in row-major
+// order: int64 [count, dim] (nonzero), or [dim, count] with dims_first
+// (mask_indices). The count is read back to the host to size the result.
+Tensor nonzero_positions(const Tensor& in, bool dims_first, const char* op);
+
+}  // namespace kiln::cuda
