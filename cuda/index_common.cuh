@@ -209,3 +209,12 @@ namespace kiln::cuda {
 Tensor nonzero_positions(const Tensor& in, bool dims_first, const char* op);
 
 }  // namespace kiln::cuda
+
+namespace kiln::cuda {
+
+// The CUDA sort kernel (sort.cu): the first k of each row of `input` along its
+// last dim in sorted order, stable, NaN largest, with their positions.
+void sort_cuda(const Tensor& values, const Tensor& indices, const Tensor& input, int64_t k,
+               bool descending);
+
+}  // namespace kiln::cuda
