@@ -388,15 +388,14 @@ def test_setitem_and_index_put(dtype):
     def put(t, vals):
         t = t.to(dtype).clone()
         t[kiln.tensor([4, 0, 2]).to(t.device)] = vals.to(dtype)
-        t[t.device.type and 1, kiln.tensor([3]).to(t.device)] = 1
+        t[1, kiln.tensor([3]).to(t.device)] = 1
         t[:, kiln.tensor([True, False, True, False]).to(t.device)] = 0
         return t
 
     same(*both_devices(put, x, v))
+    # a non-contiguous target and broadcast (stride 0) values
     same(*both_devices(lambda t, vals: t.to(dtype).t().index_put((kiln.tensor([1, 3]).to(t.device),),
-                                                                   vals.to(dtype)[:2, :5].t()[:, :2].t()
-                                                                   if False else vals.to(dtype)[0, :2].reshape(2, 1)),
-                       x, v))
+                                                                   vals.to(dtype)[0, :1]), x, v))
 
 
 @pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.bfloat16, kiln.int64,
