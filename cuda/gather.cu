@@ -136,17 +136,17 @@ Tensor nonzero_positions(const Tensor& in, bool dims_first, const char* op) {
   const Device device = in.device();
   DeviceGuard guard(device);
   const cudaStream_t stream = current_stream(device);
-  Tensor pos = empty({n}, ScalarType::Int64, device);
+  Tensor flags = empty({n}, ScalarType::Int64, device), pos = empty({n}, ScalarType::Int64, device);
   int64_t count = 0;
   if (n > 0) {
     visit_dtype(in.dtype(), [&]<class K>(TypeTag<K>) {
       nonzero_flags_kernel<<<blocks_for(n, op), kBlock, 0, stream>>>(
-          n, static_cast<const DeviceT<K>*>(in.data_ptr()), pos.data<int64_t>());
+          n, static_cast<const DeviceT<K>*>(in.data_ptr()), flags.data<int64_t>());
     });
     check_launch(op);
     int64_t* p = pos.data<int64_t>();
     cub_run(device, op, [&](void* temp, size_t& bytes) {
-      return cub::DeviceScan::InclusiveSum(temp, bytes, p, p, n, stream);
+      return cub::DeviceScan::InclusiveSum(temp, bytes, flags.data<int64_t>(), p, n, stream);
     });
     read_back(&count, p + (n - 1), 1, device, op);  // D2H: the result's size
   }

@@ -56,6 +56,7 @@ __device__ __forceinline__ int64_t thread_index() {
 // Copies `count` values of T from the device to the host and waits for them.
 template <class T>
 void read_back(T* host, const void* device_ptr, size_t count, Device d, const char* op) {
+  DeviceGuard guard(d);  // the legacy default stream is per device
   const cudaStream_t stream = current_stream(d);
   check(cudaMemcpyAsync(host, device_ptr, count * sizeof(T), cudaMemcpyDeviceToHost, stream), op);
   check(cudaStreamSynchronize(stream), op);

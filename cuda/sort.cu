@@ -171,17 +171,17 @@ std::tuple<Tensor, Tensor, Tensor> unique_cuda(const Tensor& input, bool return_
   Tensor sorted = empty({n}, input.dtype(), device);
   Tensor order = empty({n}, ScalarType::Int64, device);
   sort_cuda(sorted, order, input, n, false);
-  Tensor gid = empty({n}, ScalarType::Int64, device);
+  Tensor flags = empty({n}, ScalarType::Int64, device), gid = empty({n}, ScalarType::Int64, device);
   int64_t u = 0;
   if (n > 0) {
     visit_dtype(input.dtype(), [&]<class K>(TypeTag<K>) {
       group_flags_kernel<<<blocks_for(n, op), kBlock, 0, stream>>>(
-          n, static_cast<const DeviceT<K>*>(sorted.data_ptr()), gid.data<int64_t>());
+          n, static_cast<const DeviceT<K>*>(sorted.data_ptr()), flags.data<int64_t>());
     });
     check_launch(op);
     int64_t* g = gid.data<int64_t>();
     cub_run(device, op, [&](void* temp, size_t& bytes) {
-      return cub::DeviceScan::InclusiveSum(temp, bytes, g, g, n, stream);
+      return cub::DeviceScan::InclusiveSum(temp, bytes, flags.data<int64_t>(), g, n, stream);
     });
     read_back(&u, g + (n - 1), 1, device, op);  // D2H: the number of distinct values
   }
