@@ -48,12 +48,6 @@ __global__ void embedding_backward_kernel(int64_t n, int64_t d, int64_t rows, in
   grad_weight[r * d + c] = acc;
 }
 
-int bits_for(int64_t rows) {
-  int bits = 1;
-  while (bits < 63 && (int64_t(1) << bits) < rows) ++bits;
-  return bits;
-}
-
 }  // namespace
 
 // out[i, :] = weight[indices[i], :]; everything contiguous.

@@ -3,6 +3,7 @@
 // a device flag and become IndexError (Note [Device-side index checks]).
 #include "index_common.cuh"
 #include "kiln/dispatch.h"
+#include "kiln/ops/index.h"
 
 namespace kiln::cuda {
 namespace {
@@ -34,23 +35,11 @@ struct Layout {
 
 Layout make_layout(const char* op, const Tensor& self, const TensorList& indices,
                    const Shape& dims) {
-  bool adjacent = true;
-  for (size_t k = 1; k < dims.size(); ++k) adjacent &= dims[k] == dims[k - 1] + 1;
-  Shape pre_sizes, pre_strides, post_sizes, post_strides;
-  size_t next = 0;
-  for (int64_t d = 0; d < self.dim(); ++d) {
-    if (next < dims.size() && dims[next] == d) {
-      ++next;
-      continue;
-    }
-    const bool before = adjacent && d < dims[0];
-    (before ? pre_sizes : post_sizes).push_back(self.sizes()[d]);
-    (before ? pre_strides : post_strides).push_back(self.strides()[d]);
-  }
+  const detail::UnindexedDims u = detail::unindexed_dims(self, dims);
   Layout l;
-  l.pre = make_strided(pre_sizes, pre_strides, op);
-  l.post = make_strided(post_sizes, post_strides, op);
-  l.nq = shape_numel(post_sizes);
+  l.pre = make_strided(u.pre_sizes, u.pre_strides, op);
+  l.post = make_strided(u.post_sizes, u.post_strides, op);
+  l.nq = shape_numel(u.post_sizes);
   l.nb = indices[0].numel();
   l.nidx = static_cast<int>(dims.size());
   KILN_CHECK(l.nidx <= kMaxDims, ValueError, "[", op, "] too many index tensors for CUDA");

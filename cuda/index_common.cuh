@@ -1,11 +1,12 @@
 #pragma once
 // Helpers of the index, sort, join and random kernels: strided addressing,
-// device-side index checks, unfused arithmetic, atomics for every dtype,
-// CUB scratch memory and small device-to-host reads.
+// device-side index checks, atomics for every dtype, CUB scratch memory and
+// small device-to-host reads.
 #include <cstring>
 #include <type_traits>
 
 #include "kiln/ops/creation.h"
+#include "kiln/rounding.h"
 #include "loops.cuh"
 
 namespace kiln::cuda {
@@ -41,6 +42,13 @@ inline Strided make_strided(const Shape& sizes, const Shape& strides, const char
 }
 inline Strided make_strided(const Tensor& t, const char* op) {
   return make_strided(t.sizes(), t.strides(), op);
+}
+
+// Bits that hold every value in [0, count): radix sorts of such keys skip the rest.
+inline int bits_for(int64_t count) {
+  int bits = 1;
+  while (bits < 63 && (int64_t(1) << bits) < count) ++bits;
+  return bits;
 }
 
 // Grid for one thread per element (kBlock threads a block).
@@ -89,27 +97,6 @@ __device__ __forceinline__ void report(int64_t* check, int64_t value, int64_t wh
     check[1] = value;
     check[2] = where;
   }
-}
-
-// a + b, a - b and a * b rounded once each, never fused into an FMA, so float
-// and double results match the CPU kernels bit for bit.
-template <class T>
-__device__ __forceinline__ T add_rn(T a, T b) {
-  if constexpr (std::is_same_v<T, float>) return __fadd_rn(a, b);
-  else if constexpr (std::is_same_v<T, double>) return __dadd_rn(a, b);
-  else return a + b;
-}
-template <class T>
-__device__ __forceinline__ T sub_rn(T a, T b) {
-  if constexpr (std::is_same_v<T, float>) return __fsub_rn(a, b);
-  else if constexpr (std::is_same_v<T, double>) return __dsub_rn(a, b);
-  else return a - b;
-}
-template <class T>
-__device__ __forceinline__ T mul_rn(T a, T b) {
-  if constexpr (std::is_same_v<T, float>) return __fmul_rn(a, b);
-  else if constexpr (std::is_same_v<T, double>) return __dmul_rn(a, b);
-  else return a * b;
 }
 
 // *addr = f(*addr) atomically for a 1, 2, 4 or 8-byte T, by compare-and-swap

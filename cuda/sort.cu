@@ -66,12 +66,6 @@ __global__ void write_sorted_kernel(int64_t rows, int64_t n, int64_t k, const in
   indices[indices_s.offset(e)] = src - r * n;
 }
 
-int bits_for(int64_t count) {
-  int bits = 1;
-  while (bits < 63 && (int64_t(1) << bits) < count) ++bits;
-  return bits;
-}
-
 // A tensor seen with at least one dim (a 0-d tensor is one row of one element).
 Strided strided_1d(const Tensor& t, const char* op) {
   return t.dim() == 0 ? make_strided(Shape{1}, Shape{1}, op) : make_strided(t, op);

@@ -10,6 +10,7 @@
 
 #include "kiln/half.h"
 #include "kiln/philox.h"
+#include "kiln/rounding.h"
 
 namespace kiln::random_math {
 
@@ -18,23 +19,6 @@ namespace kiln::random_math {
 template <class T>
 constexpr int kDigits = std::is_same_v<T, double> ? 53 : std::is_same_v<T, float> ? 24
                         : std::is_same_v<T, Half> ? 11 : 8;
-
-template <class C>
-KILN_HOST_DEVICE inline C add_rn(C a, C b) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (std::is_same_v<C, float>) return __fadd_rn(a, b);
-  else if constexpr (std::is_same_v<C, double>) return __dadd_rn(a, b);
-#endif
-  return a + b;
-}
-template <class C>
-KILN_HOST_DEVICE inline C mul_rn(C a, C b) {
-#if defined(__CUDA_ARCH__)
-  if constexpr (std::is_same_v<C, float>) return __fmul_rn(a, b);
-  else if constexpr (std::is_same_v<C, double>) return __dmul_rn(a, b);
-#endif
-  return a * b;
-}
 
 // A uniform sample in [0, 1) with T's precision, computed in C.
 template <class T, class C>
