@@ -131,6 +131,19 @@ __global__ void nonzero_write_kernel(int64_t n, Strided shape, const int64_t* po
 
 }  // namespace
 
+int64_t inclusive_sum(const Tensor& flags, const Tensor& sums, const char* op) {
+  const int64_t n = flags.numel();
+  const Device device = flags.device();
+  int64_t* out = sums.data<int64_t>();
+  cub_run(device, op, [&](void* temp, size_t& bytes) {
+    return cub::DeviceScan::InclusiveSum(temp, bytes, flags.data<int64_t>(), out, n,
+                                         current_stream(device));
+  });
+  int64_t total = 0;
+  read_back(&total, out + (n - 1), 1, device, op);
+  return total;
+}
+
 Tensor nonzero_positions(const Tensor& in, bool dims_first, const char* op) {
   const int64_t n = in.numel(), nd = in.dim();
   const Device device = in.device();
@@ -144,11 +157,7 @@ Tensor nonzero_positions(const Tensor& in, bool dims_first, const char* op) {
           n, static_cast<const DeviceT<K>*>(in.data_ptr()), flags.data<int64_t>());
     });
     check_launch(op);
-    int64_t* p = pos.data<int64_t>();
-    cub_run(device, op, [&](void* temp, size_t& bytes) {
-      return cub::DeviceScan::InclusiveSum(temp, bytes, flags.data<int64_t>(), p, n, stream);
-    });
-    read_back(&count, p + (n - 1), 1, device, op);  // D2H: the result's size
+    count = inclusive_sum(flags, pos, op);
   }
   Tensor out = empty(dims_first ? Shape{nd, count} : Shape{count, nd}, ScalarType::Int64, device);
   if (count > 0 && nd > 0) {

@@ -191,6 +191,10 @@ void visit_itemsize(size_t itemsize, const char* op, F&& f) {
 
 namespace kiln::cuda {
 
+// sums = the inclusive prefix sum of n >= 1 int64 flags (CUB); returns the
+// total, read back to the host (callers size a result with it).
+int64_t inclusive_sum(const Tensor& flags, const Tensor& sums, const char* op);
+
 // Coordinates of the nonzero elements of a contiguous tensor, in row-major
 // order: int64 [count, dim] (nonzero), or [dim, count] with dims_first
 // (mask_indices). The count is read back to the host to size the result.

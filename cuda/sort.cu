@@ -3,7 +3,6 @@
 // compares (NaN largest, -0.0 equal to 0.0): all rows are sorted together by
 // value, then stably by row, so ties keep their input order in every row.
 #include <cub/device/device_radix_sort.cuh>
-#include <cub/device/device_scan.cuh>
 
 #include <tuple>
 
@@ -173,11 +172,7 @@ std::tuple<Tensor, Tensor, Tensor> unique_cuda(const Tensor& input, bool return_
           n, static_cast<const DeviceT<K>*>(sorted.data_ptr()), flags.data<int64_t>());
     });
     check_launch(op);
-    int64_t* g = gid.data<int64_t>();
-    cub_run(device, op, [&](void* temp, size_t& bytes) {
-      return cub::DeviceScan::InclusiveSum(temp, bytes, flags.data<int64_t>(), g, n, stream);
-    });
-    read_back(&u, g + (n - 1), 1, device, op);  // D2H: the number of distinct values
+    u = inclusive_sum(flags, gid, op);  // the number of distinct values
   }
   Tensor values = empty({u}, input.dtype(), device);
   Tensor starts = empty({u}, ScalarType::Int64, device);
