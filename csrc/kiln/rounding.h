@@ -4,16 +4,12 @@
 // bit for bit (arange, linspace, random samples, embedding gradients) use them.
 #include <type_traits>
 
-#if defined(__CUDACC__)
-#define KILN_ROUNDING_HD __host__ __device__
-#else
-#define KILN_ROUNDING_HD
-#endif
+#include "kiln/macros.h"
 
 namespace kiln {
 
 template <class C>
-KILN_ROUNDING_HD inline C add_rn(C a, C b) {
+KILN_HOST_DEVICE inline C add_rn(C a, C b) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<C, float>) return __fadd_rn(a, b);
   else if constexpr (std::is_same_v<C, double>) return __dadd_rn(a, b);
@@ -21,7 +17,7 @@ KILN_ROUNDING_HD inline C add_rn(C a, C b) {
   return a + b;
 }
 template <class C>
-KILN_ROUNDING_HD inline C sub_rn(C a, C b) {
+KILN_HOST_DEVICE inline C sub_rn(C a, C b) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<C, float>) return __fsub_rn(a, b);
   else if constexpr (std::is_same_v<C, double>) return __dsub_rn(a, b);
@@ -29,7 +25,7 @@ KILN_ROUNDING_HD inline C sub_rn(C a, C b) {
   return a - b;
 }
 template <class C>
-KILN_ROUNDING_HD inline C mul_rn(C a, C b) {
+KILN_HOST_DEVICE inline C mul_rn(C a, C b) {
 #if defined(__CUDA_ARCH__)
   if constexpr (std::is_same_v<C, float>) return __fmul_rn(a, b);
   else if constexpr (std::is_same_v<C, double>) return __dmul_rn(a, b);
