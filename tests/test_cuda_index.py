@@ -1,21 +1,22 @@
-"""CUDA kernels of the ternary, range, random, gather/scatter, indexing, join, embedding
-and sort families: differential tests against kiln's CPU kernels (and PyTorch where
-it adds something), gradients on the device, and same-seed random streams.
+"""CUDA kernels of the ternary, range, gather/scatter, indexing, join, embedding and sort
+families: differential tests against kiln's CPU kernels (and PyTorch where it adds
+something) and gradients on the device. Random kernels: test_cuda_random.py.
 
 Every test is marked `cuda` and skips without a GPU. Run on a GPU machine with:
     cd tests && python -m pytest -q test_cuda_index.py
 KILN_CUDA_TESTS_ON_CPU=1 runs the same tests with the CPU standing in for the GPU,
 which checks the tests themselves on a machine without one.
 """
+# Lambdas here run at once inside the loops that define them, so late binding is harmless.
+# ruff: noqa: B023
 
 import os
 
-import numpy as np
-import pytest
-
 import kiln
 import kiln.nn.functional as F
-from compare import assert_close, require_torch, torch_dtype
+import numpy as np
+import pytest
+from compare import assert_close, require_torch
 from test_cuda import ALL, FLOATS, sample
 
 DEVICE = "cpu" if os.environ.get("KILN_CUDA_TESTS_ON_CPU") else "cuda"
@@ -92,14 +93,22 @@ def test_where_all_dtypes_broadcast_and_strided(dtype):
     cond = sample((4, 1, 5), kiln.bool)
     a, b = sample((3, 5), dtype, 1), sample((4, 3, 1), dtype, 2)
     same(*both_devices(lambda c, x, y: kiln.where(c, x.to(dtype), y.to(dtype)), cond, a, b))
-    same(*both_devices(lambda c, x: kiln.where(c.t(), x.to(dtype).t(), x.to(dtype)[0]),
-                       sample((6, 6), kiln.bool), sample((6, 6), dtype)))
+    same(
+        *both_devices(
+            lambda c, x: kiln.where(c.t(), x.to(dtype).t(), x.to(dtype)[0]),
+            sample((6, 6), kiln.bool),
+            sample((6, 6), dtype),
+        )
+    )
 
 
 def test_where_gradient_and_masked_fill():
     c = sample((5, 4), kiln.bool)
-    grads_match(lambda x, y: kiln.where(kiln.tensor(c).to(x.device), x, y), sample((5, 4), kiln.float64),
-                sample((4,), kiln.float64))
+    grads_match(
+        lambda x, y: kiln.where(kiln.tensor(c).to(x.device), x, y),
+        sample((5, 4), kiln.float64),
+        sample((4,), kiln.float64),
+    )
     x = sample((5, 4), kiln.float32)
     same(*both_devices(lambda x, m: x.masked_fill(m, -1.5), x, c))
 
@@ -110,7 +119,9 @@ def test_clamp(dtype):
     same(*both_devices(lambda t: kiln.clamp(t.to(dtype), min=-3, max=4), x))
     same(*both_devices(lambda t: kiln.clamp(t.to(dtype).t(), max=2), x))
     lo, hi = sample((7,), dtype, 3), sample((6, 1), dtype, 4)
-    same(*both_devices(lambda t, l, h: kiln.clamp(t.to(dtype), l.to(dtype), h.to(dtype)), x, lo, hi))
+    same(
+        *both_devices(lambda t, l, h: kiln.clamp(t.to(dtype), l.to(dtype), h.to(dtype)), x, lo, hi)
+    )
 
 
 def test_clamp_propagates_nan():
@@ -124,18 +135,38 @@ def test_lerp_addcmul_addcdiv(dtype):
     a, b, c = (sample((5, 6), dtype, s) for s in range(3))
     rtol = None if dtype in (kiln.float16, kiln.bfloat16) else 1e-6  # FMA contraction on the GPU
     close(*both_devices(lambda x, y: kiln.lerp(x.to(dtype), y.to(dtype), 0.3), a, b), rtol)
-    close(*both_devices(lambda x, y, w: kiln.lerp(x.to(dtype), y.to(dtype), w.to(dtype).t()), a, b,
-                        sample((6, 5), dtype, 9)), rtol)
-    close(*both_devices(lambda x, y, z: kiln.addcmul(x.to(dtype), y.to(dtype), z.to(dtype), value=0.5),
-                        a, b, c), rtol)
-    close(*both_devices(lambda x, y, z: kiln.addcdiv(x.to(dtype), y.to(dtype).t().t(), z.to(dtype),
-                                                     value=-2), a, b, c), rtol)
+    close(
+        *both_devices(
+            lambda x, y, w: kiln.lerp(x.to(dtype), y.to(dtype), w.to(dtype).t()),
+            a,
+            b,
+            sample((6, 5), dtype, 9),
+        ),
+        rtol,
+    )
+    close(
+        *both_devices(
+            lambda x, y, z: kiln.addcmul(x.to(dtype), y.to(dtype), z.to(dtype), value=0.5), a, b, c
+        ),
+        rtol,
+    )
+    close(
+        *both_devices(
+            lambda x, y, z: kiln.addcdiv(x.to(dtype), y.to(dtype).t().t(), z.to(dtype), value=-2),
+            a,
+            b,
+            c,
+        ),
+        rtol,
+    )
 
 
 @pytest.mark.parametrize("dtype", INTS + [kiln.bool], ids=str)
 def test_addcmul_integers(dtype):
     a, b, c = (sample((4, 5), dtype, s) for s in range(3))
-    same(*both_devices(lambda x, y, z: kiln.addcmul(x.to(dtype), y.to(dtype), z.to(dtype)), a, b, c))
+    same(
+        *both_devices(lambda x, y, z: kiln.addcmul(x.to(dtype), y.to(dtype), z.to(dtype)), a, b, c)
+    )
 
 
 # ---- range -----------------------------------------------------------------------------
@@ -154,112 +185,15 @@ def test_arange_matches_cpu_exactly(dtype):
 @pytest.mark.parametrize("dtype", ALL, ids=str)
 @pytest.mark.parametrize("steps", [0, 1, 2, 7, 100])
 def test_linspace_matches_cpu_exactly(dtype, steps):
-    same(kiln.linspace(-3, 11, steps, dtype=dtype, device=DEVICE), kiln.linspace(-3, 11, steps, dtype=dtype))
+    same(
+        kiln.linspace(-3, 11, steps, dtype=dtype, device=DEVICE),
+        kiln.linspace(-3, 11, steps, dtype=dtype),
+    )
     if dtype.is_floating_point:
-        same(kiln.linspace(0.1, -0.7, steps, dtype=dtype, device=DEVICE),
-             kiln.linspace(0.1, -0.7, steps, dtype=dtype))
-
-
-# ---- random ----------------------------------------------------------------------------
-
-
-def seeded(fn, device, seed=1234):
-    kiln.manual_seed(seed)
-    return fn(device)
-
-
-def same_stream(fn, exact=True, rtol=None):
-    """fn(device) draws the same numbers on the device as on the CPU for one seed."""
-    d, h = seeded(fn, DEVICE), seeded(fn, "cpu")
-    if exact:
-        same(d, h)
-    else:
-        close(d, h, rtol)
-
-
-@pytest.mark.parametrize("dtype", FLOATS, ids=str)
-def test_uniform_same_numbers_as_cpu(dtype):
-    same_stream(lambda dev: kiln.rand(1000, 3, dtype=dtype, device=dev))
-    same_stream(lambda dev: kiln.empty(37, dtype=dtype, device=dev).uniform_(-2, 5))
-    # a non-contiguous target is filled through a contiguous temporary, as on the CPU
-    same_stream(lambda dev: kiln.empty(6, 5, dtype=dtype, device=dev).t().uniform_())
-
-
-@pytest.mark.parametrize("dtype", FLOATS, ids=str)
-def test_normal_same_numbers_as_cpu(dtype):
-    # log/sin/cos of the GPU may differ from the host's in the last bit
-    rtol = {kiln.float64: 1e-12, kiln.float32: 1e-5}.get(dtype)
-    same_stream(lambda dev: kiln.randn(1001, dtype=dtype, device=dev), exact=False, rtol=rtol)
-    same_stream(lambda dev: kiln.empty(4, 9, dtype=dtype, device=dev).normal_(3, 0.5), exact=False,
-                rtol=rtol)
-
-
-@pytest.mark.parametrize("dtype", ALL, ids=str)
-def test_random_and_randint_same_numbers_as_cpu(dtype):
-    same_stream(lambda dev: kiln.empty(500, dtype=dtype, device=dev).random_())
-    if dtype != kiln.bool:
-        same_stream(lambda dev: kiln.randint(0, 7, (300,), dtype=dtype, device=dev))
-
-
-@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.int64, kiln.bool],
-                         ids=str)
-def test_bernoulli_same_numbers_as_cpu(dtype):
-    same_stream(lambda dev: kiln.empty(999, dtype=dtype, device=dev).bernoulli_(0.3))
-    p = np.linspace(0, 1, 64).reshape(8, 8)
-    same_stream(lambda dev: kiln.empty(8, 8, dtype=dtype, device=dev).bernoulli_(kiln.tensor(p).to(dev)))
-    same_stream(lambda dev: kiln.bernoulli(kiln.tensor(p).to(dev).t()))
-
-
-def test_randperm_and_multinomial_same_numbers_as_cpu():
-    for n in (0, 1, 10, 1000):
-        same_stream(lambda dev: kiln.randperm(n, device=dev))
-    same_stream(lambda dev: kiln.randperm(50, dtype=kiln.float32, device=dev))
-    w = np.abs(np.random.default_rng(0).standard_normal((6, 20)))
-    w[:, 3] = 0
-    same_stream(lambda dev: kiln.multinomial(kiln.tensor(w).to(dev), 40, replacement=True))
-    same_stream(lambda dev: kiln.multinomial(kiln.tensor(w[0]).float().to(dev), 5, replacement=True))
-    # keys from log(): a near tie could order differently on the GPU (practically never)
-    same_stream(lambda dev: kiln.multinomial(kiln.tensor(w).to(dev), 10, replacement=False))
-
-
-def test_generator_advances_like_cpu_and_cuda_seed_is_separate():
-    def draws(dev):
-        return kiln.cat([kiln.rand(5, device=dev), kiln.randint(0, 100, (5,), device=dev).float(),
-                         kiln.rand(5, device=dev)])
-    same_stream(draws)
-    if DEVICE == "cuda":
-        kiln.cuda.manual_seed(7)
-        a = kiln.rand(8, device="cuda")
-        kiln.rand(8)  # the CPU generator is separate
-        kiln.cuda.manual_seed(7)
-        same(kiln.rand(8, device="cuda"), host(a))
-        g = kiln.Generator(DEVICE).manual_seed(11)
-        x = kiln.rand(6, device=DEVICE, generator=g)
-        same(x, kiln.rand(6, generator=kiln.Generator().manual_seed(11)))
-
-
-def test_random_moments():
-    kiln.manual_seed(0)
-    n = kiln.randn(1 << 20, device=DEVICE).cpu().numpy()
-    assert abs(n.mean()) < 5e-3 and abs(n.std() - 1) < 5e-3
-    u = kiln.rand(1 << 20, device=DEVICE).cpu().numpy()
-    assert abs(u.mean() - 0.5) < 2e-3 and u.min() >= 0 and u.max() < 1
-    b = kiln.empty(1 << 20, device=DEVICE).bernoulli_(0.25).cpu().numpy()
-    assert abs(b.mean() - 0.25) < 3e-3
-    r = kiln.randint(0, 10, (1 << 20,), device=DEVICE).cpu().numpy()
-    assert r.min() == 0 and r.max() == 9 and abs(np.bincount(r) / r.size - 0.1).max() < 3e-3
-
-
-def test_random_bad_probabilities_raise():
-    with pytest.raises(ValueError, match="bernoulli"):
-        kiln.empty(3, device=DEVICE).bernoulli_(kiln.tensor([0.5, 1.5, 0.2]).to(DEVICE))
-    with pytest.raises(ValueError, match="multinomial"):
-        kiln.multinomial(kiln.tensor([[0.2, float("nan")]]).to(DEVICE), 1)
-    with pytest.raises(ValueError, match="multinomial"):
-        kiln.multinomial(kiln.tensor([[1.0, 2.0], [0.0, 0.0]]).to(DEVICE), 1)
-    with pytest.raises(ValueError, match="multinomial"):
-        kiln.multinomial(kiln.tensor([[1.0, 0.0, 0.0]]).to(DEVICE), 2, replacement=False)
-    assert kiln.rand(2, device=DEVICE).shape == (2,)  # the device still works
+        same(
+            kiln.linspace(0.1, -0.7, steps, dtype=dtype, device=DEVICE),
+            kiln.linspace(0.1, -0.7, steps, dtype=dtype),
+        )
 
 
 # ---- gather / scatter ------------------------------------------------------------------
@@ -276,26 +210,43 @@ def test_gather_and_scatter_replace(dtype):
         shape = [3, 4, 2]
         idx = index_array(shape, x.shape[dim], dim)
         same(*both_devices(lambda t, i: kiln.gather(t.to(dtype), dim, i), x, idx))
-        same(*both_devices(lambda t, i: kiln.gather(strided(t.to(dtype)), dim, strided(i)),
-                           x, idx))
+        same(*both_devices(lambda t, i: kiln.gather(strided(t.to(dtype)), dim, strided(i)), x, idx))
     # scatter without duplicate targets (a permutation along dim), so the result is defined
-    perm = np.stack([np.random.default_rng(k).permutation(5) for k in range(6 * 4)]).T.reshape(5, 6, 4)
+    perm = np.stack([np.random.default_rng(k).permutation(5) for k in range(6 * 4)]).T.reshape(
+        5, 6, 4
+    )
     src = sample((5, 6, 4), dtype, 5)
     same(*both_devices(lambda t, i, s: kiln.scatter(t.to(dtype), 0, i, s.to(dtype)), x, perm, src))
     same(*both_devices(lambda t, i: t.to(dtype).scatter(0, i, 1), x, perm[:2]))
 
 
-@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.bfloat16, kiln.int64,
-                                   kiln.int32, kiln.int8, kiln.uint8, kiln.bool], ids=str)
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        kiln.float32,
+        kiln.float64,
+        kiln.float16,
+        kiln.bfloat16,
+        kiln.int64,
+        kiln.int32,
+        kiln.int8,
+        kiln.uint8,
+        kiln.bool,
+    ],
+    ids=str,
+)
 def test_scatter_add_and_multiply_with_duplicates(dtype):
     x = sample((4, 7), dtype)
     idx = index_array((9, 7), 4)  # many duplicates: atomics
     src = sample((9, 7), dtype, 1)
     rtol = atomic_rtol(dtype)
-    d, h = both_devices(lambda t, i, s: kiln.scatter_add(t.to(dtype), 0, i, s.to(dtype)), x, idx, src)
+    d, h = both_devices(
+        lambda t, i, s: kiln.scatter_add(t.to(dtype), 0, i, s.to(dtype)), x, idx, src
+    )
     close(d, h, rtol) if dtype.is_floating_point else same(d, h)
-    d, h = both_devices(lambda t, i, s: t.to(dtype).scatter(0, i, s.to(dtype), reduce="multiply"),
-                        x, idx[:3], src)
+    d, h = both_devices(
+        lambda t, i, s: t.to(dtype).scatter(0, i, s.to(dtype), reduce="multiply"), x, idx[:3], src
+    )
     close(d, h, rtol) if dtype.is_floating_point else same(d, h)
 
 
@@ -304,8 +255,15 @@ def test_index_select_index_add_take_along_dim():
     i = np.array([4, 0, 0, 3])
     same(*both_devices(lambda t, j: kiln.index_select(t, 1, j[:3]), x, i))
     same(*both_devices(lambda t, j: kiln.index_select(t.t(), 0, j), x, i))
-    close(*both_devices(lambda t, j, s: kiln.index_add(t, 0, j, s, alpha=2), x, i,
-                        sample((4, 5), kiln.float32, 3)), 1e-6)
+    close(
+        *both_devices(
+            lambda t, j, s: kiln.index_add(t, 0, j, s, alpha=2),
+            x,
+            i,
+            sample((4, 5), kiln.float32, 3),
+        ),
+        1e-6,
+    )
     same(*both_devices(lambda t, j: kiln.take_along_dim(t, j, 1), x, index_array((6, 3), 5)))
     same(*both_devices(lambda j: kiln.index_select(kiln.zeros(0, 3, device=j.device), 1, j[:0]), i))
 
@@ -314,14 +272,18 @@ def test_gather_scatter_gradients():
     x = sample((5, 4), kiln.float64)
     idx = kiln.tensor(index_array((7, 4), 5))
     grads_match(lambda t: kiln.gather(t, 0, idx.to(t.device)), x)
-    grads_match(lambda t, s: kiln.scatter_add(t, 0, idx.to(t.device), s), x, sample((7, 4), kiln.float64))
+    grads_match(
+        lambda t, s: kiln.scatter_add(t, 0, idx.to(t.device), s), x, sample((7, 4), kiln.float64)
+    )
     grads_match(lambda t: kiln.index_select(t, 1, idx[0].to(t.device)[:3] % 4), x)
 
 
 def test_out_of_range_indices_raise_and_the_device_recovers():
     x = kiln.zeros(4, 3, device=DEVICE)
     bad = kiln.tensor([[0, 4, 1]]).to(DEVICE)
-    with pytest.raises(IndexError, match=r"\[gather\] index 4 is out of bounds for dimension 0 with size 4"):
+    with pytest.raises(
+        IndexError, match=r"\[gather\] index 4 is out of bounds for dimension 0 with size 4"
+    ):
         kiln.gather(x, 0, bad)
     with pytest.raises(IndexError, match="scatter"):
         x.scatter_add_(0, bad, kiln.ones(1, 3, device=DEVICE))
@@ -399,21 +361,50 @@ def test_setitem_and_index_put(dtype):
 
     same(*both_devices(put, x, v))
     # a non-contiguous target and broadcast (stride 0) values
-    same(*both_devices(lambda t, vals: t.to(dtype).t().index_put((kiln.tensor([1, 3]).to(t.device),),
-                                                                   vals.to(dtype)[0, :1]), x, v))
+    same(
+        *both_devices(
+            lambda t, vals: (
+                t.to(dtype)
+                .t()
+                .index_put((kiln.tensor([1, 3]).to(t.device),), vals.to(dtype)[0, :1])
+            ),
+            x,
+            v,
+        )
+    )
 
 
-@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.bfloat16, kiln.int64,
-                                   kiln.int32, kiln.int16, kiln.uint8, kiln.bool], ids=str)
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        kiln.float32,
+        kiln.float64,
+        kiln.float16,
+        kiln.bfloat16,
+        kiln.int64,
+        kiln.int32,
+        kiln.int16,
+        kiln.uint8,
+        kiln.bool,
+    ],
+    ids=str,
+)
 def test_index_put_accumulate_with_duplicates(dtype):
     x = sample((6, 3), dtype)
     idx = np.array([1, 1, 5, 1, 0, 5, 5, 5])
     v = sample((8, 3), dtype, 2)
-    d, h = both_devices(lambda t, i, w: t.to(dtype).index_put_((i,), w.to(dtype), accumulate=True), x, idx, v)
+    d, h = both_devices(
+        lambda t, i, w: t.to(dtype).index_put_((i,), w.to(dtype), accumulate=True), x, idx, v
+    )
     close(d, h, atomic_rtol(dtype)) if dtype.is_floating_point else same(d, h)
     # broadcast values and two index tensors
-    d, h = both_devices(lambda t, i: t.to(dtype).index_put_((i, i % 3), kiln.ones((), dtype=dtype, device=t.device),
-                                                            accumulate=True), x, idx)
+    d, h = both_devices(
+        lambda t, i: t.to(dtype).index_put_(
+            (i, i % 3), kiln.ones((), dtype=dtype, device=t.device), accumulate=True
+        ),
+        x,
+        idx,
+    )
     close(d, h, atomic_rtol(dtype)) if dtype.is_floating_point else same(d, h)
 
 
@@ -423,7 +414,11 @@ def test_indexing_gradients():
     grads_match(lambda t: t[i.to(t.device)], x)
     grads_match(lambda t: t[i.to(t.device), 1:], x)
     grads_match(lambda t: t[kiln.tensor(x > 0).to(t.device)], x)
-    grads_match(lambda t, v: t.index_put((i.to(t.device),), v, accumulate=True), x, sample((4, 4), kiln.float64))
+    grads_match(
+        lambda t, v: t.index_put((i.to(t.device),), v, accumulate=True),
+        x,
+        sample((4, 4), kiln.float64),
+    )
 
     def setitem(t, v):
         t = t * 1
@@ -446,9 +441,18 @@ def test_indexing_gradients():
 def test_cat_stack(dtype):
     a, b, c = sample((2, 3, 4), dtype), sample((2, 5, 4), dtype, 1), sample((2, 0, 4), dtype)
     for dim in (1, -2):
-        same(*both_devices(lambda x, y, z: kiln.cat([x.to(dtype), y.to(dtype), z.to(dtype)], dim), a, b, c))
-    same(*both_devices(lambda x, y: kiln.cat([x.to(dtype).transpose(0, 2), y.to(dtype).transpose(0, 2)], 1),
-                       a, b))
+        same(
+            *both_devices(
+                lambda x, y, z: kiln.cat([x.to(dtype), y.to(dtype), z.to(dtype)], dim), a, b, c
+            )
+        )
+    same(
+        *both_devices(
+            lambda x, y: kiln.cat([x.to(dtype).transpose(0, 2), y.to(dtype).transpose(0, 2)], 1),
+            a,
+            b,
+        )
+    )
     same(*both_devices(lambda x: kiln.cat([x.to(dtype), x.to(dtype)[:, :, :1]], 2), a))
     same(*both_devices(lambda x: kiln.cat([x.to(dtype), kiln.zeros(0, device=x.device)]), a))
     same(*both_devices(lambda x: kiln.stack([x.to(dtype)[0], x.to(dtype)[1]], 1), a))
@@ -457,17 +461,27 @@ def test_cat_stack(dtype):
 def test_cat_promotes_and_differentiates():
     a, b = sample((2, 3), kiln.int32), sample((4, 3), kiln.float32)
     same(*both_devices(lambda x, y: kiln.cat([x.to(kiln.int32), y]), a, b))
-    grads_match(lambda x, y: kiln.cat([x, y.t()], 0), sample((2, 3), kiln.float64), sample((3, 5), kiln.float64))
+    grads_match(
+        lambda x, y: kiln.cat([x, y.t()], 0),
+        sample((2, 3), kiln.float64),
+        sample((3, 5), kiln.float64),
+    )
 
 
 @pytest.mark.parametrize("dtype", ALL, ids=str)
 def test_flip_roll_tril_triu(dtype):
     x = sample((3, 4, 5), dtype)
-    for fn in [lambda t: kiln.flip(t, [0, 2]), lambda t: kiln.flip(t.transpose(1, 2), [1]),
-               lambda t: kiln.roll(t, 2), lambda t: kiln.roll(t, [1, -7], [0, 2]),
-               lambda t: kiln.roll(t.transpose(0, 1), 3, 0),
-               lambda t: kiln.tril(t), lambda t: kiln.triu(t, 2), lambda t: kiln.tril(t.transpose(1, 2), -1),
-               lambda t: kiln.triu(t[:, :0])]:
+    for fn in [
+        lambda t: kiln.flip(t, [0, 2]),
+        lambda t: kiln.flip(t.transpose(1, 2), [1]),
+        lambda t: kiln.roll(t, 2),
+        lambda t: kiln.roll(t, [1, -7], [0, 2]),
+        lambda t: kiln.roll(t.transpose(0, 1), 3, 0),
+        lambda t: kiln.tril(t),
+        lambda t: kiln.triu(t, 2),
+        lambda t: kiln.tril(t.transpose(1, 2), -1),
+        lambda t: kiln.triu(t[:, :0]),
+    ]:
         same(*both_devices(lambda t: fn(t.to(dtype)), x))
 
     def in_place(t):
@@ -477,7 +491,9 @@ def test_flip_roll_tril_triu(dtype):
         return t
 
     same(*both_devices(in_place, x))
-    grads_match(lambda t: kiln.flip(kiln.roll(kiln.tril(t), 1, 1), [0]), sample((4, 4), kiln.float64))
+    grads_match(
+        lambda t: kiln.flip(kiln.roll(kiln.tril(t), 1, 1), [0]), sample((4, 4), kiln.float64)
+    )
 
 
 # ---- embedding -------------------------------------------------------------------------
@@ -543,11 +559,18 @@ def test_sort_nan_signed_zero_and_large_rows():
     assert_close(host(i), ti)
 
 
-@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.int64, kiln.int8, kiln.uint8],
-                         ids=str)
+@pytest.mark.parametrize(
+    "dtype", [kiln.float32, kiln.float64, kiln.float16, kiln.int64, kiln.int8, kiln.uint8], ids=str
+)
 def test_topk(dtype):
     x = sample((5, 40), dtype)
-    for k, dim, largest in [(3, 1, True), (7, 1, False), (2, 0, True), (0, 1, True), (40, -1, False)]:
+    for k, dim, largest in [
+        (3, 1, True),
+        (7, 1, False),
+        (2, 0, True),
+        (0, 1, True),
+        (40, -1, False),
+    ]:
         same(*both_devices(lambda t: kiln.topk(t.to(dtype), k, dim=dim, largest=largest), x))
     grads_match(lambda t: kiln.topk(t, 3, dim=1).values, sample((4, 9), kiln.float64))
     grads_match(lambda t: kiln.sort(t, dim=0, descending=True).values, sample((4, 9), kiln.float64))
@@ -557,8 +580,14 @@ def test_topk(dtype):
 def test_unique(dtype):
     x = sample((6, 7), dtype) % 4 if dtype != kiln.bool else sample((6, 7), dtype)
     for inv, cnt in [(False, False), (True, False), (False, True), (True, True)]:
-        d, h = both_devices(lambda t: kiln.unique(t.to(dtype).t(), return_inverse=inv, return_counts=cnt), x)
+        d, h = both_devices(
+            lambda t: kiln.unique(t.to(dtype).t(), return_inverse=inv, return_counts=cnt), x
+        )
         same(d, h)
-    same(*both_devices(lambda t: kiln.unique(t, return_inverse=True, return_counts=True), np.zeros((0,))))
+    same(
+        *both_devices(
+            lambda t: kiln.unique(t, return_inverse=True, return_counts=True), np.zeros((0,))
+        )
+    )
     nans = np.array([np.nan, 1.0, np.nan, -0.0, 0.0, 1.0])
     same(*both_devices(lambda t: kiln.unique(t, return_inverse=True, return_counts=True), nans))
