@@ -78,8 +78,8 @@ void embedding_backward_cuda(const Tensor& grad_weight, const Tensor& grad,
   const Device device = grad.device();
   DeviceGuard guard(device);
   const cudaStream_t stream = current_stream(device);
-  Tensor keys_in = empty({n}, ScalarType::Int64, device), keys = empty({n}, ScalarType::Int64, device);
-  Tensor pos_in = empty({n}, ScalarType::Int64, device), pos = empty({n}, ScalarType::Int64, device);
+  auto buffer = [&] { return empty({n}, ScalarType::Int64, device); };
+  Tensor keys_in = buffer(), keys = buffer(), pos_in = buffer(), pos = buffer();
   auto* k_in = static_cast<uint64_t*>(keys_in.data_ptr());
   auto* k_out = static_cast<uint64_t*>(keys.data_ptr());
   sort_inputs_kernel<<<blocks_for(n, op), kBlock, 0, stream>>>(n, indices.data<int64_t>(), k_in,

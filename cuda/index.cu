@@ -117,7 +117,9 @@ void index_put_cuda(const Tensor& self, const Tensor& values, const TensorList& 
                 });
   };
   if (accumulate) {
-    visit_dtype(self.dtype(), [&]<class K>(TypeTag<K>) { put.template operator()<true, DeviceT<K>>(); });
+    visit_dtype(self.dtype(), [&]<class K>(TypeTag<K>) {
+      put.template operator()<true, DeviceT<K>>();
+    });
   } else {
     visit_itemsize(self.itemsize(), "index_put_", [&]<class E>(TypeTag<E>) {
       put.template operator()<false, E>();

@@ -132,7 +132,8 @@ __device__ void atomic_update(T* addr, const F& f) {
       const T next = f(cur);
       U next_bits;
       memcpy(&next_bits, &next, sizeof(T));
-      old = atomicCAS(word, assumed, (assumed & ~mask) | (static_cast<unsigned>(next_bits) << shift));
+      const unsigned next_word = (assumed & ~mask) | (static_cast<unsigned>(next_bits) << shift);
+      old = atomicCAS(word, assumed, next_word);
     } while (assumed != old);
   }
 }

@@ -217,7 +217,8 @@ void multinomial_cuda(const Tensor& out, const Tensor& probs, PhiloxSeed seed, b
       throw ValueError(detail::concat("[multinomial] invalid multinomial distribution (sum of "
                                       "probabilities <= 0) in row ", r));
     throw ValueError(detail::concat("[multinomial] row ", r, " has fewer non-zero probabilities "
-                                    "than the ", samples, " samples requested without replacement"));
+                                    "than the ", samples,
+                                    " samples requested without replacement"));
   });
   if (replacement) {
     multinomial_replacement_kernel<<<blocks_for(rows * samples, op), kBlock, 0, stream>>>(
