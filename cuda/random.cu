@@ -8,7 +8,6 @@
 // kiln.cuda.manual_seed / kiln.manual_seed), each advanced once per op as on the CPU.
 #include "index_common.cuh"
 #include "kiln/dispatch.h"
-#include "kiln/ops/copy.h"
 #include "kiln/random_math.h"
 
 namespace kiln::cuda {
@@ -190,8 +189,8 @@ void randperm_cuda(const Tensor& out, PhiloxSeed seed) {
   static const dispatch::Op<void(const Tensor&, PhiloxSeed)> cpu_randperm("randperm");
   Tensor host = empty(out.sizes(), out.dtype());
   cpu_randperm(host.device(), host, seed);
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> copy("copy");
-  copy.across_devices(out.device(), out, host);
+  static const dispatch::Op<void(const Tensor&, const Tensor&, bool)> transfer("transfer");
+  transfer.across_devices(out.device(), out, host, /*non_blocking=*/false);
 }
 
 // probs: contiguous float64 [rows, categories]; out: int64 [rows, samples] (the
