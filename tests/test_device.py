@@ -223,8 +223,11 @@ CUDA_ONLY = {"pin_memory", "is_pinned", "transfer"}
 
 @pytest.mark.skipif(not kiln.cuda.is_built(), reason="kiln._C_cuda is not loaded")
 def test_every_cpu_kernel_has_a_cuda_kernel():
-    cpu = set(kiln._C._ops_with_kernel(kiln.device("cpu")))
-    cuda = set(kiln._C._ops_with_kernel(kiln.device("cuda")))
+    # Extension ops ("ns::op") that other tests of this process registered are not kiln's.
+    def builtin(device):
+        return {op for op in kiln._C._ops_with_kernel(kiln.device(device)) if "::" not in op}
+
+    cpu, cuda = builtin("cpu"), builtin("cuda")
     assert sorted(cpu - cuda) == sorted(NOT_YET_ON_CUDA)
     assert sorted(cuda - cpu) == sorted(CUDA_ONLY)
 
