@@ -220,21 +220,7 @@ def test_gather_and_scatter_replace(dtype):
     same(*both_devices(lambda t, i: t.to(dtype).scatter(0, i, 1), x, perm[:2]))
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        kiln.float32,
-        kiln.float64,
-        kiln.float16,
-        kiln.bfloat16,
-        kiln.int64,
-        kiln.int32,
-        kiln.int8,
-        kiln.uint8,
-        kiln.bool,
-    ],
-    ids=str,
-)
+@pytest.mark.parametrize("dtype", ALL, ids=str)
 def test_scatter_add_and_multiply_with_duplicates(dtype):
     x = sample((4, 7), dtype)
     idx = index_array((9, 7), 4)  # many duplicates: atomics
@@ -374,21 +360,7 @@ def test_setitem_and_index_put(dtype):
     )
 
 
-@pytest.mark.parametrize(
-    "dtype",
-    [
-        kiln.float32,
-        kiln.float64,
-        kiln.float16,
-        kiln.bfloat16,
-        kiln.int64,
-        kiln.int32,
-        kiln.int16,
-        kiln.uint8,
-        kiln.bool,
-    ],
-    ids=str,
-)
+@pytest.mark.parametrize("dtype", ALL, ids=str)
 def test_index_put_accumulate_with_duplicates(dtype):
     x = sample((6, 3), dtype)
     idx = np.array([1, 1, 5, 1, 0, 5, 5, 5])
