@@ -210,17 +210,12 @@ def test_cuda_module_registers_kernels(op):
 # list shrinking, so it always says exactly what is missing.
 NOT_YET_ON_CUDA = {
     "_abs_pow", "_reduce_index_mask", "adadelta_step_", "adagrad_step_", "adam_step_",
-    "adamax_step_", "addcdiv", "addcmul", "all", "any", "arange", "avg_pool",
-    "avg_pool_backward", "bernoulli_scalar", "bernoulli_tensor", "cat", "clamp", "col2im",
-    "conv2d", "conv2d_weight_grad", "conv_transpose2d", "cumprod", "cumsum", "embedding",
-    "embedding_backward", "flip", "gather", "im2col", "index", "index_put", "index_range",
-    "lerp", "linspace", "log_softmax", "log_softmax_backward", "logsumexp",
-    "logsumexp_dim", "loss_backward", "loss_forward", "mask_indices", "max_pool",
-    "max_pool_backward", "mean", "minmax", "multinomial", "nadam_step_", "nansum",
-    "nonzero", "norm", "norm_backward", "norm_forward", "norm_rsqrt", "normal_", "prod",
-    "radam_step_", "random_", "randperm", "rmsprop_step_", "roll", "scatter", "sgd_step_",
-    "softmax", "softmax_backward", "sort", "sum", "tril", "triu", "uniform_", "unique",
-    "var", "where",
+    "adamax_step_", "all", "any", "avg_pool", "avg_pool_backward", "col2im", "conv2d",
+    "conv2d_weight_grad", "conv_transpose2d", "cumprod", "cumsum", "im2col", "log_softmax",
+    "log_softmax_backward", "logsumexp", "logsumexp_dim", "loss_backward", "loss_forward",
+    "max_pool", "max_pool_backward", "mean", "minmax", "nadam_step_", "nansum", "norm",
+    "norm_backward", "norm_forward", "norm_rsqrt", "prod", "radam_step_", "rmsprop_step_",
+    "sgd_step_", "softmax", "softmax_backward", "sum", "var",
 }
 # Kernels that exist only for CUDA (pinned host memory, moves between devices).
 CUDA_ONLY = {"pin_memory", "is_pinned", "transfer"}
@@ -228,8 +223,11 @@ CUDA_ONLY = {"pin_memory", "is_pinned", "transfer"}
 
 @pytest.mark.skipif(not kiln.cuda.is_built(), reason="kiln._C_cuda is not loaded")
 def test_every_cpu_kernel_has_a_cuda_kernel():
-    cpu = set(kiln._C._ops_with_kernel(kiln.device("cpu")))
-    cuda = set(kiln._C._ops_with_kernel(kiln.device("cuda")))
+    # Extension ops ("ns::op") that other tests of this process registered are not kiln's.
+    def builtin(device):
+        return {op for op in kiln._C._ops_with_kernel(kiln.device(device)) if "::" not in op}
+
+    cpu, cuda = builtin("cpu"), builtin("cuda")
     assert sorted(cpu - cuda) == sorted(NOT_YET_ON_CUDA)
     assert sorted(cuda - cpu) == sorted(CUDA_ONLY)
 

@@ -7,11 +7,7 @@
 // host-only code so CUDA kernels can include it and produce the same values.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define KILN_HOST_DEVICE __host__ __device__
-#else
-#define KILN_HOST_DEVICE
-#endif
+#include "kiln/macros.h"
 
 namespace kiln {
 

@@ -5,6 +5,7 @@
 #include "kiln/dtype_dispatch.h"
 #include "kiln/error.h"
 #include "kiln/ops/creation.h"
+#include "kiln/ops/index.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {
@@ -40,23 +41,11 @@ struct Layout {
 
 Layout make_layout(const char* op, const Tensor& self, const TensorList& indices,
                    const Shape& dims) {
-  bool adjacent = true;
-  for (size_t k = 1; k < dims.size(); ++k) adjacent &= dims[k] == dims[k - 1] + 1;
-  Shape pre_sizes, pre_strides, post_sizes, post_strides;
-  size_t next = 0;
-  for (int64_t d = 0; d < self.dim(); ++d) {
-    if (next < dims.size() && dims[next] == d) {
-      ++next;
-      continue;
-    }
-    const bool before = adjacent && d < dims[0];
-    (before ? pre_sizes : post_sizes).push_back(self.sizes()[d]);
-    (before ? pre_strides : post_strides).push_back(self.strides()[d]);
-  }
+  const detail::UnindexedDims u = detail::unindexed_dims(self, dims);
   Layout l;
-  l.pre = strided_offsets(pre_sizes, pre_strides);
-  l.post = strided_offsets(post_sizes, post_strides);
-  l.post_dims = post_sizes.size();
+  l.pre = strided_offsets(u.pre_sizes, u.pre_strides);
+  l.post = strided_offsets(u.post_sizes, u.post_strides);
+  l.post_dims = u.post_sizes.size();
   l.post_contiguous = true;
   for (size_t q = 0; q < l.post.size(); ++q)
     l.post_contiguous &= l.post[q] == static_cast<int64_t>(q);
@@ -195,3 +184,24 @@ KILN_REGISTER_KERNEL(index_put, CPU, index_put_kernel);
 KILN_REGISTER_KERNEL(mask_indices, CPU, mask_indices_kernel);
 
 }  // namespace kiln::cpu
+
+namespace kiln::detail {
+
+UnindexedDims unindexed_dims(const Tensor& self, const Shape& dims) {
+  bool adjacent = true;
+  for (size_t k = 1; k < dims.size(); ++k) adjacent &= dims[k] == dims[k - 1] + 1;
+  UnindexedDims u;
+  size_t next = 0;
+  for (int64_t d = 0; d < self.dim(); ++d) {
+    if (next < dims.size() && dims[next] == d) {
+      ++next;
+      continue;
+    }
+    const bool before = adjacent && d < dims[0];
+    (before ? u.pre_sizes : u.post_sizes).push_back(self.sizes()[d]);
+    (before ? u.pre_strides : u.post_strides).push_back(self.strides()[d]);
+  }
+  return u;
+}
+
+}  // namespace kiln::detail

@@ -4,6 +4,7 @@
 
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
+#include "kiln/ops/join.h"
 #include "kiln/parallel.h"
 #include "kiln/tensor.h"
 
@@ -52,18 +53,6 @@ void cat_kernel(const Tensor& out, const TensorList& inputs, int64_t dim) {
   }
 }
 
-// Reads `in` through a view whose strides are negated along `dims`.
-void flip_kernel(const Tensor& out, const Tensor& in, const Shape& dims) {
-  if (in.numel() == 0) return;
-  Shape strides = in.strides();
-  int64_t offset = in.storage_offset();
-  for (int64_t d : dims) {
-    offset += (in.sizes()[d] - 1) * strides[d];
-    strides[d] = -strides[d];
-  }
-  copy_into(out, make_tensor(in.storage(), in.sizes(), strides, offset, in.dtype()));
-}
-
 // Each rolled dim splits the copy in two blocks: out[s:] = in[:n-s], out[:s] = in[n-s:].
 void roll_blocks(const Tensor& out, const Tensor& in, const Shape& shifts, size_t d) {
   while (d < shifts.size() && shifts[d] == 0) ++d;
@@ -71,12 +60,6 @@ void roll_blocks(const Tensor& out, const Tensor& in, const Shape& shifts, size_
   const int64_t n = in.sizes()[d], s = shifts[d];
   roll_blocks(narrow_raw(out, d, s, n - s), narrow_raw(in, d, 0, n - s), shifts, d + 1);
   roll_blocks(narrow_raw(out, d, 0, s), narrow_raw(in, d, n - s, s), shifts, d + 1);
-}
-
-// `shifts` holds one shift in [0, size) per dim.
-void roll_kernel(const Tensor& out, const Tensor& in, const Shape& shifts) {
-  if (in.numel() == 0) return;
-  roll_blocks(out, in, shifts, 0);
 }
 
 // Element offset of row `r` when `t` is seen as rows of its last dim.
@@ -115,10 +98,34 @@ void triangle_kernel(const Tensor& out, const Tensor& in, int64_t diagonal) {
 }
 
 }  // namespace
+}  // namespace kiln::cpu
+
+namespace kiln::detail {
+
+// Reads `in` through a view whose strides are negated along `dims`.
+void flip_by_copy(const Tensor& out, const Tensor& in, const Shape& dims) {
+  if (in.numel() == 0) return;
+  Shape strides = in.strides();
+  int64_t offset = in.storage_offset();
+  for (int64_t d : dims) {
+    offset += (in.sizes()[d] - 1) * strides[d];
+    strides[d] = -strides[d];
+  }
+  cpu::copy_into(out, make_tensor(in.storage(), in.sizes(), strides, offset, in.dtype()));
+}
+
+void roll_by_copy(const Tensor& out, const Tensor& in, const Shape& shifts) {
+  if (in.numel() == 0) return;
+  cpu::roll_blocks(out, in, shifts, 0);
+}
+
+}  // namespace kiln::detail
+
+namespace kiln::cpu {
 
 KILN_REGISTER_KERNEL(cat, CPU, cat_kernel);
-KILN_REGISTER_KERNEL(flip, CPU, flip_kernel);
-KILN_REGISTER_KERNEL(roll, CPU, roll_kernel);
+KILN_REGISTER_KERNEL(flip, CPU, detail::flip_by_copy);
+KILN_REGISTER_KERNEL(roll, CPU, detail::roll_by_copy);
 KILN_REGISTER_KERNEL(tril, CPU, triangle_kernel<true>);
 KILN_REGISTER_KERNEL(triu, CPU, triangle_kernel<false>);
 

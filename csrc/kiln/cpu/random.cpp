@@ -11,6 +11,7 @@
 #include "kiln/error.h"
 #include "kiln/parallel.h"
 #include "kiln/philox.h"
+#include "kiln/random_math.h"
 #include "kiln/tensor.h"
 
 namespace kiln::cpu {
@@ -18,12 +19,6 @@ namespace {
 
 // Random elements cost more than a copy, so threads pay off sooner.
 constexpr int64_t kRandomGrain = 4096;
-
-// Bits of precision of a floating type (uniform samples are multiples of 2^-digits,
-// so they stay below 1 after rounding to the type).
-template <class T>
-constexpr int kDigits = std::is_same_v<T, double> ? 53 : std::is_same_v<T, float> ? 24
-                        : std::is_same_v<T, Half> ? 11 : 8;
 
 template <class T>
 T* out_data(const Tensor& out, const char* op) {
@@ -40,21 +35,12 @@ void generate(const Tensor& out, const char* op, PhiloxSeed seed, const F& f) {
   });
 }
 
-// A uniform sample in [0, 1) with T's precision, computed in C.
-template <class T, class C>
-C unit_uniform(const Philox4x32& r) {
-  if constexpr (kDigits<T> > 32) return static_cast<C>(uniform_double(r.v[0], r.v[1]));
-  else
-    return static_cast<C>(r.v[0] >> (32 - kDigits<T>)) *
-           static_cast<C>(1.0 / (1ULL << kDigits<T>));
-}
-
 void uniform_kernel(const Tensor& out, PhiloxSeed seed, double from, double to) {
   visit_floating(out.dtype(), "uniform_", [&]<class T>(TypeTag<T>) {
     using C = OpMath<T>;
     const C lo = static_cast<C>(from), width = static_cast<C>(to - from);
     generate<T>(out, "uniform_", seed, [=](const Philox4x32& r) {
-      return static_cast<T>(lo + width * unit_uniform<T, C>(r));
+      return static_cast<T>(random_math::uniform<T>(r, lo, width));
     });
   });
 }
@@ -67,20 +53,11 @@ void normal_kernel(const Tensor& out, PhiloxSeed seed, double mean, double std) 
     const C m = static_cast<C>(mean), s = static_cast<C>(std);
     T* o = out_data<T>(out, "normal_");
     parallel_for(0, out.numel(), kRandomGrain, [&](int64_t b, int64_t e) {
-      C radius = 0, cos_t = 0, sin_t = 0;
+      random_math::Pair<C> pair{};
       for (int64_t i = b; i < e; ++i) {
-        if (i == b || (i & 1) == 0) {
-          const Philox4x32 r = seed.block(static_cast<uint64_t>(i >> 1));
-          // u1 in (0, 1] from 53 bits keeps the tails (|z| up to ~8.6).
-          const C u1 = static_cast<C>((static_cast<double>(bits64(r.v[0], r.v[1]) >> 11) + 1.0) *
-                                      (1.0 / 9007199254740992.0));
-          const C u2 = kDigits<T> > 32 ? static_cast<C>(uniform_double(r.v[2], r.v[3]))
-                                       : static_cast<C>(uniform_float(r.v[2]));
-          radius = std::sqrt(C(-2) * std::log(u1));
-          cos_t = std::cos(C(6.283185307179586) * u2);
-          sin_t = std::sin(C(6.283185307179586) * u2);
-        }
-        o[i] = static_cast<T>(m + s * radius * ((i & 1) ? sin_t : cos_t));
+        if (i == b || (i & 1) == 0)
+          pair = random_math::normal_pair<T>(seed.block(static_cast<uint64_t>(i >> 1)), m, s);
+        o[i] = static_cast<T>((i & 1) ? pair.odd : pair.even);
       }
     });
   });
@@ -90,8 +67,7 @@ void normal_kernel(const Tensor& out, PhiloxSeed seed, double mean, double std) 
 void random_kernel(const Tensor& out, PhiloxSeed seed, int64_t from, uint64_t range) {
   visit_dtype(out.dtype(), [&]<class T>(TypeTag<T>) {
     generate<T>(out, "random_", seed, [=](const Philox4x32& r) {
-      const int64_t v =
-          static_cast<int64_t>(static_cast<uint64_t>(from) + bits64(r.v[0], r.v[1]) % range);
+      const int64_t v = random_math::random_int(r, from, range);
       if constexpr (std::is_same_v<T, bool>) return v != 0;
       else if constexpr (std::is_integral_v<T>) return static_cast<T>(v);
       else return static_cast<T>(static_cast<OpMath<T>>(v));
@@ -101,7 +77,7 @@ void random_kernel(const Tensor& out, PhiloxSeed seed, int64_t from, uint64_t ra
 
 template <class T>
 T bernoulli_sample(const Philox4x32& r, double p) {
-  const bool one = uniform_double(r.v[0], r.v[1]) < p;
+  const bool one = random_math::bernoulli(r, p);
   if constexpr (std::is_same_v<T, bool>) return one;
   else if constexpr (std::is_integral_v<T>) return static_cast<T>(one);
   else return static_cast<T>(static_cast<OpMath<T>>(one));
@@ -174,18 +150,13 @@ void multinomial_kernel(const Tensor& out, const Tensor& probs, PhiloxSeed seed,
         std::partial_sum(w, w + cats, work.begin());
         for (int64_t j = 0; j < samples; ++j) {
           const Philox4x32 b = seed.block(static_cast<uint64_t>(r * samples + j));
-          const double u = uniform_double(b.v[0], b.v[1]) * total;
-          // First category whose cumulative weight exceeds u (skips zero-weight ones).
-          int64_t c = std::upper_bound(work.begin(), work.end(), u) - work.begin();
-          dst[j] = std::min(c, cats - 1);
-          while (w[dst[j]] == 0 && dst[j] > 0) --dst[j];
+          dst[j] = random_math::sample_category(work.data(), w, cats,
+                                                uniform_double(b.v[0], b.v[1]) * total);
         }
       } else {
         for (int64_t c = 0; c < cats; ++c) {
           const Philox4x32 b = seed.block(static_cast<uint64_t>(r * cats + c));
-          const double u = (static_cast<double>(bits64(b.v[0], b.v[1]) >> 11) + 1.0) *
-                           (1.0 / 9007199254740992.0);
-          work[c] = w[c] > 0 ? -std::log(u) / w[c] : INFINITY;
+          work[c] = random_math::exponential_key(b, w[c]);
         }
         std::iota(order.begin(), order.end(), int64_t(0));
         std::partial_sort(order.begin(), order.begin() + samples, order.end(),

@@ -45,14 +45,19 @@ AdvancedIndex prepare(const char* op, const Tensor& self, const TensorList& indi
   AdvancedIndex ai;
   TensorList raw;
   int64_t dim = 0;
-  for (const Tensor& idx : indices) {
-    KILN_CHECK(dim < self.dim() || !idx.defined(), IndexError, "[", op,
+  for (const Tensor& given : indices) {
+    KILN_CHECK(dim < self.dim() || !given.defined(), IndexError, "[", op,
                "] too many indices for tensor of dimension ", self.dim(), " (got ",
                indices.size(), ")");
-    if (!idx.defined()) {
+    if (!given.defined()) {
       ++dim;
       continue;
     }
+    // CPU indices (Python lists and NumPy arrays become CPU tensors) move to the
+    // indexed tensor's device, as in PyTorch.
+    const Tensor idx = given.device().is_cpu() && !self.device().is_cpu()
+                           ? to_device(detach(given), self.device())
+                           : given;
     KILN_CHECK(idx.device() == self.device(), ValueError, "[", op,
                "] indices should be on the same device as the indexed tensor (", self.device(),
                "), got ", idx.device());

@@ -17,4 +17,14 @@ KILN_API Tensor& index_put_(Tensor& self, const TensorList& indices, const Tenso
 KILN_API Tensor index_put(const Tensor& self, const TensorList& indices, const Tensor& values,
                           bool accumulate = false);
 
+namespace detail {
+// For the index kernels of every device (Note [Advanced index layout] in
+// cpu/index.cpp): self's dims that are not in `dims`, split into those before
+// the index result (`pre`) and after it (`post`).
+struct UnindexedDims {
+  Shape pre_sizes, pre_strides, post_sizes, post_strides;
+};
+KILN_API UnindexedDims unindexed_dims(const Tensor& self, const Shape& dims);
+}  // namespace detail
+
 }  // namespace kiln

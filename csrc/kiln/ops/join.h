@@ -29,4 +29,11 @@ KILN_API Tensor triu(const Tensor& t, int64_t diagonal = 0);
 KILN_API Tensor& tril_(Tensor& t, int64_t diagonal = 0);
 KILN_API Tensor& triu_(Tensor& t, int64_t diagonal = 0);
 
+namespace detail {
+// The flip and roll kernels of every device: strided copies through the device's
+// "copy" kernel (`shifts` holds one shift in [0, size) per dim).
+KILN_API void flip_by_copy(const Tensor& out, const Tensor& in, const Shape& dims);
+KILN_API void roll_by_copy(const Tensor& out, const Tensor& in, const Shape& shifts);
+}  // namespace detail
+
 }  // namespace kiln
