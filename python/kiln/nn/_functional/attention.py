@@ -27,7 +27,9 @@ def _additive(mask, dtype):
     """A bool mask (True = not allowed) as 0/-inf in dtype; a float mask cast to dtype (so a
     float64 mask does not promote float32 scores)."""
     if mask.dtype == kiln.bool:
-        return kiln.masked_fill(kiln.zeros(mask.shape, dtype=dtype), mask, float("-inf"))
+        return kiln.masked_fill(
+            kiln.zeros(mask.shape, dtype=dtype, device=mask.device), mask, float("-inf")
+        )
     return mask.to(dtype)
 
 
@@ -150,7 +152,7 @@ def multi_head_attention_forward(
     # (len, N, E) -> (N, H, len, D)
     q, k, v = (x.reshape(x.shape[0], N, H, D).permute(1, 2, 0, 3) for x in (q, k, v))
     if add_zero_attn:  # and a slot of zeros
-        zeros = kiln.zeros((N, H, 1, D), dtype=k.dtype)
+        zeros = kiln.zeros((N, H, 1, D), dtype=k.dtype, device=k.device)
         k, v = kiln.cat([k, zeros], 2), kiln.cat([v, zeros], 2)
         mask = None if mask is None else pad(mask, (0, 1))
 

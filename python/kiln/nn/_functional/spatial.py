@@ -71,7 +71,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 # ---- padding --------------------------------------------------------------------------------
 
 
-def _pad_index(size, left, right, mode):
+def _pad_index(size, left, right, mode, device):
     """Source index for every position of a dim padded by (left, right) in `mode`."""
     idx = []
     for i in range(-left, size + right):
@@ -84,7 +84,7 @@ def _pad_index(size, left, right, mode):
             j = i % period if period else 0
             j = period - j if j >= size else j
         idx.append(j)
-    return kiln.tensor(idx, dtype=kiln.int64)
+    return kiln.tensor(idx, dtype=kiln.int64, device=device)
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -108,7 +108,11 @@ def pad(input, pad, mode="constant", value=None):
             for n in (max(left, 0), max(right, 0)):
                 shape = list(out.shape)
                 shape[dim] = n
-                pieces.append(kiln.full(shape, 0.0 if value is None else value, dtype=out.dtype))
+                pieces.append(
+                    kiln.full(
+                        shape, 0.0 if value is None else value, dtype=out.dtype, device=out.device
+                    )
+                )
             out = kiln.cat([pieces[0], out, pieces[1]], dim)
         else:
             if mode == "reflect" and (left >= size or right >= size):
@@ -116,7 +120,7 @@ def pad(input, pad, mode="constant", value=None):
                     f"[pad] reflect padding ({left}, {right}) must be less than the input size "
                     f"{size} of dim {dim}"
                 )
-            out = kiln.index_select(out, dim, _pad_index(size, left, right, mode))
+            out = kiln.index_select(out, dim, _pad_index(size, left, right, mode, out.device))
     return out
 
 
@@ -139,9 +143,10 @@ def _linear_along(x, dim, out_size, scale, align_corners):
     hi = [min(i + 1, in_size - 1) for i in lo]
     shape = [1] * x.dim()
     shape[dim] = out_size
-    w = kiln.tensor([s - i for s, i in zip(src, lo)], dtype=x.dtype).reshape(shape)
-    a = kiln.index_select(x, dim, kiln.tensor(lo, dtype=kiln.int64))
-    b = kiln.index_select(x, dim, kiln.tensor(hi, dtype=kiln.int64))
+    dev = x.device
+    w = kiln.tensor([s - i for s, i in zip(src, lo)], dtype=x.dtype, device=dev).reshape(shape)
+    a = kiln.index_select(x, dim, kiln.tensor(lo, dtype=kiln.int64, device=dev))
+    b = kiln.index_select(x, dim, kiln.tensor(hi, dtype=kiln.int64, device=dev))
     return a + (b - a) * w
 
 
@@ -150,7 +155,7 @@ def _nearest_along(x, dim, out_size, scale, exact):
     step = 1.0 / scale if scale else in_size / out_size
     offset = 0.5 if exact else 0.0  # 'nearest-exact' samples pixel centres
     idx = [min(math.floor((i + offset) * step), in_size - 1) for i in range(out_size)]
-    return kiln.index_select(x, dim, kiln.tensor(idx, dtype=kiln.int64))
+    return kiln.index_select(x, dim, kiln.tensor(idx, dtype=kiln.int64, device=x.device))
 
 
 def interpolate(

@@ -223,7 +223,7 @@ class RNNBase(Module):
         if not batched:
             expected = [expected[0], expected[2]]
         if hx is None:
-            zeros = kiln.zeros(*expected, dtype=input.dtype)
+            zeros = kiln.zeros(*expected, dtype=input.dtype, device=input.device)
             hx = (zeros, zeros) if self.mode == "LSTM" else zeros
         if self.mode == "LSTM":
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
@@ -400,7 +400,7 @@ class RNNCellBase(Module):
         return input, states, batched
 
     def _step(self, input, states):
-        zeros = kiln.zeros(input.shape[0], self.hidden_size, dtype=input.dtype)
+        zeros = kiln.zeros(input.shape[0], self.hidden_size, dtype=input.dtype, device=input.device)
         states = [zeros if s is None else s for s in states]
         state = states if self._mode == "LSTM" else states[0]
         xi = F.linear(input, self.weight_ih, self.bias_ih)

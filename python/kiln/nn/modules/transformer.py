@@ -357,4 +357,4 @@ class Transformer(Module):
     def generate_square_subsequent_mask(sz, device=None, dtype=None):
         """A float (sz, sz) mask: 0 on and below the diagonal, -inf above."""
         dtype = kiln.float32 if dtype is None else dtype
-        return kiln.triu(kiln.full((sz, sz), float("-inf"), dtype=dtype), diagonal=1)
+        return kiln.triu(kiln.full((sz, sz), float("-inf"), dtype=dtype, device=device), diagonal=1)
