@@ -146,9 +146,7 @@ def test_conv2d_against_torch():
     torch = require_torch()
     x, w, b = randn(2, 4, 9, 9), randn(8, 2, 3, 3, rng=np.random.default_rng(1)), randn(8)
     out = F.conv2d(*(kiln.tensor(a).float().cuda() for a in (x, w, b)), 2, 1, 1, 2)
-    ref = torch.nn.functional.conv2d(
-        *(torch.tensor(a).float() for a in (x, w, b)), 2, 1, 1, 2
-    )
+    ref = torch.nn.functional.conv2d(*(torch.tensor(a).float() for a in (x, w, b)), 2, 1, 1, 2)
     assert_close(back(out), ref, rtol=2e-4, atol=2e-4)
 
 

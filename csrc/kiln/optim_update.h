@@ -71,6 +71,19 @@ KILN_HD void update_moments(const Ptrs<T>& x, int64_t j, M g, M one_minus_b1, M 
   x.s[1][j] = T(v);
 }
 
+// The step of an Update whose one flag is Decay and whose make() takes (options, step).
+template <template <class, bool> class Update, class Options, class Apply>
+void decay_step(OptimTensors& t, const Options& o, bool decay, const char* op,
+                const Apply& apply) {
+  static_bools(
+      [&]<bool Decay>() {
+        apply(t, op, [&]<class T>(size_t i) {
+          return Update<OpMath<T>, Decay>::make(o, next_step(t, i));
+        });
+      },
+      decay);
+}
+
 template <class M, bool Momentum, bool Nesterov, bool Decay>
 struct SgdUpdate {
   M lr, wd, mom, damp, sg;
@@ -202,21 +215,11 @@ struct AdagradUpdate {
   }
 };
 
-template <class Apply>
-void adagrad_step(OptimTensors& t, const AdagradOptions& o, const Apply& apply) {
-  static_bools(
-      [&]<bool Decay>() {
-        apply(t, "adagrad_step_", [&]<class T>(size_t i) {
-          return AdagradUpdate<OpMath<T>, Decay>::make(o, next_step(t, i));
-        });
-      },
-      o.weight_decay != 0);
-}
 
 template <class M, bool Decay>
 struct AdadeltaUpdate {
   M lr, rho, eps, wd, sg;
-  static AdadeltaUpdate make(const AdadeltaOptions& o) {
+  static AdadeltaUpdate make(const AdadeltaOptions& o, double /*step*/) {
     return {M(o.lr), M(o.rho), M(o.eps), M(o.weight_decay), sign<M>(o.maximize)};
   }
   template <class T>
@@ -232,17 +235,6 @@ struct AdadeltaUpdate {
   }
 };
 
-template <class Apply>
-void adadelta_step(OptimTensors& t, const AdadeltaOptions& o, const Apply& apply) {
-  static_bools(
-      [&]<bool Decay>() {
-        apply(t, "adadelta_step_", [&]<class T>(size_t i) {
-          next_step(t, i);
-          return AdadeltaUpdate<OpMath<T>, Decay>::make(o);
-        });
-      },
-      o.weight_decay != 0);
-}
 
 template <class M, bool Decay>
 struct AdamaxUpdate {
@@ -264,16 +256,6 @@ struct AdamaxUpdate {
   }
 };
 
-template <class Apply>
-void adamax_step(OptimTensors& t, const AdamaxOptions& o, const Apply& apply) {
-  static_bools(
-      [&]<bool Decay>() {
-        apply(t, "adamax_step_", [&]<class T>(size_t i) {
-          return AdamaxUpdate<OpMath<T>, Decay>::make(o, next_step(t, i));
-        });
-      },
-      o.weight_decay != 0);
-}
 
 template <class M, bool Decay>
 struct NadamUpdate {
@@ -352,15 +334,23 @@ struct RadamUpdate {
   }
 };
 
+
+template <class Apply>
+void adagrad_step(OptimTensors& t, const AdagradOptions& o, const Apply& apply) {
+  decay_step<AdagradUpdate>(t, o, o.weight_decay != 0, "adagrad_step_", apply);
+}
+template <class Apply>
+void adadelta_step(OptimTensors& t, const AdadeltaOptions& o, const Apply& apply) {
+  decay_step<AdadeltaUpdate>(t, o, o.weight_decay != 0, "adadelta_step_", apply);
+}
+template <class Apply>
+void adamax_step(OptimTensors& t, const AdamaxOptions& o, const Apply& apply) {
+  decay_step<AdamaxUpdate>(t, o, o.weight_decay != 0, "adamax_step_", apply);
+}
 template <class Apply>
 void radam_step(OptimTensors& t, const RadamOptions& o, const Apply& apply) {
-  static_bools(
-      [&]<bool Decay>() {
-        apply(t, "radam_step_", [&]<class T>(size_t i) {
-          return RadamUpdate<OpMath<T>, Decay>::make(o, next_step(t, i));
-        });
-      },
-      o.weight_decay != 0 && !o.decoupled_weight_decay);
+  decay_step<RadamUpdate>(t, o, o.weight_decay != 0 && !o.decoupled_weight_decay, "radam_step_",
+                          apply);
 }
 
 }  // namespace kiln::optim
