@@ -337,6 +337,16 @@ def test_sdpa_masks_broadcast():
     sdpa_case((2, 3, 20, 16), (2, 3, 33, 16), (2, 3, 33, 16), kiln.bfloat16, mask=(kpm, kpm.cuda()))
 
 
+def test_sdpa_fully_masked_query_gives_zeros():
+    mask = np.ones((1, 20, 33), bool)
+    mask[:, 3] = False
+    mh = kiln.tensor(mask)
+    sdpa_case((2, 20, 16), (2, 33, 16), (2, 33, 8), kiln.float32, mask=(mh, mh.cuda()))
+    add = kiln.zeros(20, 33)
+    add[5] = float("-inf")
+    sdpa_case((2, 20, 16), (2, 33, 16), (2, 33, 8), kiln.float32, mask=(add, add.cuda()))
+
+
 def test_sdpa_float_mask_gradient():
     rng = np.random.default_rng(6)
     q, k, v = (

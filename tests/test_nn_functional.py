@@ -268,6 +268,17 @@ def test_sdpa_broadcast_batch_and_mask_gradients():
     )
 
 
+def test_sdpa_fully_masked_query_gives_zeros():
+    mask = np.ones((3, 5), bool)
+    mask[1] = False  # query 1 may attend to no key
+    km, tm = kiln.tensor(mask), torch.tensor(mask)
+    compare(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=km),
+        lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, attn_mask=tm),
+        [arr(2, 3, 4), arr(2, 5, 4, seed=1), arr(2, 5, 2, seed=2)],
+    )
+
+
 def test_sdpa_double_backward():
     shapes = [(2, 4, 3), (2, 5, 3), (2, 5, 2)]
     inputs = [kiln.tensor(arr(*s, seed=i)).requires_grad_(True) for i, s in enumerate(shapes)]

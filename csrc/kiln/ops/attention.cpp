@@ -49,9 +49,15 @@ Tensor masked_scores(const Tensor& q, const Tensor& k, const Tensor& mask, bool 
   return add(s, allowed);
 }
 
+// The softmax over keys. As in PyTorch, a query whose every key the mask
+// removes (all scores -inf) attends to nothing: zeros, not NaNs. (A causal
+// mask always leaves key 0.)
 Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
                          double scale) {
-  return softmax(masked_scores(q, k, mask, causal, scale), -1);
+  const Tensor s = masked_scores(q, k, mask, causal, scale);
+  const Tensor p = softmax(s, -1);
+  if (!mask.defined()) return p;
+  return masked_fill(p, all(isneginf(s), {-1}, true), wrapped_scalar(0, q.device()));
 }
 
 // Note [Attention backward]: with P = softmax(S), S = q k^T * scale + mask and

@@ -9,7 +9,8 @@ namespace kiln {
 // softmax(q @ k^T * scale + mask) @ v for q (..., L, E), k (..., S, E),
 // v (..., S, Ev) whose batch dims broadcast. attn_mask (broadcastable to
 // (..., L, S)) is bool (true = may attend) or additive float; is_causal lets
-// query i attend keys j <= i. scale defaults to 1 / sqrt(E). A device with an
+// query i attend keys j <= i; a query the mask leaves no key gets zeros (as in
+// PyTorch). scale defaults to 1 / sqrt(E). A device with an
 // "attention" kernel runs the fused forward (float32/16-bit); elsewhere the
 // forward is composed of matmul and softmax. The backward recomputes the
 // attention weights with kiln ops (Note [Attention backward]).
