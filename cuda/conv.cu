@@ -20,11 +20,11 @@ namespace {
 // Bytes of columns one run of images may take.
 constexpr int64_t kWorkspaceBytes = int64_t(256) << 20;
 
+// Calls f(TypeTag<T>) with T the device type of the floating dtype dt (16-bit
+// floats: cuBLAS accumulates their GEMMs in float, col2im sums them in float).
 template <class F>
 void visit_conv_dtype(ScalarType dt, const char* op, const F& f) {
-  if (dt == ScalarType::Float32) return f(TypeTag<float>{});
-  if (dt == ScalarType::Float64) return f(TypeTag<double>{});
-  throw TypeError(detail::concat("[", op, "] unsupported dtype ", dtype_name(dt)));
+  visit_floating(dt, op, [&]<class K>(TypeTag<K>) { f(TypeTag<DeviceT<K>>{}); });
 }
 
 // Images of an input with any strides.
@@ -48,7 +48,7 @@ __global__ void im2col_k(int64_t total, T* cols, int64_t sn, int64_t sr, const T
   const int64_t y = (l / g.out_w) * g.sh - g.ph + (k / g.kw) * g.dh;
   const int64_t x = (l % g.out_w) * g.sw - g.pw + (k % g.kw) * g.dw;
   const bool inside = y >= 0 && y < g.height && x >= 0 && x < g.width;
-  cols[n * sn + r * sr + l] = inside ? in[n * im.sn + c * im.sc + y * im.sy + x * im.sx] : T(0);
+  cols[n * sn + r * sr + l] = inside ? in[n * im.sn + c * im.sc + y * im.sy + x * im.sx] : T(0.f);
 }
 
 // The adjoint, as a gather: each pixel of contiguous images [0, nb) becomes
@@ -62,17 +62,19 @@ __global__ void col2im_k(int64_t total, T* img, const T* cols, int64_t sn, int64
   const int64_t c = (e / (g.width * g.height)) % g.channels;
   const int64_t n = e / (g.width * g.height * g.channels);
   const int64_t K = g.kh * g.kw;
-  T acc = bias ? bias[c] : T(0);
+  using M = MathT<T>;
+  M acc = bias ? static_cast<M>(bias[c]) : M(0);
   for (int64_t ki = 0; ki < g.kh; ++ki) {
     const int64_t ty = y + g.ph - ki * g.dh;
     if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.out_h) continue;
     for (int64_t kj = 0; kj < g.kw; ++kj) {
       const int64_t tx = x + g.pw - kj * g.dw;
       if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.out_w) continue;
-      acc += cols[n * sn + (c * K + ki * g.kw + kj) * sr + (ty / g.sh) * g.out_w + tx / g.sw];
+      acc += static_cast<M>(
+          cols[n * sn + (c * K + ki * g.kw + kj) * sr + (ty / g.sh) * g.out_w + tx / g.sw]);
     }
   }
-  img[e] = acc;
+  img[e] = convert<T>(acc);
 }
 
 // out (contiguous, `total` elements) = bias[(e / L) % C].
@@ -88,14 +90,14 @@ __global__ void row_sums_k(T* sums, const T* x, int64_t len) {
   __shared__ double part[kBlock];
   const T* row = x + static_cast<int64_t>(blockIdx.x) * len;
   double s = 0;
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += row[i];
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += static_cast<MathT<T>>(row[i]);
   part[threadIdx.x] = s;
   __syncthreads();
   for (int width = kBlock / 2; width > 0; width /= 2) {
     if (static_cast<int>(threadIdx.x) < width) part[threadIdx.x] += part[threadIdx.x + width];
     __syncthreads();
   }
-  if (threadIdx.x == 0) sums[blockIdx.x] = static_cast<T>(part[0]);
+  if (threadIdx.x == 0) sums[blockIdx.x] = convert<T>(part[0]);
 }
 
 template <class T>
