@@ -360,6 +360,23 @@ def test_sdpa_float_mask_gradient():
     assert_close(back(m[1].grad), m[0].grad, rtol=2e-4, atol=2e-4)
 
 
+def test_sdpa_create_graph_after_fused_forward():
+    # create_graph: the backward is composed (differentiable) even after a fused forward.
+    rng = np.random.default_rng(8)
+    ins = [
+        pair(rng.standard_normal(s), kiln.float32, True) for s in [(2, 7, 8), (2, 9, 8), (2, 9, 4)]
+    ]
+    results = []
+    for side in (0, 1):
+        q, k, v = (p[side] for p in ins)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        (gq,) = kiln.autograd.grad((out * out).sum(), [q], create_graph=True)
+        (gq * gq).sum().backward()
+        results.append([gq.detach(), k.grad, v.grad])
+    for h, d in zip(results[0], results[1]):
+        assert_close(back(d), h, rtol=2e-4, atol=2e-4)
+
+
 def test_sdpa_gqa_and_mha_module():
     sdpa_case((2, 4, 10, 16), (2, 2, 12, 16), (2, 2, 12, 16), kiln.float32, enable_gqa=True)
     kiln.manual_seed(0)
