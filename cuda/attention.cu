@@ -124,11 +124,15 @@ __global__ void __launch_bounds__(kBlock)
     __syncthreads();
     // Online softmax, a thread per row: rescale what came before by
     // exp(old max - new max). A row with every score so far masked keeps
-    // max -inf and adds nothing.
+    // max -inf and adds nothing; NaN scores (which fmaxf skips) make NaNs.
     for (int r = tid; r < BQ; r += kBlock) {
       float m = row_max[r];
-      for (int c = 0; c < BK; ++c) m = fmaxf(m, ps[r][c]);
-      const bool none = m == -INFINITY;
+      bool nan = false;
+      for (int c = 0; c < BK; ++c) {
+        m = fmaxf(m, ps[r][c]);
+        nan |= ps[r][c] != ps[r][c];
+      }
+      const bool none = m == -INFINITY && !nan;
       float sum = 0.f;
       for (int c = 0; c < BK; ++c) {
         const float p = none ? 0.f : expf(ps[r][c] - m);
@@ -157,12 +161,12 @@ __global__ void __launch_bounds__(kBlock)
     const int i = tid + j * kBlock, r = i / D, c = i % D;
     if (q0 + r < L && c < pr.Ev) {
       const float l = row_sum[r];
-      out[(b * L + q0 + r) * pr.Ev + c] = T(l > 0.f ? acc[j] / l : 0.f);
+      out[(b * L + q0 + r) * pr.Ev + c] = T(l == 0.f ? 0.f : acc[j] / l);
     }
   }
   for (int r = tid; r < BQ; r += kBlock)
     if (q0 + r < L)
-      lse[b * L + q0 + r] = row_sum[r] > 0.f ? row_max[r] + logf(row_sum[r]) : -INFINITY;
+      lse[b * L + q0 + r] = row_sum[r] == 0.f ? -INFINITY : row_max[r] + logf(row_sum[r]);
 }
 
 // ---- backward ----------------------------------------------------------------------------

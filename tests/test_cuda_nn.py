@@ -347,6 +347,13 @@ def test_sdpa_fully_masked_query_gives_zeros():
     sdpa_case((2, 20, 16), (2, 33, 16), (2, 33, 8), kiln.float32, mask=(add, add.cuda()))
 
 
+def test_sdpa_nan_propagates():
+    q = randn(2, 5, 8)
+    q[0, 1, 3] = np.nan  # query 1 of batch 0: all its scores NaN
+    k, v = randn(2, 6, 8, rng=np.random.default_rng(1)), randn(2, 6, 4)
+    check_both(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [q, k, v], grad=False)
+
+
 def test_sdpa_float_mask_gradient():
     rng = np.random.default_rng(6)
     q, k, v = (
