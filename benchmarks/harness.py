@@ -17,9 +17,9 @@ class Case:
     """One row: kiln against a reference doing the same work.
 
     `kiln` and `reference` are zero-argument callables (inputs prepared by the
-    suite). With `flops` set, the row reports GFLOP/s and the ratio is
-    kiln / reference throughput (higher is better); otherwise it reports time
-    per call and the ratio is kiln / reference time (lower is better).
+    suite). With `flops` (or `bytes`) set, the row reports GFLOP/s (GB/s) and the
+    ratio is kiln / reference throughput (higher is better); otherwise it reports
+    time per call and the ratio is kiln / reference time (lower is better).
     `target` is the ratio the issue asks for, e.g. ("<=", 1.0) or (">=", 0.95).
     Set `threaded` for cases whose libraries run thread pools (BLAS): see
     Note [Thread pools of two libraries]. `min_rounds` lowers the round floor for
@@ -31,6 +31,8 @@ class Case:
     reference: Callable[[], object]
     reference_name: str
     flops: float | None = None
+    bytes: float | None = None  # memory traffic per call, for bandwidth-bound cases
+    reference_bytes: float | None = None  # when the reference moves a different amount
     target: tuple | None = None
     threaded: bool = False
     min_rounds: int | None = None  # overrides Settings.min_rounds (for very slow cases)
@@ -112,8 +114,10 @@ def measure(case, settings):
 def run_case(case, settings):
     """The report row of one case."""
     t_k, t_r, rounds = measure(case, settings)
-    if case.flops:
-        kiln_value, ref_value, unit = case.flops / t_k / 1e9, case.flops / t_r / 1e9, "GFLOP/s"
+    work, unit = (case.flops, "GFLOP/s") if case.flops else (case.bytes, "GB/s")
+    if work:
+        ref_work = case.reference_bytes or work
+        kiln_value, ref_value = work / t_k / 1e9, ref_work / t_r / 1e9
         ratio = kiln_value / ref_value
     else:
         kiln_value, ref_value, unit = t_k * 1e6, t_r * 1e6, "us"
@@ -125,7 +129,7 @@ def run_case(case, settings):
     return {
         "case": case.name, "unit": unit, "kiln": kiln_value, "reference": ref_value,
         "reference_name": case.reference_name, "ratio": ratio,
-        "ratio_meaning": "kiln/ref throughput" if case.flops else "kiln/ref time",
+        "ratio_meaning": "kiln/ref throughput" if work else "kiln/ref time",
         "target": f"{case.target[0]} {case.target[1]:.2f}" if case.target else None,
         "meets_target": meets, "rounds": rounds,
     }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "context.h"
 #include "kiln/dispatch.h"
@@ -19,6 +20,7 @@ struct Block {
   size_t nbytes;
   cudaStream_t stream;  // freed on the stream it was allocated on, so the free is ordered
                         // after the work that stream queued on it
+  std::vector<cudaStream_t> used_on;  // other streams, from Tensor.record_stream
 };
 
 struct DeviceStats {
@@ -49,7 +51,7 @@ class CudaAllocator final : public Allocator {
     }
     check(err, "allocator");
     std::lock_guard<std::mutex> lock(mutex_);
-    blocks_[p] = Block{nbytes, stream};
+    blocks_[p] = Block{nbytes, stream, {}};
     DeviceStats& s = stats_[d];
     s.allocated += static_cast<int64_t>(nbytes);
     s.peak = std::max(s.peak, s.allocated);
@@ -68,7 +70,25 @@ class CudaAllocator final : public Allocator {
     }
     // Runs from destructors: an error here can't be raised, and a sticky
     // error will surface at the next checked call anyway.
-    if (cudaFreeAsync(ptr, block.stream) != cudaSuccess) cudaGetLastError();
+    bool ok = true;
+    for (cudaStream_t other : block.used_on) ok &= wait_for(block.stream, other);
+    ok &= cudaFreeAsync(ptr, block.stream) == cudaSuccess;
+    if (!ok) cudaGetLastError();
+  }
+
+  // Note [Streams that use a block]: a block is freed in the order of the
+  // stream that allocated it. When another stream also used it (recorded with
+  // Tensor.record_stream), the free first waits for the work that stream has
+  // queued so far; the allocating stream's later work waits with it, a small
+  // price PyTorch's event-polling cache avoids, taken here for simplicity.
+  void record_stream(void* ptr, cudaStream_t stream) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = blocks_.find(ptr);
+    KILN_CHECK(it != blocks_.end(), ValueError,
+               "[record_stream] the tensor's memory was not allocated by kiln's CUDA allocator");
+    Block& b = it->second;
+    if (stream != b.stream && std::find(b.used_on.begin(), b.used_on.end(), stream) == b.used_on.end())
+      b.used_on.push_back(stream);
   }
 
   DeviceStats stats(int d) {
@@ -100,6 +120,15 @@ class CudaAllocator final : public Allocator {
     stats_[d].pool_configured = true;
   }
 
+  static bool wait_for(cudaStream_t waiter, cudaStream_t other) {
+    cudaEvent_t done;
+    if (cudaEventCreateWithFlags(&done, cudaEventDisableTiming) != cudaSuccess) return false;
+    const bool ok = cudaEventRecord(done, other) == cudaSuccess &&
+                    cudaStreamWaitEvent(waiter, done, 0) == cudaSuccess;
+    cudaEventDestroy(done);  // released once the wait has happened
+    return ok;
+  }
+
   std::mutex mutex_;
   std::unordered_map<void*, Block> blocks_;
   DeviceStats stats_[kMaxDevices];
@@ -127,13 +156,7 @@ Tensor pin_memory_kernel(const Tensor& t) {
 }
 
 bool is_pinned_kernel(const Tensor& t) {
-  if (!t.device().is_cpu() || t.storage()->data() == nullptr || device_count() == 0) return false;
-  cudaPointerAttributes attr{};
-  if (cudaPointerGetAttributes(&attr, t.storage()->data()) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return attr.type == cudaMemoryTypeHost;
+  return t.device().is_cpu() && is_pinned_host(t.storage()->data());
 }
 
 const bool registered = [] {
@@ -146,6 +169,18 @@ const bool registered = [] {
 
 KILN_REGISTER_KERNEL(pin_memory, CUDA, pin_memory_kernel);
 KILN_REGISTER_KERNEL(is_pinned, CUDA, is_pinned_kernel);
+
+bool is_pinned_host(const void* ptr) {
+  if (ptr == nullptr || device_count() == 0) return false;
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, ptr) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return attr.type == cudaMemoryTypeHost;
+}
+
+void record_stream(void* ptr, cudaStream_t stream) { allocator().record_stream(ptr, stream); }
 
 int64_t memory_allocated(int device) { return allocator().stats(device).allocated; }
 int64_t max_memory_allocated(int device) { return allocator().stats(device).peak; }

@@ -1,4 +1,6 @@
 #pragma once
+#include <cuda_runtime_api.h>
+
 #include <cstdint>
 #include <string>
 
@@ -11,6 +13,12 @@ int64_t max_memory_allocated(int device);
 void reset_peak_memory_stats(int device);
 // Returns memory cached by the device's stream-ordered pool to the driver.
 void empty_cache();
+
+// Marks the block starting at `ptr` as used by `stream` too, so freeing it
+// waits for that stream's work (Tensor.record_stream).
+void record_stream(void* ptr, cudaStream_t stream);
+// Whether host memory at `ptr` is page-locked (pinned) by CUDA.
+bool is_pinned_host(const void* ptr);
 
 // "" when CUDA is usable, else why not (no driver, no device, ...).
 std::string unavailable_reason();

@@ -58,5 +58,6 @@ KILN_CUDA_BINARY(logical_xor, fn::LogicalXor, true, All)
 KILN_CUDA_BINARY(bitwise_and, fn::BitwiseAnd, false, Integral)
 KILN_CUDA_BINARY(bitwise_or, fn::BitwiseOr, false, Integral)
 KILN_CUDA_BINARY(bitwise_xor, fn::BitwiseXor, false, Integral)
+KILN_CUDA_BINARY(relu_backward, fn::ReluBackward, false, All)
 
 }  // namespace kiln::cuda

@@ -3,6 +3,7 @@
 #include "kiln/dispatch.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
+#include "allocator.h"
 #include "kiln/scalar.h"
 #include "loops.cuh"
 
@@ -39,34 +40,45 @@ size_t nbytes(const Tensor& t) { return static_cast<size_t>(t.numel()) * t.items
 
 }  // namespace
 
+// dst = src on one device: a plain memcpy when both are dense with one dtype.
+void copy_kernel(const Tensor& dst, const Tensor& src) {
+  if (dst.numel() == 0) return;
+  const Device d = dst.device();
+  if (!same_layout_dense(dst, src)) {
+    copy_on_device(dst, src);
+    return;
+  }
+  DeviceGuard guard(d);
+  check(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), nbytes(dst), cudaMemcpyDeviceToDevice,
+                        current_stream(d)),
+        "copy_");
+}
+
 // Host <-> device and device <-> device: a plain memcpy when both sides are
 // dense with one dtype; otherwise the conversion runs on the device side
 // through a dense staging buffer.
-void copy_kernel(const Tensor& dst, const Tensor& src) {
+//
+// Note [Non-blocking transfers]: as in PyTorch, a blocking transfer returns
+// once the data has arrived (the stream is synchronized); non_blocking=True
+// returns at once where the host side is pinned memory: H2D from a pinned
+// source, D2H into a dense pinned destination. The caller then synchronizes
+// before reading the destination or writing the source. A pinned source freed
+// early is still safe: cudaFreeHost waits for the device.
+void transfer_kernel(const Tensor& dst, const Tensor& src, bool non_blocking) {
   if (dst.numel() == 0) return;
   const Device dd = dst.device(), sd = src.device();
-  if (dd == sd) {
-    if (same_layout_dense(dst, src)) {
-      DeviceGuard guard(dd);
-      check(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), nbytes(dst), cudaMemcpyDeviceToDevice,
-                            current_stream(dd)),
-            "copy_");
-    } else {
-      copy_on_device(dst, src);
-    }
-    return;
-  }
   if (dd.is_cuda() && sd.is_cpu()) {  // host to device
     // A temporary dense copy is pageable memory, which cudaMemcpyAsync has
-    // read by the time it returns; pinned sources are copied asynchronously
-    // (non_blocking), so the caller keeps them alive, as in PyTorch.
+    // staged by the time it returns.
     const Tensor host = contiguous(detach(src));
     const Tensor staged = same_layout_dense(dst, host) ? dst : empty(host.sizes(), host.dtype(), dd);
     DeviceGuard guard(dd);
+    const cudaStream_t stream = current_stream(dd);
     check(cudaMemcpyAsync(staged.data_ptr(), host.data_ptr(), nbytes(host), cudaMemcpyHostToDevice,
-                          current_stream(dd)),
+                          stream),
           "copy_");
     if (!staged.is_same(dst)) copy_on_device(dst, staged);
+    if (!non_blocking) check(cudaStreamSynchronize(stream), "copy_");
     return;
   }
   if (dd.is_cpu() && sd.is_cuda()) {  // device to host
@@ -75,13 +87,16 @@ void copy_kernel(const Tensor& dst, const Tensor& src) {
       staged = empty(dst.sizes(), dst.dtype(), sd);
       copy_on_device(staged, src);
     }
-    Tensor host = dst.is_contiguous() ? dst : empty(dst.sizes(), dst.dtype(), dd);
+    const bool direct = dst.is_contiguous();
+    Tensor host = direct ? dst : empty(dst.sizes(), dst.dtype(), dd);
     DeviceGuard guard(sd);
+    const cudaStream_t stream = current_stream(sd);
     check(cudaMemcpyAsync(host.data_ptr(), staged.data_ptr(), nbytes(host), cudaMemcpyDeviceToHost,
-                          current_stream(sd)),
+                          stream),
           "copy_");
-    check(cudaStreamSynchronize(current_stream(sd)), "copy_");
-    if (!host.is_same(dst)) {
+    if (non_blocking && direct && is_pinned_host(dst.storage()->data())) return;
+    check(cudaStreamSynchronize(stream), "copy_");
+    if (!direct) {
       Tensor d = detach(dst);
       copy_(d, host);
     }
@@ -99,6 +114,7 @@ void copy_kernel(const Tensor& dst, const Tensor& src) {
                             current_stream(dd)),
         "copy_");
   if (!staged.is_same(dst)) copy_on_device(dst, staged);
+  // Always waits: the source-side temporary must outlive the peer copy.
   check(cudaStreamSynchronize(current_stream(dd)), "copy_");
 }
 
@@ -114,6 +130,7 @@ void fill_kernel(const Tensor& dst, Scalar value) {
 }
 
 KILN_REGISTER_KERNEL(copy, CUDA, copy_kernel);
+KILN_REGISTER_KERNEL(transfer, CUDA, transfer_kernel);
 KILN_REGISTER_KERNEL(fill, CUDA, fill_kernel);
 
 }  // namespace kiln::cuda

@@ -146,6 +146,9 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("max_memory_allocated", &max_memory_allocated);
   m.def("reset_peak_memory_stats", &reset_peak_memory_stats);
   m.def("empty_cache", &empty_cache);
+  m.def("_record_stream", [](uintptr_t ptr, uintptr_t stream) {
+    record_stream(reinterpret_cast<void*>(ptr), as_stream(stream));
+  });
   m.def("_get_allow_tf32", &allow_tf32);
   m.def("_set_allow_tf32", &set_allow_tf32);
   init_streams(m);

@@ -298,6 +298,105 @@ def test_pinned_memory_and_non_blocking():
     assert_close(back(d), x)
 
 
+def test_non_blocking_device_to_host_into_pinned_memory():
+    src = kiln.arange(1 << 20, dtype=kiln.float32, device="cuda") * 2
+    dst = kiln.zeros(1 << 20).pin_memory()
+    dst.copy_(src, non_blocking=True)
+    kiln.cuda.current_stream().synchronize()
+    assert_close(dst, kiln.arange(1 << 20, dtype=kiln.float32) * 2)
+    # Into pageable or non-contiguous memory a non-blocking copy still completes before returning.
+    pageable = kiln.zeros(4, 3).t()
+    pageable.copy_(kiln.ones(3, 4, device="cuda"), non_blocking=True)
+    assert_close(pageable, kiln.ones(3, 4))
+
+
+def test_blocking_host_to_device_from_pinned_memory_is_complete_on_return():
+    p = kiln.ones(1 << 20).pin_memory()
+    d = p.cuda()  # non_blocking=False: p may be overwritten right away
+    p.fill_(5.0)
+    assert_close(back(d[:3]), kiln.ones(3))
+
+
+def test_record_stream_keeps_memory_until_the_stream_is_done():
+    s = kiln.cuda.Stream()
+    x = kiln.ones(1 << 22, device="cuda")
+    s.wait_stream(kiln.cuda.current_stream())
+    with kiln.cuda.stream(s):
+        y = (x * 3).sum()
+    x.record_stream(s)
+    del x  # freed in the default stream's order, after s's work
+    z = kiln.zeros(1 << 22, device="cuda")  # may reuse x's memory
+    kiln.cuda.current_stream().wait_stream(s)
+    assert back(y).item() == 3 * (1 << 22)
+    assert back(z.sum()).item() == 0
+    with pytest.raises(RuntimeError, match="record_stream"):
+        kiln.ones(3).record_stream(s)
+
+
+def test_data_loader_pins_batches():
+    from kiln.utils.data import DataLoader
+
+    data = {"x": np.arange(12, dtype=np.float32).reshape(6, 2), "y": np.arange(6)}
+    rows = [{"x": data["x"][i], "y": data["y"][i]} for i in range(6)]
+    for workers in (0, 2):
+        batches = list(DataLoader(rows, batch_size=3, pin_memory=True, num_workers=workers))
+        assert all(b["x"].is_pinned() and b["y"].is_pinned() for b in batches)
+        assert_close(batches[1]["x"].cuda(non_blocking=True).cpu(), kiln.tensor(data["x"][3:]))
+
+
 def test_manual_seed_reaches_the_cuda_generator():
     kiln.cuda.manual_seed(123)
     assert kiln._C._default_generator(kiln.device("cuda")).initial_seed() == 123
+
+
+# ---- DLPack with PyTorch on the same GPU ------------------------------------------------
+
+
+def test_dlpack_round_trip_with_torch_cuda():
+    torch = require_torch()
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch has no CUDA")
+    k = kiln.arange(12.0, device="cuda").reshape(3, 4) * 2  # queued on kiln's current stream
+    t = torch.from_dlpack(k)  # torch's stream waits for kiln's work
+    assert t.device.type == "cuda" and t.data_ptr() == k.data_ptr()
+    assert t.sum().item() == 132.0
+    t2 = torch.arange(6.0, device="cuda").reshape(2, 3).t()
+    k2 = kiln.from_dlpack(t2)
+    assert k2.device == kiln.device("cuda:0") and k2.data_ptr() == t2.data_ptr()
+    assert_close(back(k2), kiln.arange(6.0).reshape(2, 3).t())
+    s = kiln.cuda.Stream()
+    with kiln.cuda.stream(s):  # kiln on a side stream: the export still orders torch after it
+        k3 = kiln.ones(1 << 22, device="cuda") * 3
+        t3 = torch.from_dlpack(k3)
+    assert t3.sum().item() == 3 * (1 << 22)
+
+
+# ---- modules built on the GPU -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("build", [
+    lambda d: kiln.nn.Linear(4, 3, device=d), lambda d: kiln.nn.Conv2d(2, 3, 3, device=d),
+    lambda d: kiln.nn.BatchNorm1d(4, device=d), lambda d: kiln.nn.LayerNorm(4, device=d),
+    lambda d: kiln.nn.Embedding(5, 4, device=d), lambda d: kiln.nn.LSTM(4, 3, device=d),
+    lambda d: kiln.nn.MultiheadAttention(4, 2, device=d),
+    lambda d: kiln.nn.TransformerEncoderLayer(8, 2, 16, device=d),
+], ids=["Linear", "Conv2d", "BatchNorm1d", "LayerNorm", "Embedding", "LSTM", "MHA", "Encoder"])
+def test_modules_take_device(build):
+    m = build("cuda")
+    tensors = list(m.parameters()) + list(m.buffers())
+    assert tensors and all(t.device == kiln.device("cuda:0") for t in tensors)
+
+
+def test_functional_helpers_stay_on_the_input_device():
+    F = kiln.nn.functional
+    x = kiln.arange(24.0).reshape(1, 2, 3, 4)
+    for mode in ("constant", "reflect", "replicate", "circular"):
+        assert_close(back(F.pad(x.cuda(), (1, 1, 1, 1), mode=mode)), F.pad(x, (1, 1, 1, 1), mode=mode))
+    for mode in ("nearest", "bilinear"):
+        assert_close(back(F.interpolate(x.cuda(), scale_factor=2, mode=mode)),
+                     F.interpolate(x, scale_factor=2, mode=mode))
+    rnn = kiln.nn.GRU(4, 3, batch_first=True)
+    seq = kiln.randn(2, 5, 4)
+    want, _ = rnn(seq)
+    got, _ = rnn.cuda()(seq.cuda())
+    assert_close(back(got), want, atol=1e-5, rtol=1e-5)

@@ -301,12 +301,32 @@ def test_loader_argument_errors():
         loader.batch_size = 3
 
 
-def test_pin_memory_is_accepted_and_a_noop():
+@pytest.mark.skipif(kiln.cuda.is_available(), reason="checks the no-GPU behaviour")
+def test_pin_memory_without_gpu_warns_and_batches_stay_unpinned():
     x = np.arange(6, dtype=np.float32)
-    assert [b.tolist() for b in DataLoader(x, batch_size=3, pin_memory=True)] == [
-        [0, 1, 2],
-        [3, 4, 5],
-    ]
+    with pytest.warns(UserWarning, match="no accelerator is found"):
+        batches = list(DataLoader(x, batch_size=3, pin_memory=True))
+    assert [b.tolist() for b in batches] == [[0, 1, 2], [3, 4, 5]]
+    assert not any(b.is_pinned() for b in batches)
+
+
+def test_pin_memory_keeps_container_types():
+    from collections import OrderedDict, namedtuple
+
+    from kiln.utils.data.pin_memory import pin_memory
+
+    class Pinnable:
+        def pin_memory(self):
+            return "pinned"
+
+    Pair = namedtuple("Pair", "a b")
+    data = {"x": [Pinnable(), (Pinnable(), 3)], "y": Pair(Pinnable(), "text"),
+            "z": OrderedDict(k=Pinnable())}
+    got = pin_memory(data)
+    assert got == {"x": ["pinned", ("pinned", 3)], "y": Pair("pinned", "text"),
+                   "z": OrderedDict(k="pinned")}
+    assert type(got["y"]) is Pair and type(got["z"]) is OrderedDict
+    assert pin_memory(b"raw") == b"raw" and pin_memory(None) is None
 
 
 def test_time_to_first_batch_and_worker_info_in_main():

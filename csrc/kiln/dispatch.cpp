@@ -50,6 +50,15 @@ bool has_kernel(const char* name, DeviceType device) {
   return op_entry(name).kernels[static_cast<int>(device)] != nullptr;
 }
 
+std::vector<std::string> ops_with_kernel(DeviceType device) {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : r.entries)
+    if (entry->kernels[static_cast<int>(device)]) names.push_back(name);
+  return names;
+}
+
 void throw_no_kernel(const OpEntry& entry, Device device) {
   throw NotImplementedError("[" + entry.name + "] no kernel for device " + device.str() +
                             (device.is_cuda() ? " (is kiln's CUDA backend built and loaded?)"

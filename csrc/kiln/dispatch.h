@@ -3,6 +3,7 @@
 #include <type_traits>
 #include <typeinfo>
 #include <utility>
+#include <vector>
 
 #include "kiln/device.h"
 #include "kiln/macros.h"
@@ -24,6 +25,8 @@ KILN_API OpEntry& op_entry(const char* name);
 KILN_API void register_kernel(const char* name, DeviceType device, void* fn,
                               const char* signature);
 KILN_API bool has_kernel(const char* name, DeviceType device);
+// Names of the ops with a kernel for `device`, sorted.
+KILN_API std::vector<std::string> ops_with_kernel(DeviceType device);
 [[noreturn]] KILN_API void throw_no_kernel(const OpEntry& entry, Device device);
 KILN_API void check_signature(OpEntry& entry, const char* signature);
 [[noreturn]] KILN_API void throw_device_mismatch(const OpEntry& entry, Device want, Device got);

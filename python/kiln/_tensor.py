@@ -104,7 +104,7 @@ def to(self, *args, dtype=None, device=None, non_blocking=False, copy=False):
             device = a
     t = self
     if device is not None:
-        t = t._to_device(_device(device), copy)
+        t = t._to_device(_device(device), copy, non_blocking)
         copy = False
     if dtype is not None:
         t = t._to_dtype(dtype, copy)
@@ -137,7 +137,7 @@ def cuda(self, device=None, non_blocking=False):
     d = _device("cuda" if device is None else device)
     if d.type != "cuda":
         raise ValueError(f"[cuda] expected a CUDA device, got {d}")
-    return self._to_device(d)
+    return self._to_device(d, False, non_blocking)
 
 
 @_method
@@ -149,6 +149,18 @@ def pin_memory(self, device=None):
 @_method
 def is_pinned(self, device=None):
     return _C._is_pinned(self)
+
+
+@_method
+def record_stream(self, stream):
+    """Marks this CUDA tensor as used by `stream`: freeing its memory then waits for the work
+    `stream` has queued (see Note [Streams that use a block] in cuda/allocator.cpp)."""
+    if self.device.type != "cuda":
+        raise RuntimeError(f"[record_stream] expected a CUDA tensor, got one on {self.device}")
+    from kiln import cuda
+
+    base = self.data_ptr() - self.storage_offset() * self.element_size()
+    cuda._lazy()._record_stream(base, stream.cuda_stream)
 
 
 @_method

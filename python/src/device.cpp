@@ -21,6 +21,8 @@ void init_device(py::module_& m) {
   m.def("_has_kernel", [](const std::string& op, Device d) {
     return dispatch::has_kernel(op.c_str(), d.type);
   }, py::arg("op"), py::arg("device"));
+  m.def("_ops_with_kernel", [](Device d) { return dispatch::ops_with_kernel(d.type); },
+        py::arg("device"), "Names of the dispatcher ops with a kernel for the device's type.");
   m.def("_default_generator", [](Device d) { return default_generator(d); }, py::arg("device"));
   m.def("_pin_memory", [](const Tensor& t) {
     KILN_CHECK(t.device().is_cpu(), ValueError, "[pin_memory] cannot pin a tensor on ", t.device(),

@@ -164,6 +164,8 @@ py::object dlpack(const Tensor& self, py::object stream, py::object max_version,
     KILN_CHECK(stream.is_none(), ValueError,
                "[__dlpack__] stream must be None for a cpu tensor, got ",
                std::string(py::repr(stream)));
+  else
+    py::module_::import("kiln.cuda.streams").attr("_dlpack_wait")(self.device().index, stream);
   if (!dl_device.is_none()) {
     auto want = int_pair(dl_device, "dl_device");
     const DLDevice have = to_dl_device(self.device());
@@ -243,12 +245,21 @@ Tensor from_dlpack(py::object obj) {
                "[from_dlpack] expected an object with __dlpack__ or a DLPack capsule, got ",
                std::string(py::str(py::type::of(obj).attr("__name__"))));
     py::object fn = obj.attr("__dlpack__");
+    // A CUDA producer makes kiln's current stream wait for its own work.
+    py::object stream = py::none();
+    if (py::hasattr(obj, "__dlpack_device__")) {
+      auto [type, index] = obj.attr("__dlpack_device__")().cast<std::pair<int, int>>();
+      if (type == kDLCUDA || type == kDLCUDAManaged)
+        stream = py::module_::import("kiln.cuda.streams").attr("_dlpack_stream")(index);
+    }
     try {
-      capsule = fn(py::arg("max_version") = py::make_tuple(KILN_DLPACK_MAJOR_VERSION,
+      capsule = fn(py::arg("stream") = stream,
+                   py::arg("max_version") = py::make_tuple(KILN_DLPACK_MAJOR_VERSION,
                                                            KILN_DLPACK_MINOR_VERSION));
     } catch (py::error_already_set& e) {
       if (!e.matches(PyExc_TypeError)) throw;
-      capsule = fn();  // a producer older than the max_version keyword
+      // A producer older than the max_version keyword (and, on the CPU, maybe than stream).
+      capsule = stream.is_none() ? fn() : fn(py::arg("stream") = stream);
     }
   }
   PyObject* cap = capsule.ptr();

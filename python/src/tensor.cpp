@@ -121,9 +121,14 @@ void init_tensor(py::module_& m) {
       })
       .def("_to_dtype", [](const Tensor& t, ScalarType d, bool copy) { return to_dtype(t, d, copy); },
            py::arg("dtype"), py::arg("copy") = false)
-      .def("_to_device", [](const Tensor& t, Device d, bool copy) { return to_device(t, d, copy); },
-           py::arg("device"), py::arg("copy") = false)
-      .def("copy_", [](Tensor& t, const Tensor& src) { return copy_(t, src); }, py::arg("src"))
+      .def("_to_device",
+           [](const Tensor& t, Device d, bool copy, bool non_blocking) {
+             return to_device(t, d, copy, non_blocking);
+           },
+           py::arg("device"), py::arg("copy") = false, py::arg("non_blocking") = false)
+      .def("copy_",
+           [](Tensor& t, const Tensor& src, bool non_blocking) { return copy_(t, src, non_blocking); },
+           py::arg("src"), py::arg("non_blocking") = false)
       .def("fill_", [](Tensor& t, Scalar v) { return fill_(t, v); }, py::arg("value"))
       .def("fill_", [](Tensor& t, const Tensor& v) {
         KILN_CHECK(v.dim() == 0, ValueError, "[fill_] only supports 0-dimension value tensor but got "

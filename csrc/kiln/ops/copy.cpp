@@ -13,6 +13,21 @@ namespace kiln {
 
 using autograd::BackwardArgs;
 
+// dst = src without autograd: the device's "copy" kernel when both sides share a
+// device, else the "transfer" kernel of the non-CPU side (which alone knows both
+// memories). non_blocking lets a transfer return before it has finished, as in
+// PyTorch (it matters only for pinned host memory).
+static void copy_data(const Tensor& dst, const Tensor& src, bool non_blocking) {
+  if (dst.device() == src.device()) {
+    static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
+    copy_kernel(dst.device(), dst, src);
+    return;
+  }
+  static const dispatch::Op<void(const Tensor&, const Tensor&, bool)> transfer("transfer");
+  transfer.across_devices(dst.device().is_cpu() ? src.device() : dst.device(), dst, src,
+                          non_blocking);
+}
+
 void check_inplace(const Tensor& self, const char* op) {
   if (!autograd::is_grad_enabled()) return;
   KILN_CHECK(!(self.is_leaf() && self.requires_grad()), Error, "[", op,
@@ -27,8 +42,7 @@ void check_inplace(const Tensor& self, const char* op) {
 void rebase_history(Tensor& self, const Tensor& result) {
   {
     autograd::NoGradGuard no_grad;
-    static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
-    copy_kernel(self.device(), self, result);
+    copy_data(self, result, false);
   }
   self.bump_version();
   if (result.requires_grad()) {
@@ -36,22 +50,17 @@ void rebase_history(Tensor& self, const Tensor& result) {
   }
 }
 
-// Copies between devices run on the non-CPU side's kernel.
-static Device copy_device(const Tensor& dst, const Tensor& src) {
-  return dst.device().is_cpu() ? src.device() : dst.device();
-}
 
-Tensor& copy_(Tensor& dst, const Tensor& src) {
+Tensor& copy_(Tensor& dst, const Tensor& src, bool non_blocking) {
   KILN_CHECK(is_expandable_to(src.sizes(), dst.sizes()), ValueError, "[copy_] source shape ",
              src.sizes(), " cannot be broadcast to destination shape ", dst.sizes());
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
   if (autograd::needs_grad({dst, src})) {
     check_inplace(dst, "copy_");
     // The result is src broadcast and converted; the old dst value gets no gradient.
     Tensor result = empty(dst.sizes(), dst.dtype(), dst.device());
     {
       autograd::NoGradGuard no_grad;
-      copy_kernel.across_devices(copy_device(result, src), result, src);
+      copy_data(result, src, non_blocking);
     }
     const Device src_device = src.device();
     if (src.requires_grad())
@@ -61,7 +70,7 @@ Tensor& copy_(Tensor& dst, const Tensor& src) {
     rebase_history(dst, result);
     return dst;
   }
-  copy_kernel.across_devices(copy_device(dst, src), dst, src);
+  copy_data(dst, src, non_blocking);
   dst.bump_version();
   return dst;
 }
@@ -83,8 +92,7 @@ Tensor& zero_(Tensor& t) { return fill_(t, 0); }
 
 Tensor clone(const Tensor& t) {
   Tensor out = empty(t.sizes(), t.dtype(), t.device());
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
-  copy_kernel(t.device(), out, t);
+  copy_data(out, t, false);
   if (autograd::needs_grad({t}))
     autograd::record("CloneBackward0", {t}, {out}, {},
                      [](const BackwardArgs& a) { return TensorList{a.grad()}; });
@@ -102,8 +110,7 @@ Tensor detach(const Tensor& t) {
 Tensor to_dtype(const Tensor& t, ScalarType dtype, bool copy) {
   if (t.dtype() == dtype && !copy) return t;
   Tensor out = empty(t.sizes(), dtype, t.device());
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
-  copy_kernel(t.device(), out, t);
+  copy_data(out, t, false);
   if (autograd::needs_grad({t}) && is_floating(dtype)) {
     const ScalarType from = t.dtype();
     autograd::record("ToCopyBackward0", {t}, {out}, {}, [from](const BackwardArgs& a) {
@@ -113,12 +120,11 @@ Tensor to_dtype(const Tensor& t, ScalarType dtype, bool copy) {
   return out;
 }
 
-Tensor to_device(const Tensor& t, Device device, bool copy) {
+Tensor to_device(const Tensor& t, Device device, bool copy, bool non_blocking) {
   device = resolve_device(device);
   if (t.device() == device && !copy) return t;
   Tensor out = empty(t.sizes(), t.dtype(), device);
-  static const dispatch::Op<void(const Tensor&, const Tensor&)> copy_kernel("copy");
-  copy_kernel.across_devices(copy_device(out, t), out, t);
+  copy_data(out, t, non_blocking);
   if (autograd::needs_grad({t})) {
     const Device from = t.device();
     autograd::record("ToCopyBackward0", {t}, {out}, {}, [from](const BackwardArgs& a) {

@@ -4,8 +4,10 @@
 
 namespace kiln {
 
-// dst[...] = src, broadcasting src and converting dtype; differentiable.
-KILN_API Tensor& copy_(Tensor& dst, const Tensor& src);
+// dst[...] = src, broadcasting src and converting dtype; differentiable. Between
+// devices, non_blocking lets the copy run asynchronously where pinned host memory
+// allows it (PyTorch's semantics: the caller synchronizes before using the data).
+KILN_API Tensor& copy_(Tensor& dst, const Tensor& src, bool non_blocking = false);
 KILN_API Tensor& fill_(Tensor& t, Scalar value);
 KILN_API Tensor& zero_(Tensor& t);
 // A copy with its own contiguous memory; differentiable.
@@ -16,7 +18,8 @@ KILN_API Tensor contiguous(const Tensor& t);
 KILN_API Tensor detach(const Tensor& t);
 // Conversions; return `t` itself when nothing changes and !copy.
 KILN_API Tensor to_dtype(const Tensor& t, ScalarType dtype, bool copy = false);
-KILN_API Tensor to_device(const Tensor& t, Device device, bool copy = false);
+KILN_API Tensor to_device(const Tensor& t, Device device, bool copy = false,
+                          bool non_blocking = false);
 // The value of a one-element tensor (bool, int64 or double).
 KILN_API Scalar item(const Tensor& t);
 

@@ -114,3 +114,25 @@ def stream(s):
         yield s
     finally:
         cuda._set_current_stream(index, previous)
+
+
+# DLPack's stream numbers for CUDA: 1 the legacy default stream, 2 the per-thread default
+# stream, anything larger a cudaStream_t, -1 "no synchronization"; 0 is not allowed. Those
+# numbers are also valid stream handles, so they can be waited on as they are.
+def _dlpack_stream(device_index):
+    """The number a DLPack producer gets for kiln's current stream (consumer side)."""
+    ptr = _cuda()._current_stream(device_index)
+    return 1 if ptr == 0 else ptr
+
+
+def _dlpack_wait(device_index, consumer_stream):
+    """Producer side: the consumer's stream waits for the work queued on kiln's current stream,
+    so it never reads a tensor kiln is still writing."""
+    if consumer_stream == -1:
+        return
+    consumer = 1 if consumer_stream is None else consumer_stream
+    if consumer == _dlpack_stream(device_index):
+        return
+    event = Event()
+    event.record(current_stream(device_index))
+    Stream._wrap(device_index, consumer).wait_event(event)

@@ -28,9 +28,7 @@ def _additive(mask, dtype):
     """A bool mask (True = not allowed) as 0/-inf in dtype; a float mask cast to dtype (so a
     float64 mask does not promote float32 scores)."""
     if mask.dtype == kiln.bool:
-        return kiln.masked_fill(
-            kiln.zeros(mask.shape, dtype=dtype, device=mask.device), mask, float("-inf")
-        )
+        return kiln.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
     return mask.to(dtype)
 
 

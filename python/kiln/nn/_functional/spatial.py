@@ -108,11 +108,8 @@ def pad(input, pad, mode="constant", value=None):
             for n in (max(left, 0), max(right, 0)):
                 shape = list(out.shape)
                 shape[dim] = n
-                pieces.append(
-                    kiln.full(
-                        shape, 0.0 if value is None else value, dtype=out.dtype, device=out.device
-                    )
-                )
+                fill = 0.0 if value is None else value
+                pieces.append(kiln.full(shape, fill, dtype=out.dtype, device=out.device))
             out = kiln.cat([pieces[0], out, pieces[1]], dim)
         else:
             if mode == "reflect" and (left >= size or right >= size):
@@ -143,10 +140,10 @@ def _linear_along(x, dim, out_size, scale, align_corners):
     hi = [min(i + 1, in_size - 1) for i in lo]
     shape = [1] * x.dim()
     shape[dim] = out_size
-    dev = x.device
-    w = kiln.tensor([s - i for s, i in zip(src, lo)], dtype=x.dtype, device=dev).reshape(shape)
-    a = kiln.index_select(x, dim, kiln.tensor(lo, dtype=kiln.int64, device=dev))
-    b = kiln.index_select(x, dim, kiln.tensor(hi, dtype=kiln.int64, device=dev))
+    w = kiln.tensor([s - i for s, i in zip(src, lo)], dtype=x.dtype, device=x.device)
+    w = w.reshape(shape)
+    a = kiln.index_select(x, dim, kiln.tensor(lo, dtype=kiln.int64, device=x.device))
+    b = kiln.index_select(x, dim, kiln.tensor(hi, dtype=kiln.int64, device=x.device))
     return a + (b - a) * w
 
 

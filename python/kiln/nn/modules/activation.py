@@ -166,7 +166,7 @@ class PReLU(Module):
         super().__init__()
         self.num_parameters = num_parameters
         self.init = init
-        self.weight = Parameter(kiln.full((num_parameters,), init, dtype=dtype))
+        self.weight = Parameter(kiln.full((num_parameters,), init, device=device, dtype=dtype))
 
     def reset_parameters(self):
         with kiln.no_grad():

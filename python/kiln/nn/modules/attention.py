@@ -51,7 +51,7 @@ class MultiheadAttention(Module):
         self.head_dim = embed_dim // num_heads
 
         def weight(*shape):
-            return Parameter(kiln.empty(*shape, dtype=dtype))
+            return Parameter(kiln.empty(*shape, device=device, dtype=dtype))
 
         if self._qkv_same_embed_dim:
             self.in_proj_weight = weight(3 * embed_dim, embed_dim)
@@ -66,7 +66,7 @@ class MultiheadAttention(Module):
             self.in_proj_bias = weight(3 * embed_dim)
         else:
             self.register_parameter("in_proj_bias", None)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, device=device, dtype=dtype)
         if add_bias_kv:
             self.bias_k = weight(1, 1, embed_dim)
             self.bias_v = weight(1, 1, embed_dim)

@@ -32,17 +32,19 @@ class _BatchNorm(Module):
         self.affine = affine
         self.track_running_stats = track_running_stats
         if affine:
-            self.weight = Parameter(kiln.empty(num_features, dtype=dtype))
+            self.weight = Parameter(kiln.empty(num_features, device=device, dtype=dtype))
             if bias:
-                self.bias = Parameter(kiln.empty(num_features, dtype=dtype))
+                self.bias = Parameter(kiln.empty(num_features, device=device, dtype=dtype))
             else:
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", kiln.zeros(num_features, dtype=dtype))
-            self.register_buffer("running_var", kiln.ones(num_features, dtype=dtype))
+            self.register_buffer(
+                "running_mean", kiln.zeros(num_features, device=device, dtype=dtype)
+            )
+            self.register_buffer("running_var", kiln.ones(num_features, device=device, dtype=dtype))
             self.register_buffer("num_batches_tracked", kiln.tensor(0, dtype=kiln.int64))
         else:
             self.register_buffer("running_mean", None)

@@ -71,8 +71,10 @@ class _ConvNd(Module):
             shape = (in_channels, out_channels // groups, *self.kernel_size)
         else:
             shape = (out_channels, in_channels // groups, *self.kernel_size)
-        self.weight = Parameter(kiln.empty(*shape, dtype=dtype))
-        self.bias = Parameter(kiln.empty(out_channels, dtype=dtype)) if bias else None
+        self.weight = Parameter(kiln.empty(*shape, device=device, dtype=dtype))
+        self.bias = (
+            Parameter(kiln.empty(out_channels, device=device, dtype=dtype)) if bias else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -158,6 +160,7 @@ class _Conv(_ConvNd):
             groups,
             bias,
             padding_mode,
+            device=device,
             dtype=dtype,
         )
 
@@ -197,6 +200,7 @@ class _ConvTranspose(_ConvNd):
             bias,
             padding_mode,
             output_padding,
+            device=device,
             dtype=dtype,
         )
 

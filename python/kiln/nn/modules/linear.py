@@ -24,8 +24,10 @@ class Linear(Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = Parameter(kiln.empty(out_features, in_features, dtype=dtype))
-        self.bias = Parameter(kiln.empty(out_features, dtype=dtype)) if bias else None
+        self.weight = Parameter(kiln.empty(out_features, in_features, device=device, dtype=dtype))
+        self.bias = (
+            Parameter(kiln.empty(out_features, device=device, dtype=dtype)) if bias else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -56,8 +58,12 @@ class Bilinear(Module):
         self.in1_features = in1_features
         self.in2_features = in2_features
         self.out_features = out_features
-        self.weight = Parameter(kiln.empty(out_features, in1_features, in2_features, dtype=dtype))
-        self.bias = Parameter(kiln.empty(out_features, dtype=dtype)) if bias else None
+        self.weight = Parameter(
+            kiln.empty(out_features, in1_features, in2_features, device=device, dtype=dtype)
+        )
+        self.bias = (
+            Parameter(kiln.empty(out_features, device=device, dtype=dtype)) if bias else None
+        )
         self.reset_parameters()
 
     def reset_parameters(self):

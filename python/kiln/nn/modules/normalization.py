@@ -51,9 +51,11 @@ class LayerNorm(_TrailingNorm):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(kiln.empty(*self.normalized_shape, dtype=dtype))
+            self.weight = Parameter(kiln.empty(*self.normalized_shape, device=device, dtype=dtype))
             if bias:
-                self.bias = Parameter(kiln.empty(*self.normalized_shape, dtype=dtype))
+                self.bias = Parameter(
+                    kiln.empty(*self.normalized_shape, device=device, dtype=dtype)
+                )
             else:
                 self.register_parameter("bias", None)
         else:
@@ -86,7 +88,7 @@ class RMSNorm(_TrailingNorm):
         self.eps = eps
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
-            self.weight = Parameter(kiln.empty(*self.normalized_shape, dtype=dtype))
+            self.weight = Parameter(kiln.empty(*self.normalized_shape, device=device, dtype=dtype))
         else:
             self.register_parameter("weight", None)
         self.reset_parameters()
@@ -115,9 +117,9 @@ class GroupNorm(Module):
         self.eps = eps
         self.affine = affine
         if affine:
-            self.weight = Parameter(kiln.empty(num_channels, dtype=dtype))
+            self.weight = Parameter(kiln.empty(num_channels, device=device, dtype=dtype))
             if bias:
-                self.bias = Parameter(kiln.empty(num_channels, dtype=dtype))
+                self.bias = Parameter(kiln.empty(num_channels, device=device, dtype=dtype))
             else:
                 self.register_parameter("bias", None)
         else:

@@ -166,7 +166,7 @@ class RNNBase(Module):
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
                 for kind, shape in shapes.items():
                     name = f"{kind}_l{layer}{suffix}"
-                    setattr(self, name, Parameter(kiln.empty(*shape, dtype=dtype)))
+                    setattr(self, name, Parameter(kiln.empty(*shape, device=device, dtype=dtype)))
                     self._flat_weights_names.append(name)
         self.reset_parameters()
 
@@ -352,11 +352,11 @@ class RNNCellBase(Module):
         self.hidden_size = hidden_size
         self.bias = bias
         gates = num_chunks * hidden_size
-        self.weight_ih = Parameter(kiln.empty(gates, input_size, dtype=dtype))
-        self.weight_hh = Parameter(kiln.empty(gates, hidden_size, dtype=dtype))
+        self.weight_ih = Parameter(kiln.empty(gates, input_size, device=device, dtype=dtype))
+        self.weight_hh = Parameter(kiln.empty(gates, hidden_size, device=device, dtype=dtype))
         if bias:
-            self.bias_ih = Parameter(kiln.empty(gates, dtype=dtype))
-            self.bias_hh = Parameter(kiln.empty(gates, dtype=dtype))
+            self.bias_ih = Parameter(kiln.empty(gates, device=device, dtype=dtype))
+            self.bias_hh = Parameter(kiln.empty(gates, device=device, dtype=dtype))
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
@@ -400,7 +400,9 @@ class RNNCellBase(Module):
         return input, states, batched
 
     def _step(self, input, states):
-        zeros = kiln.zeros(input.shape[0], self.hidden_size, dtype=input.dtype, device=input.device)
+        zeros = kiln.zeros(
+            input.shape[0], self.hidden_size, dtype=input.dtype, device=input.device
+        )
         states = [zeros if s is None else s for s in states]
         state = states if self._mode == "LSTM" else states[0]
         xi = F.linear(input, self.weight_ih, self.bias_ih)
@@ -413,7 +415,7 @@ class RNNCell(RNNCellBase):
     def __init__(
         self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None
     ):
-        super().__init__(input_size, hidden_size, bias, num_chunks=1, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"Unknown nonlinearity: {nonlinearity}")
         self.nonlinearity = nonlinearity
@@ -434,7 +436,7 @@ class LSTMCell(RNNCellBase):
     _mode = "LSTM"
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, bias, num_chunks=4, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
@@ -450,7 +452,7 @@ class GRUCell(RNNCellBase):
     _mode = "GRU"
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, bias, num_chunks=3, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input, hx=None):
         input, states, batched = self._check_cell(input, hx)

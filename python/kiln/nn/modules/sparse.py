@@ -41,7 +41,8 @@ class Embedding(Module):
         self.sparse = sparse
         if _weight is None:
             self.weight = Parameter(
-                kiln.empty(num_embeddings, embedding_dim, dtype=dtype), requires_grad=not _freeze
+                kiln.empty(num_embeddings, embedding_dim, device=device, dtype=dtype),
+                requires_grad=not _freeze,
             )
             self.reset_parameters()
         else:

@@ -50,13 +50,18 @@ class _Layer(Module):
         norm_first,
         bias,
         num_norms,
+        device,
         dtype,
     ):
         super().__init__()
-        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, dtype=dtype)
-        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, dtype=dtype)
+        self.linear1 = Linear(d_model, dim_feedforward, bias=bias, device=device, dtype=dtype)
+        self.linear2 = Linear(dim_feedforward, d_model, bias=bias, device=device, dtype=dtype)
         for i in range(1, num_norms + 1):
-            setattr(self, f"norm{i}", LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+            setattr(
+                self,
+                f"norm{i}",
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype),
+            )
         self.dropout_p = dropout
         self.norm_first = norm_first
         self.activation = _activation(activation)
@@ -112,10 +117,17 @@ class TransformerEncoderLayer(_Layer):
             norm_first,
             bias,
             2,
+            device,
             dtype,
         )
         self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+            d_model,
+            nhead,
+            dropout=dropout,
+            bias=bias,
+            batch_first=batch_first,
+            device=device,
+            dtype=dtype,
         )
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
@@ -156,13 +168,26 @@ class TransformerDecoderLayer(_Layer):
             norm_first,
             bias,
             3,
+            device,
             dtype,
         )
         self.self_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+            d_model,
+            nhead,
+            dropout=dropout,
+            bias=bias,
+            batch_first=batch_first,
+            device=device,
+            dtype=dtype,
         )
         self.multihead_attn = MultiheadAttention(
-            d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, dtype=dtype
+            d_model,
+            nhead,
+            dropout=dropout,
+            bias=bias,
+            batch_first=batch_first,
+            device=device,
+            dtype=dtype,
         )
 
     def forward(
@@ -294,7 +319,7 @@ class Transformer(Module):
             self.encoder = TransformerEncoder(
                 TransformerEncoderLayer(d_model, nhead, **common),
                 num_encoder_layers,
-                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype),
             )
         if custom_decoder is not None:
             self.decoder = custom_decoder
@@ -302,7 +327,7 @@ class Transformer(Module):
             self.decoder = TransformerDecoder(
                 TransformerDecoderLayer(d_model, nhead, **common),
                 num_decoder_layers,
-                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype),
+                LayerNorm(d_model, eps=layer_norm_eps, bias=bias, device=device, dtype=dtype),
             )
         self.d_model = d_model
         self.nhead = nhead
@@ -357,4 +382,4 @@ class Transformer(Module):
     def generate_square_subsequent_mask(sz, device=None, dtype=None):
         """A float (sz, sz) mask: 0 on and below the diagonal, -inf above."""
         dtype = kiln.float32 if dtype is None else dtype
-        return kiln.triu(kiln.full((sz, sz), float("-inf"), dtype=dtype, device=device), diagonal=1)
+        return kiln.triu(kiln.full((sz, sz), float("-inf"), device=device, dtype=dtype), diagonal=1)

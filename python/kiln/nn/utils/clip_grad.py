@@ -22,7 +22,9 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     norm_type = float(norm_type)
     if not tensors:
         return kiln.tensor(0.0)
-    total = kiln.stack([t.norm(norm_type) for t in tensors]).norm(norm_type)
+    # Norms are taken where the tensors are; across devices they meet on the first one's.
+    device = tensors[0].device
+    total = kiln.stack([t.norm(norm_type).to(device) for t in tensors]).norm(norm_type)
     if error_if_nonfinite and not kiln.isfinite(total).item():
         raise RuntimeError(
             f"[clip_grad_norm_] the total norm of order {norm_type} of the gradients is "
@@ -41,7 +43,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
     # The 1e-6 keeps the ratio finite for all-zero gradients, as PyTorch does.
     scale = kiln.clamp(float(max_norm) / (total_norm + 1e-6), max=1.0)
     for g in grads:
-        g.mul_(scale.to(g.dtype))
+        g.mul_(scale.to(g.device, g.dtype))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):

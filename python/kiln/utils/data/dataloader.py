@@ -1,8 +1,8 @@
 """DataLoader: batches from a dataset, in this process or in supervised worker processes.
 
 Same arguments and semantics as torch.utils.data.DataLoader. Differences on
-purpose: ``pin_memory`` is accepted and does nothing while kiln has no GPU
-(batches stay in ordinary CPU memory); ``time_to_first_batch`` (seconds from
+purpose: with ``pin_memory=True`` batches are pinned in the main process as they
+are handed out (PyTorch pins them in a helper thread); ``time_to_first_batch`` (seconds from
 ``iter(loader)``, worker start-up included, to the first batch) is set after
 each epoch's first batch. The worker machinery is in ``multiprocessing_iter``.
 """
@@ -18,6 +18,7 @@ from kiln.utils.data import _random
 from kiln.utils.data.collate import default_collate, default_convert
 from kiln.utils.data.dataset import IterableDataset
 from kiln.utils.data.fetch import make_fetcher
+from kiln.utils.data.pin_memory import pin_memory
 from kiln.utils.data.sampler import BatchSampler, RandomSampler, Sampler, SequentialSampler
 
 __all__ = ["DataLoader"]
@@ -160,7 +161,7 @@ class DataLoader:
         self.dataset = dataset
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
-        self.pin_memory = pin_memory  # no-op: kiln has no pinned host memory until it has a GPU
+        self.pin_memory = pin_memory
         self.pin_memory_device = pin_memory_device
         self.timeout = timeout
         self.worker_init_fn = worker_init_fn
@@ -260,6 +261,17 @@ class DataLoader:
         return self._get_iterator()
 
 
+def _pinning_possible():
+    """Whether pinned memory can be had; warns as PyTorch does when it can't."""
+    from kiln import cuda
+
+    if cuda.is_available():
+        return True
+    warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then device "
+                  "pinned memory won't be used.", stacklevel=4)
+    return False
+
+
 class BaseIter:
     """What single- and multi-process iterators share: sampler, seed, first-batch timing."""
 
@@ -275,6 +287,7 @@ class BaseIter:
         self._loader = weakref.ref(loader)
         self._num_yielded = 0
         self._started = time.perf_counter()
+        self._pin_memory = loader.pin_memory and _pinning_possible()
 
     def __iter__(self):
         return self
@@ -292,6 +305,8 @@ class BaseIter:
 
     def __next__(self):
         data = self._next_data()
+        if self._pin_memory:
+            data = pin_memory(data)
         self._num_yielded += 1
         if self._num_yielded == 1:
             loader = self._loader()

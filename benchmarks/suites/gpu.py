@@ -1,0 +1,158 @@
+"""The CUDA backend against PyTorch on the same GPU (the CUDA issue's targets):
+elementwise bandwidth against the device-to-device copy, large matmuls in TF32 and
+bfloat16, and the three training steps of the train suite scaled up to fill the GPU,
+in float32 and under bfloat16 autocast. Needs a GPU and a CUDA build of PyTorch."""
+
+import kiln
+import numpy as np
+
+from benchmarks.harness import Case
+from benchmarks.suites.train import _cnn, _mlp
+
+DESCRIPTION = "CUDA: add bandwidth vs D2D copy, TF32/bf16 matmul and training steps vs PyTorch"
+
+
+def _require_gpus(torch):
+    if not kiln.cuda.is_available():
+        raise SystemExit(f"--suite gpu: kiln can't use CUDA: {kiln.cuda.is_available(explain=True).reason}")
+    if not torch.cuda.is_available():
+        raise SystemExit("--suite gpu: this PyTorch has no CUDA (the reference must run on the same GPU)")
+
+
+def _synced(fn, sync):
+    """Times the work, not its launch: every call waits for the GPU."""
+
+    def run():
+        fn()
+        sync()
+
+    return run
+
+
+def _bandwidth_cases(torch, ksync, tsync):
+    n = 1 << 28  # 1 GiB per float32 operand: far beyond L2
+    a, b = kiln.ones(n, device="cuda"), kiln.full((n,), 2.0, device="cuda")
+    ta, tb = torch.ones(n, device="cuda"), torch.full((n,), 2.0, device="cuda")
+    dst = kiln.empty(n, device="cuda")
+    add_bytes, copy_bytes = 3.0 * 4 * n, 2.0 * 4 * n
+    return [
+        # The issue's target: add's bandwidth >= 85% of the copy engine's, same run.
+        Case("add float32 2^28 vs kiln D2D copy", _synced(lambda: a + b, ksync),
+             _synced(lambda: dst.copy_(a), ksync), "kiln copy_", bytes=add_bytes,
+             reference_bytes=copy_bytes, target=(">=", 0.85)),
+        Case("add float32 2^28", _synced(lambda: a + b, ksync), _synced(lambda: ta + tb, tsync),
+             "torch", bytes=add_bytes, target=(">=", 0.95)),
+        Case("D2D copy float32 2^28", _synced(lambda: dst.copy_(a), ksync),
+             _synced(lambda: tb.copy_(ta), tsync), "torch", bytes=copy_bytes),
+    ]
+
+
+def _matmul_cases(torch, ksync, tsync):
+    kiln.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    cases = []
+    rng = np.random.default_rng(0)
+    for n in (4096, 8192):
+        x = rng.standard_normal((n, n), dtype=np.float32)
+        for name, kd, td in (("TF32", kiln.float32, torch.float32),
+                             ("bf16", kiln.bfloat16, torch.bfloat16)):
+            ka = kiln.tensor(x, device="cuda").to(kd)
+            ta = torch.tensor(x, device="cuda").to(td)
+            cases.append(Case(f"matmul {n}^3 {name}", _synced(lambda ka=ka: ka @ ka, ksync),
+                              _synced(lambda ta=ta: ta @ ta, tsync), "torch", flops=2.0 * n**3,
+                              target=(">=", 0.95)))
+    return cases
+
+
+def _transformer(lib):
+    nn = lib.nn
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layer = nn.TransformerEncoderLayer(d_model=1024, nhead=16, dim_feedforward=4096,
+                                               dropout=0.0, batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, num_layers=8)
+            self.head = nn.Linear(1024, 10)
+
+        def forward(self, x):
+            return self.head(self.encoder(x).mean(dim=1))
+
+    return Classifier()
+
+
+def _wide_mlp(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(784, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
+                         nn.Linear(4096, 10))
+
+
+def _step_case(torch, name, build, optimizer, x, y, autocast, ksync, tsync):
+    """One training step of `build(lib)` on the GPU, optionally under bf16 autocast."""
+    torch.manual_seed(0)
+    tmodel = build(torch).cuda()
+    kmodel = build(kiln)
+    kmodel.load_state_dict({k: kiln.tensor(v.detach().cpu().numpy().copy())
+                            for k, v in tmodel.state_dict().items()})
+    kmodel.to("cuda")
+
+    def make_step(lib, model, xs, ys, sync):
+        opt = optimizer(lib, model.parameters())
+        loss_fn = lib.nn.CrossEntropyLoss()
+
+        def step():
+            if autocast:
+                with lib.autocast("cuda", dtype=lib.bfloat16):
+                    loss = loss_fn(model(xs), ys)
+            else:
+                loss = loss_fn(model(xs), ys)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sync()
+
+        return step
+
+    kx, ky = kiln.tensor(x, device="cuda"), kiln.tensor(y, device="cuda")
+    tx, ty = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
+    label = f"{name}, {'bf16 autocast' if autocast else 'float32'}"
+    return Case(label, make_step(kiln, kmodel, kx, ky, ksync),
+                make_step(torch, tmodel, tx, ty, tsync), "torch", target=("<=", 1.0))
+
+
+def _train_cases(torch, ksync, tsync):
+    rng = np.random.default_rng(1)
+
+    def batch(shape):
+        return (rng.standard_normal(shape, dtype=np.float32),
+                rng.integers(0, 10, shape[0]).astype(np.int64))
+
+    models = [
+        ("MLP 784-4096-4096-10 step, batch 4096, Adam", _wide_mlp,
+         lambda lib, p: lib.optim.Adam(p, lr=1e-3), batch((4096, 784))),
+        ("CNN 2xconv 3x32x32 step, batch 1024, SGD momentum", _cnn,
+         lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9), batch((1024, 3, 32, 32))),
+        ("Transformer enc 8x1024 step, (16, 512, 1024), AdamW", _transformer,
+         lambda lib, p: lib.optim.AdamW(p, lr=1e-3), batch((16, 512, 1024))),
+    ]
+    # bf16 autocast cases need kiln.autocast; without it they are left out, saying so.
+    modes = [False, True] if hasattr(kiln, "autocast") else [False]
+    if not hasattr(kiln, "autocast"):
+        print("note: this kiln has no kiln.autocast; the bf16 autocast steps are left out")
+    return [_step_case(torch, name, build, opt, x, y, autocast, ksync, tsync)
+            for name, build, opt, (x, y) in models for autocast in modes]
+
+
+def cases():
+    import torch
+
+    _require_gpus(torch)
+    print(f"GPU: kiln sees {kiln.cuda.get_device_name()}, torch {torch.version.cuda} sees "
+          f"{torch.cuda.get_device_name()}")
+
+    def ksync():
+        kiln.cuda.synchronize()
+
+    tsync = torch.cuda.synchronize
+    return (_bandwidth_cases(torch, ksync, tsync) + _matmul_cases(torch, ksync, tsync)
+            + _train_cases(torch, ksync, tsync))
