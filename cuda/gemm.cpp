@@ -1,9 +1,10 @@
-// gemm (matmul, mm, bmm, linear) through cuBLAS.
+// gemm (matmul, mm, bmm, linear) and batched_gemm (gemm.h) through cuBLAS.
 #include <algorithm>
 #include <optional>
 
 #include "context.h"
 #include "cublas.h"
+#include "gemm.h"
 #include "kiln/dispatch.h"
 #include "kiln/ops/copy.h"
 #include "kiln/scalar.h"
@@ -11,11 +12,11 @@
 namespace kiln::cuda {
 namespace {
 
-void check_cublas(cublasStatus_t status, const char* what) {
+void check_cublas(cublasStatus_t status, const char* what, const char* op) {
   if (status == CUBLAS_STATUS_SUCCESS) [[likely]] return;
-  const CublasApi& api = cublas("matmul");
-  throw Error(detail::concat("[matmul] cuBLAS error in ", what, ": ", api.status_name(status), " (",
-                             api.status_string(status), ")"));
+  const CublasApi& api = cublas(op);
+  throw Error(detail::concat("[", op, "] cuBLAS error in ", what, ": ", api.status_name(status),
+                             " (", api.status_string(status), ")"));
 }
 
 // One handle per thread and device, as cuBLAS recommends.
@@ -23,7 +24,8 @@ cublasHandle_t handle(int device) {
   constexpr int kMaxDevices = 64;
   thread_local cublasHandle_t handles[kMaxDevices] = {};
   KILN_CHECK(device >= 0 && device < kMaxDevices, ValueError, "[matmul] bad device ", device);
-  if (!handles[device]) check_cublas(cublas("matmul").create(&handles[device]), "cublasCreate");
+  if (!handles[device])
+    check_cublas(cublas("matmul").create(&handles[device]), "cublasCreate", "matmul");
   return handles[device];
 }
 
@@ -48,7 +50,7 @@ struct Types {
   cublasComputeType_t compute;
   bool double_scalars;
 };
-Types types_for(ScalarType dtype) {
+Types types_for(ScalarType dtype, const char* op) {
   switch (dtype) {
     case ScalarType::Float32:
       return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, false};
@@ -57,54 +59,56 @@ Types types_for(ScalarType dtype) {
     case ScalarType::BFloat16: return {CUDA_R_16BF, CUBLAS_COMPUTE_32F, false};
     default: break;
   }
-  throw TypeError(detail::concat("[matmul] CUDA matmul supports floating dtypes, got ",
+  throw TypeError(detail::concat("[", op, "] CUDA ", op, " supports floating dtypes, got ",
                                  dtype_name(dtype)));
 }
 
 // out: contiguous (B, M, N); a: (B, M, K) and b: (B, K, N) with any strides.
-// Row-major out = a @ b is column-major out^T = b^T a^T, so b goes first.
 void gemm_kernel(const Tensor& out, const Tensor& a_in, const Tensor& b_in, Scalar beta,
                  Scalar alpha) {
   if (out.numel() == 0) return;
-  const Types types = types_for(out.dtype());
   const int64_t B = out.size(0), M = out.size(1), N = out.size(2), K = a_in.size(2);
-  constexpr int64_t kIntMax = 2147483647;
-  KILN_CHECK(B <= kIntMax && M <= kIntMax && N <= kIntMax && K <= kIntMax, ValueError,
-             "[matmul] CUDA matmul sizes must fit in 32 bits, got batch ", B, ", ", M, "x", K,
-             " @ ", K, "x", N);
   Tensor a = a_in, b = b_in;
-  auto da = describe(M, K, a.stride(1), a.stride(2));
-  if (!da) {
-    a = contiguous(detach(a));
-    da = describe(M, K, a.stride(1), a.stride(2));
-  }
-  auto db = describe(K, N, b.stride(1), b.stride(2));
-  if (!db) {
-    b = contiguous(detach(b));
-    db = describe(K, N, b.stride(1), b.stride(2));
-  }
-  KILN_CHECK(da && db, Error, "[matmul] no cuBLAS layout for strides ", a.strides(), " and ",
-             b.strides());
-  const Device device = out.device();
-  DeviceGuard guard(device);
-  const CublasApi& api = cublas("matmul");
-  cublasHandle_t h = handle(device.index);
-  check_cublas(api.set_stream(h, current_stream(device)), "cublasSetStream");
-  const double alpha_d = alpha.to<double>(), beta_d = beta.to<double>();
-  const float alpha_f = static_cast<float>(alpha_d), beta_f = static_cast<float>(beta_d);
-  const void* pa = types.double_scalars ? static_cast<const void*>(&alpha_d) : &alpha_f;
-  const void* pb = types.double_scalars ? static_cast<const void*>(&beta_d) : &beta_f;
-  check_cublas(
-      api.gemm_strided_batched(h, db->op, da->op, static_cast<int>(N), static_cast<int>(M),
-                                 static_cast<int>(K), pa, b.data_ptr(), types.data,
-                                 static_cast<int>(db->ld), b.stride(0), a.data_ptr(), types.data,
-                                 static_cast<int>(da->ld), a.stride(0), pb, out.data_ptr(),
-                                 types.data, static_cast<int>(N), M * N, static_cast<int>(B),
-                                 types.compute, CUBLAS_GEMM_DEFAULT),
-      "cublasGemmStridedBatchedEx");
+  if (!describe(M, K, a.stride(1), a.stride(2))) a = contiguous(detach(a));
+  if (!describe(K, N, b.stride(1), b.stride(2))) b = contiguous(detach(b));
+  batched_gemm(out.device(), out.dtype(), B, M, N, K,
+               {a.data_ptr(), a.stride(0), a.stride(1), a.stride(2)},
+               {b.data_ptr(), b.stride(0), b.stride(1), b.stride(2)},
+               {out.data_ptr(), M * N, N, 1}, alpha.to<double>(), beta.to<double>(), "matmul");
 }
 
 }  // namespace
+
+// Row-major c = a @ b is column-major c^T = b^T a^T, so b goes first.
+void batched_gemm(Device device, ScalarType dtype, int64_t B, int64_t M, int64_t N, int64_t K,
+                  const MatrixRef& a, const MatrixRef& b, const MatrixRef& c, double alpha,
+                  double beta, const char* op) {
+  if (B == 0 || M == 0 || N == 0) return;
+  const Types types = types_for(dtype, op);
+  constexpr int64_t kIntMax = 2147483647;
+  KILN_CHECK(B <= kIntMax && M <= kIntMax && N <= kIntMax && K <= kIntMax, ValueError, "[", op,
+             "] CUDA GEMM sizes must fit in 32 bits, got batch ", B, ", ", M, "x", K, " @ ", K,
+             "x", N);
+  const auto da = describe(M, K, a.row, a.col), db = describe(K, N, b.row, b.col);
+  KILN_CHECK(da && db && (c.col == 1 || N <= 1), Error, "[", op,
+             "] no cuBLAS layout for strides (", a.row, ", ", a.col, "), (", b.row, ", ", b.col,
+             ") and (", c.row, ", ", c.col, ")");
+  const int64_t ldc = M <= 1 ? std::max<int64_t>(N, 1) : c.row;
+  DeviceGuard guard(device);
+  const CublasApi& api = cublas(op);
+  cublasHandle_t h = handle(device.index);
+  check_cublas(api.set_stream(h, current_stream(device)), "cublasSetStream", op);
+  const float alpha_f = static_cast<float>(alpha), beta_f = static_cast<float>(beta);
+  const void* pa = types.double_scalars ? static_cast<const void*>(&alpha) : &alpha_f;
+  const void* pb = types.double_scalars ? static_cast<const void*>(&beta) : &beta_f;
+  check_cublas(api.gemm_strided_batched(
+                   h, db->op, da->op, static_cast<int>(N), static_cast<int>(M),
+                   static_cast<int>(K), pa, b.ptr, types.data, static_cast<int>(db->ld), b.batch,
+                   a.ptr, types.data, static_cast<int>(da->ld), a.batch, pb,
+                   const_cast<void*>(c.ptr), types.data, static_cast<int>(ldc), c.batch,
+                   static_cast<int>(B), types.compute, CUBLAS_GEMM_DEFAULT),
+               "cublasGemmStridedBatchedEx", op);
+}
 
 KILN_REGISTER_KERNEL(gemm, CUDA, gemm_kernel);
 

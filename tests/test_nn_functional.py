@@ -254,6 +254,49 @@ def test_sdpa_masks():
     )
 
 
+def test_sdpa_broadcast_batch_and_mask_gradients():
+    # key/value shared by the heads (batch dims broadcast) and a float mask that needs grad.
+    shapes = [(2, 3, 4, 5), (2, 1, 6, 5), (1, 1, 6, 3), (3, 1, 6)]
+    inputs = [kiln.tensor(arr(*s, seed=i)).requires_grad_(True) for i, s in enumerate(shapes)]
+    assert kiln.autograd.gradcheck(
+        lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m), inputs
+    )
+    compare(
+        lambda *a: F.scaled_dot_product_attention(*a[:3], attn_mask=a[3]),
+        lambda *a: TF.scaled_dot_product_attention(*a[:3], attn_mask=a[3]),
+        [arr(*s, seed=i) for i, s in enumerate(shapes)],
+    )
+
+
+def test_sdpa_fully_masked_query_gives_zeros():
+    mask = np.ones((3, 5), bool)
+    mask[1] = False  # query 1 may attend to no key
+    km, tm = kiln.tensor(mask), torch.tensor(mask)
+    compare(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=km),
+        lambda q, k, v: TF.scaled_dot_product_attention(q, k, v, attn_mask=tm),
+        [arr(2, 3, 4), arr(2, 5, 4, seed=1), arr(2, 5, 2, seed=2)],
+    )
+
+
+def test_sdpa_double_backward():
+    shapes = [(2, 4, 3), (2, 5, 3), (2, 5, 2)]
+    inputs = [kiln.tensor(arr(*s, seed=i)).requires_grad_(True) for i, s in enumerate(shapes)]
+    assert kiln.autograd.gradgradcheck(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), inputs
+    )
+
+
+def test_sdpa_bad_input():
+    q = kiln.zeros(2, 4, 3)
+    with pytest.raises(ValueError, match=r"\[scaled_dot_product_attention\].*key"):
+        F.scaled_dot_product_attention(q, kiln.zeros(2, 5, 4), kiln.zeros(2, 5, 2))
+    with pytest.raises(ValueError, match=r"\[scaled_dot_product_attention\].*attn_mask"):
+        F.scaled_dot_product_attention(q, q, q, attn_mask=kiln.zeros(3, 3))
+    with pytest.raises(TypeError, match=r"\[scaled_dot_product_attention\].*dtype"):
+        F.scaled_dot_product_attention(q, q.double(), q)
+
+
 def test_sdpa_dropout_statistics():
     kiln.manual_seed(0)
     q = kiln.zeros(1, 200, 8)

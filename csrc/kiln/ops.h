@@ -3,6 +3,7 @@
 // arguments (errors start with "[op]"), infers the output, calls its kernel
 // through the dispatcher and records autograd history when needed.
 #include "kiln/ops/activation.h"
+#include "kiln/ops/attention.h"
 #include "kiln/ops/binary.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/conv.h"

@@ -1,5 +1,5 @@
-// Bindings for the fused neural-network ops: normalization layers, embedding, dropout
-// and losses, with torch.nn.functional's signatures.
+// Bindings for the fused neural-network ops: normalization layers, embedding, dropout,
+// losses and attention, with torch.nn.functional's signatures.
 #include <pybind11/stl.h>
 
 #include "args.h"
@@ -124,6 +124,16 @@ void init_ops_nn(py::module_& m) {
       py::arg("input"), py::arg("target"), py::arg("weight") = py::none(),
       py::arg("ignore_index") = -100, py::arg("reduction") = "mean",
       "Negative log likelihood of log-probabilities at the target class indices.");
+  m.def(
+      "_scaled_dot_product_attention",
+      [](const Tensor& query, const Tensor& key, const Tensor& value, OptTensor attn_mask,
+         bool is_causal, std::optional<double> scale) {
+        return scaled_dot_product_attention(query, key, value, opt(attn_mask), is_causal, scale);
+      },
+      py::arg("query"), py::arg("key"), py::arg("value"), py::arg("attn_mask") = py::none(),
+      py::arg("is_causal") = false, py::arg("scale") = py::none(),
+      "softmax(query @ key^T * scale + mask) @ value without dropout (fused where the device "
+      "has a kernel).");
 }
 
 }  // namespace kiln::python

@@ -62,11 +62,18 @@ Tensor conv_transpose_forward(const Tensor& x, const Tensor& w, const Tensor& b,
 
 bool is_half(ScalarType t) { return t == ScalarType::Float16 || t == ScalarType::BFloat16; }
 
+// The dtype the convolution kernels compute in: the CPU's take float32 and
+// float64 (16-bit floats go through float32); CUDA's also take 16-bit floats
+// (cuBLAS accumulates in float).
+ScalarType compute_dtype(ScalarType dt, Device device) {
+  return is_half(dt) && device.is_cpu() ? ScalarType::Float32 : dt;
+}
+
 // The weight gradient (and, with `gb`, the bias gradient) by the conv2d_weight_grad
 // kernel: the sum over images of gy[n] @ im2col(x[n])^T. Not differentiable.
 Tensor conv_weight_grad_gemm(const Tensor& x_in, const Tensor& gy_in, const Shape& wshape,
                              const ConvArgs& a, Tensor* gb = nullptr) {
-  const ScalarType dt = x_in.dtype(), ct = is_half(dt) ? ScalarType::Float32 : dt;
+  const ScalarType dt = x_in.dtype(), ct = compute_dtype(dt, x_in.device());
   const Tensor x = to_dtype(x_in, ct), gy = contiguous(to_dtype(gy_in, ct));
   Tensor gw = empty(wshape, ct, x.device());
   Tensor gbias = gb ? empty({gy.size(1)}, ct, x.device()) : Tensor();
@@ -139,7 +146,7 @@ Tensor convolution(const Tensor& input, const Tensor& weight, const Tensor& bias
   {
     autograd::NoGradGuard no_grad;
     const ScalarType dt = input.dtype();
-    const ScalarType ct = is_half(dt) ? ScalarType::Float32 : dt;
+    const ScalarType ct = compute_dtype(dt, input.device());
     const Tensor x = to_dtype(input, ct), w = to_dtype(weight, ct);
     const Tensor b = bias.defined() ? to_dtype(bias, ct) : Tensor();
     out = args.transposed ? conv_transpose_forward(x, w, b, args, out_hw)

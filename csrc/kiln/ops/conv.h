@@ -7,7 +7,8 @@ namespace kiln {
 
 // Convolutions as in torch.nn.functional. Spatial arguments (stride, padding,
 // dilation, output_padding) hold one value per spatial dim or one for all.
-// `bias` may be undefined. float32/float64; float16/bfloat16 compute in float32.
+// `bias` may be undefined. float32/float64; float16/bfloat16 compute in float32
+// on the CPU and in their own dtype (float accumulation) on CUDA.
 KILN_API Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = Tensor(),
                        const Shape& stride = {1}, const Shape& padding = {0},
                        const Shape& dilation = {1}, int64_t groups = 1);

@@ -136,7 +136,8 @@ class LBFGS(Optimizer):
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._params = self.param_groups[0]["params"]
-        self._dtype = np.dtype(self._params[0].detach().numpy().dtype)
+        # The dtype of an empty host copy: params may live on a GPU.
+        self._dtype = np.dtype(self._params[0].detach().reshape(-1)[:0].cpu().numpy().dtype)
 
     def _gather_flat_grad(self):
         return np.concatenate(

@@ -5,6 +5,7 @@ masks, softmax, dropout, output projection) over (L, N, E) inputs or unbatched (
 import math
 
 import kiln
+from kiln import _C
 from kiln.nn._functional.dropout import dropout
 from kiln.nn._functional.spatial import linear, pad
 
@@ -154,13 +155,17 @@ def multi_head_attention_forward(
         k, v = kiln.cat([k, zeros], 2), kiln.cat([v, zeros], 2)
         mask = None if mask is None else pad(mask, (0, 1))
 
-    scores = kiln.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
-    if mask is not None:
-        scores = scores + mask
-    weights = kiln.softmax(scores, -1)
-    if training and dropout_p > 0.0:
-        weights = dropout(weights, dropout_p, True)
-    out = kiln.matmul(weights, v)  # (N, H, L, D)
+    if not need_weights and not (training and dropout_p > 0.0):
+        # No weights to return: the one attention op (fused where the device has a kernel).
+        out = _C._scaled_dot_product_attention(q, k, v, mask)  # (N, H, L, D)
+    else:
+        scores = kiln.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(D))
+        if mask is not None:
+            scores = scores + mask
+        weights = kiln.softmax(scores, -1)
+        if training and dropout_p > 0.0:
+            weights = dropout(weights, dropout_p, True)
+        out = kiln.matmul(weights, v)  # (N, H, L, D)
     out = linear(out.permute(2, 0, 1, 3).reshape(L, N, E), out_proj_weight, out_proj_bias)
     if not batched:
         out = out.squeeze(1)

@@ -3,6 +3,7 @@
 import math
 
 import kiln
+from kiln import _C
 
 conv1d = kiln.conv1d
 conv2d = kiln.conv2d
@@ -261,20 +262,22 @@ def scaled_dot_product_attention(
 ):
     if enable_gqa:
         key, value = _repeat_heads(key, query.shape[-3]), _repeat_heads(value, query.shape[-3])
+    if dropout_p == 0.0:  # fused where the device has a kernel
+        return _C._scaled_dot_product_attention(query, key, value, attn_mask, is_causal, scale)
     L, S = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = kiln.matmul(query, key.transpose(-2, -1)) * scale
     if is_causal:
         if attn_mask is not None:
             raise ValueError("[scaled_dot_product_attention] give attn_mask or is_causal, not both")
-        attn_mask = kiln.tril(kiln.ones(L, S, dtype=kiln.bool))
+        attn_mask = kiln.tril(kiln.ones(L, S, dtype=kiln.bool, device=query.device))
     if attn_mask is not None:
         if attn_mask.dtype == kiln.bool:
             scores = kiln.masked_fill(scores, kiln.logical_not(attn_mask), float("-inf"))
         else:
             scores = scores + attn_mask
     attn = kiln.softmax(scores, -1)
-    if dropout_p > 0.0:
-        keep = kiln.bernoulli(kiln.full(attn.shape, 1.0 - dropout_p, dtype=attn.dtype))
-        attn = attn * keep / (1.0 - dropout_p)
-    return kiln.matmul(attn, value)
+    keep = kiln.bernoulli(
+        kiln.full(attn.shape, 1.0 - dropout_p, dtype=attn.dtype, device=attn.device)
+    )
+    return kiln.matmul(attn * keep / (1.0 - dropout_p), value)

@@ -1,0 +1,231 @@
+#include "kiln/ops/attention.h"
+
+#include <cmath>
+#include <limits>
+#include <tuple>
+
+#include "kiln/autograd/grad_mode.h"
+#include "kiln/autograd/node.h"
+#include "kiln/dispatch.h"
+#include "kiln/error.h"
+#include "kiln/ops/binary.h"
+#include "kiln/ops/copy.h"
+#include "kiln/ops/creation.h"
+#include "kiln/ops/elementwise.h"
+#include "kiln/ops/join.h"
+#include "kiln/ops/linalg.h"
+#include "kiln/ops/pointwise.h"
+#include "kiln/ops/promotion.h"
+#include "kiln/ops/reduce.h"
+#include "kiln/ops/shape.h"
+#include "kiln/ops/softmax.h"
+#include "kiln/ops/unary.h"
+#include "kiln/ops/view.h"
+
+namespace kiln {
+
+using autograd::BackwardArgs;
+
+namespace {
+
+// The fused kernels see B batch entries of contiguous q (B, L, E), k (B, S, E),
+// v (B, S, Ev), and the mask undefined or as a (batch..., L, S) view of any
+// strides whose batch dims multiply to B (bool, or q's dtype). They return
+// false when they do not handle these sizes or this dtype (the front end then
+// composes). The forward writes out (B, L, Ev) and each query's logsumexp of
+// scores lse (B, L) float32; the backward writes gq, gk, gv from those and
+// grad_out (B, L, Ev).
+using AttentionKernel = bool(const Tensor& out, const Tensor& lse, const Tensor& q,
+                             const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
+                             double scale);
+using AttentionBackwardKernel = bool(const Tensor& gq, const Tensor& gk, const Tensor& gv,
+                                     const Tensor& q, const Tensor& k, const Tensor& v,
+                                     const Tensor& out, const Tensor& grad_out, const Tensor& lse,
+                                     const Tensor& mask, bool causal, double scale);
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr const char* kOp = "scaled_dot_product_attention";
+
+// q @ k^T * scale with the mask applied: (..., L, S) scores.
+Tensor masked_scores(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
+                     double scale) {
+  const Device d = q.device();
+  Tensor s = mul(matmul(q, matrix_transpose(k)), wrapped_scalar(scale, d));
+  Tensor allowed = mask;
+  if (causal) allowed = tril(ones({q.size(-2), k.size(-2)}, ScalarType::Bool, d));
+  if (!allowed.defined()) return s;
+  if (allowed.dtype() == ScalarType::Bool)
+    return masked_fill(s, logical_not(allowed), wrapped_scalar(-kInf, d));
+  return add(s, allowed);
+}
+
+// The softmax over keys. As in PyTorch, a query whose every key the mask
+// removes (all scores -inf) attends to nothing: zeros, not NaNs. (A causal
+// mask always leaves key 0.)
+Tensor attention_weights(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
+                         double scale) {
+  const Tensor s = masked_scores(q, k, mask, causal, scale);
+  const Tensor p = softmax(s, -1);
+  if (!mask.defined()) return p;
+  return masked_fill(p, all(isneginf(s), {-1}, true), wrapped_scalar(0, q.device()));
+}
+
+Shape with_last2(Shape batch, int64_t a, int64_t b) {
+  batch.push_back(a);
+  batch.push_back(b);
+  return batch;
+}
+
+Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
+
+// The inputs as the fused kernels see them: the batch dims of q, k and v
+// broadcast and merged into one of B entries.
+struct Flat {
+  Shape batch;
+  int64_t B = 1, L, S, E, Ev;
+  Flat(const Tensor& q, const Tensor& k, const Tensor& v)
+      : batch(broadcast_shapes(broadcast_shapes(batch_of(q), batch_of(k), kOp), batch_of(v), kOp)),
+        L(q.size(-2)), S(k.size(-2)), E(q.size(-1)), Ev(v.size(-1)) {
+    for (int64_t n : batch) B *= n;
+  }
+  // t (..., rows, cols) as a contiguous (B, rows, cols).
+  Tensor flat(const Tensor& t) const {
+    const int64_t rows = t.size(-2), cols = t.size(-1);
+    return reshape(contiguous(expand(t, with_last2(batch, rows, cols))), {B, rows, cols});
+  }
+  Tensor unflat(const Tensor& t) const { return reshape(t, with_last2(batch, t.size(1), t.size(2))); }
+  Tensor mask(const Tensor& m) const {
+    return m.defined() ? expand(m, with_last2(batch, L, S)) : Tensor();
+  }
+};
+
+// The fused forward's output and logsumexp, or undefined where the device has
+// no such kernel or it declines.
+std::pair<Tensor, Tensor> fused_forward(const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& mask, bool causal, double scale) {
+  if (!dispatch::has_kernel("attention", q.device().type)) return {};
+  static const dispatch::Op<AttentionKernel> kernel("attention");
+  const Flat f(q, k, v);
+  Tensor out = empty({f.B, f.L, f.Ev}, q.dtype(), q.device());
+  Tensor lse = empty({f.B, f.L}, ScalarType::Float32, q.device());
+  if (!kernel(q.device(), out, lse, f.flat(q), f.flat(k), f.flat(v), f.mask(mask), causal, scale))
+    return {};
+  return {f.unflat(out), lse};
+}
+
+// The fused backward's gradients of q, k and v, or an empty list where the
+// device has no such kernel or it declines.
+TensorList fused_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+                          const Tensor& out, const Tensor& lse, const Tensor& grad,
+                          bool causal, double scale) {
+  if (!dispatch::has_kernel("attention_backward", q.device().type)) return {};
+  static const dispatch::Op<AttentionBackwardKernel> kernel("attention_backward");
+  const Flat f(q, k, v);
+  const Tensor gq = empty({f.B, f.L, f.E}, q.dtype(), q.device());
+  const Tensor gk = empty({f.B, f.S, f.E}, q.dtype(), q.device());
+  const Tensor gv = empty({f.B, f.S, f.Ev}, q.dtype(), q.device());
+  if (!kernel(q.device(), gq, gk, gv, f.flat(q), f.flat(k), f.flat(v), f.flat(out), f.flat(grad),
+              lse, f.mask(mask), causal, scale))
+    return {};
+  return {sum_to(f.unflat(gq), q.sizes()), sum_to(f.unflat(gk), k.sizes()),
+          sum_to(f.unflat(gv), v.sizes()), Tensor()};
+}
+
+// Note [Attention backward]: with P = softmax(S), S = q k^T * scale + mask and
+// out = P v, the gradients are dv = P^T g, dS = P * (dP - rowsum(dP * P)) for
+// dP = g v^T, dq = dS k * scale, dk = dS^T q * scale and dmask = dS, each
+// summed back over the dims its input was broadcast along. After a fused
+// forward, the fused backward computes them tile by tile from the saved
+// output and logsumexp, unless the mask needs its gradient or the backward
+// must be differentiable (create_graph). Otherwise they are composed here,
+// with P the one the composed forward saved, else recomputed (P must depend
+// on q and k for create_graph). `saved` holds q, k, v, the mask if any, then
+// P (composed forward) or out and lse (fused forward).
+TensorList attention_backward(const BackwardArgs& a, bool has_mask, bool fused, bool causal,
+                              double scale) {
+  const Tensor &q = a.saved[0], &k = a.saved[1], &v = a.saved[2];
+  const Tensor mask = has_mask ? a.saved[3] : Tensor();
+  const size_t rest = has_mask ? 4 : 3;
+  const Tensor& g = a.grad();
+  const bool graph = autograd::is_grad_enabled();
+  if (fused && !graph && !a.needs(3)) {
+    TensorList grads =
+        fused_backward(q, k, v, mask, a.saved[rest], a.saved[rest + 1], g, causal, scale);
+    if (!grads.empty()) return grads;
+  }
+  const Tensor p =
+      fused || graph ? attention_weights(q, k, mask, causal, scale) : a.saved[rest];
+  const Tensor sc = wrapped_scalar(scale, q.device());
+  Tensor gq, gk, gv, gm;
+  if (a.needs(2)) gv = sum_to(matmul(matrix_transpose(p), g), v.sizes());
+  if (a.needs(0) || a.needs(1) || a.needs(3)) {
+    const Tensor gp = matmul(g, matrix_transpose(v));
+    const Tensor gs = mul(p, sub(gp, sum(mul(gp, p), {-1}, true)));
+    if (a.needs(0)) gq = sum_to(mul(matmul(gs, k), sc), q.sizes());
+    if (a.needs(1)) gk = sum_to(mul(matmul(matrix_transpose(gs), q), sc), k.sizes());
+    if (a.needs(3)) gm = sum_to(gs, mask.sizes());
+  }
+  return {gq, gk, gv, gm};
+}
+
+}  // namespace
+
+Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                                    const Tensor& attn_mask, bool is_causal,
+                                    std::optional<double> scale_opt) {
+  const char* op = kOp;
+  check_same_device({query, key, value}, op);
+  KILN_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2, ValueError, "[", op,
+             "] expected query, key and value of at least 2 dims, got shapes ", query.sizes(),
+             ", ", key.sizes(), " and ", value.sizes());
+  KILN_CHECK(is_floating(query.dtype()) && key.dtype() == query.dtype() &&
+                 value.dtype() == query.dtype(),
+             TypeError, "[", op, "] expected query, key and value of one floating dtype, got ",
+             query.dtype(), ", ", key.dtype(), " and ", value.dtype());
+  const int64_t L = query.size(-2), S = key.size(-2), E = query.size(-1);
+  KILN_CHECK(key.size(-1) == E && value.size(-2) == S, ValueError, "[", op,
+             "] expected key (..., S, E) and value (..., S, Ev) for query (..., L, E), got "
+             "shapes ",
+             query.sizes(), ", ", key.sizes(), " and ", value.sizes());
+  KILN_CHECK(!(is_causal && attn_mask.defined()), ValueError, "[", op,
+             "] give attn_mask or is_causal, not both");
+  const Shape batch = Flat(query, key, value).batch;
+  Tensor mask = attn_mask;
+  if (mask.defined()) {
+    check_same_device({query, mask}, op);
+    KILN_CHECK(mask.dtype() == ScalarType::Bool || is_floating(mask.dtype()), TypeError, "[", op,
+               "] expected a bool or floating attn_mask, got ", mask.dtype());
+    KILN_CHECK(is_expandable_to(mask.sizes(), with_last2(batch, L, S)), ValueError, "[", op,
+               "] attn_mask of shape ", mask.sizes(), " does not broadcast to ",
+               with_last2(batch, L, S));
+    if (mask.dtype() != ScalarType::Bool) mask = to_dtype(mask, query.dtype());
+  }
+  const double scale = scale_opt ? *scale_opt : 1.0 / std::sqrt(static_cast<double>(E));
+  Tensor out, lse, p;
+  {
+    autograd::NoGradGuard no_grad;
+    std::tie(out, lse) = fused_forward(query, key, value, mask, is_causal, scale);
+    if (!out.defined()) {
+      p = attention_weights(query, key, mask, is_causal, scale);
+      out = matmul(p, value);
+    }
+  }
+  if (autograd::needs_grad({query, key, value, mask})) {
+    TensorList saved = {query, key, value};
+    if (mask.defined()) saved.push_back(mask);
+    const bool fused = lse.defined();
+    if (fused) {
+      saved.push_back(out);
+      saved.push_back(lse);
+    } else {
+      saved.push_back(p);
+    }
+    autograd::record("ScaledDotProductAttentionBackward0", {query, key, value, mask}, {out}, saved,
+                     [has_mask = mask.defined(), fused, is_causal, scale](const BackwardArgs& a) {
+                       return attention_backward(a, has_mask, fused, is_causal, scale);
+                     });
+  }
+  return out;
+}
+
+}  // namespace kiln

@@ -1,0 +1,273 @@
+// Convolution kernels on CUDA: im2col / col2im (unfold / fold) and the
+// convolutions as im2col + cuBLAS GEMM (+ col2im) over runs of images whose
+// columns fit one workspace, a kiln tensor on the device.
+//
+// Column layouts (ConvGeometry in kiln/ops/conv.h): entry (image n, row
+// r = c * kh * kw + k, position l) of the columns lives at n * sn + r * sr + l;
+//  - per image (conv2d, conv_transpose2d): sn = rows * L, sr = L, so each image's
+//    (groups, Kg, L) block is one GEMM operand;
+//  - unfold layout (im2col, col2im, the weight gradient): sn = L, sr = n * L,
+//    so (n, l) is one long GEMM dimension that the weight gradient sums over.
+#include "gemm.h"
+#include "kiln/dispatch.h"
+#include "kiln/ops/conv.h"
+#include "kiln/ops/view.h"
+#include "nn_util.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+// Bytes of columns one run of images may take.
+constexpr int64_t kWorkspaceBytes = int64_t(256) << 20;
+
+// Calls f(TypeTag<T>) with T the device type of the floating dtype dt (16-bit
+// floats: cuBLAS accumulates their GEMMs in float, col2im sums them in float).
+template <class F>
+void visit_conv_dtype(ScalarType dt, const char* op, const F& f) {
+  visit_floating(dt, op, [&]<class K>(TypeTag<K>) { f(TypeTag<DeviceT<K>>{}); });
+}
+
+// Images of an input with any strides.
+struct ImageRef {
+  const void* data;
+  int64_t sn, sc, sy, sx;
+};
+ImageRef image_ref(const Tensor& t) {
+  return {t.data_ptr(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+// One thread per column entry of images [0, nb) (pointers already at the run's first image).
+template <class T>
+__global__ void im2col_k(int64_t total, T* cols, int64_t sn, int64_t sr, const T* in,
+                         ImageRef im, ConvGeometry g, int64_t nb) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= total) return;
+  const int64_t L = g.out_h * g.out_w, K = g.kh * g.kw;
+  const int64_t l = e % L, n = (e / L) % nb, r = e / (L * nb);
+  const int64_t c = r / K, k = r % K;
+  const int64_t y = (l / g.out_w) * g.sh - g.ph + (k / g.kw) * g.dh;
+  const int64_t x = (l % g.out_w) * g.sw - g.pw + (k % g.kw) * g.dw;
+  const bool inside = y >= 0 && y < g.height && x >= 0 && x < g.width;
+  cols[n * sn + r * sr + l] = inside ? in[n * im.sn + c * im.sc + y * im.sy + x * im.sx] : T(0.f);
+}
+
+// The adjoint, as a gather: each pixel of contiguous images [0, nb) becomes
+// bias + the sum of the column entries that read it, taps in order (as on the CPU).
+template <class T>
+__global__ void col2im_k(int64_t total, T* img, const T* cols, int64_t sn, int64_t sr,
+                         const T* bias, ConvGeometry g) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= total) return;
+  const int64_t x = e % g.width, y = (e / g.width) % g.height;
+  const int64_t c = (e / (g.width * g.height)) % g.channels;
+  const int64_t n = e / (g.width * g.height * g.channels);
+  const int64_t K = g.kh * g.kw;
+  using M = MathT<T>;
+  M acc = bias ? static_cast<M>(bias[c]) : M(0);
+  for (int64_t ki = 0; ki < g.kh; ++ki) {
+    const int64_t ty = y + g.ph - ki * g.dh;
+    if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.out_h) continue;
+    for (int64_t kj = 0; kj < g.kw; ++kj) {
+      const int64_t tx = x + g.pw - kj * g.dw;
+      if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.out_w) continue;
+      acc += static_cast<M>(
+          cols[n * sn + (c * K + ki * g.kw + kj) * sr + (ty / g.sh) * g.out_w + tx / g.sw]);
+    }
+  }
+  img[e] = convert<T>(acc);
+}
+
+// out (contiguous, `total` elements) = bias[(e / L) % C].
+template <class T>
+__global__ void fill_bias_k(int64_t total, T* out, const T* bias, int64_t C, int64_t L) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e < total) out[e] = bias[(e / L) % C];
+}
+
+// sums[row] = the sum of rows x (contiguous, rows x len), accumulated in double; one block per row.
+template <class T>
+__global__ void row_sums_k(T* sums, const T* x, int64_t len) {
+  __shared__ double part[kBlock];
+  const T* row = x + static_cast<int64_t>(blockIdx.x) * len;
+  double s = 0;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += static_cast<MathT<T>>(row[i]);
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int width = kBlock / 2; width > 0; width /= 2) {
+    if (static_cast<int>(threadIdx.x) < width) part[threadIdx.x] += part[threadIdx.x + width];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) sums[blockIdx.x] = convert<T>(part[0]);
+}
+
+template <class T>
+void im2col(T* cols, int64_t sn, int64_t sr, const Tensor& input, int64_t n0, int64_t nb,
+            const ConvGeometry& g, cudaStream_t stream, const char* op) {
+  const int64_t total = g.channels * g.kh * g.kw * nb * g.out_h * g.out_w;
+  if (total == 0) return;
+  const ImageRef im = image_ref(input);
+  im2col_k<<<blocks_for(total, op), kBlock, 0, stream>>>(
+      total, cols, sn, sr, static_cast<const T*>(input.data_ptr()) + n0 * im.sn, im, g, nb);
+  check_launch(op);
+}
+
+template <class T>
+void col2im(T* img, const T* cols, int64_t sn, int64_t sr, const T* bias, int64_t nb,
+            const ConvGeometry& g, cudaStream_t stream, const char* op) {
+  const int64_t total = nb * g.channels * g.height * g.width;
+  if (total == 0) return;
+  col2im_k<<<blocks_for(total, op), kBlock, 0, stream>>>(total, img, cols, sn, sr, bias, g);
+  check_launch(op);
+}
+
+// Images per run: as many as fit the workspace, at least one.
+int64_t run_length(int64_t n, int64_t bytes_per_image) {
+  return std::clamp<int64_t>(kWorkspaceBytes / std::max<int64_t>(bytes_per_image, 1), 1,
+                             std::max<int64_t>(n, 1));
+}
+
+// A 1x1 kernel at stride 1 without padding (nor output_padding): each image is its own columns.
+bool pointwise(const ConvGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
+         g.out_h == g.height && g.out_w == g.width;
+}
+
+}  // namespace
+
+// cols: contiguous (channels * kh * kw, n * out_h * out_w); input: any strides.
+void im2col_kernel(const Tensor& cols, const Tensor& input, const ConvGeometry& g) {
+  visit_conv_dtype(input.dtype(), "unfold", [&]<class T>(TypeTag<T>) {
+    DeviceGuard guard(cols.device());
+    const int64_t L = g.out_h * g.out_w;
+    im2col(cols.data<T>(), L, g.n * L, input, 0, g.n, g, current_stream(cols.device()), "unfold");
+  });
+}
+
+// image: contiguous (n, channels, height, width), overwritten; cols as in im2col.
+void col2im_kernel(const Tensor& image, const Tensor& cols, const ConvGeometry& g) {
+  visit_conv_dtype(image.dtype(), "fold", [&]<class T>(TypeTag<T>) {
+    DeviceGuard guard(image.device());
+    const int64_t L = g.out_h * g.out_w;
+    col2im(image.data<T>(), cols.data<T>(), L, g.n * L, static_cast<const T*>(nullptr), g.n, g,
+           current_stream(image.device()), "fold");
+  });
+}
+
+// out: contiguous (n, O, out_h, out_w); input (n, channels, height, width), any
+// strides; weight: contiguous (O, channels/groups, kh, kw); bias: (O) or undefined.
+void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
+                   const Tensor& bias, const ConvGeometry& g) {
+  visit_conv_dtype(input.dtype(), "conv2d", [&]<class T>(TypeTag<T>) {
+    const Device device = out.device();
+    DeviceGuard guard(device);
+    const cudaStream_t stream = current_stream(device);
+    const int64_t O = weight.size(0), G = g.groups, Og = O / G, Kg = weight.numel() / O;
+    const int64_t L = g.out_h * g.out_w, rows = G * Kg;
+    if (out.numel() == 0) return;
+    if (bias.defined()) {
+      fill_bias_k<<<blocks_for(out.numel(), "conv2d"), kBlock, 0, stream>>>(
+          out.numel(), out.data<T>(), bias.data<T>(), O, L);
+      check_launch("conv2d");
+    }
+    const bool direct = pointwise(g) && input.is_contiguous();
+    const int64_t run = direct ? g.n : run_length(g.n, rows * L * int64_t(sizeof(T)));
+    const Tensor cols = direct ? Tensor() : empty({run * rows * L}, input.dtype(), device);
+    for (int64_t n0 = 0; n0 < g.n; n0 += run) {
+      const int64_t nb = std::min(run, g.n - n0);
+      const T* c = direct ? input.data<T>() + n0 * rows * L : cols.data<T>();
+      if (!direct) im2col(cols.data<T>(), rows * L, L, input, n0, nb, g, stream, "conv2d");
+      // Per group: (nb, Og, Kg) weights (shared) @ (nb, Kg, L) columns.
+      for (int64_t gi = 0; gi < G; ++gi)
+        batched_gemm(device, input.dtype(), nb, Og, L, Kg, {weight.data<T>() + gi * Og * Kg, 0, Kg, 1},
+                     {c + gi * Kg * L, rows * L, L, 1},
+                     {out.data<T>() + (n0 * O + gi * Og) * L, O * L, L, 1}, 1.0,
+                     bias.defined() ? 1.0 : 0.0, "conv2d");
+    }
+  });
+}
+
+// The transposed convolution: out (n, channels, height, width) contiguous, from
+// input (n, C, out_h, out_w) contiguous and weight (C, channels/groups, kh, kw)
+// contiguous; bias: (channels) or undefined.
+void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
+                             const Tensor& bias, const ConvGeometry& g) {
+  visit_conv_dtype(input.dtype(), "conv_transpose2d", [&]<class T>(TypeTag<T>) {
+    const Device device = out.device();
+    DeviceGuard guard(device);
+    const cudaStream_t stream = current_stream(device);
+    const int64_t C = input.size(1), G = g.groups, Cg = C / G;
+    const int64_t Kg = weight.size(1) * g.kh * g.kw, L = g.out_h * g.out_w, rows = G * Kg;
+    if (out.numel() == 0) return;
+    const T* b = bias.defined() ? bias.data<T>() : nullptr;
+    // 1x1 at stride 1: the columns are the output itself.
+    const bool direct = pointwise(g);
+    if (direct && b) {
+      fill_bias_k<<<blocks_for(out.numel(), "conv_transpose2d"), kBlock, 0, stream>>>(
+          out.numel(), out.data<T>(), b, g.channels, L);
+      check_launch("conv_transpose2d");
+    }
+    const int64_t run = direct ? g.n : run_length(g.n, rows * L * int64_t(sizeof(T)));
+    const Tensor cols = direct ? Tensor() : empty({run * rows * L}, input.dtype(), device);
+    for (int64_t n0 = 0; n0 < g.n; n0 += run) {
+      const int64_t nb = std::min(run, g.n - n0);
+      T* c = direct ? out.data<T>() + n0 * rows * L : cols.data<T>();
+      // Per group: (nb, Kg, Cg) transposed weights (shared) @ (nb, Cg, L) input.
+      for (int64_t gi = 0; gi < G; ++gi)
+        batched_gemm(device, input.dtype(), nb, Kg, L, Cg,
+                     {weight.data<T>() + gi * Cg * Kg, 0, 1, Kg},
+                     {input.data<T>() + (n0 * C + gi * Cg) * L, C * L, L, 1},
+                     {c + gi * Kg * L, rows * L, L, 1}, 1.0, direct && b ? 1.0 : 0.0,
+                     "conv_transpose2d");
+      if (!direct)
+        col2im(out.data<T>() + n0 * g.channels * g.height * g.width, c, rows * L, L, b, nb, g,
+               stream, "conv_transpose2d");
+    }
+  });
+}
+
+// The weight gradient of conv2d, sum over images of grad_out[n] @ columns(input[n])^T,
+// into contiguous grad_weight (O, channels/groups, kh, kw); with grad_bias
+// defined, also the bias gradient (O). grad_out: contiguous (n, O, out_h, out_w).
+// grad_out goes to (O, n * L) first so that each run of images is one GEMM
+// per group whose inner dimension runs over the images' positions.
+void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bias,
+                               const Tensor& input, const Tensor& grad_out,
+                               const ConvGeometry& g) {
+  visit_conv_dtype(input.dtype(), "conv2d", [&]<class T>(TypeTag<T>) {
+    const Device device = grad_weight.device();
+    DeviceGuard guard(device);
+    const cudaStream_t stream = current_stream(device);
+    const int64_t O = grad_weight.size(0), G = g.groups, Og = O / G;
+    const int64_t Kg = grad_weight.numel() / O, L = g.out_h * g.out_w, rows = G * Kg;
+    const int64_t NL = g.n * L;
+    const Tensor gy = contiguous(transpose(reshape(grad_out, {g.n, O, L}), 0, 1));  // (O, n, L)
+    if (grad_bias.defined()) {
+      row_sums_k<<<static_cast<unsigned>(O), kBlock, 0, stream>>>(grad_bias.data<T>(), gy.data<T>(),
+                                                                   NL);
+      check_launch("conv2d");
+    }
+    if (NL == 0) {
+      check(cudaMemsetAsync(grad_weight.data_ptr(), 0, grad_weight.numel() * sizeof(T), stream),
+            "conv2d");
+      return;
+    }
+    const int64_t run = run_length(g.n, rows * L * int64_t(sizeof(T)));
+    const Tensor cols = empty({run * rows * L}, input.dtype(), device);
+    for (int64_t n0 = 0; n0 < g.n; n0 += run) {
+      const int64_t nb = std::min(run, g.n - n0);
+      im2col(cols.data<T>(), L, nb * L, input, n0, nb, g, stream, "conv2d");
+      // grad_weight[g] (Og, Kg) (+)= gy[g] (Og, nb * L) @ cols[g]^T (nb * L, Kg).
+      batched_gemm(device, input.dtype(), G, Og, Kg, nb * L,
+                   {gy.data<T>() + n0 * L, Og * NL, NL, 1}, {cols.data<T>(), Kg * nb * L, 1, nb * L},
+                   {grad_weight.data<T>(), Og * Kg, Kg, 1}, 1.0, n0 == 0 ? 0.0 : 1.0, "conv2d");
+    }
+  });
+}
+
+KILN_REGISTER_KERNEL(im2col, CUDA, im2col_kernel);
+KILN_REGISTER_KERNEL(col2im, CUDA, col2im_kernel);
+KILN_REGISTER_KERNEL(conv2d, CUDA, conv2d_kernel);
+KILN_REGISTER_KERNEL(conv_transpose2d, CUDA, conv_transpose2d_kernel);
+KILN_REGISTER_KERNEL(conv2d_weight_grad, CUDA, conv2d_weight_grad_kernel);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,208 @@
+// Max and average pooling over (planes, H, W) windows described by a
+// PoolGeometry (kiln/ops/pool.h), one thread per output element (forward) or
+// per input element (average backward, a gather: no atomics, fixed order).
+#include "kiln/dispatch.h"
+#include "kiln/ops/pool.h"
+#include "nn_util.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+// The window table on the device: h_start, h_len (Ho each), w_start, w_len (Wo each).
+struct Windows {
+  const int64_t *h_start, *h_len, *w_start, *w_len;
+};
+Tensor window_table(const PoolGeometry& g, Device device) {
+  std::vector<int64_t> v;
+  for (const auto* part : {&g.h_start, &g.h_len, &g.w_start, &g.w_len})
+    v.insert(v.end(), part->begin(), part->end());
+  return to_device_table(v, ScalarType::Int64, device);
+}
+Windows windows(const Tensor& table, int64_t Ho, int64_t Wo) {
+  const int64_t* t = table.data<int64_t>();
+  return {t, t + Ho, t + 2 * Ho, t + 2 * Ho + Wo};
+}
+
+// NaN wins (the last one seen, as on the CPU); a window with no tap inside
+// the input gives 0 at index -1.
+template <class T>
+__global__ void max_pool_fwd(int64_t n, T* out, int64_t* indices, const T* in, Windows w,
+                             int64_t H, int64_t W, int64_t Ho, int64_t Wo, int64_t step_h,
+                             int64_t step_w) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n) return;
+  using M = MathT<T>;
+  const int64_t ow = e % Wo, oh = (e / Wo) % Ho, p = e / (Ho * Wo);
+  const T* plane = in + p * H * W;
+  M best = M(0);
+  int64_t at = -1;
+  for (int64_t i = 0; i < w.h_len[oh]; ++i) {
+    const int64_t h = w.h_start[oh] + i * step_h;
+    if (h < 0 || h >= H) continue;
+    for (int64_t j = 0; j < w.w_len[ow]; ++j) {
+      const int64_t x = w.w_start[ow] + j * step_w;
+      if (x < 0 || x >= W) continue;
+      const M v = static_cast<M>(plane[h * W + x]);
+      if (at < 0 || v > best || v != v) {
+        best = v;
+        at = h * W + x;
+      }
+    }
+  }
+  out[e] = convert<T>(best);
+  indices[e] = at;
+}
+
+// grad_in (zeroed) += grad_out at each output's argmax; overlapping windows
+// may share an argmax, hence the atomics.
+template <class T>
+__global__ void max_pool_bwd(int64_t n, T* grad_in, const T* grad_out, const int64_t* indices,
+                             int64_t HW, int64_t L) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n || indices[e] < 0) return;
+  atomicAdd(grad_in + (e / L) * HW + indices[e], grad_out[e]);
+}
+
+template <class M>
+__device__ __forceinline__ M divisor(const double* div, int64_t Ho, double fixed, int64_t oh,
+                                     int64_t ow) {
+  return M(fixed != 0 ? fixed : div[oh] * div[Ho + ow]);
+}
+
+template <class T>
+__global__ void avg_pool_fwd(int64_t n, T* out, const T* in, Windows w, const double* div,
+                             double fixed, int64_t H, int64_t W, int64_t Ho, int64_t Wo) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n) return;
+  using M = MathT<T>;
+  const int64_t ow = e % Wo, oh = (e / Wo) % Ho, p = e / (Ho * Wo);
+  const T* plane = in + p * H * W;
+  M acc = 0;
+  for (int64_t h = w.h_start[oh]; h < w.h_start[oh] + w.h_len[oh]; ++h)
+    for (int64_t x = w.w_start[ow]; x < w.w_start[ow] + w.w_len[ow]; ++x)
+      acc += static_cast<M>(plane[h * W + x]);
+  out[e] = convert<T>(acc / divisor<M>(div, Ho, fixed, oh, ow));
+}
+
+// Input pixel (h, x) collects the share of every output whose window holds
+// it; `cover` lists, per input row then per input column, the range of
+// outputs [lo, hi) to look at (windows are clipped to the input).
+template <class T>
+__global__ void avg_pool_bwd(int64_t n, T* grad_in, const T* grad_out, Windows w,
+                             const int64_t* cover, const double* div, double fixed, int64_t H,
+                             int64_t W, int64_t Ho, int64_t Wo) {
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= n) return;
+  using M = MathT<T>;
+  const int64_t x = e % W, h = (e / W) % H, p = e / (H * W);
+  const int64_t* row_cover = cover;        // (H, 2)
+  const int64_t* col_cover = cover + 2 * H;  // (W, 2)
+  const T* go = grad_out + p * Ho * Wo;
+  M acc = 0;
+  for (int64_t oh = row_cover[2 * h]; oh < row_cover[2 * h + 1]; ++oh) {
+    if (h < w.h_start[oh] || h >= w.h_start[oh] + w.h_len[oh]) continue;
+    for (int64_t ow = col_cover[2 * x]; ow < col_cover[2 * x + 1]; ++ow) {
+      if (x < w.w_start[ow] || x >= w.w_start[ow] + w.w_len[ow]) continue;
+      acc += static_cast<M>(go[oh * Wo + ow]) / divisor<M>(div, Ho, fixed, oh, ow);
+    }
+  }
+  grad_in[e] = convert<T>(acc);
+}
+
+// Per input index along one axis, the smallest and one past the largest
+// window that contains it (an empty range when none does).
+void add_cover(std::vector<int64_t>& cover, int64_t size, const std::vector<int64_t>& start,
+               const std::vector<int64_t>& len) {
+  const size_t base = cover.size();
+  const int64_t none = static_cast<int64_t>(start.size());
+  for (int64_t i = 0; i < size; ++i) cover.insert(cover.end(), {none, 0});
+  for (int64_t o = 0; o < none; ++o)
+    for (int64_t i = std::max<int64_t>(start[o], 0); i < std::min(start[o] + len[o], size); ++i) {
+      cover[base + 2 * i] = std::min(cover[base + 2 * i], o);
+      cover[base + 2 * i + 1] = std::max(cover[base + 2 * i + 1], o + 1);
+    }
+}
+
+Tensor divisor_table(const PoolGeometry& g, Device device) {
+  std::vector<double> v(g.h_div);
+  v.insert(v.end(), g.w_div.begin(), g.w_div.end());
+  return to_device_table(v, ScalarType::Float64, device);
+}
+
+}  // namespace
+
+void max_pool_kernel(const Tensor& out, const Tensor& indices, const Tensor& input,
+                     const PoolGeometry& g) {
+  const int64_t n = out.numel(), Ho = out.size(1), Wo = out.size(2);
+  if (n == 0) return;
+  DeviceGuard guard(out.device());
+  const Tensor table = window_table(g, out.device());
+  visit_floating(input.dtype(), "max_pool", [&]<class K>(TypeTag<K>) {
+    using T = DeviceT<K>;
+    max_pool_fwd<<<blocks_for(n, "max_pool"), kBlock, 0, current_stream(out.device())>>>(
+        n, static_cast<T*>(out.data_ptr()), indices.data<int64_t>(),
+        static_cast<const T*>(input.data_ptr()), windows(table, Ho, Wo), g.height, g.width, Ho, Wo,
+        g.step_h, g.step_w);
+    check_launch("max_pool");
+  });
+}
+
+void max_pool_backward_kernel(const Tensor& grad_in, const Tensor& grad_out,
+                              const Tensor& indices) {
+  if (grad_in.numel() == 0) return;
+  DeviceGuard guard(grad_in.device());
+  const cudaStream_t stream = current_stream(grad_in.device());
+  check(cudaMemsetAsync(grad_in.data_ptr(), 0, grad_in.numel() * grad_in.itemsize(), stream),
+        "max_pool");
+  const int64_t n = grad_out.numel();
+  if (n == 0) return;
+  visit_floating(grad_in.dtype(), "max_pool", [&]<class K>(TypeTag<K>) {
+    using T = DeviceT<K>;
+    max_pool_bwd<<<blocks_for(n, "max_pool"), kBlock, 0, stream>>>(
+        n, static_cast<T*>(grad_in.data_ptr()), static_cast<const T*>(grad_out.data_ptr()),
+        indices.data<int64_t>(), grad_in.size(1) * grad_in.size(2),
+        grad_out.size(1) * grad_out.size(2));
+    check_launch("max_pool");
+  });
+}
+
+void avg_pool_kernel(const Tensor& out, const Tensor& input, const PoolGeometry& g) {
+  const int64_t n = out.numel(), Ho = out.size(1), Wo = out.size(2);
+  if (n == 0) return;
+  DeviceGuard guard(out.device());
+  const Tensor table = window_table(g, out.device()), div = divisor_table(g, out.device());
+  visit_floating(input.dtype(), "avg_pool", [&]<class K>(TypeTag<K>) {
+    using T = DeviceT<K>;
+    avg_pool_fwd<<<blocks_for(n, "avg_pool"), kBlock, 0, current_stream(out.device())>>>(
+        n, static_cast<T*>(out.data_ptr()), static_cast<const T*>(input.data_ptr()),
+        windows(table, Ho, Wo), div.data<double>(), g.divisor, g.height, g.width, Ho, Wo);
+    check_launch("avg_pool");
+  });
+}
+
+void avg_pool_backward_kernel(const Tensor& grad_in, const Tensor& grad_out,
+                              const PoolGeometry& g) {
+  const int64_t n = grad_in.numel(), Ho = grad_out.size(1), Wo = grad_out.size(2);
+  if (n == 0) return;
+  DeviceGuard guard(grad_in.device());
+  std::vector<int64_t> cover;
+  add_cover(cover, g.height, g.h_start, g.h_len);
+  add_cover(cover, g.width, g.w_start, g.w_len);
+  const Tensor table = window_table(g, grad_in.device()), div = divisor_table(g, grad_in.device());
+  const Tensor cover_d = to_device_table(cover, ScalarType::Int64, grad_in.device());
+  visit_floating(grad_in.dtype(), "avg_pool", [&]<class K>(TypeTag<K>) {
+    using T = DeviceT<K>;
+    avg_pool_bwd<<<blocks_for(n, "avg_pool"), kBlock, 0, current_stream(grad_in.device())>>>(
+        n, static_cast<T*>(grad_in.data_ptr()), static_cast<const T*>(grad_out.data_ptr()),
+        windows(table, Ho, Wo), cover_d.data<int64_t>(), div.data<double>(), g.divisor, g.height,
+        g.width, Ho, Wo);
+    check_launch("avg_pool");
+  });
+}
+
+KILN_REGISTER_KERNEL(max_pool, CUDA, max_pool_kernel);
+KILN_REGISTER_KERNEL(max_pool_backward, CUDA, max_pool_backward_kernel);
+KILN_REGISTER_KERNEL(avg_pool, CUDA, avg_pool_kernel);
+KILN_REGISTER_KERNEL(avg_pool_backward, CUDA, avg_pool_backward_kernel);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,469 @@
+"""CUDA kernels of the nn families (convolution, pooling, fused optimizer steps, fused
+attention) and the benchmarks' training steps: results and gradients on the GPU against
+kiln's CPU results (and PyTorch's where noted).
+
+Every test is marked `cuda` and skips without a GPU. Run on a GPU machine with:
+    cd tests && python -m pytest -q test_cuda_nn.py
+"""
+
+import sys
+from pathlib import Path
+
+import kiln
+import kiln.nn.functional as F
+import numpy as np
+import pytest
+from compare import assert_close, randn, require_torch, torch_dtype
+from test_cuda import back
+
+pytestmark = pytest.mark.cuda
+
+HALF = (kiln.float16, kiln.bfloat16)
+
+
+def tol(dtype):
+    """GPU vs CPU: other summation orders (GEMM tiles, atomics), so looser than bitwise."""
+    if dtype in HALF:
+        return 2e-2
+    return 1e-9 if dtype == kiln.float64 else 2e-4
+
+
+def pair(arr, dtype, requires_grad=False):
+    """The same values as a CPU tensor and a CUDA tensor, both leaves."""
+    host = kiln.tensor(np.asarray(arr)).to(dtype)
+    dev = host.cuda()
+    if requires_grad:
+        host.requires_grad_(True)
+        dev.requires_grad_(True)
+    return host, dev
+
+
+def check_both(fn, arrays, dtype=kiln.float32, grad=True, rtol=None):
+    """fn on CPU and on CUDA copies of `arrays`: equal outputs and, with a random upstream
+    gradient, equal input gradients. fn returns a tensor or a tuple whose first is the value."""
+    rtol = tol(dtype) if rtol is None else rtol
+    pairs = [pair(a, dtype, grad) for a in arrays]
+    hosts, devs = [p[0] for p in pairs], [p[1] for p in pairs]
+    out_h, out_d = fn(*hosts), fn(*devs)
+    if isinstance(out_h, tuple):
+        for h, d in zip(out_h[1:], out_d[1:]):
+            assert_close(back(d), h)  # indices and the like: exact
+        out_h, out_d = out_h[0], out_d[0]
+    assert_close(back(out_d), out_h, rtol=rtol, atol=rtol)
+    if not grad:
+        return
+    g = kiln.tensor(randn(*out_h.shape, rng=np.random.default_rng(7))).to(dtype)
+    out_h.backward(g)
+    out_d.backward(g.cuda())
+    for h, d in zip(hosts, devs):
+        assert_close(back(d.grad), h.grad, rtol=rtol, atol=rtol)
+
+
+# ---- convolution -------------------------------------------------------------------------
+
+CONV2D = [
+    # (N, C, H, W), (O, C/groups, kh, kw), stride, padding, dilation, groups
+    ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 1),
+    ((2, 4, 10, 7), (6, 2, 3, 2), (2, 1), (1, 0), 1, 2),
+    ((1, 6, 11, 11), (6, 1, 3, 3), 2, 2, 2, 6),  # depthwise, dilated
+    ((3, 8, 6, 6), (5, 8, 1, 1), 1, 0, 1, 1),  # 1x1: the image is its own columns
+    ((2, 3, 7, 9), (4, 3, 5, 4), 3, (2, 1), (1, 2), 1),
+    ((0, 3, 5, 5), (2, 3, 3, 3), 1, 1, 1, 1),  # empty batch
+]
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64], ids=str)
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV2D)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d(dtype, xs, ws, stride, padding, dilation, groups, bias):
+    arrays = [randn(*xs), randn(*ws, rng=np.random.default_rng(1))]
+    if bias:
+        arrays.append(randn(ws[0], rng=np.random.default_rng(2)))
+    check_both(
+        lambda x, w, *b: F.conv2d(x, w, b[0] if b else None, stride, padding, dilation, groups),
+        arrays,
+        dtype,
+    )
+
+
+def test_conv2d_noncontiguous_input_and_same_padding():
+    x, w = randn(2, 3, 8, 10), randn(4, 3, 2, 4, rng=np.random.default_rng(1))
+    check_both(lambda x, w: F.conv2d(x.transpose(2, 3), w, padding="same"), [x, w])
+    check_both(lambda x, w: F.conv2d(x[:, :, ::2], w, padding="same", dilation=2), [x, w])
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+def test_conv2d_half(dtype):
+    x, w, b = randn(2, 4, 8, 8), randn(6, 2, 3, 3, rng=np.random.default_rng(1)), randn(6)
+    check_both(lambda x, w, b: F.conv2d(x, w, b, 1, 1, 1, 2), [x, w, b], dtype)
+
+
+@pytest.mark.parametrize(
+    "xs,ws,stride,padding,output_padding,groups,dilation",
+    [
+        ((2, 4, 5, 6), (4, 3, 3, 3), 1, 0, 0, 1, 1),
+        ((2, 4, 5, 6), (4, 2, 3, 2), 2, 1, 1, 2, 1),
+        ((1, 3, 4, 4), (3, 2, 3, 3), (2, 3), (1, 0), (1, 2), 1, (2, 1)),
+        ((3, 6, 5, 5), (6, 4, 1, 1), 1, 0, 0, 1, 1),  # 1x1: the output is the columns
+        ((1, 2, 4, 4), (2, 3, 1, 1), 1, 0, 1, 1, 2),  # 1x1 with output_padding: not direct
+    ],
+)
+def test_conv_transpose2d(xs, ws, stride, padding, output_padding, groups, dilation):
+    arrays = [randn(*xs), randn(*ws, rng=np.random.default_rng(1)), randn(ws[1] * groups)]
+    check_both(
+        lambda x, w, b: F.conv_transpose2d(
+            x, w, b, stride, padding, output_padding, groups, dilation
+        ),
+        arrays,
+    )
+
+
+def test_conv1d_and_conv_transpose1d():
+    x, w = randn(3, 4, 17), randn(6, 2, 5, rng=np.random.default_rng(1))
+    check_both(lambda x, w: F.conv1d(x, w, None, 2, 3, 2, 2), [x, w])
+    wt = randn(4, 3, 4, rng=np.random.default_rng(2))
+    check_both(lambda x, w: F.conv_transpose1d(x, w, None, 3, 1, 2, 1, 1), [x, wt])
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+def test_conv_module_padding_modes(mode):
+    kiln.manual_seed(0)
+    conv = kiln.nn.Conv2d(3, 5, 3, padding=2, padding_mode=mode)
+    x = kiln.tensor(randn(2, 3, 7, 6)).float()
+    out_h = conv(x)
+    out_d = conv.to("cuda")(x.cuda())
+    assert_close(back(out_d), out_h, rtol=2e-4, atol=2e-4)
+
+
+def test_unfold_fold():
+    x = randn(2, 3, 7, 8)
+    check_both(lambda x: F.unfold(x, (2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), [x])
+    cols = randn(2, 3 * 2 * 3, 12)
+    check_both(lambda c: F.fold(c, (5, 6), (2, 3), padding=(0, 1), stride=(1, 2)), [cols])
+
+
+def test_conv2d_against_torch():
+    torch = require_torch()
+    x, w, b = randn(2, 4, 9, 9), randn(8, 2, 3, 3, rng=np.random.default_rng(1)), randn(8)
+    out = F.conv2d(*(kiln.tensor(a).float().cuda() for a in (x, w, b)), 2, 1, 1, 2)
+    ref = torch.nn.functional.conv2d(*(torch.tensor(a).float() for a in (x, w, b)), 2, 1, 1, 2)
+    assert_close(back(out), ref, rtol=2e-4, atol=2e-4)
+
+
+# ---- pooling -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, *HALF], ids=str)
+@pytest.mark.parametrize(
+    "kernel,stride,padding,dilation,ceil_mode",
+    [
+        (2, None, 0, 1, False),
+        (3, 1, 1, 1, False),
+        (3, 2, 1, 2, True),
+        ((2, 3), (1, 2), (1, 1), 1, True),
+    ],
+)
+def test_max_pool2d(dtype, kernel, stride, padding, dilation, ceil_mode):
+    # Overlapping windows (stride < kernel) share argmaxes: the backward's atomics add up.
+    check_both(
+        lambda x: F.max_pool2d(
+            x, kernel, stride, padding, dilation, ceil_mode, return_indices=True
+        ),
+        [randn(2, 3, 9, 10)],
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, *HALF], ids=str)
+@pytest.mark.parametrize(
+    "kernel,stride,padding,ceil_mode,count_include_pad,divisor",
+    [
+        (2, None, 0, False, True, None),
+        (3, 2, 1, True, False, None),
+        (3, 1, 1, False, True, None),
+        ((3, 2), (2, 1), (1, 0), True, True, 5),
+    ],
+)
+def test_avg_pool2d(dtype, kernel, stride, padding, ceil_mode, count_include_pad, divisor):
+    check_both(
+        lambda x: F.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor),
+        [randn(2, 3, 9, 10)],
+        dtype,
+    )
+
+
+@pytest.mark.parametrize("out", [(1, 1), (3, 4), (5, 7), (9, 10), (4, None)])
+def test_adaptive_pools(out):
+    x = [randn(2, 3, 9, 10)]
+    check_both(lambda x: F.adaptive_avg_pool2d(x, out), x)
+    check_both(lambda x: F.adaptive_max_pool2d(x, out, return_indices=True), x)
+
+
+def test_pool1d_and_noncontiguous():
+    check_both(lambda x: F.max_pool1d(x, 3, 2, 1, ceil_mode=True), [randn(2, 4, 11)])
+    check_both(lambda x: F.avg_pool1d(x, 4, 3, 2, True, False), [randn(2, 4, 11)])
+    check_both(lambda x: F.max_pool2d(x.transpose(2, 3), 2), [randn(2, 3, 8, 6)])
+
+
+def test_max_pool2d_against_torch():
+    torch = require_torch()
+    x = randn(2, 3, 10, 10)
+    out, idx = F.max_pool2d(kiln.tensor(x).cuda(), 3, 2, 1, return_indices=True)
+    ref, ref_idx = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    assert_close(back(out), ref)
+    assert_close(back(idx), ref_idx)
+
+
+# ---- fused optimizer steps ---------------------------------------------------------------
+
+OPTIMIZERS = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.1, "weight_decay": 0.01}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True}),
+    ("Adam", {"lr": 0.01}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1, "amsgrad": True, "maximize": True}),
+    ("AdamW", {"lr": 0.01, "amsgrad": True}),
+    ("RMSprop", {"lr": 0.01}),
+    (
+        "RMSprop",
+        {"lr": 0.01, "centered": True, "momentum": 0.5, "weight_decay": 0.1, "maximize": True},
+    ),
+    (
+        "Adagrad",
+        {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.1, "initial_accumulator_value": 0.5},
+    ),
+    ("Adadelta", {"lr": 1.0, "weight_decay": 0.1, "maximize": True}),
+    ("Adamax", {"lr": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1}),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+]
+
+
+def run_optimizer(name, options, params, grads, steps):
+    opt = getattr(kiln.optim, name)(params, **options)
+    for s in range(steps):
+        for p, g in zip(params, grads):
+            p.grad = g * (1.0 + s)
+        opt.step()
+
+
+def optimizer_pair(shapes, dtype, name, options, steps=4):
+    rng = np.random.default_rng(0)
+    values = [rng.standard_normal(s) for s in shapes]
+    grads = [rng.standard_normal(s) for s in shapes]
+    host = [kiln.tensor(v).to(dtype).requires_grad_(True) for v in values]
+    dev = [kiln.tensor(v).to(dtype).cuda().requires_grad_(True) for v in values]
+    hg = [kiln.tensor(g).to(dtype) for g in grads]
+    run_optimizer(name, options, host, hg, steps)
+    run_optimizer(name, options, dev, [g.cuda() for g in hg], steps)
+    for h, d in zip(host, dev):
+        assert_close(back(d.detach()), h.detach(), rtol=tol(dtype), atol=tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, kiln.bfloat16], ids=str)
+@pytest.mark.parametrize("name,options", OPTIMIZERS)
+def test_optimizer_matches_cpu(dtype, name, options):
+    # An empty param, a non-contiguous one is not possible for leaves, so: odd sizes.
+    optimizer_pair([(3, 4), (0,), (70001,), (5,)], dtype, name, options)
+
+
+@pytest.mark.parametrize("name,options", [OPTIMIZERS[1], OPTIMIZERS[4], OPTIMIZERS[11]])
+def test_optimizer_many_and_large_params(name, options):
+    # More params than one launch holds, and one param spanning several launches.
+    shapes = [(7,)] * 40 + [(65536 * 200 + 3,), (2, 3)]
+    optimizer_pair(shapes, kiln.float32, name, options, steps=2)
+
+
+def test_optimizer_state_dict_round_trip_on_cuda():
+    p = kiln.tensor(randn(4, 3)).float().cuda().requires_grad_(True)
+    opt = kiln.optim.Adam([p], lr=0.1)
+    p.grad = kiln.ones(4, 3, device="cuda")
+    opt.step()
+    opt2 = kiln.optim.Adam([p], lr=0.1)
+    opt2.load_state_dict(opt.state_dict())
+    assert opt2.state[p]["exp_avg"].device.type == "cuda"
+    assert opt2.state[p]["step"].device.type == "cpu"
+    opt2.step()
+
+
+# ---- fused attention ---------------------------------------------------------------------
+
+
+def sdpa_case(q_shape, k_shape, v_shape, dtype, mask=None, grad=True, **kw):
+    arrays = [
+        randn(*q_shape),
+        randn(*k_shape, rng=np.random.default_rng(1)),
+        randn(*v_shape, rng=np.random.default_rng(2)),
+    ]
+    if mask is None:
+        check_both(
+            lambda q, k, v: F.scaled_dot_product_attention(q, k, v, **kw), arrays, dtype, grad
+        )
+        return
+    mh, md = mask
+
+    def fn(q, k, v):
+        m = md if q.device.type == "cuda" else mh
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=m, **kw)
+
+    check_both(fn, arrays, dtype, grad)
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, *HALF], ids=str)
+@pytest.mark.parametrize(
+    "E,Ev", [(8, 8), (32, 16), (64, 64), (100, 72), (128, 128), (256, 200), (300, 8)]
+)  # 300: over the kernel's limit, composed
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_head_dims(dtype, E, Ev, causal):
+    sdpa_case((2, 3, 37, E), (2, 3, 45, E), (2, 3, 45, Ev), dtype, is_causal=causal)
+
+
+@pytest.mark.parametrize("L,S", [(1, 1), (5, 130), (130, 5), (70, 70)])
+def test_sdpa_lengths(L, S):
+    sdpa_case((2, L, 16), (2, S, 16), (2, S, 24), kiln.float32, is_causal=L <= S, scale=0.3)
+
+
+def test_sdpa_masks_broadcast():
+    rng = np.random.default_rng(5)
+    bool_mask = rng.random((1, 3, 20, 33)) > 0.4
+    bool_mask[..., 0] = True  # every query may attend somewhere
+    mh = kiln.tensor(bool_mask)
+    sdpa_case((2, 3, 20, 16), (2, 3, 33, 16), (2, 3, 33, 16), kiln.float32, mask=(mh, mh.cuda()))
+    add = kiln.tensor(rng.standard_normal((20, 33))).float()
+    sdpa_case((2, 3, 20, 16), (2, 3, 33, 16), (2, 3, 33, 16), kiln.float32, mask=(add, add.cuda()))
+    kpm = kiln.tensor(rng.standard_normal((2, 1, 1, 33))).to(kiln.bfloat16)
+    sdpa_case((2, 3, 20, 16), (2, 3, 33, 16), (2, 3, 33, 16), kiln.bfloat16, mask=(kpm, kpm.cuda()))
+
+
+def test_sdpa_fully_masked_query_gives_zeros():
+    mask = np.ones((1, 20, 33), bool)
+    mask[:, 3] = False
+    mh = kiln.tensor(mask)
+    sdpa_case((2, 20, 16), (2, 33, 16), (2, 33, 8), kiln.float32, mask=(mh, mh.cuda()))
+    add = kiln.zeros(20, 33)
+    add[5] = float("-inf")
+    sdpa_case((2, 20, 16), (2, 33, 16), (2, 33, 8), kiln.float32, mask=(add, add.cuda()))
+
+
+def test_sdpa_nan_propagates():
+    q = randn(2, 5, 8)
+    q[0, 1, 3] = np.nan  # query 1 of batch 0: all its scores NaN
+    k, v = randn(2, 6, 8, rng=np.random.default_rng(1)), randn(2, 6, 4)
+    check_both(lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [q, k, v], grad=False)
+
+
+def test_sdpa_float_mask_gradient():
+    rng = np.random.default_rng(6)
+    q, k, v = (
+        pair(rng.standard_normal(s), kiln.float32, True)
+        for s in [(2, 9, 8), (2, 11, 8), (2, 11, 8)]
+    )
+    m = pair(rng.standard_normal((9, 11)), kiln.float32, True)
+    outs = [F.scaled_dot_product_attention(q[i], k[i], v[i], attn_mask=m[i]) for i in (0, 1)]
+    for o in outs:
+        o.sum().backward()
+    assert_close(back(m[1].grad), m[0].grad, rtol=2e-4, atol=2e-4)
+
+
+def test_sdpa_create_graph_after_fused_forward():
+    # create_graph: the backward is composed (differentiable) even after a fused forward.
+    rng = np.random.default_rng(8)
+    ins = [
+        pair(rng.standard_normal(s), kiln.float32, True) for s in [(2, 7, 8), (2, 9, 8), (2, 9, 4)]
+    ]
+    results = []
+    for side in (0, 1):
+        q, k, v = (p[side] for p in ins)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        (gq,) = kiln.autograd.grad((out * out).sum(), [q], create_graph=True)
+        (gq * gq).sum().backward()
+        results.append([gq.detach(), k.grad, v.grad])
+    for h, d in zip(results[0], results[1]):
+        assert_close(back(d), h, rtol=2e-4, atol=2e-4)
+
+
+def test_sdpa_gqa_and_mha_module():
+    sdpa_case((2, 4, 10, 16), (2, 2, 12, 16), (2, 2, 12, 16), kiln.float32, enable_gqa=True)
+    kiln.manual_seed(0)
+    mha = kiln.nn.MultiheadAttention(32, 4, batch_first=True)
+    x = kiln.tensor(randn(2, 7, 32)).float()
+    out_h, _ = mha(x, x, x, need_weights=False)
+    out_d, _ = mha.to("cuda")(x.cuda(), x.cuda(), x.cuda(), need_weights=False)
+    assert_close(back(out_d), out_h, rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.bfloat16], ids=str)
+def test_sdpa_against_torch(dtype):
+    torch = require_torch()
+    q, k, v = (
+        randn(2, 4, 50, 64),
+        randn(2, 4, 60, 64, rng=np.random.default_rng(1)),
+        randn(2, 4, 60, 32),
+    )
+    for causal in (False, True):
+        out = F.scaled_dot_product_attention(
+            *(kiln.tensor(a).to(dtype).cuda() for a in (q, k, v)), is_causal=causal
+        )
+        ref = torch.nn.functional.scaled_dot_product_attention(
+            *(torch.tensor(a).to(torch_dtype(dtype)) for a in (q, k, v)), is_causal=causal
+        )
+        assert_close(back(out), ref, rtol=tol(dtype), atol=tol(dtype))
+
+
+def test_sdpa_gradcheck_on_cuda():
+    # float64: the composed forward, whose backward formula the fused path shares.
+    q = kiln.tensor(randn(2, 5, 4)).cuda().requires_grad_(True)
+    k = kiln.tensor(randn(2, 6, 4, rng=np.random.default_rng(1))).cuda().requires_grad_(True)
+    v = kiln.tensor(randn(2, 6, 3, rng=np.random.default_rng(2))).cuda().requires_grad_(True)
+    assert kiln.autograd.gradcheck(
+        lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [q, k, v]
+    )
+
+
+# ---- the benchmarks' training steps ------------------------------------------------------
+
+
+def _train_builders():
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from benchmarks.suites import train
+
+    return train
+
+
+@pytest.mark.parametrize(
+    "model,optimizer,shape",
+    [
+        ("_mlp", lambda p: kiln.optim.Adam(p, lr=1e-3), (32, 784)),
+        ("_cnn", lambda p: kiln.optim.SGD(p, lr=0.01, momentum=0.9), (8, 3, 32, 32)),
+        ("_transformer", lambda p: kiln.optim.AdamW(p, lr=1e-3), (4, 32, 256)),
+    ],
+)
+def test_training_steps_match_cpu(model, optimizer, shape):
+    build = getattr(_train_builders(), model)
+    rng = np.random.default_rng(0)
+    x = kiln.tensor(rng.standard_normal(shape, dtype=np.float32))
+    y = kiln.tensor(rng.integers(0, 10, shape[0]).astype(np.int64))
+    runs = []
+    for device in ("cpu", "cuda"):
+        kiln.manual_seed(0)
+        net = build(kiln).to(device)
+        opt = optimizer(net.parameters())
+        loss_fn = kiln.nn.CrossEntropyLoss()
+        losses = []
+        for _ in range(3):
+            loss = loss_fn(net(x.to(device)), y.to(device))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        runs.append((losses, {k: v.cpu() for k, v in net.state_dict().items()}))
+    (cpu_losses, cpu_state), (gpu_losses, gpu_state) = runs
+    np.testing.assert_allclose(gpu_losses, cpu_losses, rtol=1e-4, atol=1e-4)
+    # Adam-type updates are ~lr whatever the gradient's size: small gradients that differ
+    # by rounding may move a weight by up to lr per step differently.
+    for key, value in cpu_state.items():
+        assert_close(gpu_state[key], value, rtol=1e-3, atol=3e-3)
