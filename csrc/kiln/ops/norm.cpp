@@ -3,6 +3,7 @@
 #include <limits>
 #include <string>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -206,6 +207,7 @@ double machine_eps(ScalarType t) {
 
 Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  KILN_AUTOCAST(kFloat32Cuda, layer_norm, input, normalized_shape, weight, bias, eps);
   const Layout L = last_dims_layout("layer_norm", input, normalized_shape);
   return run_norm({"layer_norm", "NativeLayerNormBackward0", L, normalized_shape, eps}, input,
                   weight, bias);
@@ -213,6 +215,7 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
 
 Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
                 std::optional<double> eps) {
+  KILN_AUTOCAST(kFloat32Cuda, rms_norm, input, normalized_shape, weight, eps);
   const Layout L = last_dims_layout("rms_norm", input, normalized_shape);
   NormCall c{"rms_norm", "RmsNormBackward0", L, normalized_shape,
              eps ? *eps : machine_eps(input.dtype())};
@@ -222,6 +225,7 @@ Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor
 
 Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  KILN_AUTOCAST(kFloat32Cuda, group_norm, input, num_groups, weight, bias, eps);
   int64_t n, c, spatial;
   batch_dims("group_norm", input, n, c, spatial);
   KILN_CHECK(num_groups > 0 && c % num_groups == 0, ValueError, "[group_norm] expected the ", c,

@@ -1,4 +1,5 @@
 // Elementwise ops with three operands or extra parameters.
+#include "kiln/autocast.h"
 #include "kiln/ops/pointwise.h"
 
 #include <limits>
@@ -179,12 +180,14 @@ Tensor& addc_(bool is_div, Tensor& self, const Tensor& t1, const Tensor& t2, Sca
 }  // namespace
 
 Tensor addcmul(const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
+  KILN_AUTOCAST(kPromoteCuda, addcmul, input, t1, t2, value);
   return addc(false, input, t1, t2, value);
 }
 Tensor& addcmul_(Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
   return addc_(false, self, t1, t2, value);
 }
 Tensor addcdiv(const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
+  KILN_AUTOCAST(kPromoteCuda, addcdiv, input, t1, t2, value);
   return addc(true, input, t1, t2, value);
 }
 Tensor& addcdiv_(Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
