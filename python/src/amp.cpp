@@ -41,7 +41,7 @@ void init_amp(py::module_& m) {
       "set_autocast_dtype",
       [](const std::string& dev, ScalarType dtype) { autocast::set_dtype(device_type(dev), dtype); },
       py::arg("device_type"), py::arg("dtype"));
-  m.def("is_autocast_available", [](const std::string& dev) {
+  m.def("_is_autocast_available", [](const std::string& dev) {
     return dev == "cpu" || dev == "cuda";
   }, py::arg("device_type"));
   m.def("is_autocast_cache_enabled", &autocast::is_cache_enabled);
