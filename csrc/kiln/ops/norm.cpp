@@ -130,8 +130,20 @@ struct NormCall {
 };
 
 // Checks weight/bias, runs the fused forward and records its backward.
-Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight, const Tensor& bias) {
+// PyTorch's mixed-type norms: a 16-bit input may come with float32 params (a
+// float32 model under autocast); they are cast to the input's dtype, and their
+// gradients back to float32 by the cast's backward.
+Tensor param_for(const Tensor& p, const Tensor& input) {
+  const bool half_input =
+      input.dtype() == ScalarType::Float16 || input.dtype() == ScalarType::BFloat16;
+  return p.defined() && half_input && p.dtype() == ScalarType::Float32 ? to_dtype(p, input.dtype())
+                                                                       : p;
+}
+
+Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight_in,
+                const Tensor& bias_in) {
   visit_floating(input.dtype(), c.op, [](auto) {});
+  const Tensor weight = param_for(weight_in, input), bias = param_for(bias_in, input);
   check_param(c.op, "weight", weight, input, c.param_shape);
   check_param(c.op, "bias", bias, input, c.param_shape);
   const ScalarType sd = stat_dtype(input.dtype());
