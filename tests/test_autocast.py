@@ -37,10 +37,10 @@ def to_np(t):
     return t.detach().to(kiln.float64 if isinstance(t, kiln.Tensor) else torch.float64).numpy()
 
 
-def run(lib, fn, specs, low, seed=0):
+def run(lib, fn, specs, low, device="cpu", seed=0):
     rng = np.random.default_rng(seed)
-    xs = [make(lib, s, rng, low) for s in specs]
-    with lib.autocast("cpu", dtype=getattr(lib, low)):
+    xs = [make(lib, s, rng, low).to(device) for s in specs]
+    with lib.autocast(device, dtype=getattr(lib, low)):
         out = fn(lib, lib.nn.functional, *xs)
     return out if isinstance(out, tuple) else (out,)
 
@@ -107,14 +107,45 @@ CASES = {
     "relu_after_linear": (lambda L, F, x, w: F.relu(F.linear(x, w)), [mat(3, 4), mat(5, 4)]),
     "mean_after_mm": (lambda L, F, a, b: L.mm(a, b).mean(), [mat(3, 4), mat(4, 5)]),
     "outer": (lambda L, F, a, b: L.outer(a, b), [mat(3), mat(4)]),
+    # in CUDA's lists only (on CPU they run in their inputs' dtypes)
+    "logsumexp_low": (lambda L, F, x: L.logsumexp(x, 1), [mat(3, 4, kind="l")]),
+    "softplus_low": (lambda L, F, x: F.softplus(x), [mat(3, 4, kind="l")]),
+    "rsqrt_low": (lambda L, F, x: L.rsqrt(x.abs() + 1), [mat(3, 4, kind="l")]),
+    "group_norm_low": (lambda L, F, x: F.group_norm(x, 2), [mat(2, 4, 3, kind="l")]),
+    "rms_norm_low": (lambda L, F, x: F.rms_norm(x, (4,), eps=1e-5), [mat(3, 4, kind="l")]),
+    "norm_low": (lambda L, F, x: L.norm(x), [mat(3, 4, kind="l")]),
+    "prod_float32": (lambda L, F, x: L.prod(x, 0), [mat(3, 2)]),
+    "cosine_similarity_low": (lambda L, F, a, b: F.cosine_similarity(a, b), [mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
+    "interpolate_low": (lambda L, F, x: F.interpolate(x, scale_factor=2, mode="bilinear"), [mat(1, 2, 3, 3, kind="l")]),
+    "bilinear_mixed": (lambda L, F, a, b, w: F.bilinear(a, b, w), [mat(3, 2, kind="l"), mat(3, 4), mat(5, 2, 4)]),
+    "atan2_mixed": (lambda L, F, a, b: L.atan2(a, b), [mat(3, 4, kind="l"), mat(3, 4)]),
+    "addcdiv_mixed": (lambda L, F, a, b, c: L.addcdiv(a, b, c.abs() + 1), [mat(3, 4, kind="l"), mat(3, 4), mat(3, 4, kind="l")]),
+    "scatter_add_mixed": (lambda L, F, x, s: L.scatter_add(x, 0, L.zeros(2, 3, dtype=L.int64, device=x.device), s), [mat(3, 3, kind="l"), mat(2, 3)]),
+    "dot_mixed": (lambda L, F, a, b: L.dot(a, b.to(a.dtype)), [mat(5, kind="l"), mat(5)]),
+    "elu_low": (lambda L, F, x: F.elu(x), [mat(3, 4, kind="l")]),
+    "selu_low": (lambda L, F, x: F.selu(x), [mat(3, 4, kind="l")]),
+    "mish_low": (lambda L, F, x: F.mish(x), [mat(3, 4, kind="l")]),
+    "logsigmoid_low": (lambda L, F, x: F.logsigmoid(x), [mat(3, 4, kind="l")]),
+    "softmax_dtype": (lambda L, F, x: F.softmax(x, -1, dtype=x.dtype), [mat(3, 4, kind="l")]),
+    "normalize_low": (lambda L, F, x: F.normalize(x), [mat(3, 4, kind="l")]),
 }
+# PyTorch refuses binary_cross_entropy under CUDA autocast (checked separately).
+CUDA_BANNED = {"bce"}
+# Mixed-dtype inputs only CUDA's promote policy accepts (kiln's kernels want one dtype).
+CUDA_ONLY = {"bilinear_mixed", "scatter_add_mixed"}
 
 
 @pytest.mark.parametrize("low", LOW)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_op_matches_torch_under_cpu_autocast(name, low):
+    if name in CUDA_ONLY:
+        pytest.skip("mixed dtypes that only CUDA's promote policy accepts")
+    check_case(name, low, "cpu")
+
+
+def check_case(name, low, device):
     fn, specs = CASES[name]
-    kout, tout = run(kiln, fn, specs, low), run(torch, fn, specs, low)
+    kout, tout = run(kiln, fn, specs, low, device), run(torch, fn, specs, low, device)
     assert len(kout) == len(tout)
     for k, t in zip(kout, tout):
         assert dtype_name(k.dtype) == dtype_name(t.dtype), name
@@ -126,6 +157,8 @@ def test_op_matches_torch_under_cpu_autocast(name, low):
 def test_ops_outside_autocast_keep_float32():
     # The same ops with autocast off: every float32 result stays float32.
     for name, (fn, specs) in CASES.items():
+        if name in CUDA_ONLY:
+            continue
         rng = np.random.default_rng(0)
         xs = [make(kiln, s, rng, "float32") for s in specs]
         for out in (o if isinstance(o, tuple) else (o,) for o in [fn(kiln, kiln.nn.functional, *xs)]):
@@ -333,3 +366,45 @@ def test_cuda_amp_aliases_warn():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             kiln.cuda.amp.GradScaler()
+
+
+# ---- CUDA (skipped without a GPU; the GPU machine has torch with CUDA) ----------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("low", LOW)
+@pytest.mark.parametrize("name", sorted(set(CASES) - CUDA_BANNED))
+def test_op_matches_torch_under_cuda_autocast(name, low):
+    check_case(name, low, "cuda")
+
+
+@pytest.mark.cuda
+def test_cuda_autocast_bans_binary_cross_entropy():
+    x = kiln.rand(3, device="cuda")
+    with kiln.autocast("cuda"):
+        with pytest.raises(RuntimeError, match="unsafe to autocast"):
+            kiln.nn.functional.binary_cross_entropy(x, x)
+
+
+@pytest.mark.cuda
+def test_cuda_autocast_leaves_cpu_ops_alone():
+    a, b = kiln.randn(2, 2), kiln.randn(2, 2)
+    with kiln.autocast("cuda"):
+        assert kiln.mm(a, b).dtype == kiln.float32
+        assert kiln.mm(a.cuda(), b.cuda()).dtype == kiln.float16
+        assert kiln.exp(a.cuda().half()).dtype == kiln.float32
+        with kiln.autocast("cpu"):
+            assert kiln.mm(a, b).dtype == kiln.bfloat16
+            assert kiln.mm(a.cuda(), b.cuda()).dtype == kiln.float16
+
+
+@pytest.mark.cuda
+def test_cuda_gradients_reach_float32_leaves():
+    w = kiln.randn(5, 4, device="cuda", requires_grad=True)
+    x = kiln.randn(3, 4, device="cuda")
+    with kiln.autocast("cuda", dtype=kiln.bfloat16):
+        y = kiln.nn.functional.linear(x, w)
+        loss = kiln.nn.functional.mse_loss(y, kiln.zeros(3, 5, device="cuda"))
+    assert y.dtype == kiln.bfloat16 and loss.dtype == kiln.float32
+    loss.backward()
+    assert w.grad.dtype == kiln.float32 and w.grad.device.type == "cuda"

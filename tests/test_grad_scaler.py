@@ -339,3 +339,69 @@ def test_training_follows_torch(name, low):
     tol = 4e-2 if low == "bfloat16" else 1e-2
     np.testing.assert_allclose(kl, tl, rtol=tol, atol=tol)
     assert kl[-1] < kl[0]  # it learns
+
+
+# ---- CUDA (skipped without a GPU) ------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
+def test_cuda_non_finite_check_and_unscale_matches_cpu(dtype):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(s).astype(np.float32) * 100 for s in [(5,), (300000,), (4, 3)]]
+    for poison in (None, np.inf, np.nan):
+        out = {}
+        for dev in ("cpu", "cuda"):
+            ts = [kiln.tensor(a.copy()).to(getattr(kiln, dtype)).to(dev) for a in arrays]
+            if poison is not None:
+                ts[1][299999] = poison
+            ts.append(kiln.tensor(arrays[2].copy()).to(getattr(kiln, dtype)).to(dev).t())
+            found = kiln.zeros((), device=dev)
+            kiln._amp_foreach_non_finite_check_and_unscale_(ts, found, kiln.full((), 0.125, device=dev))
+            out[dev] = (found.item(), [to_np(t.cpu()) for t in ts])
+        assert out["cpu"][0] == out["cuda"][0] == (0.0 if poison is None else 1.0)
+        for c, g in zip(out["cpu"][1], out["cuda"][1]):
+            np.testing.assert_array_equal(c, g)
+
+
+@pytest.mark.cuda
+def test_cuda_update_scale_matches_cpu():
+    rows = {}
+    for dev in ("cpu", "cuda"):
+        scale = kiln.full((), 4.0, device=dev)
+        tracker = kiln.zeros((), dtype=kiln.int32, device=dev)
+        rows[dev] = []
+        for f in [0, 0, 1, 0, 0, 0, 1]:
+            kiln._amp_update_scale_(scale, tracker, kiln.full((), float(f), device=dev), 2.0, 0.5, 2)
+            rows[dev].append((scale.item(), tracker.item()))
+    assert rows["cpu"] == rows["cuda"]
+
+
+@pytest.mark.cuda
+def test_cuda_training_follows_torch():
+    torch.manual_seed(0)
+    tmod = mlp(torch.nn)
+    kmod = mlp(kiln.nn)
+    copy_module(kmod, tmod, "float32")
+    kmod.to("cuda")
+    tmod.to("cuda")
+    results = {}
+    for lib, model in ((kiln, kmod), (torch, tmod)):
+        rng = np.random.default_rng(3)
+        x = lib.tensor(rng.standard_normal((16, 8)).astype(np.float32)).to("cuda")
+        y = lib.tensor(rng.integers(0, 4, 16).astype(np.int64)).to("cuda")
+        opt = lib.optim.SGD(model.parameters(), lr=0.05)
+        scaler = lib.amp.GradScaler("cuda", init_scale=2.0**12, growth_interval=2)
+        losses = []
+        for _ in range(6):
+            opt.zero_grad()
+            with lib.autocast("cuda"):
+                loss = lib.nn.functional.cross_entropy(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            losses.append((loss.item(), scaler.get_scale()))
+        results[lib.__name__] = losses
+    for (kl, ks), (tl, ts) in zip(results["kiln"], results["torch"]):
+        assert ks == ts
+        assert kl == pytest.approx(tl, rel=1e-2, abs=1e-2)

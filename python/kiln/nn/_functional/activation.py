@@ -102,14 +102,10 @@ def _softmax_dim(ndim):
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dim is None:
         dim = _softmax_dim(input.dim())
-    if dtype is not None:
-        input = input.to(dtype)
-    return kiln.softmax(input, dim)
+    return kiln.softmax(input, dim, dtype=dtype)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dim is None:
         dim = _softmax_dim(input.dim())
-    if dtype is not None:
-        input = input.to(dtype)
-    return kiln.log_softmax(input, dim)
+    return kiln.log_softmax(input, dim, dtype=dtype)
