@@ -3,7 +3,7 @@
 
 import importlib
 
-SUITES = ["ops", "conv", "train"]
+SUITES = ["ops", "conv", "train", "amp"]
 
 
 def load(name):

@@ -96,48 +96,39 @@ def pad(input, pad, mode="constant", value=None):
         )
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(f"[pad] unsupported mode {mode!r}")
-    if mode == "constant":
-        return _pad_constant(input, pad, value)
-    if mode == "circular":
-        return _pad_indexed(input, pad, mode)
-    return _pad_reflect_replicate(input, pad, mode)
+    if mode in ("reflect", "replicate"):
+        return _pad_float32_on_cpu(input, pad, mode, value)
+    return _pad(input, pad, mode, value)
 
 
-def _pad_constant(input, pad, value):
+def _pad(input, pad, mode, value):
     out = input
     for k in range(len(pad) // 2):
         dim = input.dim() - 1 - k
         left, right = pad[2 * k], pad[2 * k + 1]
         size = out.shape[dim]
-        # Negative pads crop.
-        start, stop = max(-left, 0), size - max(-right, 0)
-        out = out.narrow(dim, start, stop - start)
-        pieces = []
-        for n in (max(left, 0), max(right, 0)):
-            shape = list(out.shape)
-            shape[dim] = n
-            pieces.append(kiln.full(shape, 0.0 if value is None else value, dtype=out.dtype))
-        out = kiln.cat([pieces[0], out, pieces[1]], dim)
-    return out
-
-
-def _pad_indexed(input, pad, mode):
-    out = input
-    for k in range(len(pad) // 2):
-        dim = input.dim() - 1 - k
-        left, right = pad[2 * k], pad[2 * k + 1]
-        size = out.shape[dim]
-        if mode == "reflect" and (left >= size or right >= size):
-            raise ValueError(
-                f"[pad] reflect padding ({left}, {right}) must be less than the input size "
-                f"{size} of dim {dim}"
-            )
-        out = kiln.index_select(out, dim, _pad_index(size, left, right, mode))
+        if mode == "constant":
+            # Negative pads crop.
+            start, stop = max(-left, 0), size - max(-right, 0)
+            out = out.narrow(dim, start, stop - start)
+            pieces = []
+            for n in (max(left, 0), max(right, 0)):
+                shape = list(out.shape)
+                shape[dim] = n
+                pieces.append(kiln.full(shape, 0.0 if value is None else value, dtype=out.dtype))
+            out = kiln.cat([pieces[0], out, pieces[1]], dim)
+        else:
+            if mode == "reflect" and (left >= size or right >= size):
+                raise ValueError(
+                    f"[pad] reflect padding ({left}, {right}) must be less than the input size "
+                    f"{size} of dim {dim}"
+                )
+            out = kiln.index_select(out, dim, _pad_index(size, left, right, mode))
     return out
 
 
 # PyTorch's CPU autocast runs reflection and replication padding in float32.
-_pad_reflect_replicate = op_policy(cpu="fp32")(_pad_indexed)
+_pad_float32_on_cpu = op_policy(cpu="fp32")(_pad)
 
 
 # ---- resampling -----------------------------------------------------------------------------
