@@ -10,7 +10,8 @@
 namespace kiln::autocast {
 
 namespace detail {
-thread_local bool t_active = false;
+std::atomic<int> g_enabled_threads{0};
+constinit thread_local bool t_active = false;
 }  // namespace detail
 
 namespace {
@@ -20,6 +21,7 @@ struct State {
   ScalarType dtype[kNumDeviceTypes] = {ScalarType::BFloat16, ScalarType::Float16};
   bool cache_enabled = true;
   bool suspended = false;
+  bool counted = false;  // this thread is in g_enabled_threads
   int64_t nesting = 0;
 };
 thread_local State t_state;
@@ -35,6 +37,10 @@ thread_local std::unordered_map<const TensorImpl*, CacheEntry> t_cache;
 void refresh_active() {
   bool any = false;
   for (bool e : t_state.enabled) any = any || e;
+  if (any != t_state.counted) {
+    detail::g_enabled_threads.fetch_add(any ? 1 : -1, std::memory_order_relaxed);
+    t_state.counted = any;
+  }
   detail::t_active = any && !t_state.suspended;
 }
 

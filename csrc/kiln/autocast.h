@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <type_traits>
@@ -17,10 +18,11 @@ namespace kiln::autocast {
 // when autocast is on for the device of the op's first tensor argument, the op
 // is re-entered with its floating inputs cast as the policy says and autocast
 // suspended, so the ops it is built from run as called (PyTorch excludes the
-// autocast key the same way). With autocast off everywhere the cost is one
-// thread-local bool test. In-place ops are never cast (as in PyTorch). The
-// autograd engine suspends autocast while it runs backward formulas; a cast's
-// own backward casts the gradient back, so float32 leaves get float32 grads.
+// autocast key the same way). With autocast off in every thread an op pays one
+// global load; once some thread enables it, one thread-local test. In-place ops
+// are never cast (as in PyTorch). The autograd engine suspends autocast while it
+// runs backward formulas; a cast's own backward casts the gradient back, so
+// float32 leaves get float32 grads.
 
 enum class Policy : uint8_t {
   None,             // runs as called
@@ -59,10 +61,16 @@ KILN_API int64_t decrement_nesting();
 KILN_API void clear_cache();
 
 namespace detail {
+// Threads that have autocast enabled for some device type: while none has, the
+// ops' test is one load of this global, not a thread-local lookup.
+KILN_API extern std::atomic<int> g_enabled_threads;
 // True while autocast is enabled for some device type and not suspended.
-KILN_API extern thread_local bool t_active;
+// constinit: read directly, without a call to a thread-local init wrapper.
+KILN_API extern constinit thread_local bool t_active;
 }  // namespace detail
-inline bool is_active() { return detail::t_active; }
+inline bool is_active() {
+  return detail::g_enabled_threads.load(std::memory_order_relaxed) != 0 && detail::t_active;
+}
 
 // While alive, no op autocasts: the inside of a cast op, backward formulas.
 class KILN_API SuspendGuard {
