@@ -408,3 +408,39 @@ def test_cuda_gradients_reach_float32_leaves():
     assert y.dtype == kiln.bfloat16 and loss.dtype == kiln.float32
     loss.backward()
     assert w.grad.dtype == kiln.float32 and w.grad.device.type == "cuda"
+
+
+def _recurrent_outputs(lib, name, x, low, device, module=None):
+    with lib.autocast(device, dtype=getattr(lib, low)):
+        out = module(lib.tensor(x).to(device))
+    return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize("low", LOW)
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+def test_recurrent_layers_match_torch_under_cpu_autocast(name, low, device="cpu"):
+    from nn_compare import copy_module
+
+    if name == "LSTM" and low == "float16" and device == "cpu":
+        pytest.skip("torch's oneDNN LSTM has no float16 CPU kernel")
+    torch.manual_seed(0)
+    cell = name.endswith("Cell")
+    kw = {} if cell else {"num_layers": 2, "batch_first": True}
+    tmod = getattr(torch.nn, name)(4, 6, **kw)
+    kmod = getattr(kiln.nn, name)(4, 6, **kw)
+    copy_module(kmod, tmod, "float32")
+    kmod.to(device)
+    tmod.to(device)
+    x = np.random.default_rng(0).standard_normal((2, 4) if cell else (2, 5, 4)).astype(np.float32)
+    kout = _recurrent_outputs(kiln, name, x, low, device, kmod)
+    tout = _recurrent_outputs(torch, name, x, low, device, tmod)
+    flat = lambda outs: [t for o in outs for t in (o if isinstance(o, tuple) else (o,))]  # noqa: E731
+    for k, t in zip(flat(kout), flat(tout)):
+        assert dtype_name(k.dtype) == dtype_name(t.dtype), name
+        np.testing.assert_allclose(to_np(k.cpu()), to_np(t.cpu()), rtol=4e-2, atol=4e-2)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell"])
+def test_recurrent_layers_match_torch_under_cuda_autocast(name):
+    test_recurrent_layers_match_torch_under_cpu_autocast(name, "float16", device="cuda")
