@@ -21,6 +21,7 @@ void check_one_element(const char* op, const char* name, const Tensor& t, Scalar
 void amp_foreach_non_finite_check_and_unscale_(const TensorList& tensors, const Tensor& found_inf,
                                                const Tensor& inv_scale) {
   static constexpr const char* op = "_amp_foreach_non_finite_check_and_unscale_";
+  autograd::NoGradGuard no_grad;  // gradients are data here, not part of a graph
   KILN_CHECK(found_inf.defined(), ValueError, "[", op, "] found_inf is None");
   const Device device = found_inf.device();
   check_one_element(op, "found_inf", found_inf, ScalarType::Float32, device);
@@ -40,7 +41,7 @@ void amp_foreach_non_finite_check_and_unscale_(const TensorList& tensors, const 
   static const dispatch::Op<void(const TensorList&, const Tensor&, const Tensor&)> kernel(
       "amp_non_finite_check_and_unscale_");
   kernel(device, dense, found_inf, inv_scale);
-  autograd::NoGradGuard no_grad;
+  found_inf.bump_version();
   for (size_t i = 0; i < tensors.size(); ++i) {
     Tensor t = tensors[i];
     if (dense[i].is_same(t))
@@ -65,6 +66,8 @@ Tensor amp_update_scale_(const Tensor& scale, const Tensor& growth_tracker,
                                  int64_t)>
       kernel("amp_update_scale_");
   kernel(device, scale, growth_tracker, found_inf, growth_factor, backoff_factor, growth_interval);
+  scale.bump_version();
+  growth_tracker.bump_version();
   return scale;
 }
 
