@@ -17,15 +17,14 @@ __global__ void unscale_kernel(int64_t n, T* data, const float* inv_scale, float
   const M inv = static_cast<M>(*inv_scale);
   bool bad = false;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-       i += stride)
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
     data[i] = convert<T>(amp::unscale<M>(convert<M>(data[i]), inv, bad));
   if (bad) *found_inf = 1.0f;  // racing writers all store the same value
 }
 
-__global__ void update_scale_kernel(float* scale, int32_t* growth_tracker,
-                                    const float* found_inf, double growth_factor,
-                                    double backoff_factor, int64_t growth_interval) {
+__global__ void update_scale_kernel(float* scale, int32_t* growth_tracker, const float* found_inf,
+                                    double growth_factor, double backoff_factor,
+                                    int64_t growth_interval) {
   amp::update_scale(*scale, *growth_tracker, *found_inf != 0.0f, growth_factor, backoff_factor,
                     growth_interval);
 }
@@ -44,9 +43,8 @@ void non_finite_check_and_unscale_cuda(const TensorList& tensors, const Tensor& 
     const unsigned blocks = grid_for(n) < kMaxBlocks ? grid_for(n) : kMaxBlocks;
     visit_floating(t.dtype(), op, [&]<class K>(TypeTag<K>) {
       using T = DeviceT<K>;
-      unscale_kernel<T><<<blocks, kBlock, 0, stream>>>(n, static_cast<T*>(t.data_ptr()),
-                                                       inv_scale.data<float>(),
-                                                       found_inf.data<float>());
+      unscale_kernel<T><<<blocks, kBlock, 0, stream>>>(
+          n, static_cast<T*>(t.data_ptr()), inv_scale.data<float>(), found_inf.data<float>());
       check_launch(op);
     });
   }
@@ -57,8 +55,8 @@ void update_scale_cuda(const Tensor& scale, const Tensor& growth_tracker, const 
   const Device device = scale.device();
   DeviceGuard guard(device);
   update_scale_kernel<<<1, 1, 0, current_stream(device)>>>(
-      scale.data<float>(), growth_tracker.data<int32_t>(), found_inf.data<float>(),
-      growth_factor, backoff_factor, growth_interval);
+      scale.data<float>(), growth_tracker.data<int32_t>(), found_inf.data<float>(), growth_factor,
+      backoff_factor, growth_interval);
   check_launch("_amp_update_scale_");
 }
 

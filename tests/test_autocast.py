@@ -3,12 +3,10 @@ kiln's cast lists (and of unlisted ops, which must not change) equals torch's,
 values agree, gradients reach float32 leaves as float32, and the context
 manager's state handling (nesting, enabled=False, decorator, cache) matches."""
 
-import warnings
-
-import numpy as np
-import pytest
 
 import kiln
+import numpy as np
+import pytest
 from compare import dtype_name, require_torch
 
 torch = require_torch()
@@ -60,38 +58,92 @@ CASES = {
     "baddbmm": (lambda L, F, c, a, b: L.baddbmm(c, a, b), [mat(3, 5), mat(2, 3, 4), mat(2, 4, 5)]),
     "linear": (lambda L, F, x, w, b: F.linear(x, w, b), [mat(3, 4), mat(5, 4), mat(5)]),
     "linear_low_input": (lambda L, F, x, w: F.linear(x, w), [mat(3, 4, kind="l"), mat(5, 4)]),
-    "linear_float64": (lambda L, F, x, w: F.linear(x, w), [mat(3, 4, kind="d"), mat(5, 4, kind="d")]),
-    "conv1d": (lambda L, F, x, w, b: F.conv1d(x, w, b, padding=1), [mat(2, 3, 7), mat(4, 3, 3), mat(4)]),
+    "linear_float64": (
+        lambda L, F, x, w: F.linear(x, w),
+        [mat(3, 4, kind="d"), mat(5, 4, kind="d")],
+    ),
+    "conv1d": (
+        lambda L, F, x, w, b: F.conv1d(x, w, b, padding=1),
+        [mat(2, 3, 7), mat(4, 3, 3), mat(4)],
+    ),
     "conv2d": (lambda L, F, x, w: F.conv2d(x, w, stride=2), [mat(2, 3, 6, 6), mat(4, 3, 3, 3)]),
-    "conv2d_same": (lambda L, F, x, w: F.conv2d(x, w, padding="same"), [mat(1, 2, 5, 5), mat(3, 2, 3, 3)]),
+    "conv2d_same": (
+        lambda L, F, x, w: F.conv2d(x, w, padding="same"),
+        [mat(1, 2, 5, 5), mat(3, 2, 3, 3)],
+    ),
     "conv_transpose1d": (lambda L, F, x, w: F.conv_transpose1d(x, w), [mat(2, 3, 5), mat(3, 4, 3)]),
-    "conv_transpose2d": (lambda L, F, x, w: F.conv_transpose2d(x, w, stride=2), [mat(1, 3, 4, 4), mat(3, 2, 3, 3)]),
+    "conv_transpose2d": (
+        lambda L, F, x, w: F.conv_transpose2d(x, w, stride=2),
+        [mat(1, 3, 4, 4), mat(3, 2, 3, 3)],
+    ),
     "prelu": (lambda L, F, x, w: F.prelu(x, w), [mat(2, 3, 4), mat(3)]),
-    "sdpa": (lambda L, F, q, k, v: F.scaled_dot_product_attention(q, k, v), [mat(2, 3, 4), mat(2, 5, 4), mat(2, 5, 4)]),
-    "sdpa_causal": (lambda L, F, q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [mat(1, 4, 8), mat(1, 4, 8), mat(1, 4, 8)]),
+    "sdpa": (
+        lambda L, F, q, k, v: F.scaled_dot_product_attention(q, k, v),
+        [mat(2, 3, 4), mat(2, 5, 4), mat(2, 5, 4)],
+    ),
+    "sdpa_causal": (
+        lambda L, F, q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
+        [mat(1, 4, 8), mat(1, 4, 8), mat(1, 4, 8)],
+    ),
     "einsum": (lambda L, F, a, b: L.einsum("bij,bjk->bik", a, b), [mat(2, 3, 4), mat(2, 4, 5)]),
     # float32 on CPU
     "prod": (lambda L, F, x: L.prod(x), [mat(6, kind="l")]),
     "prod_dim": (lambda L, F, x: L.prod(x, 1), [mat(3, 4, kind="l")]),
     "mse_loss": (lambda L, F, a, b: F.mse_loss(a, b), [mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
-    "l1_loss": (lambda L, F, a, b: F.l1_loss(a, b, reduction="none"), [mat(3, 4, kind="l"), mat(3, 4)]),
-    "smooth_l1_loss": (lambda L, F, a, b: F.smooth_l1_loss(a, b), [mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
-    "huber_loss": (lambda L, F, a, b: F.huber_loss(a, b), [mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
-    "kl_div": (lambda L, F, a, b: F.kl_div(a, b, reduction="batchmean"), [mat(3, 4, kind="l"), mat(3, 4, kind="p")]),
-    "bce": (lambda L, F, a, b: F.binary_cross_entropy(a, b), [mat(3, 4, kind="p"), mat(3, 4, kind="p")]),
-    "bce_with_logits": (lambda L, F, a, b: F.binary_cross_entropy_with_logits(a, b), [mat(3, 4, kind="l"), mat(3, 4, kind="p")]),
-    "margin_ranking_loss": (lambda L, F, a, b, y: F.margin_ranking_loss(a, b, y), [mat(5, kind="l"), mat(5, kind="l"), mat(5, kind="s")]),
-    "triplet_margin_loss": (lambda L, F, a, p, n: F.triplet_margin_loss(a, p, n), [mat(3, 4, kind="l"), mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
-    "cosine_embedding_loss": (lambda L, F, a, b, y: F.cosine_embedding_loss(a, b, y), [mat(3, 4, kind="l"), mat(3, 4, kind="l"), mat(3, kind="s")]),
+    "l1_loss": (
+        lambda L, F, a, b: F.l1_loss(a, b, reduction="none"),
+        [mat(3, 4, kind="l"), mat(3, 4)],
+    ),
+    "smooth_l1_loss": (
+        lambda L, F, a, b: F.smooth_l1_loss(a, b),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="l")],
+    ),
+    "huber_loss": (
+        lambda L, F, a, b: F.huber_loss(a, b),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="l")],
+    ),
+    "kl_div": (
+        lambda L, F, a, b: F.kl_div(a, b, reduction="batchmean"),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="p")],
+    ),
+    "bce": (
+        lambda L, F, a, b: F.binary_cross_entropy(a, b),
+        [mat(3, 4, kind="p"), mat(3, 4, kind="p")],
+    ),
+    "bce_with_logits": (
+        lambda L, F, a, b: F.binary_cross_entropy_with_logits(a, b),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="p")],
+    ),
+    "margin_ranking_loss": (
+        lambda L, F, a, b, y: F.margin_ranking_loss(a, b, y),
+        [mat(5, kind="l"), mat(5, kind="l"), mat(5, kind="s")],
+    ),
+    "triplet_margin_loss": (
+        lambda L, F, a, p, n: F.triplet_margin_loss(a, p, n),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="l"), mat(3, 4, kind="l")],
+    ),
+    "cosine_embedding_loss": (
+        lambda L, F, a, b, y: F.cosine_embedding_loss(a, b, y),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="l"), mat(3, kind="s")],
+    ),
     "nll_loss": (lambda L, F, x, t: F.nll_loss(x, t), [mat(3, 5, kind="l"), mat(3, kind="c5")]),
-    "cross_entropy": (lambda L, F, x, t: F.cross_entropy(x, t), [mat(3, 5, kind="l"), mat(3, kind="c5")]),
+    "cross_entropy": (
+        lambda L, F, x, t: F.cross_entropy(x, t),
+        [mat(3, 5, kind="l"), mat(3, kind="c5")],
+    ),
     "pad_reflect": (lambda L, F, x: F.pad(x, (1, 2), mode="reflect"), [mat(2, 3, 5, kind="l")]),
-    "pad_replicate": (lambda L, F, x: F.pad(x, (1, 1, 2, 0), mode="replicate"), [mat(1, 2, 3, 4, kind="l")]),
+    "pad_replicate": (
+        lambda L, F, x: F.pad(x, (1, 1, 2, 0), mode="replicate"),
+        [mat(1, 2, 3, 4, kind="l")],
+    ),
     # promote on CPU
     "cat": (lambda L, F, a, b: L.cat([a, b], 0), [mat(2, 3, kind="l"), mat(1, 3)]),
     "cat_low": (lambda L, F, a, b: L.cat([a, b], 1), [mat(2, 3, kind="l"), mat(2, 1, kind="l")]),
     "stack": (lambda L, F, a, b: L.stack([a, b]), [mat(2, 3), mat(2, 3, kind="l")]),
-    "stack_float64": (lambda L, F, a, b: L.stack([a, b]), [mat(2, 3, kind="d"), mat(2, 3, kind="l")]),
+    "stack_float64": (
+        lambda L, F, a, b: L.stack([a, b]),
+        [mat(2, 3, kind="d"), mat(2, 3, kind="l")],
+    ),
     # not in CPU's lists: run in their inputs' dtypes
     "exp_low": (lambda L, F, x: L.exp(x), [mat(3, 4, kind="l")]),
     "softmax_low": (lambda L, F, x: L.softmax(x, 1), [mat(3, 4, kind="l")]),
@@ -100,9 +152,15 @@ CASES = {
     "cumsum_low": (lambda L, F, x: L.cumsum(x, 0), [mat(3, 4, kind="l")]),
     "pow_low": (lambda L, F, x: x**2, [mat(3, 4, kind="l")]),
     "add_mixed": (lambda L, F, a, b: a + b, [mat(3, 4, kind="l"), mat(3, 4)]),
-    "addcmul_mixed": (lambda L, F, a, b, c: L.addcmul(a, b, c), [mat(3, 4), mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
+    "addcmul_mixed": (
+        lambda L, F, a, b, c: L.addcmul(a, b, c),
+        [mat(3, 4), mat(3, 4, kind="l"), mat(3, 4, kind="l")],
+    ),
     "dot": (lambda L, F, a, b: L.dot(a, b), [mat(5), mat(5)]),
-    "layer_norm_low": (lambda L, F, x, w, b: F.layer_norm(x, (4,), w, b), [mat(3, 4, kind="l"), mat(4, kind="l"), mat(4, kind="l")]),
+    "layer_norm_low": (
+        lambda L, F, x, w, b: F.layer_norm(x, (4,), w, b),
+        [mat(3, 4, kind="l"), mat(4, kind="l"), mat(4, kind="l")],
+    ),
     "gelu_low": (lambda L, F, x: F.gelu(x), [mat(3, 4, kind="l")]),
     "relu_after_linear": (lambda L, F, x, w: F.relu(F.linear(x, w)), [mat(3, 4), mat(5, 4)]),
     "mean_after_mm": (lambda L, F, a, b: L.mm(a, b).mean(), [mat(3, 4), mat(4, 5)]),
@@ -115,12 +173,27 @@ CASES = {
     "rms_norm_low": (lambda L, F, x: F.rms_norm(x, (4,), eps=1e-5), [mat(3, 4, kind="l")]),
     "norm_low": (lambda L, F, x: L.norm(x), [mat(3, 4, kind="l")]),
     "prod_float32": (lambda L, F, x: L.prod(x, 0), [mat(3, 2)]),
-    "cosine_similarity_low": (lambda L, F, a, b: F.cosine_similarity(a, b), [mat(3, 4, kind="l"), mat(3, 4, kind="l")]),
-    "interpolate_low": (lambda L, F, x: F.interpolate(x, scale_factor=2, mode="bilinear"), [mat(1, 2, 3, 3, kind="l")]),
-    "bilinear_mixed": (lambda L, F, a, b, w: F.bilinear(a, b, w), [mat(3, 2, kind="l"), mat(3, 4), mat(5, 2, 4)]),
+    "cosine_similarity_low": (
+        lambda L, F, a, b: F.cosine_similarity(a, b),
+        [mat(3, 4, kind="l"), mat(3, 4, kind="l")],
+    ),
+    "interpolate_low": (
+        lambda L, F, x: F.interpolate(x, scale_factor=2, mode="bilinear"),
+        [mat(1, 2, 3, 3, kind="l")],
+    ),
+    "bilinear_mixed": (
+        lambda L, F, a, b, w: F.bilinear(a, b, w),
+        [mat(3, 2, kind="l"), mat(3, 4), mat(5, 2, 4)],
+    ),
     "atan2_mixed": (lambda L, F, a, b: L.atan2(a, b), [mat(3, 4, kind="l"), mat(3, 4)]),
-    "addcdiv_mixed": (lambda L, F, a, b, c: L.addcdiv(a, b, c.abs() + 1), [mat(3, 4, kind="l"), mat(3, 4), mat(3, 4, kind="l")]),
-    "scatter_add_mixed": (lambda L, F, x, s: L.scatter_add(x, 0, L.zeros(2, 3, dtype=L.int64, device=x.device), s), [mat(3, 3, kind="l"), mat(2, 3)]),
+    "addcdiv_mixed": (
+        lambda L, F, a, b, c: L.addcdiv(a, b, c.abs() + 1),
+        [mat(3, 4, kind="l"), mat(3, 4), mat(3, 4, kind="l")],
+    ),
+    "scatter_add_mixed": (
+        lambda L, F, x, s: L.scatter_add(x, 0, L.zeros(2, 3, dtype=L.int64, device=x.device), s),
+        [mat(3, 3, kind="l"), mat(2, 3)],
+    ),
     "dot_mixed": (lambda L, F, a, b: L.dot(a, b.to(a.dtype)), [mat(5, kind="l"), mat(5)]),
     "elu_low": (lambda L, F, x: F.elu(x), [mat(3, 4, kind="l")]),
     "selu_low": (lambda L, F, x: F.selu(x), [mat(3, 4, kind="l")]),
@@ -161,7 +234,9 @@ def test_ops_outside_autocast_keep_float32():
             continue
         rng = np.random.default_rng(0)
         xs = [make(kiln, s, rng, "float32") for s in specs]
-        for out in (o if isinstance(o, tuple) else (o,) for o in [fn(kiln, kiln.nn.functional, *xs)]):
+        for out in (
+            o if isinstance(o, tuple) else (o,) for o in [fn(kiln, kiln.nn.functional, *xs)]
+        ):
             for t in out:
                 assert t.dtype in (kiln.float32, kiln.float64), name
 
@@ -227,9 +302,8 @@ def test_nesting_disable_and_restore():
 
 
 def test_state_restored_after_exception():
-    with pytest.raises(ValueError):
-        with kiln.autocast("cpu"):
-            raise ValueError("boom")
+    with pytest.raises(ValueError), kiln.autocast("cpu"):
+        raise ValueError("boom")
     assert not kiln.is_autocast_enabled("cpu")
     assert kiln.mm(kiln.randn(2, 2), kiln.randn(2, 2)).dtype == kiln.float32
 
@@ -287,31 +361,37 @@ def test_weight_cast_cache():
         assert c1.data_ptr() == c2.data_ptr()  # one cast per region
         assert c1.grad_fn is not None
         # Not cached: non-leaves, tensors that don't require grad, float32 casts.
-        assert kiln._C._autocast_cast(x, kiln.bfloat16).data_ptr() != kiln._C._autocast_cast(
-            x, kiln.bfloat16).data_ptr()
+        assert (
+            kiln._C._autocast_cast(x, kiln.bfloat16).data_ptr()
+            != kiln._C._autocast_cast(x, kiln.bfloat16).data_ptr()
+        )
         with kiln.autocast("cpu"):  # nested regions share the cache
             assert kiln._C._autocast_cast(w, kiln.bfloat16).data_ptr() == c1.data_ptr()
         assert kiln._C._autocast_cast(w, kiln.bfloat16).data_ptr() == c1.data_ptr()
         # Two uses of the cached weight both reach w.grad.
         y = kiln.mm(x, w) + kiln.mm(x, w)
         y.float().sum().backward()
-    np.testing.assert_allclose(w.grad.numpy(), 2 * np.repeat(
-        x.to(kiln.bfloat16).float().numpy().sum(0)[:, None], 4, 1), rtol=1e-2)
+    np.testing.assert_allclose(
+        w.grad.numpy(),
+        2 * np.repeat(x.to(kiln.bfloat16).float().numpy().sum(0)[:, None], 4, 1),
+        rtol=1e-2,
+    )
     with kiln.autocast("cpu"):  # the outermost exit cleared it
         assert kiln._C._autocast_cast(w, kiln.bfloat16).data_ptr() != c1.data_ptr()
     with kiln.autocast("cpu", cache_enabled=False):
         assert not kiln.is_autocast_cache_enabled()
-        assert kiln._C._autocast_cast(w, kiln.bfloat16).data_ptr() != kiln._C._autocast_cast(
-            w, kiln.bfloat16).data_ptr()
+        assert (
+            kiln._C._autocast_cast(w, kiln.bfloat16).data_ptr()
+            != kiln._C._autocast_cast(w, kiln.bfloat16).data_ptr()
+        )
     assert kiln.is_autocast_cache_enabled()
 
 
 def test_promote_rejects_mixed_half_types():
     a = kiln.randn(2, 2).to(kiln.float16)
     b = kiln.randn(2, 2).to(kiln.bfloat16)
-    with kiln.autocast("cpu"):
-        with pytest.raises(TypeError, match=r"\[autocast\] cannot promote"):
-            kiln.cat([a, b])
+    with kiln.autocast("cpu"), pytest.raises(TypeError, match=r"\[autocast\] cannot promote"):
+        kiln.cat([a, b])
 
 
 class _Scale(kiln.autograd.Function):
@@ -357,15 +437,12 @@ def test_custom_fwd_bwd():
         kiln.amp.custom_fwd(device_type=None)
 
 
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available:UserWarning")
 def test_cuda_amp_aliases_warn():
-    with pytest.warns(FutureWarning):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            kiln.cuda.amp.autocast()
-    with pytest.warns(FutureWarning):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            kiln.cuda.amp.GradScaler()
+    with pytest.warns(FutureWarning, match="kiln.cuda.amp.autocast"):
+        kiln.cuda.amp.autocast()
+    with pytest.warns(FutureWarning, match="kiln.cuda.amp.GradScaler"):
+        kiln.cuda.amp.GradScaler()
 
 
 # ---- CUDA (skipped without a GPU; the GPU machine has torch with CUDA) ----------------------
@@ -381,9 +458,8 @@ def test_op_matches_torch_under_cuda_autocast(name, low):
 @pytest.mark.cuda
 def test_cuda_autocast_bans_binary_cross_entropy():
     x = kiln.rand(3, device="cuda")
-    with kiln.autocast("cuda"):
-        with pytest.raises(RuntimeError, match="unsafe to autocast"):
-            kiln.nn.functional.binary_cross_entropy(x, x)
+    with kiln.autocast("cuda"), pytest.raises(RuntimeError, match="unsafe to autocast"):
+        kiln.nn.functional.binary_cross_entropy(x, x)
 
 
 @pytest.mark.cuda
@@ -434,7 +510,7 @@ def test_recurrent_layers_match_torch_under_cpu_autocast(name, low, device="cpu"
     x = np.random.default_rng(0).standard_normal((2, 4) if cell else (2, 5, 4)).astype(np.float32)
     kout = _recurrent_outputs(kiln, name, x, low, device, kmod)
     tout = _recurrent_outputs(torch, name, x, low, device, tmod)
-    flat = lambda outs: [t for o in outs for t in (o if isinstance(o, tuple) else (o,))]  # noqa: E731
+    flat = lambda outs: [t for o in outs for t in (o if isinstance(o, tuple) else (o,))]
     for k, t in zip(flat(kout), flat(tout)):
         assert dtype_name(k.dtype) == dtype_name(t.dtype), name
         np.testing.assert_allclose(to_np(k.cpu()), to_np(t.cpu()), rtol=4e-2, atol=4e-2)

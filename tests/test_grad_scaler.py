@@ -3,12 +3,9 @@ with injected inf/nan gradients (skipped steps, backoff, growth), unscaled
 gradients, the per-optimizer state machine and its errors, state_dict, the two
 fused ops themselves, and small training loops under autocast + GradScaler."""
 
-import warnings
-
+import kiln
 import numpy as np
 import pytest
-
-import kiln
 from compare import dtype_name, require_torch
 from nn_compare import copy_module
 
@@ -69,7 +66,9 @@ def test_update_scale_does_not_grow_past_float32():
 
 def test_fused_ops_reject_bad_arguments():
     op = kiln._amp_foreach_non_finite_check_and_unscale_
-    with pytest.raises(ValueError, match=r"\[_amp_foreach_non_finite_check_and_unscale_\] found_inf"):
+    with pytest.raises(
+        ValueError, match=r"\[_amp_foreach_non_finite_check_and_unscale_\] found_inf"
+    ):
         op([kiln.ones(2)], kiln.zeros(2), kiln.ones(()))
     with pytest.raises(ValueError, match=r"inv_scale must be a one-element float32"):
         op([kiln.ones(2)], kiln.zeros(()), kiln.ones((), dtype=kiln.float64))
@@ -78,8 +77,9 @@ def test_fused_ops_reject_bad_arguments():
     with pytest.raises(ValueError, match=r"\[_amp_update_scale_\] growth_tracker must be"):
         kiln._amp_update_scale_(kiln.ones(()), kiln.zeros(()), kiln.zeros(()), 2.0, 0.5, 1)
     with pytest.raises(ValueError, match=r"growth_interval must be positive"):
-        kiln._amp_update_scale_(kiln.ones(()), kiln.zeros((), dtype=kiln.int32), kiln.zeros(()),
-                                2.0, 0.5, 0)
+        kiln._amp_update_scale_(
+            kiln.ones(()), kiln.zeros((), dtype=kiln.int32), kiln.zeros(()), 2.0, 0.5, 0
+        )
 
 
 # ---- the scaler -----------------------------------------------------------------------------
@@ -102,14 +102,21 @@ def scaler_run(lib, poison, steps=14, **kw):
             w.grad[1] = poison[step]
         scaler.step(opt)
         scaler.update()
-        rows.append((loss.item(), scaler.get_scale(), scaler._get_growth_tracker(),
-                     *to_np(w).tolist(), *to_np(b).tolist()))
+        rows.append(
+            (
+                loss.item(),
+                scaler.get_scale(),
+                scaler._get_growth_tracker(),
+                *to_np(w).tolist(),
+                *to_np(b).tolist(),
+            )
+        )
     return rows
 
 
 def test_scale_trajectory_matches_torch():
     poison = {1: float("inf"), 5: float("nan"), 6: float("-inf")}
-    kw = dict(init_scale=2.0**10, growth_factor=4.0, backoff_factor=0.25, growth_interval=3)
+    kw = {"init_scale": 2.0**10, "growth_factor": 4.0, "backoff_factor": 0.25, "growth_interval": 3}
     k, t = scaler_run(kiln, poison, **kw), scaler_run(torch, poison, **kw)
     for rk, rt in zip(k, t):
         assert rk[1:3] == rt[1:3]  # scale and growth tracker exactly
@@ -222,8 +229,9 @@ def test_update_with_new_scale():
 def test_state_dict_round_trip_matches_torch():
     sd = {}
     for lib in (kiln, torch):
-        s = lib.amp.GradScaler("cpu", init_scale=64.0, growth_factor=3.0, backoff_factor=0.125,
-                               growth_interval=7)
+        s = lib.amp.GradScaler(
+            "cpu", init_scale=64.0, growth_factor=3.0, backoff_factor=0.125, growth_interval=7
+        )
         assert s.state_dict()["scale"] == 64.0  # before the first scale()
         w = lib.ones(2, requires_grad=True)
         opt = lib.optim.SGD([w], lr=0.1)
@@ -271,12 +279,20 @@ def test_cuda_scaler_without_cuda_warns_and_disables():
 
 
 def mlp(nn):
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.GELU(), nn.Linear(16, 4))
+    return nn.Sequential(
+        nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.GELU(), nn.Linear(16, 4)
+    )
 
 
 def cnn(nn):
-    return nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 4))
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(4 * 3 * 3, 4),
+    )
 
 
 class _Transformer:
@@ -357,7 +373,9 @@ def test_cuda_non_finite_check_and_unscale_matches_cpu(dtype):
                 ts[1][299999] = poison
             ts.append(kiln.tensor(arrays[2].copy()).to(getattr(kiln, dtype)).to(dev).t())
             found = kiln.zeros((), device=dev)
-            kiln._amp_foreach_non_finite_check_and_unscale_(ts, found, kiln.full((), 0.125, device=dev))
+            kiln._amp_foreach_non_finite_check_and_unscale_(
+                ts, found, kiln.full((), 0.125, device=dev)
+            )
             out[dev] = (found.item(), [to_np(t.cpu()) for t in ts])
         assert out["cpu"][0] == out["cuda"][0] == (0.0 if poison is None else 1.0)
         for c, g in zip(out["cpu"][1], out["cuda"][1]):
@@ -372,7 +390,9 @@ def test_cuda_update_scale_matches_cpu():
         tracker = kiln.zeros((), dtype=kiln.int32, device=dev)
         rows[dev] = []
         for f in [0, 0, 1, 0, 0, 0, 1]:
-            kiln._amp_update_scale_(scale, tracker, kiln.full((), float(f), device=dev), 2.0, 0.5, 2)
+            kiln._amp_update_scale_(
+                scale, tracker, kiln.full((), float(f), device=dev), 2.0, 0.5, 2
+            )
             rows[dev].append((scale.item(), tracker.item()))
     assert rows["cpu"] == rows["cuda"]
 

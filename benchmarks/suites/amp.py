@@ -40,8 +40,13 @@ def _linear_cases(torch):
     le = ("<=", 1.0)
     return [
         Case("1000x linear 8x16x16, autocast off", kiln_loop, torch_loop, "torch", target=le),
-        Case("1000x linear 8x16x16, autocast('cpu') on", kiln_autocast, torch_autocast, "torch",
-             target=le),
+        Case(
+            "1000x linear 8x16x16, autocast('cpu') on",
+            kiln_autocast,
+            torch_autocast,
+            "torch",
+            target=le,
+        ),
     ]
 
 
@@ -52,8 +57,9 @@ def _step_case(torch):
 
     def build(lib):
         nn = lib.nn
-        model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                              nn.Linear(512, 10))
+        model = nn.Sequential(
+            nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+        )
         opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         scaler = lib.amp.GradScaler("cpu")
         xs, ys = lib.tensor(x), lib.tensor(y)
@@ -68,8 +74,16 @@ def _step_case(torch):
 
         return step
 
-    return [Case("MLP 256-512-512-10 step, bf16 autocast + GradScaler", build(kiln), build(torch),
-                 "torch", target=("<=", 1.0), threaded=True)]
+    return [
+        Case(
+            "MLP 256-512-512-10 step, bf16 autocast + GradScaler",
+            build(kiln),
+            build(torch),
+            "torch",
+            target=("<=", 1.0),
+            threaded=True,
+        )
+    ]
 
 
 def cases():

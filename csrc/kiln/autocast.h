@@ -163,7 +163,8 @@ auto run(Plan p, const Op& op, const First& first, const Rest&... rest) {
     p.dtype = widest;
   }
   bool first_eligible = false;  // PyTorch looks at the first argument only
-  if constexpr (std::is_same_v<First, Tensor>) first_eligible = detail::is_eligible(first, p.device);
+  if constexpr (std::is_same_v<First, Tensor>)
+    first_eligible = detail::is_eligible(first, p.device);
   SuspendGuard suspend;
   return op(detail::cast_arg(first, p, first_eligible),
             detail::cast_arg(rest, p, first_eligible)...);
@@ -173,13 +174,11 @@ auto run(Plan p, const Op& op, const First& first, const Rest&... rest) {
 
 // First line of an op in PyTorch's autocast lists: KILN_AUTOCAST(kFloat32, exp, a);
 // `op_policy` names an OpPolicy in kiln::autocast; the arguments are the op's own.
-#define KILN_AUTOCAST(op_policy, op, ...)                                                      \
-  if (::kiln::autocast::is_active()) [[unlikely]]                                           \
-    if (const ::kiln::autocast::Plan kiln_autocast_plan_ =                                  \
-            ::kiln::autocast::plan(::kiln::autocast::op_policy, __VA_ARGS__);                  \
-        kiln_autocast_plan_.policy != ::kiln::autocast::Policy::None)                       \
-  return ::kiln::autocast::run(                                                             \
-      kiln_autocast_plan_, [](const auto&... kiln_autocast_args_) {                         \
-        return op(kiln_autocast_args_...);                                                  \
-      },                                                                                    \
-      __VA_ARGS__)
+#define KILN_AUTOCAST(op_policy, op, ...)                                     \
+  if (::kiln::autocast::is_active()) [[unlikely]]                             \
+    if (const ::kiln::autocast::Plan kiln_autocast_plan_ =                    \
+            ::kiln::autocast::plan(::kiln::autocast::op_policy, __VA_ARGS__); \
+        kiln_autocast_plan_.policy != ::kiln::autocast::Policy::None)         \
+  return ::kiln::autocast::run(                                               \
+      kiln_autocast_plan_,                                                    \
+      [](const auto&... kiln_autocast_args_) { return op(kiln_autocast_args_...); }, __VA_ARGS__)

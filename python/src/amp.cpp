@@ -1,11 +1,12 @@
 // Mixed precision: the autocast state (kiln.autocast, kiln.is_autocast_enabled,
 // ...) and the gradient scaler's ops (kiln.amp.GradScaler).
+#include "kiln/ops/amp.h"
+
 #include <pybind11/stl.h>
 
 #include "caster.h"
 #include "kiln/autocast.h"
 #include "kiln/error.h"
-#include "kiln/ops/amp.h"
 #include "module.h"
 
 namespace py = pybind11;
@@ -16,8 +17,8 @@ namespace {
 DeviceType device_type(const std::string& name) {
   if (name == "cpu") return DeviceType::CPU;
   if (name == "cuda") return DeviceType::CUDA;
-  throw ValueError(detail::concat("[autocast] unsupported device type '", name,
-                                  "'; expected 'cpu' or 'cuda'"));
+  throw ValueError(
+      detail::concat("[autocast] unsupported device type '", name, "'; expected 'cpu' or 'cuda'"));
 }
 
 }  // namespace
@@ -32,18 +33,23 @@ void init_amp(py::module_& m) {
       "Whether autocast is on for the device type (CUDA when not given) in this thread.");
   m.def(
       "set_autocast_enabled",
-      [](const std::string& dev, bool enabled) { autocast::set_enabled(device_type(dev), enabled); },
+      [](const std::string& dev, bool enabled) {
+        autocast::set_enabled(device_type(dev), enabled);
+      },
       py::arg("device_type"), py::arg("enabled"));
   m.def(
-      "get_autocast_dtype", [](const std::string& dev) { return autocast::get_dtype(device_type(dev)); },
+      "get_autocast_dtype",
+      [](const std::string& dev) { return autocast::get_dtype(device_type(dev)); },
       py::arg("device_type"), "The dtype autocast casts to on the device type.");
   m.def(
       "set_autocast_dtype",
-      [](const std::string& dev, ScalarType dtype) { autocast::set_dtype(device_type(dev), dtype); },
+      [](const std::string& dev, ScalarType dtype) {
+        autocast::set_dtype(device_type(dev), dtype);
+      },
       py::arg("device_type"), py::arg("dtype"));
-  m.def("_is_autocast_available", [](const std::string& dev) {
-    return dev == "cpu" || dev == "cuda";
-  }, py::arg("device_type"));
+  m.def(
+      "_is_autocast_available",
+      [](const std::string& dev) { return dev == "cpu" || dev == "cuda"; }, py::arg("device_type"));
   m.def("is_autocast_cache_enabled", &autocast::is_cache_enabled);
   m.def("set_autocast_cache_enabled", &autocast::set_cache_enabled, py::arg("enabled"));
   m.def("clear_autocast_cache", &autocast::clear_cache);

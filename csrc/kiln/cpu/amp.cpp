@@ -21,8 +21,8 @@ void non_finite_check_and_unscale(const TensorList& tensors, const Tensor& found
                      parallel_for(0, t.numel(), kParallelGrain, [&](int64_t b, int64_t e) {
                        bool bad = false;
                        for (int64_t i = b; i < e; ++i)
-                         data[i] = static_cast<T>(amp::unscale<M>(static_cast<M>(data[i]),
-                                                                   static_cast<M>(inv), bad));
+                         data[i] = static_cast<T>(
+                             amp::unscale<M>(static_cast<M>(data[i]), static_cast<M>(inv), bad));
                        if (bad) any.store(true, std::memory_order_relaxed);
                      });
                    });

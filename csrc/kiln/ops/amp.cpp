@@ -10,8 +10,8 @@ namespace {
 
 void check_one_element(const char* op, const char* name, const Tensor& t, ScalarType dtype,
                        Device device) {
-  KILN_CHECK(t.defined() && t.numel() == 1 && t.dtype() == dtype, ValueError, "[", op, "] ",
-             name, " must be a one-element ", dtype, " tensor");
+  KILN_CHECK(t.defined() && t.numel() == 1 && t.dtype() == dtype, ValueError, "[", op, "] ", name,
+             " must be a one-element ", dtype, " tensor");
   KILN_CHECK(t.device() == device, ValueError, "[", op, "] ", name, " is on ", t.device(),
              " but the other tensors are on ", device);
 }
@@ -51,9 +51,8 @@ void amp_foreach_non_finite_check_and_unscale_(const TensorList& tensors, const 
   }
 }
 
-Tensor amp_update_scale_(const Tensor& scale, const Tensor& growth_tracker,
-                         const Tensor& found_inf, double growth_factor, double backoff_factor,
-                         int64_t growth_interval) {
+Tensor amp_update_scale_(const Tensor& scale, const Tensor& growth_tracker, const Tensor& found_inf,
+                         double growth_factor, double backoff_factor, int64_t growth_interval) {
   static constexpr const char* op = "_amp_update_scale_";
   KILN_CHECK(scale.defined(), ValueError, "[", op, "] scale is None");
   const Device device = scale.device();

@@ -12,7 +12,7 @@ import warnings
 import kiln
 from kiln import _C
 
-__all__ = ["autocast", "custom_fwd", "custom_bwd", "is_autocast_available"]
+__all__ = ["autocast", "custom_bwd", "custom_fwd", "is_autocast_available"]
 
 _SUPPORTED_DTYPES = (kiln.bfloat16, kiln.float16)
 
@@ -30,7 +30,9 @@ class autocast:
 
     def __init__(self, device_type, dtype=None, enabled=True, cache_enabled=None):
         if not isinstance(device_type, str):
-            raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+            raise ValueError(  # noqa: TRY004  (PyTorch raises ValueError here)
+                f"Expected `device_type` of type `str`, got: `{type(device_type)}`"
+            )
         if not is_autocast_available(device_type):
             raise RuntimeError(
                 f"User specified an unsupported autocast device_type '{device_type}'"
@@ -43,9 +45,7 @@ class autocast:
         if enabled:
             if device_type == "cuda":
                 if not kiln.cuda.is_available():
-                    warnings.warn(
-                        "CUDA is not available. Disabling autocast.", stacklevel=2
-                    )
+                    warnings.warn("CUDA is not available. Disabling autocast.", stacklevel=2)
                     enabled = False
             elif self.fast_dtype not in _SUPPORTED_DTYPES:
                 name = device_type.upper()
@@ -111,7 +111,9 @@ def _cast(value, device_type, dtype):
     if isinstance(value, (str, bytes)):
         return value
     if isinstance(value, collections.abc.Mapping):
-        return {_cast(k, device_type, dtype): _cast(v, device_type, dtype) for k, v in value.items()}
+        return {
+            _cast(k, device_type, dtype): _cast(v, device_type, dtype) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return type(value)(_cast(v, device_type, dtype) for v in value)
     return value
@@ -122,7 +124,9 @@ def custom_fwd(fwd=None, *, device_type, cast_inputs=None):
     floating inputs are cast to it and forward runs with autocast off (when called
     inside an autocast region); without, forward runs under the current state."""
     if not isinstance(device_type, str):
-        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+        raise ValueError(  # noqa: TRY004  (PyTorch raises ValueError here)
+            f"Expected `device_type` of type `str`, got: `{type(device_type)}`"
+        )
     if fwd is None:
         return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
 
@@ -137,7 +141,9 @@ def custom_fwd(fwd=None, *, device_type, cast_inputs=None):
         if not _C.is_autocast_enabled(device_type):
             return fwd(*args, **kwargs)
         with autocast(device_type=device_type, enabled=False):
-            return fwd(*_cast(args, device_type, cast_inputs), **_cast(kwargs, device_type, cast_inputs))
+            return fwd(
+                *_cast(args, device_type, cast_inputs), **_cast(kwargs, device_type, cast_inputs)
+            )
 
     return decorate_fwd
 
@@ -146,7 +152,9 @@ def custom_bwd(bwd=None, *, device_type):
     """Decorator for the `backward` of a kiln.autograd.Function: runs it with the
     autocast state its forward ran under."""
     if not isinstance(device_type, str):
-        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+        raise ValueError(  # noqa: TRY004  (PyTorch raises ValueError here)
+            f"Expected `device_type` of type `str`, got: `{type(device_type)}`"
+        )
     if bwd is None:
         return functools.partial(custom_bwd, device_type=device_type)
 

@@ -254,7 +254,11 @@ class GradScaler:
     def _get_growth_tracker(self):
         if not self._enabled:
             return 0
-        return self._init_growth_tracker if self._growth_tracker is None else self._growth_tracker.item()
+        return (
+            self._init_growth_tracker
+            if self._growth_tracker is None
+            else self._growth_tracker.item()
+        )
 
     def is_enabled(self):
         return self._enabled
@@ -295,7 +299,9 @@ class GradScaler:
         dummy_inv_scale = kiln.full((), 1.0, dtype=kiln.float32, device=scale.device)
         found_inf = kiln.full((), 0.0, dtype=kiln.float32, device=scale.device)
         state = self._per_optimizer_states[id(optimizer)]
-        state["found_inf_per_device"] = self._unscale_grads_(optimizer, dummy_inv_scale, found_inf, True)
+        state["found_inf_per_device"] = self._unscale_grads_(
+            optimizer, dummy_inv_scale, found_inf, True
+        )
         return state["found_inf_per_device"]
 
     def _found_inf_per_device(self, optimizer):

@@ -5,7 +5,7 @@ import warnings
 
 from kiln import amp as _amp
 
-__all__ = ["autocast", "GradScaler", "custom_fwd", "custom_bwd"]
+__all__ = ["GradScaler", "autocast", "custom_bwd", "custom_fwd"]
 
 
 class autocast(_amp.autocast):
@@ -24,16 +24,23 @@ class autocast(_amp.autocast):
 class GradScaler(_amp.GradScaler):
     """Deprecated: use kiln.amp.GradScaler("cuda", ...)."""
 
-    def __init__(self, init_scale=2.0**16, growth_factor=2.0, backoff_factor=0.5,
-                 growth_interval=2000, enabled=True):
+    def __init__(
+        self,
+        init_scale=2.0**16,
+        growth_factor=2.0,
+        backoff_factor=0.5,
+        growth_interval=2000,
+        enabled=True,
+    ):
         warnings.warn(
             "`kiln.cuda.amp.GradScaler(args...)` is deprecated. Please use "
             '`kiln.amp.GradScaler("cuda", args...)` instead.',
             FutureWarning,
             stacklevel=2,
         )
-        super().__init__("cuda", init_scale, growth_factor, backoff_factor, growth_interval,
-                         enabled)
+        super().__init__(
+            "cuda", init_scale, growth_factor, backoff_factor, growth_interval, enabled
+        )
 
 
 custom_fwd = functools.partial(_amp.custom_fwd, device_type="cuda")
