@@ -160,8 +160,7 @@ void gemm_loop(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta_
 // loop does (and as PyTorch's CPU GEMM does) at BLAS speed.
 constexpr double kWidenWork = 32768;
 
-void gemm_widened(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta,
-                  Scalar alpha) {
+void gemm_widened(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
   autograd::NoGradGuard no_grad;
   const Tensor af = to_dtype(detach(a), ScalarType::Float32);
   const Tensor bf = to_dtype(detach(b), ScalarType::Float32);

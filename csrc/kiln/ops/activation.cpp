@@ -1,7 +1,7 @@
 // Activation functions. Backward formulas use kiln ops (double backward works).
-#include "kiln/autocast.h"
 #include "kiln/ops/activation.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"

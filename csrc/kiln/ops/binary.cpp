@@ -1,8 +1,8 @@
 // Two-input elementwise ops: integer-aware division, pow, extrema, logical
 // and bitwise ops, with their backward formulas.
-#include "kiln/autocast.h"
 #include "kiln/ops/binary.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/error.h"

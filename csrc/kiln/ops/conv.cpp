@@ -302,14 +302,16 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, con
 Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                         const Shape& stride, const Shape& padding, const Shape& output_padding,
                         int64_t groups, const Shape& dilation) {
-  KILN_AUTOCAST(kLowerPrecision, conv_transpose1d, input, weight, bias, stride, padding, output_padding, groups, dilation);
+  KILN_AUTOCAST(kLowerPrecision, conv_transpose1d, input, weight, bias, stride, padding,
+                output_padding, groups, dilation);
   return conv_transpose_nd("conv_transpose1d", 1, input, weight, bias, stride, padding,
                            output_padding, groups, dilation);
 }
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                         const Shape& stride, const Shape& padding, const Shape& output_padding,
                         int64_t groups, const Shape& dilation) {
-  KILN_AUTOCAST(kLowerPrecision, conv_transpose2d, input, weight, bias, stride, padding, output_padding, groups, dilation);
+  KILN_AUTOCAST(kLowerPrecision, conv_transpose2d, input, weight, bias, stride, padding,
+                output_padding, groups, dilation);
   return conv_transpose_nd("conv_transpose2d", 2, input, weight, bias, stride, padding,
                            output_padding, groups, dilation);
 }

@@ -189,7 +189,8 @@ TensorList composite_backward(const LossCall& c, const Tensor& grad, const Tenso
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, Reduction reduction, double label_smoothing) {
-  KILN_AUTOCAST(kFloat32, cross_entropy, input, target, weight, ignore_index, reduction, label_smoothing);
+  KILN_AUTOCAST(kFloat32, cross_entropy, input, target, weight, ignore_index, reduction,
+                label_smoothing);
   const LossCall c = prepare("cross_entropy", input, target, weight, ignore_index, reduction,
                              label_smoothing, /*log_probs=*/false);
   const Forward f = run_forward(c);

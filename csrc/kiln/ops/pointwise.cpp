@@ -1,9 +1,9 @@
 // Elementwise ops with three operands or extra parameters.
-#include "kiln/autocast.h"
 #include "kiln/ops/pointwise.h"
 
 #include <limits>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"

@@ -7,8 +7,8 @@
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
-#include "kiln/ops/unary.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/unary.h"
 
 namespace kiln {
 

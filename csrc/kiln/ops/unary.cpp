@@ -1,11 +1,11 @@
 // One-input math ops and their backward formulas (written with kiln ops, so
 // they are differentiable again).
-#include "kiln/autocast.h"
 #include "kiln/ops/unary.h"
 
 #include <cmath>
 #include <cstdlib>
 
+#include "kiln/autocast.h"
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
