@@ -3,7 +3,7 @@
 
 import importlib
 
-SUITES = ["ops", "conv", "train", "gpu"]
+SUITES = ["ops", "conv", "train", "amp", "gpu"]
 
 
 def load(name):

@@ -85,6 +85,10 @@ from kiln.autograd import (  # noqa: E402,F401
 from kiln.serialization import save, load  # noqa: E402,F401
 from kiln import cuda, backends  # noqa: E402,F401  (loads the CUDA module when present)
 from kiln import accelerator, nn, optim  # noqa: E402,F401
+from kiln import amp  # noqa: E402,F401
+from kiln._C import _amp_foreach_non_finite_check_and_unscale_, _amp_update_scale_  # noqa: E402,F401
+from kiln.amp import autocast  # noqa: E402,F401
+import kiln.cuda.amp  # noqa: E402,F401  (deprecated aliases, as torch.cuda.amp)
 from kiln import ops  # noqa: E402,F401  (kiln.ops.<namespace>.<op>: extension ops)
 
 __version__ = "0.1.0"

@@ -45,4 +45,5 @@ PYBIND11_MODULE(_C, m) {
   kiln::python::init_device(m);
   kiln::python::init_serialization(m);
   kiln::python::init_library(m);
+  kiln::python::init_amp(m);
 }

@@ -26,5 +26,6 @@ void init_ops_conv(pybind11::module_& m);
 void init_device(pybind11::module_& m);
 void init_serialization(pybind11::module_& m);
 void init_library(pybind11::module_& m);
+void init_amp(pybind11::module_& m);
 
 }  // namespace kiln::python

@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/error.h"
 #include "kiln/ops.h"
@@ -62,6 +63,8 @@ void run_hook(const TensorHook& hook, Tensor& grad) {
 
 TensorList run_backward(const TensorList& roots, const TensorList& grad_roots, bool retain_graph,
                         bool create_graph, const TensorList& inputs, bool allow_unused) {
+  // Backward formulas run in the dtypes the forward produced (Note [Autocast]).
+  autocast::SuspendGuard no_autocast;
   KILN_CHECK(grad_roots.size() == roots.size(), ValueError, "[backward] got ", roots.size(),
              " tensors but ", grad_roots.size(), " gradients");
   // Root edges and their seed gradients.

@@ -1,5 +1,6 @@
 // Batched GEMM: out[i] = beta * out[i] + alpha * a[i] @ b[i] over dim 0.
-// float32/float64 go to OpenBLAS; the other dtypes use a plain row loop.
+// float32/float64 go to OpenBLAS, as do large float16/bfloat16 products (widened);
+// the other dtypes use a plain row loop.
 #include <cblas.h>
 
 #include <climits>
@@ -9,6 +10,7 @@
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/ops/copy.h"
+#include "kiln/ops/creation.h"
 #include "kiln/parallel.h"
 
 namespace kiln::cpu {
@@ -153,6 +155,23 @@ void gemm_loop(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta_
   });
 }
 
+// float16/bfloat16 products large enough to pay for three conversions: widened to
+// float32, multiplied by BLAS and rounded once, so they accumulate in float as the
+// loop does (and as PyTorch's CPU GEMM does) at BLAS speed.
+constexpr double kWidenWork = 32768;
+
+void gemm_widened(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  autograd::NoGradGuard no_grad;
+  const Tensor af = to_dtype(detach(a), ScalarType::Float32);
+  const Tensor bf = to_dtype(detach(b), ScalarType::Float32);
+  const bool keep = beta.to_double() != 0;
+  const Tensor of = keep ? to_dtype(detach(out), ScalarType::Float32)
+                         : empty(out.sizes(), ScalarType::Float32, out.device());
+  gemm_blas<float>(of, af, bf, keep ? beta.to<float>() : 0.0f, alpha.to<float>());
+  Tensor dst = detach(out);
+  copy_(dst, of);
+}
+
 // out: contiguous (B, M, N); a: (B, M, K) and b: (B, K, N) with any strides, out's dtype.
 // beta == 0 means out's old contents are ignored (even NaN), as in BLAS.
 void gemm_kernel(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
@@ -164,6 +183,10 @@ void gemm_kernel(const Tensor& out, const Tensor& a, const Tensor& b, Scalar bet
       // K == 0 only scales out by beta; BLAS would reject the degenerate leading dims.
       if (a.size(2) == 0) return gemm_loop<T>(out, a, b, beta, alpha);
       gemm_blas<T>(out, a, b, beta.to<T>(), alpha.to<T>());
+    } else if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+      const double work = double(out.numel()) * double(a.size(2));
+      if (work >= kWidenWork) return gemm_widened(out, a, b, beta, alpha);
+      gemm_loop<T>(out, a, b, beta, alpha);
     } else {
       gemm_loop<T>(out, a, b, beta, alpha);
     }

@@ -1,6 +1,7 @@
 // Activation functions. Backward formulas use kiln ops (double backward works).
 #include "kiln/ops/activation.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
@@ -100,6 +101,7 @@ Tensor silu(const Tensor& a) {
 Tensor& silu_(Tensor& self) { return inplace_kernel("silu", self, silu); }
 
 Tensor softplus(const Tensor& a, double beta, double threshold) {
+  KILN_AUTOCAST(kFloat32Cuda, softplus, a, beta, threshold);
   check_floating("softplus", a);
   const ScalarType ct = elementwise::compute_dtype("softplus", {a}, Kind::FloatMath);
   Tensor in = to_dtype(detach(a), ct);

@@ -2,6 +2,7 @@
 // and bitwise ops, with their backward formulas.
 #include "kiln/ops/binary.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/error.h"
@@ -138,6 +139,7 @@ Tensor pow_forward(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 Tensor pow(const Tensor& a, const Tensor& b) {
+  KILN_AUTOCAST(kFloat32Cuda, pow, a, b);
   check_pow(a, b);
   return record2("PowBackward1", a, b, pow_forward(a, b),
                  [](const BackwardArgs& g) {
@@ -205,6 +207,7 @@ Tensor fmin(const Tensor& a, const Tensor& b) {
 }
 
 Tensor atan2(const Tensor& a, const Tensor& b) {
+  KILN_AUTOCAST(kPromoteCuda, atan2, a, b);
   return record2("Atan2Backward0", a, b, elementwise::binary("atan2", a, b, Kind::FloatMath),
                  [](const BackwardArgs& g) {
                    const Tensor &y = g.saved[0], &x = g.saved[1];

@@ -1,5 +1,6 @@
 #include "kiln/ops/conv.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -138,6 +139,7 @@ TensorList conv_backward(const BackwardArgs& g, const ConvArgs& a) {
 
 Tensor convolution(const Tensor& input, const Tensor& weight, const Tensor& bias,
                    const ConvArgs& args) {
+  KILN_AUTOCAST(kLowerPrecision, convolution, input, weight, bias, args);
   const Shape out_hw = {conv_out_size(input.size(2), weight.size(2), args, 0),
                         conv_out_size(input.size(3), weight.size(3), args, 1)};
   KILN_CHECK(out_hw[0] > 0 && out_hw[1] > 0, ValueError, "[convolution] output size ", out_hw,
@@ -286,29 +288,37 @@ Tensor conv_transpose_nd(const char* op, int nd, const Tensor& input, const Tens
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Shape& stride,
               const Shape& padding, const Shape& dilation, int64_t groups) {
+  KILN_AUTOCAST(kLowerPrecision, conv1d, input, weight, bias, stride, padding, dilation, groups);
   return conv_nd("conv1d", 1, input, weight, bias, stride, &padding, "", dilation, groups);
 }
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Shape& stride,
               const Shape& padding, const Shape& dilation, int64_t groups) {
+  KILN_AUTOCAST(kLowerPrecision, conv2d, input, weight, bias, stride, padding, dilation, groups);
   return conv_nd("conv2d", 2, input, weight, bias, stride, &padding, "", dilation, groups);
 }
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Shape& stride,
               const std::string& padding, const Shape& dilation, int64_t groups) {
+  KILN_AUTOCAST(kLowerPrecision, conv1d, input, weight, bias, stride, padding, dilation, groups);
   return conv_nd("conv1d", 1, input, weight, bias, stride, nullptr, padding, dilation, groups);
 }
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias, const Shape& stride,
               const std::string& padding, const Shape& dilation, int64_t groups) {
+  KILN_AUTOCAST(kLowerPrecision, conv2d, input, weight, bias, stride, padding, dilation, groups);
   return conv_nd("conv2d", 2, input, weight, bias, stride, nullptr, padding, dilation, groups);
 }
 Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                         const Shape& stride, const Shape& padding, const Shape& output_padding,
                         int64_t groups, const Shape& dilation) {
+  KILN_AUTOCAST(kLowerPrecision, conv_transpose1d, input, weight, bias, stride, padding,
+                output_padding, groups, dilation);
   return conv_transpose_nd("conv_transpose1d", 1, input, weight, bias, stride, padding,
                            output_padding, groups, dilation);
 }
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                         const Shape& stride, const Shape& padding, const Shape& output_padding,
                         int64_t groups, const Shape& dilation) {
+  KILN_AUTOCAST(kLowerPrecision, conv_transpose2d, input, weight, bias, stride, padding,
+                output_padding, groups, dilation);
   return conv_transpose_nd("conv_transpose2d", 2, input, weight, bias, stride, padding,
                            output_padding, groups, dilation);
 }

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <numeric>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/error.h"
@@ -254,6 +255,7 @@ Tensor align_operand(const Tensor& operand, size_t i, const Plan& plan) {
 }  // namespace
 
 Tensor einsum(const std::string& equation, const TensorList& operands) {
+  KILN_AUTOCAST(kLowerPrecisionCuda, einsum, equation, operands);
   KILN_CHECK(!operands.empty(), ValueError, "[einsum] must provide at least one operand");
   for (size_t i = 1; i < operands.size(); ++i) {
     check_same_device({operands[0], operands[i]}, "einsum");

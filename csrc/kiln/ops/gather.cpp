@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
@@ -261,6 +262,7 @@ Tensor& scatter_(Tensor& self, int64_t dim, const Tensor& index, Scalar value,
   return scatter_inplace("scatter_", self, dim, index, Tensor(), value, reduce);
 }
 Tensor scatter_add(const Tensor& input, int64_t dim, const Tensor& index, const Tensor& src) {
+  KILN_AUTOCAST(kPromoteCuda, scatter_add, input, dim, index, src);
   KILN_CHECK(src.defined(), TypeError, "[scatter_add] src is None");
   return scatter_impl("scatter_add", input, dim, index, src, 0, ScatterReduce::Add);
 }

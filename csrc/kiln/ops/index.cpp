@@ -1,5 +1,6 @@
 #include "kiln/ops/index.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -161,6 +162,7 @@ Tensor& index_put_(Tensor& self, const TensorList& indices, const Tensor& values
 
 Tensor index_put(const Tensor& self, const TensorList& indices, const Tensor& values,
                  bool accumulate) {
+  KILN_AUTOCAST(kPromoteCuda, index_put, self, indices, values, accumulate);
   Tensor out = clone(self);
   return index_put_(out, indices, values, accumulate);
 }

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -96,6 +97,7 @@ Tensor& triangle_(Tensor& t, int64_t diagonal, bool lower) {
 }  // namespace
 
 Tensor cat(const TensorList& tensors, int64_t dim) {
+  KILN_AUTOCAST(kPromoteCpu, cat, tensors, dim);
   check_list(tensors, "cat");
   const Tensor* ref = nullptr;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -151,6 +153,7 @@ Tensor cat(const TensorList& tensors, int64_t dim) {
 }
 
 Tensor stack(const TensorList& tensors, int64_t dim) {
+  KILN_AUTOCAST(kPromoteCpu, stack, tensors, dim);
   check_list(tensors, "stack");
   for (size_t i = 1; i < tensors.size(); ++i)
     KILN_CHECK(tensors[i].sizes() == tensors[0].sizes(), ValueError,

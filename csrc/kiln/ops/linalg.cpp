@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
@@ -87,6 +88,7 @@ Tensor product(const Tensor& input, const Tensor& a, const Tensor& b, const Shap
 }  // namespace
 
 Tensor mm(const Tensor& a, const Tensor& b) {
+  KILN_AUTOCAST(kLowerPrecision, mm, a, b);
   check_dim("mm", "mat1", a, 2);
   check_dim("mm", "mat2", b, 2);
   check_operands("mm", "mat1", a, "mat2", b);
@@ -102,6 +104,7 @@ Tensor mm(const Tensor& a, const Tensor& b) {
 }
 
 Tensor bmm(const Tensor& a, const Tensor& b) {
+  KILN_AUTOCAST(kLowerPrecision, bmm, a, b);
   check_dim("bmm", "batch1", a, 3);
   check_dim("bmm", "batch2", b, 3);
   check_operands("bmm", "batch1", a, "batch2", b);
@@ -141,6 +144,7 @@ Tensor add_product(const char* op, const char* node, const Tensor& input, const 
 }  // namespace
 
 Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  KILN_AUTOCAST(kLowerPrecision, addmm, input, a, b, beta, alpha);
   check_dim("addmm", "mat1", a, 2);
   check_dim("addmm", "mat2", b, 2);
   check_operands("addmm", "mat1", a, "mat2", b);
@@ -151,6 +155,7 @@ Tensor addmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta,
 }
 
 Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar beta, Scalar alpha) {
+  KILN_AUTOCAST(kLowerPrecision, baddbmm, input, a, b, beta, alpha);
   check_dim("baddbmm", "batch1", a, 3);
   check_dim("baddbmm", "batch2", b, 3);
   check_operands("baddbmm", "batch1", a, "batch2", b);
@@ -161,6 +166,7 @@ Tensor baddbmm(const Tensor& input, const Tensor& a, const Tensor& b, Scalar bet
 }
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  KILN_AUTOCAST(kLowerPrecision, matmul, a, b);
   const int64_t da = a.dim(), db = b.dim();
   KILN_CHECK(da >= 1 && db >= 1, ValueError, "[matmul] both arguments need to be at least 1-D, "
              "but they are ", da, "-D and ", db, "-D");
@@ -211,6 +217,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor dot(const Tensor& a, const Tensor& b) {
+  KILN_AUTOCAST(kPromoteCuda, dot, a, b);
   KILN_CHECK(a.dim() == 1 && b.dim() == 1, ValueError, "[dot] 1-D tensors expected, but got ",
              a.dim(), "-D and ", b.dim(), "-D tensors");
   check_operands("dot", "input", a, "tensor", b);
@@ -235,6 +242,7 @@ Tensor outer(const Tensor& a, const Tensor& b) {
 }
 
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
+  KILN_AUTOCAST(kLowerPrecision, linear, input, weight, bias);
   KILN_CHECK(weight.dim() == 1 || weight.dim() == 2, ValueError,
              "[linear] weight must be 1-D or 2-D, got shape ", weight.sizes());
   KILN_CHECK(input.dim() >= 1, ValueError, "[linear] input must be at least 1-D, got a 0-D tensor");

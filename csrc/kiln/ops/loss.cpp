@@ -1,5 +1,6 @@
 #include "kiln/ops/loss.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -194,6 +195,8 @@ TensorList composite_backward(const LossCall& c, const Tensor& grad, const Tenso
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
                      int64_t ignore_index, Reduction reduction, double label_smoothing) {
+  KILN_AUTOCAST(kFloat32, cross_entropy, input, target, weight, ignore_index, reduction,
+                label_smoothing);
   const LossCall c = prepare("cross_entropy", input, target, weight, ignore_index, reduction,
                              label_smoothing, /*log_probs=*/false);
   const Forward f = run_forward(c);
@@ -213,6 +216,7 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const Tensor& we
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                 int64_t ignore_index, Reduction reduction) {
+  KILN_AUTOCAST(kFloat32, nll_loss, input, target, weight, ignore_index, reduction);
   const LossCall c = prepare("nll_loss", input, target, weight, ignore_index, reduction, 0.0,
                              /*log_probs=*/true);
   const Forward f = run_forward(c);

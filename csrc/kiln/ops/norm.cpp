@@ -3,6 +3,7 @@
 #include <limits>
 #include <string>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -129,8 +130,20 @@ struct NormCall {
 };
 
 // Checks weight/bias, runs the fused forward and records its backward.
-Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight, const Tensor& bias) {
+// PyTorch's mixed-type norms: a 16-bit input may come with float32 params (a
+// float32 model under autocast); they are cast to the input's dtype, and their
+// gradients back to float32 by the cast's backward.
+Tensor param_for(const Tensor& p, const Tensor& input) {
+  const bool half_input =
+      input.dtype() == ScalarType::Float16 || input.dtype() == ScalarType::BFloat16;
+  return p.defined() && half_input && p.dtype() == ScalarType::Float32 ? to_dtype(p, input.dtype())
+                                                                       : p;
+}
+
+Tensor run_norm(const NormCall& c, const Tensor& input, const Tensor& weight_in,
+                const Tensor& bias_in) {
   visit_floating(input.dtype(), c.op, [](auto) {});
+  const Tensor weight = param_for(weight_in, input), bias = param_for(bias_in, input);
   check_param(c.op, "weight", weight, input, c.param_shape);
   check_param(c.op, "bias", bias, input, c.param_shape);
   const ScalarType sd = stat_dtype(input.dtype());
@@ -206,6 +219,7 @@ double machine_eps(ScalarType t) {
 
 Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
+  KILN_AUTOCAST(kFloat32Cuda, layer_norm, input, normalized_shape, weight, bias, eps);
   const Layout L = last_dims_layout("layer_norm", input, normalized_shape);
   return run_norm({"layer_norm", "NativeLayerNormBackward0", L, normalized_shape, eps}, input,
                   weight, bias);
@@ -213,6 +227,7 @@ Tensor layer_norm(const Tensor& input, const Shape& normalized_shape, const Tens
 
 Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
                 std::optional<double> eps) {
+  KILN_AUTOCAST(kFloat32Cuda, rms_norm, input, normalized_shape, weight, eps);
   const Layout L = last_dims_layout("rms_norm", input, normalized_shape);
   NormCall c{"rms_norm", "RmsNormBackward0", L, normalized_shape,
              eps ? *eps : machine_eps(input.dtype())};
@@ -222,6 +237,7 @@ Tensor rms_norm(const Tensor& input, const Shape& normalized_shape, const Tensor
 
 Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,
                   double eps) {
+  KILN_AUTOCAST(kFloat32Cuda, group_norm, input, num_groups, weight, bias, eps);
   int64_t n, c, spatial;
   batch_dims("group_norm", input, n, c, spatial);
   KILN_CHECK(num_groups > 0 && c % num_groups == 0, ValueError, "[group_norm] expected the ", c,

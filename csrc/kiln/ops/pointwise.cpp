@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/dtype_dispatch.h"
@@ -179,12 +180,14 @@ Tensor& addc_(bool is_div, Tensor& self, const Tensor& t1, const Tensor& t2, Sca
 }  // namespace
 
 Tensor addcmul(const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
+  KILN_AUTOCAST(kPromoteCuda, addcmul, input, t1, t2, value);
   return addc(false, input, t1, t2, value);
 }
 Tensor& addcmul_(Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {
   return addc_(false, self, t1, t2, value);
 }
 Tensor addcdiv(const Tensor& input, const Tensor& t1, const Tensor& t2, Scalar value) {
+  KILN_AUTOCAST(kPromoteCuda, addcdiv, input, t1, t2, value);
   return addc(true, input, t1, t2, value);
 }
 Tensor& addcdiv_(Tensor& self, const Tensor& t1, const Tensor& t2, Scalar value) {

@@ -1,5 +1,6 @@
 #include "kiln/ops/reduce.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
@@ -104,6 +105,7 @@ Tensor expand_grad(const Tensor& g, const Shape& in_shape, const Shape& dims, bo
 }  // namespace
 
 Tensor sum(const Tensor& t, const Shape& dims, bool keepdim, std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32OptDtypeCuda, sum, t, dims, keepdim, dtype);
   static const dispatch::Op<ReduceKernel> kernel("sum");
   Tensor out = run_reduction(kernel, t, dims, keepdim, sum_dtype(t, dtype));
   if (autograd::needs_grad({t})) {
@@ -156,6 +158,7 @@ Tensor nanmean(const Tensor& t, const Shape& dims, bool keepdim, std::optional<S
 }
 
 Tensor prod(const Tensor& t, const Shape& dims, bool keepdim, std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32CpuOptDtypeCuda, prod, t, dims, keepdim, dtype);
   static const dispatch::Op<ReduceKernel> kernel("prod");
   Tensor out = run_reduction(kernel, t, dims, keepdim, sum_dtype(t, dtype));
   if (autograd::needs_grad({t})) {

@@ -1,13 +1,14 @@
 #include "kiln/ops/scan.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
-#include "kiln/ops/unary.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/unary.h"
 
 namespace kiln {
 
@@ -42,11 +43,13 @@ Tensor directed_cumsum(const Tensor& x, int64_t d, bool reverse) {
 }  // namespace
 
 Tensor cumsum(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32OptDtypeCuda, cumsum, t, dim, dtype);
   const int64_t d = wrap_dim(dim, t.dim(), "cumsum");
   return directed_cumsum(to_dtype(t, scan_dtype(t, dtype)), d, false);
 }
 
 Tensor cumprod(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32OptDtypeCuda, cumprod, t, dim, dtype);
   const int64_t d = wrap_dim(dim, t.dim(), "cumprod");
   Tensor x = to_dtype(t, scan_dtype(t, dtype));
   Tensor out = run_scan(true, x, d, false);

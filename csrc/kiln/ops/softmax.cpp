@@ -1,13 +1,14 @@
 #include "kiln/ops/softmax.h"
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
-#include "kiln/ops/unary.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/unary.h"
 #include "kiln/ops/view.h"
 
 namespace kiln {
@@ -66,6 +67,7 @@ Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t d, bool log) {
 }  // namespace
 
 Tensor softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32OptDtypeCuda, softmax, t, dim, dtype);
   const int64_t d = wrap_dim(dim, t.dim(), "softmax");
   Tensor x = softmax_input("softmax", t, dtype);
   static const dispatch::Op<SoftmaxKernel> kernel("softmax");
@@ -78,6 +80,7 @@ Tensor softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
 }
 
 Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32OptDtypeCuda, log_softmax, t, dim, dtype);
   const int64_t d = wrap_dim(dim, t.dim(), "log_softmax");
   Tensor x = softmax_input("log_softmax", t, dtype);
   static const dispatch::Op<SoftmaxKernel> kernel("log_softmax");
@@ -90,6 +93,7 @@ Tensor log_softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype
 }
 
 Tensor logsumexp(const Tensor& t, const Shape& dims, bool keepdim) {
+  KILN_AUTOCAST(kFloat32Cuda, logsumexp, t, dims, keepdim);
   Tensor x = is_floating(t.dtype()) ? t : to_dtype(t, default_float_dtype());
   const Shape keep = reduction::keepdim_shape("logsumexp", x, dims);
   Tensor out = empty(keep, x.dtype(), x.device());

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "kiln/autocast.h"
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
@@ -63,6 +64,7 @@ Tensor square(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * x * 2; });
 }
 Tensor exp(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, exp, a);
   return with_grad(
       "ExpBackward0", a, elementwise::unary("exp", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y; }, Uses::Output);
@@ -73,22 +75,27 @@ Tensor exp2(const Tensor& a) {
       [](const Tensor& g, const Tensor&, const Tensor& y) { return g * y * kLn2; }, Uses::Output);
 }
 Tensor log(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, log, a);
   return with_grad("LogBackward0", a, elementwise::unary("log", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g / x; });
 }
 Tensor log2(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, log2, a);
   return with_grad("Log2Backward0", a, elementwise::unary("log2", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g / (x * kLn2); });
 }
 Tensor log10(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, log10, a);
   return with_grad("Log10Backward0", a, elementwise::unary("log10", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g / (x * kLn10); });
 }
 Tensor log1p(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, log1p, a);
   return with_grad("Log1PBackward0", a, elementwise::unary("log1p", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g / (x + 1); });
 }
 Tensor expm1(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, expm1, a);
   return with_grad(
       "Expm1Backward0", a, elementwise::unary("expm1", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y + 1); }, Uses::Output);
@@ -99,12 +106,14 @@ Tensor sqrt(const Tensor& a) {
       [](const Tensor& g, const Tensor&, const Tensor& y) { return g / (y * 2); }, Uses::Output);
 }
 Tensor rsqrt(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, rsqrt, a);
   return with_grad(
       "RsqrtBackward0", a, elementwise::unary("rsqrt", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y * y) * -0.5; },
       Uses::Output);
 }
 Tensor reciprocal(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, reciprocal, a);
   return with_grad(
       "ReciprocalBackward0", a, elementwise::unary("reciprocal", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor&, const Tensor& y) { return -(g * y * y); }, Uses::Output);
@@ -118,17 +127,20 @@ Tensor cos(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return -(g * sin(x)); });
 }
 Tensor tan(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, tan, a);
   return with_grad(
       "TanBackward0", a, elementwise::unary("tan", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor&, const Tensor& y) { return g * (y * y + 1); },
       Uses::Output);
 }
 Tensor asin(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, asin, a);
   return with_grad(
       "AsinBackward0", a, elementwise::unary("asin", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor& x, const Tensor&) { return g * rsqrt(1 - x * x); });
 }
 Tensor acos(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, acos, a);
   return with_grad(
       "AcosBackward0", a, elementwise::unary("acos", a, Kind::FloatMath),
       [](const Tensor& g, const Tensor& x, const Tensor&) { return -(g * rsqrt(1 - x * x)); });
@@ -138,10 +150,12 @@ Tensor atan(const Tensor& a) {
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g / (x * x + 1); });
 }
 Tensor sinh(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, sinh, a);
   return with_grad("SinhBackward0", a, elementwise::unary("sinh", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * cosh(x); });
 }
 Tensor cosh(const Tensor& a) {
+  KILN_AUTOCAST(kFloat32Cuda, cosh, a);
   return with_grad("CoshBackward0", a, elementwise::unary("cosh", a, Kind::FloatMath),
                    [](const Tensor& g, const Tensor& x, const Tensor&) { return g * sinh(x); });
 }

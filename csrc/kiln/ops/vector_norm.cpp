@@ -2,14 +2,15 @@
 
 #include <cmath>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
-#include "kiln/ops/unary.h"
 #include "kiln/ops/reduce.h"
+#include "kiln/ops/unary.h"
 #include "kiln/ops/view.h"
 
 namespace kiln {
@@ -63,6 +64,7 @@ Tensor norm_backward(const Tensor& g, const Tensor& x, const Tensor& n, double p
 
 Tensor norm(const Tensor& t, double p, const Shape& dims, bool keepdim,
             std::optional<ScalarType> dtype) {
+  KILN_AUTOCAST(kFloat32OptDtypeCuda, norm, t, p, dims, keepdim, dtype);
   Tensor x = dtype ? to_dtype(t, *dtype) : t;
   KILN_CHECK(is_floating(x.dtype()), Error, "[norm] expected a floating point tensor as input, "
              "got ", x.dtype());

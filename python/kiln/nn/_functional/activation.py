@@ -1,6 +1,7 @@
 """Activation functions, composed from kiln's elementwise and reduction ops."""
 
 import kiln
+from kiln.amp._policy import op_policy
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -32,6 +33,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     return _apply(lambda x: kiln.where(x > 0, x, x * negative_slope), input, inplace)
 
 
+@op_policy(cpu="lower", cuda="lower")
 def prelu(input, weight):
     # weight has one entry per channel (dim 1) or a single entry.
     if weight.numel() != 1 and input.dim() > 1:
@@ -41,6 +43,7 @@ def prelu(input, weight):
     return kiln.where(input > 0, input, input * weight)
 
 
+@op_policy(cuda="keep")
 def elu(input, alpha=1.0, inplace=False):
     # expm1 of min(x, 0) keeps the unused branch finite for large positive x.
     return _apply(
@@ -48,6 +51,7 @@ def elu(input, alpha=1.0, inplace=False):
     )
 
 
+@op_policy(cuda="keep")
 def selu(input, inplace=False):
     return _apply(lambda x: elu(x, _SELU_ALPHA) * _SELU_SCALE, input, inplace)
 
@@ -64,6 +68,7 @@ def softplus(input, beta=1.0, threshold=20.0):
     return kiln.softplus(input, beta, threshold)
 
 
+@op_policy(cuda="keep")
 def mish(input, inplace=False):
     return _apply(lambda x: x * kiln.tanh(kiln.softplus(x)), input, inplace)
 
@@ -84,6 +89,7 @@ def hardswish(input, inplace=False):
     return _apply(lambda x: x * kiln.clamp(x + 3.0, 0.0, 6.0) / 6.0, input, inplace)
 
 
+@op_policy(cuda="keep")
 def logsigmoid(input):
     return -kiln.softplus(-input)
 
@@ -96,14 +102,10 @@ def _softmax_dim(ndim):
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dim is None:
         dim = _softmax_dim(input.dim())
-    if dtype is not None:
-        input = input.to(dtype)
-    return kiln.softmax(input, dim)
+    return kiln.softmax(input, dim, dtype=dtype)
 
 
 def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
     if dim is None:
         dim = _softmax_dim(input.dim())
-    if dtype is not None:
-        input = input.to(dtype)
-    return kiln.log_softmax(input, dim)
+    return kiln.log_softmax(input, dim, dtype=dtype)

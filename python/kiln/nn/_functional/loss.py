@@ -3,6 +3,7 @@
 import warnings
 
 import kiln
+from kiln.amp._policy import op_policy
 
 
 def _reduce(loss, reduction, op):
@@ -43,6 +44,7 @@ def _warn_broadcast(input, target, op):
         )
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     _warn_broadcast(input, target, "mse_loss")
     diff = input - target
@@ -52,11 +54,13 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     return _reduce(loss, reduction, "mse_loss")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     _warn_broadcast(input, target, "l1_loss")
     return _reduce(kiln.abs(input - target), reduction, "l1_loss")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
     if beta < 0:
         raise ValueError(f"[smooth_l1_loss] beta must be non-negative, got {beta}")
@@ -68,6 +72,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(loss, reduction, "smooth_l1_loss")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def huber_loss(input, target, reduction="mean", delta=1.0):
     if delta <= 0:
         raise ValueError(f"[huber_loss] delta must be positive, got {delta}")
@@ -77,6 +82,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     return _reduce(loss, reduction, "huber_loss")
 
 
+@op_policy(cpu="fp32", cuda="banned")
 def binary_cross_entropy(
     input, target, weight=None, size_average=None, reduce=None, reduction="mean"
 ):
@@ -90,6 +96,7 @@ def binary_cross_entropy(
     return _reduce(loss, reduction, "binary_cross_entropy")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def binary_cross_entropy_with_logits(
     input, target, weight=None, size_average=None, reduce=None, reduction="mean", pos_weight=None
 ):
@@ -105,6 +112,7 @@ def binary_cross_entropy_with_logits(
     return _reduce(loss, reduction, "binary_cross_entropy_with_logits")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
     if log_target:
         loss = kiln.exp(target) * (target - input)
@@ -117,6 +125,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     return _reduce(loss, reduction, "kl_div")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def cosine_embedding_loss(
     input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"
 ):
@@ -127,6 +136,7 @@ def cosine_embedding_loss(
     return _reduce(loss, reduction, "cosine_embedding_loss")
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def margin_ranking_loss(
     input1, input2, target, margin=0.0, size_average=None, reduce=None, reduction="mean"
 ):
@@ -141,6 +151,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     return (diff**p).sum(-1, keepdim=keepdim) ** (1.0 / p)
 
 
+@op_policy(cpu="fp32", cuda="fp32")
 def triplet_margin_loss(
     anchor,
     positive,

@@ -4,6 +4,7 @@ import math
 
 import kiln
 from kiln import _C
+from kiln.amp._policy import op_policy
 
 conv1d = kiln.conv1d
 conv2d = kiln.conv2d
@@ -19,6 +20,7 @@ def linear(input, weight, bias=None):
     return kiln.linear(input, weight, bias)
 
 
+@op_policy(cuda="promote")
 def bilinear(input1, input2, weight, bias=None):
     """y[..., o] = x1[..., i] W[o, i, j] x2[..., j] + b[o]."""
     if input1.shape[:-1] != input2.shape[:-1]:
@@ -95,6 +97,12 @@ def pad(input, pad, mode="constant", value=None):
         )
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(f"[pad] unsupported mode {mode!r}")
+    if mode in ("reflect", "replicate"):
+        return _pad_float32_on_cpu(input, pad, mode, value)
+    return _pad(input, pad, mode, value)
+
+
+def _pad(input, pad, mode, value):
     out = input
     for k in range(len(pad) // 2):
         dim = input.dim() - 1 - k
@@ -119,6 +127,10 @@ def pad(input, pad, mode="constant", value=None):
                 )
             out = kiln.index_select(out, dim, _pad_index(size, left, right, mode, out.device))
     return out
+
+
+# PyTorch's CPU autocast runs reflection and replication padding in float32.
+_pad_float32_on_cpu = op_policy(cpu="fp32")(_pad)
 
 
 # ---- resampling -----------------------------------------------------------------------------
@@ -204,8 +216,13 @@ def interpolate(
             raise ValueError(f"[interpolate] 'area' supports 3-D and 4-D input, got {nsp + 2}-D")
         pool = adaptive_avg_pool1d if nsp == 1 else adaptive_avg_pool2d
         return pool(input, sizes)
+    return _upsample(input, sizes, scales, mode, align_corners)
+
+
+@op_policy(cuda="fp32")
+def _upsample(input, sizes, scales, mode, align_corners):
     out = input
-    for i in range(nsp):
+    for i in range(len(sizes)):
         dim = 2 + i
         if mode in ("nearest", "nearest-exact"):
             out = _nearest_along(out, dim, sizes[i], scales[i], mode == "nearest-exact")
@@ -233,6 +250,7 @@ def normalize(input, p=2.0, dim=1, eps=1e-12, out=None):
     return input / kiln.clamp_min(norm, eps)
 
 
+@op_policy(cuda="fp32")
 def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     w12 = (x1 * x2).sum(dim)
     w11 = (x1 * x1).sum(dim)
@@ -257,6 +275,7 @@ def _repeat_heads(x, heads):
     return expanded.reshape(*shape[:-3], heads, *shape[-2:])
 
 
+@op_policy(cpu="lower", cuda="lower")
 def scaled_dot_product_attention(
     query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
 ):

@@ -6,6 +6,7 @@ import numbers
 import warnings
 
 import kiln
+from kiln import _C
 from kiln.autograd import Function
 from kiln.nn import functional as F
 from kiln.nn import init
@@ -22,8 +23,11 @@ _NUM_GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 
 def _hidden_proj(h, w_hh_t, b_hh):
-    out = kiln.matmul(h, w_hh_t)
-    return out if b_hh is None else out + b_hh
+    if b_hh is None:
+        return kiln.matmul(h, w_hh_t)
+    # One addmm, as PyTorch's linear(h, w_hh, b_hh): under autocast the bias is cast with the
+    # product instead of promoting it back to float32.
+    return kiln.addmm(b_hh, h, w_hh_t) if h.dim() == 2 else kiln.matmul(h, w_hh_t) + b_hh
 
 
 def _rnn_step(act):
@@ -68,6 +72,31 @@ class _TimeSteps(Function):
     @staticmethod
     def backward(ctx, *grads):
         return kiln.stack(grads, 0)
+
+
+def _autocast_dtype(mode, input, cell):
+    """The dtype PyTorch's autocast runs a recurrent layer in, None when it runs as called:
+    LSTM and Elman layers on CPU (its oneDNN kernel is on the CPU list), every layer and
+    cell on CUDA (cuDNN's kernel and the fused cells are on the CUDA list)."""
+    if not _C._is_autocast_active():
+        return None
+    device_type = input.device.type
+    if not _C.is_autocast_enabled(device_type):
+        return None
+    if device_type == "cpu" and (cell or mode == "GRU"):
+        return None
+    return _C.get_autocast_dtype(device_type)
+
+
+def _autocast_states(states, dtype):
+    """States (tensors or (h, c) tuples) cast as autocast casts op inputs."""
+
+    def cast(s):
+        if isinstance(s, (tuple, list)):
+            return type(s)(cast(t) for t in s)
+        return s if s is None else _C._autocast_cast(s, dtype)
+
+    return [cast(s) for s in states]
 
 
 def _output_of(mode, state):
@@ -237,6 +266,9 @@ class RNNBase(Module):
 
     def _run_direction(self, x, state, layer, reverse):
         w_ih, w_hh, b_ih, b_hh = self._layer_params(layer, reverse)
+        lower = _autocast_dtype(self.mode, x, cell=False)
+        if lower is not None:  # the bias adds must not promote back to float32
+            w_ih, w_hh, b_ih, b_hh = _autocast_states([w_ih, w_hh, b_ih, b_hh], lower)
         step = _STEPS[self.mode]
         w_hh_t = w_hh.t().contiguous()
         # Input projection of all time steps in one matmul; only the recurrence stays in the loop.
@@ -256,6 +288,9 @@ class RNNBase(Module):
         elif self.batch_first:
             input = input.transpose(0, 1)
         states = self._initial_states(hx, input, batched)
+        lower = _autocast_dtype(self.mode, input, cell=False)
+        if lower is not None:
+            input, *states = _autocast_states([input, *states], lower)
         directions = 2 if self.bidirectional else 1
         finals = []
         x = input
@@ -400,13 +435,19 @@ class RNNCellBase(Module):
         return input, states, batched
 
     def _step(self, input, states):
+        params = [self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh]
+        lower = _autocast_dtype(self._mode, input, cell=True)
+        if lower is not None:
+            input, *states = _autocast_states([input, *states], lower)
+            params = _autocast_states(params, lower)
+        w_ih, b_ih, w_hh, b_hh = params
         zeros = kiln.zeros(
             input.shape[0], self.hidden_size, dtype=input.dtype, device=input.device
         )
         states = [zeros if s is None else s for s in states]
         state = states if self._mode == "LSTM" else states[0]
-        xi = F.linear(input, self.weight_ih, self.bias_ih)
-        return _STEPS[self._mode](xi, state, self.weight_hh.t(), self.bias_hh)
+        xi = F.linear(input, w_ih, b_ih)
+        return _STEPS[self._mode](xi, state, w_hh.t(), b_hh)
 
 
 class RNNCell(RNNCellBase):
