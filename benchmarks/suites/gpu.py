@@ -7,7 +7,7 @@ import kiln
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.suites.train import _cnn, _mlp
+from benchmarks.suites.train import _cnn, step_case
 
 DESCRIPTION = "CUDA: add bandwidth vs D2D copy, TF32/bf16 matmul and training steps vs PyTorch"
 
@@ -87,40 +87,7 @@ def _wide_mlp(lib):
                          nn.Linear(4096, 10))
 
 
-def _step_case(torch, name, build, optimizer, x, y, autocast, ksync, tsync):
-    """One training step of `build(lib)` on the GPU, optionally under bf16 autocast."""
-    torch.manual_seed(0)
-    tmodel = build(torch).cuda()
-    kmodel = build(kiln)
-    kmodel.load_state_dict({k: kiln.tensor(v.detach().cpu().numpy().copy())
-                            for k, v in tmodel.state_dict().items()})
-    kmodel.to("cuda")
-
-    def make_step(lib, model, xs, ys, sync):
-        opt = optimizer(lib, model.parameters())
-        loss_fn = lib.nn.CrossEntropyLoss()
-
-        def step():
-            if autocast:
-                with lib.autocast("cuda", dtype=lib.bfloat16):
-                    loss = loss_fn(model(xs), ys)
-            else:
-                loss = loss_fn(model(xs), ys)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sync()
-
-        return step
-
-    kx, ky = kiln.tensor(x, device="cuda"), kiln.tensor(y, device="cuda")
-    tx, ty = torch.tensor(x, device="cuda"), torch.tensor(y, device="cuda")
-    label = f"{name}, {'bf16 autocast' if autocast else 'float32'}"
-    return Case(label, make_step(kiln, kmodel, kx, ky, ksync),
-                make_step(torch, tmodel, tx, ty, tsync), "torch", target=("<=", 1.0))
-
-
-def _train_cases(torch, ksync, tsync):
+def _train_cases(torch):
     rng = np.random.default_rng(1)
 
     def batch(shape):
@@ -135,12 +102,9 @@ def _train_cases(torch, ksync, tsync):
         ("Transformer enc 8x1024 step, (16, 512, 1024), AdamW", _transformer,
          lambda lib, p: lib.optim.AdamW(p, lr=1e-3), batch((16, 512, 1024))),
     ]
-    # bf16 autocast cases need kiln.autocast; without it they are left out, saying so.
-    modes = [False, True] if hasattr(kiln, "autocast") else [False]
-    if not hasattr(kiln, "autocast"):
-        print("note: this kiln has no kiln.autocast; the bf16 autocast steps are left out")
-    return [_step_case(torch, name, build, opt, x, y, autocast, ksync, tsync)
-            for name, build, opt, (x, y) in models for autocast in modes]
+    return [step_case(torch, f"{name}, {'bf16 autocast' if autocast else 'float32'}", build,
+                      opt, x, y, device="cuda", autocast=autocast)
+            for name, build, opt, (x, y) in models for autocast in (False, True)]
 
 
 def cases():
@@ -155,4 +119,4 @@ def cases():
 
     tsync = torch.cuda.synchronize
     return (_bandwidth_cases(torch, ksync, tsync) + _matmul_cases(torch, ksync, tsync)
-            + _train_cases(torch, ksync, tsync))
+            + _train_cases(torch))

@@ -41,29 +41,37 @@ def _transformer(lib):
     return Classifier()
 
 
-def _step_case(torch, name, build, optimizer, x, y, min_rounds=None):
-    """A Case timing one training step of `build(lib)` under `optimizer(lib, params)`."""
+def step_case(torch, name, build, optimizer, x, y, min_rounds=None, device="cpu",
+              autocast=False):
+    """A Case timing one training step of `build(lib)` under `optimizer(lib, params)` on
+    `device` (a GPU step waits for the GPU), optionally under bfloat16 autocast."""
     torch.manual_seed(0)
-    tmodel = build(torch)
+    tmodel = build(torch).to(device)
     kmodel = build(kiln)
-    kmodel.load_state_dict({k: kiln.tensor(v.detach().numpy().copy())
+    kmodel.load_state_dict({k: kiln.tensor(v.detach().cpu().numpy().copy())
                             for k, v in tmodel.state_dict().items()})
+    kmodel.to(device)
+    on_gpu = device != "cpu"
 
     def make_step(lib, model, xs, ys):
         opt = optimizer(lib, model.parameters())
         loss_fn = lib.nn.CrossEntropyLoss()
 
         def step():
-            loss = loss_fn(model(xs), ys)
+            with lib.autocast(device, dtype=lib.bfloat16, enabled=autocast):
+                loss = loss_fn(model(xs), ys)
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if on_gpu:
+                lib.cuda.synchronize()
 
         return step
 
-    run_kiln = make_step(kiln, kmodel, kiln.tensor(x), kiln.tensor(y))
-    run_torch = make_step(torch, tmodel, torch.tensor(x), torch.tensor(y))
-    return Case(name, run_kiln, run_torch, "torch", target=("<=", 1.0), threaded=True,
+    run_kiln = make_step(kiln, kmodel, kiln.tensor(x, device=device), kiln.tensor(y, device=device))
+    run_torch = make_step(torch, tmodel, torch.tensor(x, device=device),
+                          torch.tensor(y, device=device))
+    return Case(name, run_kiln, run_torch, "torch", target=("<=", 1.0), threaded=not on_gpu,
                 min_rounds=min_rounds)
 
 
@@ -77,12 +85,12 @@ def cases():
                 rng.integers(0, 10, shape[0]).astype(np.int64))
 
     return [
-        _step_case(torch, "MLP 784-512-512-10 step, batch 128, Adam", _mlp,
+        step_case(torch, "MLP 784-512-512-10 step, batch 128, Adam", _mlp,
                    lambda lib, p: lib.optim.Adam(p, lr=1e-3), *batch((128, 784))),
-        _step_case(torch, "CNN 2xconv 3x32x32 step, batch 64, SGD momentum", _cnn,
+        step_case(torch, "CNN 2xconv 3x32x32 step, batch 64, SGD momentum", _cnn,
                    lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9),
                    *batch((64, 3, 32, 32))),
-        _step_case(torch, "Transformer enc 4x256 step, (16, 128, 256), AdamW", _transformer,
+        step_case(torch, "Transformer enc 4x256 step, (16, 128, 256), AdamW", _transformer,
                    lambda lib, p: lib.optim.AdamW(p, lr=1e-3), *batch((16, 128, 256)),
                    min_rounds=2),  # a step takes ~1 s or more: keeps the suite ~1 min
     ]
