@@ -1,7 +1,8 @@
 """The CUDA backend against PyTorch on the same GPU (the CUDA issue's targets):
 elementwise bandwidth against the device-to-device copy, large matmuls in TF32 and
 bfloat16, and the three training steps of the train suite scaled up to fill the GPU,
-in float32 and under bfloat16 autocast. Needs a GPU and a CUDA build of PyTorch."""
+in float32 and under bfloat16 autocast. TF32 is on for both libraries from the matmul cases
+on (PyTorch's convolutions use it by default). Needs a GPU and a CUDA build of PyTorch."""
 
 import kiln
 import numpy as np
