@@ -7,7 +7,7 @@ namespace kiln::cuda {
 namespace {
 constexpr int kMaxDevices = 64;
 thread_local cudaStream_t t_current_stream[kMaxDevices] = {};
-std::atomic<bool> g_allow_tf32{false};
+std::atomic<bool> g_allow_tf32[] = {false, true};  // indexed by Tf32Switch
 }  // namespace
 
 void throw_cuda_error(cudaError_t err, const char* op) {
@@ -61,7 +61,11 @@ DeviceGuard::~DeviceGuard() {
   if (now != previous_) cudaSetDevice(previous_);
 }
 
-bool allow_tf32() { return g_allow_tf32.load(std::memory_order_relaxed); }
-void set_allow_tf32(bool allow) { g_allow_tf32.store(allow, std::memory_order_relaxed); }
+bool allow_tf32(Tf32Switch which) {
+  return g_allow_tf32[static_cast<int>(which)].load(std::memory_order_relaxed);
+}
+void set_allow_tf32(Tf32Switch which, bool allow) {
+  g_allow_tf32[static_cast<int>(which)].store(allow, std::memory_order_relaxed);
+}
 
 }  // namespace kiln::cuda

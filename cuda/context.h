@@ -41,9 +41,11 @@ class DeviceGuard {
   int previous_;
 };
 
-// Whether cuBLAS may use TF32 tensor cores for float32 GEMM
-// (kiln.backends.cuda.matmul.allow_tf32; off by default, as in PyTorch).
-bool allow_tf32();
-void set_allow_tf32(bool allow);
+// Whether cuBLAS may use TF32 tensor cores for float32 GEMMs, with PyTorch's two
+// switches and defaults: matmuls (kiln.backends.cuda.matmul.allow_tf32, off) and
+// convolutions (kiln.backends.cudnn.allow_tf32, on).
+enum class Tf32Switch { Matmul, Convolution };
+bool allow_tf32(Tf32Switch which);
+void set_allow_tf32(Tf32Switch which, bool allow);
 
 }  // namespace kiln::cuda

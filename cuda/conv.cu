@@ -181,7 +181,7 @@ void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
         batched_gemm(device, input.dtype(), nb, Og, L, Kg, {weight.data<T>() + gi * Og * Kg, 0, Kg, 1},
                      {c + gi * Kg * L, rows * L, L, 1},
                      {out.data<T>() + (n0 * O + gi * Og) * L, O * L, L, 1}, 1.0,
-                     bias.defined() ? 1.0 : 0.0, "conv2d");
+                     bias.defined() ? 1.0 : 0.0, Tf32Switch::Convolution, "conv2d");
     }
   });
 }
@@ -217,7 +217,7 @@ void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tenso
                      {weight.data<T>() + gi * Cg * Kg, 0, 1, Kg},
                      {input.data<T>() + (n0 * C + gi * Cg) * L, C * L, L, 1},
                      {c + gi * Kg * L, rows * L, L, 1}, 1.0, direct && b ? 1.0 : 0.0,
-                     "conv_transpose2d");
+                     Tf32Switch::Convolution, "conv_transpose2d");
       if (!direct)
         col2im(out.data<T>() + n0 * g.channels * g.height * g.width, c, rows * L, L, b, nb, g,
                stream, "conv_transpose2d");
@@ -259,7 +259,8 @@ void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bia
       // grad_weight[g] (Og, Kg) (+)= gy[g] (Og, nb * L) @ cols[g]^T (nb * L, Kg).
       batched_gemm(device, input.dtype(), G, Og, Kg, nb * L,
                    {gy.data<T>() + n0 * L, Og * NL, NL, 1}, {cols.data<T>(), Kg * nb * L, 1, nb * L},
-                   {grad_weight.data<T>(), Og * Kg, Kg, 1}, 1.0, n0 == 0 ? 0.0 : 1.0, "conv2d");
+                   {grad_weight.data<T>(), Og * Kg, Kg, 1}, 1.0, n0 == 0 ? 0.0 : 1.0,
+                   Tf32Switch::Convolution, "conv2d");
     }
   });
 }

@@ -50,10 +50,11 @@ struct Types {
   cublasComputeType_t compute;
   bool double_scalars;
 };
-Types types_for(ScalarType dtype, const char* op) {
+Types types_for(ScalarType dtype, Tf32Switch tf32, const char* op) {
   switch (dtype) {
     case ScalarType::Float32:
-      return {CUDA_R_32F, allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F, false};
+      return {CUDA_R_32F, allow_tf32(tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+              false};
     case ScalarType::Float64: return {CUDA_R_64F, CUBLAS_COMPUTE_64F, true};
     case ScalarType::Float16: return {CUDA_R_16F, CUBLAS_COMPUTE_32F, false};
     case ScalarType::BFloat16: return {CUDA_R_16BF, CUBLAS_COMPUTE_32F, false};
@@ -74,7 +75,8 @@ void gemm_kernel(const Tensor& out, const Tensor& a_in, const Tensor& b_in, Scal
   batched_gemm(out.device(), out.dtype(), B, M, N, K,
                {a.data_ptr(), a.stride(0), a.stride(1), a.stride(2)},
                {b.data_ptr(), b.stride(0), b.stride(1), b.stride(2)},
-               {out.data_ptr(), M * N, N, 1}, alpha.to<double>(), beta.to<double>(), "matmul");
+               {out.data_ptr(), M * N, N, 1}, alpha.to<double>(), beta.to<double>(),
+               Tf32Switch::Matmul, "matmul");
 }
 
 }  // namespace
@@ -82,9 +84,9 @@ void gemm_kernel(const Tensor& out, const Tensor& a_in, const Tensor& b_in, Scal
 // Row-major c = a @ b is column-major c^T = b^T a^T, so b goes first.
 void batched_gemm(Device device, ScalarType dtype, int64_t B, int64_t M, int64_t N, int64_t K,
                   const MatrixRef& a, const MatrixRef& b, const MatrixRef& c, double alpha,
-                  double beta, const char* op) {
+                  double beta, Tf32Switch tf32, const char* op) {
   if (B == 0 || M == 0 || N == 0) return;
-  const Types types = types_for(dtype, op);
+  const Types types = types_for(dtype, tf32, op);
   constexpr int64_t kIntMax = 2147483647;
   KILN_CHECK(B <= kIntMax && M <= kIntMax && N <= kIntMax && K <= kIntMax, ValueError, "[", op,
              "] CUDA GEMM sizes must fit in 32 bits, got batch ", B, ", ", M, "x", K, " @ ", K,

@@ -149,7 +149,13 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("_record_stream", [](uintptr_t ptr, uintptr_t stream) {
     record_stream(reinterpret_cast<void*>(ptr), as_stream(stream));
   });
-  m.def("_get_allow_tf32", &allow_tf32);
-  m.def("_set_allow_tf32", &set_allow_tf32);
+  // which: "matmul" or "conv" (kiln.backends.cuda.matmul / kiln.backends.cudnn).
+  auto tf32_switch = [](const std::string& which) {
+    return which == "conv" ? Tf32Switch::Convolution : Tf32Switch::Matmul;
+  };
+  m.def("_get_allow_tf32", [=](const std::string& which) { return allow_tf32(tf32_switch(which)); });
+  m.def("_set_allow_tf32", [=](const std::string& which, bool allow) {
+    set_allow_tf32(tf32_switch(which), allow);
+  });
   init_streams(m);
 }

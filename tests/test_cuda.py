@@ -231,6 +231,22 @@ def test_matmul_tf32_switch():
     assert_close(back(kiln.tensor(a).cuda() @ kiln.tensor(b).cuda()), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_conv_tf32_switch():
+    F = kiln.nn.functional
+    x, w = randn(2, 64, 16, 16, dtype=np.float32), randn(32, 64, 3, 3, dtype=np.float32)
+    ref = F.conv2d(kiln.tensor(x), kiln.tensor(w), padding=1)
+    c = kiln.backends.cudnn
+    assert c.allow_tf32  # TF32 by default, as PyTorch's convolutions
+    assert_close(back(F.conv2d(kiln.tensor(x).cuda(), kiln.tensor(w).cuda(), padding=1)), ref,
+                 rtol=5e-2, atol=5e-2)
+    try:
+        c.allow_tf32 = False
+        assert_close(back(F.conv2d(kiln.tensor(x).cuda(), kiln.tensor(w).cuda(), padding=1)), ref,
+                     rtol=1e-4, atol=1e-4)
+    finally:
+        c.allow_tf32 = True
+
+
 def test_linear_module_to_cuda():
     m = kiln.nn.Linear(8, 4)
     x = kiln.tensor(randn(5, 8, dtype=np.float32))

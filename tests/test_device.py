@@ -189,6 +189,17 @@ def test_allow_tf32_switch():
     assert m.allow_tf32 is False
 
 
+def test_conv_allow_tf32_switch_is_separate_and_on_by_default():
+    c = kiln.backends.cudnn
+    assert c.allow_tf32 is True  # PyTorch's default for convolutions
+    try:
+        c.allow_tf32 = False
+        assert c.allow_tf32 is False and kiln.backends.cuda.matmul.allow_tf32 is False
+    finally:
+        c.allow_tf32 = True
+    assert c.allow_tf32 is True
+
+
 def test_cuda_module_built_when_expected():
     """CI builds kiln._C_cuda on every run and sets KILN_EXPECT_CUDA_MODULE=1."""
     if os.environ.get("KILN_EXPECT_CUDA_MODULE") != "1":

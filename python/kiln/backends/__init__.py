@@ -1,3 +1,3 @@
 """kiln.backends: switches that tune how backends compute, as torch.backends."""
 
-from kiln.backends import cuda  # noqa: F401
+from kiln.backends import cuda, cudnn  # noqa: F401
