@@ -29,20 +29,24 @@ cublasHandle_t handle(int device) {
   return handles[device];
 }
 
+constexpr int64_t kIntMax = 2147483647;
+
 // How a row-major (R x C) matrix with element strides (sr, sc) reads as a
 // column-major cuBLAS operand of shape (C x R): as is (ld = sr), or as the
 // transpose of a column-major (R x C) matrix (ld = sc). None when neither
-// dimension is unit-stride.
+// dimension is unit-stride, or the leading dimension does not fit cuBLAS's int.
 struct Operand {
   cublasOperation_t op;
   int64_t ld;
 };
 std::optional<Operand> describe(int64_t R, int64_t C, int64_t sr, int64_t sc) {
+  std::optional<Operand> d;
   if ((sc == 1 || C <= 1) && (R <= 1 || C == 0 || sr >= C))
-    return Operand{CUBLAS_OP_N, std::max<int64_t>({R <= 1 ? 1 : sr, C, 1})};
-  if ((sr == 1 || R <= 1) && (C <= 1 || R == 0 || sc >= R))
-    return Operand{CUBLAS_OP_T, std::max<int64_t>({C <= 1 ? 1 : sc, R, 1})};
-  return std::nullopt;
+    d = Operand{CUBLAS_OP_N, std::max<int64_t>({R <= 1 ? 1 : sr, C, 1})};
+  else if ((sr == 1 || R <= 1) && (C <= 1 || R == 0 || sc >= R))
+    d = Operand{CUBLAS_OP_T, std::max<int64_t>({C <= 1 ? 1 : sc, R, 1})};
+  if (d && d->ld > kIntMax) return std::nullopt;
+  return d;
 }
 
 struct Types {
@@ -87,15 +91,14 @@ void batched_gemm(Device device, ScalarType dtype, int64_t B, int64_t M, int64_t
                   double beta, Tf32Switch tf32, const char* op) {
   if (B == 0 || M == 0 || N == 0) return;
   const Types types = types_for(dtype, tf32, op);
-  constexpr int64_t kIntMax = 2147483647;
   KILN_CHECK(B <= kIntMax && M <= kIntMax && N <= kIntMax && K <= kIntMax, ValueError, "[", op,
              "] CUDA GEMM sizes must fit in 32 bits, got batch ", B, ", ", M, "x", K, " @ ", K,
              "x", N);
   const auto da = describe(M, K, a.row, a.col), db = describe(K, N, b.row, b.col);
-  KILN_CHECK(da && db && (c.col == 1 || N <= 1), Error, "[", op,
+  const int64_t ldc = M <= 1 ? std::max<int64_t>(N, 1) : c.row;
+  KILN_CHECK(da && db && (c.col == 1 || N <= 1) && ldc <= kIntMax, Error, "[", op,
              "] no cuBLAS layout for strides (", a.row, ", ", a.col, "), (", b.row, ", ", b.col,
              ") and (", c.row, ", ", c.col, ")");
-  const int64_t ldc = M <= 1 ? std::max<int64_t>(N, 1) : c.row;
   DeviceGuard guard(device);
   const CublasApi& api = cublas(op);
   cublasHandle_t h = handle(device.index);

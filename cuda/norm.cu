@@ -236,8 +236,17 @@ void norm_backward_cuda(const Tensor& gx, const Tensor& gw, const Tensor& gb, co
           RowLaunch::Wide);
     }
     if (!gw.defined() && !gb.defined()) return;
-    const int64_t nw = L.P * (L.K / L.S);
+    // The parameters' size, as on the CPU: P * (K / S) is 1 for a batch norm of no
+    // channels (P = max(C, 1)) and 0 for a zero spatial size (K = 0).
+    const int64_t nw = gw.defined() ? gw.numel() : gb.numel();
     if (nw == 0) return;
+    if (L.K == 0) {  // no elements: the gradients are zeros
+      for (const Tensor* t : {&gw, &gb})
+        if (t->defined())
+          check(cudaMemsetAsync(t->data_ptr(), 0, static_cast<size_t>(nw) * t->itemsize(), stream),
+                "norm");
+      return;
+    }
     const unsigned cap = static_cast<unsigned>(sm_count(device)) * 32;
     int64_t chunks = 1;
     Tensor scratch;

@@ -219,6 +219,21 @@ def test_matmul_transposed_operands():
                  atol=1e-4)
 
 
+def test_matmul_row_stride_past_int32():
+    """A row stride over 2^31 - 1 elements does not fit cuBLAS's int leading dimension:
+    the operand is copied first (was cast to int: a cuBLAS error or a wrong product).
+    Needs about 8.6 GB of GPU memory."""
+    n = 2**31 + 16
+    big = kiln.zeros(2 * n, dtype=kiln.float16, device="cuda")
+    rows = kiln.tensor(randn(2, 8)).to(kiln.float16)
+    a = big.as_strided((2, 8), (n, 1))
+    a.copy_(rows.cuda())
+    b = kiln.tensor(randn(8, 4, rng=np.random.default_rng(1))).to(kiln.float16)
+    got = a @ b.cuda()
+    del big, a
+    assert_close(back(got), rows @ b, rtol=3e-2, atol=3e-2)
+
+
 def test_matmul_tf32_switch():
     a, b = randn(256, 256, dtype=np.float32), randn(256, 256, dtype=np.float32)
     ref = kiln.tensor(a) @ kiln.tensor(b)

@@ -347,6 +347,15 @@ def test_sdpa_fully_masked_query_gives_zeros():
     sdpa_case((2, 20, 16), (2, 33, 16), (2, 33, 8), kiln.float32, mask=(add, add.cuda()))
 
 
+def test_sdpa_empty_value_dim():
+    """Ev == 0: the output is empty, but the fused backward reads the logsumexp, which the
+    forward must still write (it returned early: gradients from unset memory)."""
+    junk = kiln.full((4096,), float("nan")).cuda()  # leave NaNs in the pool for lse to get
+    del junk
+    sdpa_case((2, 3, 8), (2, 5, 8), (2, 5, 0), kiln.float32)
+    sdpa_case((2, 2, 3, 8), (2, 2, 5, 8), (2, 2, 5, 0), kiln.float16, is_causal=True)
+
+
 def test_sdpa_nan_propagates():
     q = randn(2, 5, 8)
     q[0, 1, 3] = np.nan  # query 1 of batch 0: all its scores NaN

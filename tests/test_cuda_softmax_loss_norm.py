@@ -297,6 +297,34 @@ def test_batch_norm(shape, training, affine, dtype):
             assert_close(on_device(d), ref, *tol(dtype))
 
 
+def test_norm_parameter_gradients_without_elements():
+    """A zero spatial size (K = 0: zero weight/bias gradients) and a batch norm of no
+    channels (empty gradients): the device kernel once left the first unset and wrote
+    past the second."""
+
+    def stats(x):
+        c = x.shape[1]
+        return kiln.zeros(c).to(x.device), kiln.ones(c).to(x.device)
+
+    cases = [
+        ((2, 4, 0), lambda x, w, b: KF.group_norm(x, 2, w, b)),
+        ((3, 4, 0), lambda x, w, b: KF.batch_norm(x, *stats(x), w, b, training=False)),
+        ((4, 0, 5), lambda x, w, b: KF.batch_norm(x, None, None, w, b, training=True)),
+        ((4, 0), lambda x, w, b: KF.batch_norm(x, None, None, w, b, training=True)),
+    ]
+    for shape, fn in cases:
+        junk = kiln.full((4096,), float("nan")).to(DEVICE)  # leave NaNs in the pool
+        del junk
+        grads = []
+        for device in [DEVICE, "cpu"]:
+            x = kiln.randn(*shape).to(device).requires_grad_()
+            w = (kiln.rand(shape[1]) + 0.5).to(device).requires_grad_()
+            b = kiln.randn(shape[1]).to(device).requires_grad_()
+            fn(x, w, b).sum().backward()
+            grads.append((x.grad, w.grad, b.grad))
+        same(grads[0], grads[1])
+
+
 def test_batch_norm_running_stats_must_be_on_the_device():
     if DEVICE != "cuda":
         pytest.skip("needs two devices")
