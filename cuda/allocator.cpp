@@ -69,10 +69,16 @@ class CudaAllocator final : public Allocator {
       blocks_.erase(it);
     }
     // Runs from destructors: an error here can't be raised, and a sticky
-    // error will surface at the next checked call anyway.
-    bool ok = true;
+    // error will surface at the next checked call anyway. The block's device
+    // is made current (without DeviceGuard, which throws): the legacy default
+    // stream (nullptr) and the event of wait_for are those of the current device.
+    int previous = device.index;
+    bool ok = cudaGetDevice(&previous) == cudaSuccess;
+    const bool switched = ok && previous != device.index;
+    if (switched) ok &= cudaSetDevice(device.index) == cudaSuccess;
     for (cudaStream_t other : block.used_on) ok &= wait_for(block.stream, other);
     ok &= cudaFreeAsync(ptr, block.stream) == cudaSuccess;
+    if (switched) ok &= cudaSetDevice(previous) == cudaSuccess;
     if (!ok) cudaGetLastError();
   }
 

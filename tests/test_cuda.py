@@ -333,6 +333,27 @@ def test_record_stream_keeps_memory_until_the_stream_is_done():
         kiln.ones(3).record_stream(s)
 
 
+@pytest.mark.skipif(kiln.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_memory_of_another_device_is_freed_in_its_streams_order():
+    # Freed while cuda:0 is current: the free (and its wait for s) belongs to cuda:1.
+    assert kiln.cuda.current_device() == 0
+    base = kiln.cuda.memory_allocated(1)
+    s = kiln.cuda.Stream(device=1)
+    x = kiln.ones(1 << 22, device="cuda:1")
+    s.wait_stream(kiln.cuda.current_stream(1))
+    with kiln.cuda.stream(s):
+        y = (x * 3).sum()
+    x.record_stream(s)
+    del x
+    z = kiln.zeros(1 << 22, device="cuda:1")  # may reuse x's memory
+    kiln.cuda.current_stream(1).wait_stream(s)
+    assert back(y).item() == 3 * (1 << 22)
+    assert back(z.sum()).item() == 0
+    del y, z
+    kiln.cuda.synchronize(1)
+    assert kiln.cuda.memory_allocated(1) == base
+
+
 def test_data_loader_pins_batches():
     from kiln.utils.data import DataLoader
 
