@@ -333,6 +333,23 @@ def test_record_stream_keeps_memory_until_the_stream_is_done():
         kiln.ones(3).record_stream(s)
 
 
+def test_tensors_outlive_the_stream_they_were_allocated_under():
+    # Each block is freed after its kiln.cuda.Stream object is gone; the free must still
+    # happen (in that stream's order), else 40 rounds of 4 GiB exhaust the device.
+    x = kiln.ones(1 << 20, device="cuda")
+    for _ in range(40):
+        s = kiln.cuda.Stream()
+        s.wait_stream(kiln.cuda.current_stream())
+        with kiln.cuda.stream(s):
+            big = kiln.empty(1 << 32, dtype=kiln.uint8, device="cuda")
+            y = x * 2
+        kiln.cuda.current_stream().wait_stream(s)
+        del s
+        assert back(y.sum()).item() == 2 * (1 << 20)
+        del big, y
+    kiln.cuda.synchronize()
+
+
 @pytest.mark.skipif(kiln.cuda.device_count() < 2, reason="needs two CUDA devices")
 def test_memory_of_another_device_is_freed_in_its_streams_order():
     # Freed while cuda:0 is current: the free (and its wait for s) belongs to cuda:1.
