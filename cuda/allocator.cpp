@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "context.h"
@@ -52,6 +53,7 @@ class CudaAllocator final : public Allocator {
     check(err, "allocator");
     std::lock_guard<std::mutex> lock(mutex_);
     blocks_[p] = Block{nbytes, stream, {}};
+    if (stream) ++stream_blocks_[stream];
     DeviceStats& s = stats_[d];
     s.allocated += static_cast<int64_t>(nbytes);
     s.peak = std::max(s.peak, s.allocated);
@@ -60,6 +62,7 @@ class CudaAllocator final : public Allocator {
 
   void deallocate(void* ptr, Device device) override {
     Block block{};
+    std::vector<cudaStream_t> dead;  // released streams this block was the last user of
     {
       std::lock_guard<std::mutex> lock(mutex_);
       auto it = blocks_.find(ptr);
@@ -67,12 +70,21 @@ class CudaAllocator final : public Allocator {
       block = it->second;
       stats_[device.index].allocated -= static_cast<int64_t>(block.nbytes);
       blocks_.erase(it);
+      unuse(block.stream, dead);
+      for (cudaStream_t other : block.used_on) unuse(other, dead);
     }
     // Runs from destructors: an error here can't be raised, and a sticky
-    // error will surface at the next checked call anyway.
-    bool ok = true;
+    // error will surface at the next checked call anyway. The block's device
+    // is made current (without DeviceGuard, which throws): the legacy default
+    // stream (nullptr) and the event of wait_for are those of the current device.
+    int previous = device.index;
+    bool ok = cudaGetDevice(&previous) == cudaSuccess;
+    const bool switched = ok && previous != device.index;
+    if (switched) ok &= cudaSetDevice(device.index) == cudaSuccess;
     for (cudaStream_t other : block.used_on) ok &= wait_for(block.stream, other);
     ok &= cudaFreeAsync(ptr, block.stream) == cudaSuccess;
+    for (cudaStream_t s : dead) ok &= cudaStreamDestroy(s) == cudaSuccess;  // after the free
+    if (switched) ok &= cudaSetDevice(previous) == cudaSuccess;
     if (!ok) cudaGetLastError();
   }
 
@@ -87,8 +99,24 @@ class CudaAllocator final : public Allocator {
     KILN_CHECK(it != blocks_.end(), ValueError,
                "[record_stream] the tensor's memory was not allocated by kiln's CUDA allocator");
     Block& b = it->second;
-    if (stream != b.stream && std::find(b.used_on.begin(), b.used_on.end(), stream) == b.used_on.end())
+    if (stream != b.stream && std::find(b.used_on.begin(), b.used_on.end(), stream) == b.used_on.end()) {
       b.used_on.push_back(stream);
+      if (stream) ++stream_blocks_[stream];
+    }
+  }
+
+  // A kiln.cuda.Stream's stream is destroyed once no live block is freed in its
+  // order (or waits for it): a tensor allocated under a stream may outlive the
+  // Python object, and its free must not use a destroyed stream.
+  void release_stream(cudaStream_t stream) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stream_blocks_.count(stream)) {
+        released_.insert(stream);
+        return;
+      }
+    }
+    cudaStreamDestroy(stream);
   }
 
   DeviceStats stats(int d) {
@@ -129,8 +157,20 @@ class CudaAllocator final : public Allocator {
     return ok;
   }
 
+  // With mutex_ held: one block fewer uses `stream`; a released stream without
+  // users goes to `dead`, for the caller to destroy.
+  void unuse(cudaStream_t stream, std::vector<cudaStream_t>& dead) {
+    if (!stream) return;  // the legacy default stream is never destroyed
+    auto it = stream_blocks_.find(stream);
+    if (it == stream_blocks_.end() || --it->second > 0) return;
+    stream_blocks_.erase(it);
+    if (released_.erase(stream)) dead.push_back(stream);
+  }
+
   std::mutex mutex_;
   std::unordered_map<void*, Block> blocks_;
+  std::unordered_map<cudaStream_t, int64_t> stream_blocks_;  // live blocks using each stream
+  std::unordered_set<cudaStream_t> released_;  // streams whose kiln.cuda.Stream is gone
   DeviceStats stats_[kMaxDevices];
 };
 
@@ -181,6 +221,7 @@ bool is_pinned_host(const void* ptr) {
 }
 
 void record_stream(void* ptr, cudaStream_t stream) { allocator().record_stream(ptr, stream); }
+void release_stream(cudaStream_t stream) { allocator().release_stream(stream); }
 
 int64_t memory_allocated(int device) { return allocator().stats(device).allocated; }
 int64_t max_memory_allocated(int device) { return allocator().stats(device).peak; }

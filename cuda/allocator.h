@@ -17,6 +17,9 @@ void empty_cache();
 // Marks the block starting at `ptr` as used by `stream` too, so freeing it
 // waits for that stream's work (Tensor.record_stream).
 void record_stream(void* ptr, cudaStream_t stream);
+// Destroys a stream created for kiln.cuda.Stream, or, while live blocks are
+// freed in its order or wait for it, when the last of them is freed.
+void release_stream(cudaStream_t stream);
 // Whether host memory at `ptr` is page-locked (pinned) by CUDA.
 bool is_pinned_host(const void* ptr);
 

@@ -19,12 +19,13 @@ uintptr_t as_int(cudaStream_t s) { return reinterpret_cast<uintptr_t>(s); }
 cudaStream_t as_stream(uintptr_t p) { return reinterpret_cast<cudaStream_t>(p); }
 
 // Owns a stream created for kiln.cuda.Stream (the default stream is not owned).
+// Tensors allocated under it may outlive it: the allocator destroys it after them.
 struct Stream {
   int device;
   cudaStream_t stream = nullptr;
   bool owned = false;
   ~Stream() {
-    if (owned) cudaStreamDestroy(stream);
+    if (owned) release_stream(stream);
   }
 };
 

@@ -364,6 +364,44 @@ def test_record_stream_keeps_memory_until_the_stream_is_done():
         kiln.ones(3).record_stream(s)
 
 
+def test_tensors_outlive_the_stream_they_were_allocated_under():
+    # Each block is freed after its kiln.cuda.Stream object is gone; the free must still
+    # happen (in that stream's order), else 40 rounds of 4 GiB exhaust the device.
+    x = kiln.ones(1 << 20, device="cuda")
+    for _ in range(40):
+        s = kiln.cuda.Stream()
+        s.wait_stream(kiln.cuda.current_stream())
+        with kiln.cuda.stream(s):
+            big = kiln.empty(1 << 32, dtype=kiln.uint8, device="cuda")
+            y = x * 2
+        kiln.cuda.current_stream().wait_stream(s)
+        del s
+        assert back(y.sum()).item() == 2 * (1 << 20)
+        del big, y
+        kiln.cuda.synchronize()  # the free has run: the next round may reuse the memory
+
+
+@pytest.mark.skipif(kiln.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_memory_of_another_device_is_freed_in_its_streams_order():
+    # Freed while cuda:0 is current: the free (and its wait for s) belongs to cuda:1.
+    assert kiln.cuda.current_device() == 0
+    base = kiln.cuda.memory_allocated(1)
+    s = kiln.cuda.Stream(device=1)
+    x = kiln.ones(1 << 22, device="cuda:1")
+    s.wait_stream(kiln.cuda.current_stream(1))
+    with kiln.cuda.stream(s):
+        y = (x * 3).sum()
+    x.record_stream(s)
+    del x
+    z = kiln.zeros(1 << 22, device="cuda:1")  # may reuse x's memory
+    kiln.cuda.current_stream(1).wait_stream(s)
+    assert back(y).item() == 3 * (1 << 22)
+    assert back(z.sum()).item() == 0
+    del y, z
+    kiln.cuda.synchronize(1)
+    assert kiln.cuda.memory_allocated(1) == base
+
+
 def test_data_loader_pins_batches():
     from kiln.utils.data import DataLoader
 
