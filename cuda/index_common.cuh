@@ -51,12 +51,6 @@ inline int bits_for(int64_t count) {
   return bits;
 }
 
-// Grid for one thread per element (kBlock threads a block).
-inline unsigned blocks_for(int64_t n, const char* op) {
-  KILN_CHECK(n / kBlock < (int64_t(1) << 31), ValueError, "[", op, "] tensor too large: ", n,
-             " elements");
-  return grid_for(n);
-}
 __device__ __forceinline__ int64_t thread_index() {
   return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }

@@ -138,6 +138,14 @@ inline unsigned grid_for(int64_t work) {
   return static_cast<unsigned>((work + kBlock - 1) / kBlock);
 }
 
+// Blocks of kBlock threads for `n` elements; throws (naming op) past CUDA's grid limit.
+inline unsigned blocks_for(int64_t n, const char* op) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  KILN_CHECK(blocks < (int64_t(1) << 31), ValueError, "[", op, "] tensor too large: ", n,
+             " elements");
+  return static_cast<unsigned>(blocks);
+}
+
 // Launches f over iter (operand 0 the output, operands 1..NIn the inputs),
 // on the current stream of `device`. Out and In are kiln's storage types.
 template <class OutK, class InK, int NIn, class F>
