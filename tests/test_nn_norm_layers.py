@@ -63,6 +63,16 @@ def test_rms_norm(dtype, shape, kw):
     compare_norm(nn.RMSNorm(shape, **kw), tnn.RMSNorm(shape, **kw), [arr(2, 3, 4)], dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_rms_norm_default_eps_of_16_bit_inputs_is_float32s(dtype):
+    # Small inputs make eps matter: PyTorch uses float32's epsilon (the statistics' type).
+    torch = require_torch()
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32) * 1e-3
+    got = F.rms_norm(kiln.tensor(x).to(getattr(kiln, dtype)), (8,)).float()
+    want = torch.nn.functional.rms_norm(torch.tensor(x).to(getattr(torch, dtype)), (8,)).float()
+    assert_close(got, want, rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "groups,kw", [(2, {}), (1, {"eps": 1e-3}), (3, {"affine": False}), (2, {"bias": False})]

@@ -202,17 +202,11 @@ void batch_dims(const char* op, const Tensor& input, int64_t& n, int64_t& c, int
   spatial = prod(input.sizes(), 2, input.sizes().size());
 }
 
+// rms_norm's default eps: the machine epsilon of the type the statistics are
+// computed in (float32 for 16-bit inputs, as in PyTorch), not of the input's.
 double machine_eps(ScalarType t) {
-  switch (t) {
-    case ScalarType::Float64:
-      return std::numeric_limits<double>::epsilon();
-    case ScalarType::Float16:
-      return 0.0009765625;
-    case ScalarType::BFloat16:
-      return 0.0078125;
-    default:
-      return std::numeric_limits<float>::epsilon();
-  }
+  return t == ScalarType::Float64 ? std::numeric_limits<double>::epsilon()
+                                  : std::numeric_limits<float>::epsilon();
 }
 
 }  // namespace
