@@ -124,3 +124,35 @@ def test_gradcheck_exp_mul():
     x = kiln.tensor(randn(3, 2), requires_grad=True)
     y = kiln.tensor(randn(2), requires_grad=True)
     assert kiln.autograd.gradcheck(lambda a, b: (a * b).exp() / (b * b + 1), (x, y))
+
+
+# ---- Note [Overlapping memory]: writes that would read what they already overwrote --------
+
+
+@pytest.mark.parametrize("write", [
+    lambda x: x[1:].copy_(x[:-1]), lambda x: x[:-1].copy_(x[1:]), lambda x: x[1:].add_(x[:-1]),
+    lambda x: x[2:].mul_(x[:-2]),
+], ids=["copy_ forward", "copy_ backward", "add_", "mul_"])
+def test_partial_overlap_is_refused_like_torch(write):
+    torch = require_torch()
+    with pytest.raises(RuntimeError, match="refer to a single memory location"):
+        write(torch.arange(6.0))
+    x = kiln.arange(6.0)
+    with pytest.raises(RuntimeError, match=r"\[.*\] unsupported operation: some elements"):
+        write(x)
+    assert x.tolist() == list(range(6))  # nothing was written
+
+
+def test_writing_into_an_expanded_tensor_is_refused():
+    with pytest.raises(RuntimeError, match=r"\[copy_\] .*more than one element"):
+        kiln.zeros(1).expand(3).copy_(kiln.ones(3))
+    with pytest.raises(RuntimeError, match=r"\[add\] .*more than one element"):
+        kiln.zeros(3, 1).expand(3, 4).add_(1)
+
+
+def test_full_and_disjoint_overlap_are_fine():
+    x = kiln.arange(6.0)
+    x.copy_(x)
+    x.add_(x)
+    x[:3].copy_(x[3:])
+    assert x.tolist() == [6.0, 8.0, 10.0, 6.0, 8.0, 10.0]

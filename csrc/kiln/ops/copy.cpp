@@ -39,6 +39,24 @@ void check_inplace(const Tensor& self, const char* op) {
              "yet; clone() the tensor first or use an out-of-place op");
 }
 
+void check_no_overlap(const Tensor& out, const Tensor& in, const char* op) {
+  if (out.numel() <= 1) return;
+  for (int64_t d = 0; d < out.dim(); ++d)
+    KILN_CHECK(out.strides()[d] != 0 || out.sizes()[d] == 1, Error, "[", op,
+               "] unsupported operation: more than one element of the written-to tensor refers "
+               "to a single memory location. Please clone() the tensor before performing the "
+               "operation.");
+  if (!in.defined() || in.numel() == 0 || in.storage() != out.storage() || !out.is_contiguous() ||
+      !in.is_contiguous())
+    return;
+  const int64_t a0 = out.storage_offset() * out.itemsize(), a1 = a0 + out.numel() * out.itemsize();
+  const int64_t b0 = in.storage_offset() * in.itemsize(), b1 = b0 + in.numel() * in.itemsize();
+  KILN_CHECK(a1 <= b0 || b1 <= a0 || (a0 == b0 && a1 == b1), Error, "[", op,
+             "] unsupported operation: some elements of the input tensor and the written-to "
+             "tensor refer to a single memory location. Please clone() the tensor before "
+             "performing the operation.");
+}
+
 void rebase_history(Tensor& self, const Tensor& result) {
   {
     autograd::NoGradGuard no_grad;
@@ -54,6 +72,7 @@ void rebase_history(Tensor& self, const Tensor& result) {
 Tensor& copy_(Tensor& dst, const Tensor& src, bool non_blocking) {
   KILN_CHECK(is_expandable_to(src.sizes(), dst.sizes()), ValueError, "[copy_] source shape ",
              src.sizes(), " cannot be broadcast to destination shape ", dst.sizes());
+  check_no_overlap(dst, src, "copy_");
   if (autograd::needs_grad({dst, src})) {
     check_inplace(dst, "copy_");
     // The result is src broadcast and converted; the old dst value gets no gradient.

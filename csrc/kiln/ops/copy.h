@@ -29,6 +29,12 @@ KILN_API Scalar item(const Tensor& t);
 // tensors that require grad are refused (not supported yet); so are leaves
 // that require grad, as in PyTorch.
 KILN_API void check_inplace(const Tensor& self, const char* op);
+// Note [Overlapping memory]: as in PyTorch, writing `out` from `in` is refused
+// when several elements of `out` share memory (expanded outputs) or when `in`
+// and `out` partly overlap (x[1:].copy_(x[:-1])): kernels would read values
+// they already overwrote. Layouts too complex to decide (non-contiguous views of
+// one storage) are let through, as PyTorch does.
+KILN_API void check_no_overlap(const Tensor& out, const Tensor& in, const char* op);
 KILN_API void rebase_history(Tensor& self, const Tensor& result);
 
 }  // namespace kiln

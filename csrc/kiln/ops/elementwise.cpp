@@ -83,6 +83,7 @@ Tensor& binary_(const char* op, Tensor& self, const Tensor& other, Kind kind) {
   KILN_CHECK(is_expandable_to(other.sizes(), self.sizes()), ValueError, "[", op,
              "] output with shape ", self.sizes(), " doesn't match the broadcast shape ",
              broadcast_shapes(self.sizes(), other.sizes(), op));
+  check_no_overlap(self, other, op);
   if (output_dtype(ct, kind) != self.dtype()) {
     Tensor r = binary(op, self, other, kind);
     autograd::NoGradGuard no_grad;
