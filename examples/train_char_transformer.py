@@ -142,7 +142,7 @@ class CharTransformer(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, ids):
-        positions = kiln.arange(ids.shape[1])
+        positions = kiln.arange(ids.shape[1], device=ids.device)
         x = self.drop(self.tokens(ids) + self.positions(positions))
         return self.head(self.norm(self.blocks(x)))  # (batch, length, vocab) logits
 
@@ -210,6 +210,8 @@ def main(argv=None):
         help="kiln (OpenMP and OpenBLAS) threads; more help only on idle cores",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="where to train, e.g. cpu or cuda")
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (mixed precision)")
     parser.add_argument(
         "--min-gain",
         type=float,
@@ -230,12 +232,14 @@ def main(argv=None):
     data = vocab.encode(text)
     train_data, val_data = split(data)
     entropy = unigram_entropy_bits(train_data, len(vocab))
+    device = kiln.device(args.device)
+    train_data, val_data = train_data.to(device), val_data.to(device)
     print(f"text: {len(text):,} characters of Python's help topics, {len(vocab)} distinct")
     print(f"unigram entropy: {entropy:.3f} bits per character")
 
     model = CharTransformer(
         len(vocab), args.context, args.dim, args.heads, args.layers, args.dropout
-    )
+    ).to(device)
     print(f"model: {sum(p.numel() for p in model.parameters()):,} parameters")
     # Weight decay on matrices only, as usual for transformers: not on biases, norms or positions.
     decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "positions" not in n]
@@ -253,7 +257,8 @@ def main(argv=None):
     val_bits = float("nan")
     for step in bar:
         x, y = get_batch(train_data, args.batch_size, args.context)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
+        with kiln.autocast(device.type, dtype=kiln.bfloat16, enabled=args.amp):
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
@@ -280,8 +285,8 @@ def main(argv=None):
     )
     model.eval()
     for i in range(args.samples):
-        prompt = vocab.encode("The ").unsqueeze(0)
-        sample = vocab.decode(model.generate(prompt, args.sample_length)[0])
+        prompt = vocab.encode("The ").unsqueeze(0).to(device)
+        sample = vocab.decode(model.generate(prompt, args.sample_length)[0].cpu())
         print(f"\n--- sample {i + 1} (temperature 0.8, top-k 10) ---\n{sample}")
     if not val_bits < entropy - args.min_gain:
         sys.exit(

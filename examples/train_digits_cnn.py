@@ -73,7 +73,9 @@ def main(argv=None):
                         help="exit non-zero if test accuracy ends below this")
     parser.add_argument("--logdir", default="runs/digits_cnn",
                         help="TensorBoard log directory ('' to turn logging off)")
+    parser.add_argument("--device", default="cpu", help="where to train, e.g. cpu or cuda")
     args = parser.parse_args(argv)
+    device = kiln.device(args.device)
 
     # The layers here are tiny (8x8 images), so one thread beats several: splitting such small
     # kernels costs more than it saves, and on a busy 2-core machine kiln's OpenMP threads and
@@ -81,8 +83,10 @@ def main(argv=None):
     kiln.set_num_threads(1)
     kiln.manual_seed(args.seed)
     (x_train, y_train), (x_test, y_test) = load_data(args.seed)
-    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True)
-    model = make_model()
+    x_test, y_test = x_test.to(device), y_test.to(device)
+    loader = DataLoader(TensorDataset(x_train, y_train), batch_size=args.batch_size, shuffle=True,
+                        pin_memory=device.type == "cuda")
+    model = make_model().to(device)
     optimizer = kiln.optim.Adam(model.parameters(), lr=args.lr)
     # Decaying the step size to zero lets the last epochs settle instead of bouncing.
     scheduler = kiln.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
@@ -95,6 +99,7 @@ def main(argv=None):
         bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", leave=False)
         total_loss, correct, seen = 0.0, 0, 0
         for x, y in bar:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             logits = model(x)
             loss = kiln.cross_entropy(logits, y)
             optimizer.zero_grad()

@@ -142,3 +142,19 @@ def test_train_char_transformer_beats_unigram_and_samples(tmp_path):
     sample = proc.stdout.split("--- sample 1 (temperature 0.8, top-k 10) ---\n")[1]
     assert sample.startswith("The ") and len(sample) >= len("The ") + 80
     assert "loss=" in proc.stderr  # the tqdm bar shows the running loss
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("args", [
+    ("train_digits_cnn.py", "--device", "cuda", "--epochs", "3", "--min-accuracy", "0.85",
+     "--logdir", ""),
+    ("train_char_transformer.py", "--device", "cuda", "--steps", "300", "--eval-every", "300",
+     "--samples", "1", "--sample-length", "50", "--min-gain", "0.8"),
+    ("train_char_transformer.py", "--device", "cuda", "--amp", "--steps", "300",
+     "--eval-every", "300", "--samples", "1", "--sample-length", "50", "--min-gain", "0.8"),
+], ids=["digits_cnn", "char_transformer", "char_transformer_amp"])
+def test_examples_train_on_the_gpu(tmp_path, args):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("tqdm")
+    proc = run_example(*args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
