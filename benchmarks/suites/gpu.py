@@ -8,16 +8,18 @@ import kiln
 import numpy as np
 
 from benchmarks.harness import Case
-from benchmarks.suites.train import _cnn, step_case
+from benchmarks.suites.train import _cnn, _mlp, _transformer, step_case
 
 DESCRIPTION = "CUDA: add bandwidth vs D2D copy, TF32/bf16 matmul and training steps vs PyTorch"
 
 
 def _require_gpus(torch):
     if not kiln.cuda.is_available():
-        raise SystemExit(f"--suite gpu: kiln can't use CUDA: {kiln.cuda.is_available(explain=True).reason}")
+        reason = kiln.cuda.is_available(explain=True).reason
+        raise SystemExit(f"--suite gpu: kiln can't use CUDA: {reason}")
     if not torch.cuda.is_available():
-        raise SystemExit("--suite gpu: this PyTorch has no CUDA (the reference must run on the same GPU)")
+        raise SystemExit("--suite gpu: this PyTorch has no CUDA (the reference must run on the "
+                         "same GPU)")
 
 
 def _synced(fn, sync):
@@ -65,29 +67,6 @@ def _matmul_cases(torch, ksync, tsync):
     return cases
 
 
-def _transformer(lib):
-    nn = lib.nn
-
-    class Classifier(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layer = nn.TransformerEncoderLayer(d_model=1024, nhead=16, dim_feedforward=4096,
-                                               dropout=0.0, batch_first=True)
-            self.encoder = nn.TransformerEncoder(layer, num_layers=8)
-            self.head = nn.Linear(1024, 10)
-
-        def forward(self, x):
-            return self.head(self.encoder(x).mean(dim=1))
-
-    return Classifier()
-
-
-def _wide_mlp(lib):
-    nn = lib.nn
-    return nn.Sequential(nn.Linear(784, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(),
-                         nn.Linear(4096, 10))
-
-
 def _train_cases(torch):
     rng = np.random.default_rng(1)
 
@@ -96,11 +75,12 @@ def _train_cases(torch):
                 rng.integers(0, 10, shape[0]).astype(np.int64))
 
     models = [
-        ("MLP 784-4096-4096-10 step, batch 4096, Adam", _wide_mlp,
+        ("MLP 784-4096-4096-10 step, batch 4096, Adam", lambda lib: _mlp(lib, width=4096),
          lambda lib, p: lib.optim.Adam(p, lr=1e-3), batch((4096, 784))),
         ("CNN 2xconv 3x32x32 step, batch 1024, SGD momentum", _cnn,
          lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9), batch((1024, 3, 32, 32))),
-        ("Transformer enc 8x1024 step, (16, 512, 1024), AdamW", _transformer,
+        ("Transformer enc 8x1024 step, (16, 512, 1024), AdamW",
+         lambda lib: _transformer(lib, d_model=1024, nhead=16, num_layers=8),
          lambda lib, p: lib.optim.AdamW(p, lr=1e-3), batch((16, 512, 1024))),
     ]
     return [step_case(torch, f"{name}, {'bf16 autocast' if autocast else 'float32'}", build,

@@ -10,10 +10,10 @@ from benchmarks.harness import Case
 DESCRIPTION = "full training step (fwd, loss, zero_grad, bwd, optimizer.step) vs PyTorch (float32)"
 
 
-def _mlp(lib):
+def _mlp(lib, width=512):
     nn = lib.nn
-    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
-                         nn.Linear(512, 10))
+    return nn.Sequential(nn.Linear(784, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
+                         nn.Linear(width, 10))
 
 
 def _cnn(lib):
@@ -24,16 +24,17 @@ def _cnn(lib):
         nn.Flatten(), nn.Linear(64 * 8 * 8, 10))
 
 
-def _transformer(lib):
+def _transformer(lib, d_model=256, nhead=4, num_layers=4):
     nn = lib.nn
 
     class Classifier(nn.Module):
         def __init__(self):
             super().__init__()
-            layer = nn.TransformerEncoderLayer(d_model=256, nhead=4, dim_feedforward=1024,
-                                               dropout=0.0, batch_first=True)
-            self.encoder = nn.TransformerEncoder(layer, num_layers=4)
-            self.head = nn.Linear(256, 10)
+            layer = nn.TransformerEncoderLayer(d_model=d_model, nhead=nhead,
+                                               dim_feedforward=4 * d_model, dropout=0.0,
+                                               batch_first=True)
+            self.encoder = nn.TransformerEncoder(layer, num_layers=num_layers)
+            self.head = nn.Linear(d_model, 10)
 
         def forward(self, x):
             return self.head(self.encoder(x).mean(dim=1))
