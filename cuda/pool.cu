@@ -1,6 +1,8 @@
 // Max and average pooling over (planes, H, W) windows described by a
 // PoolGeometry (kiln/ops/pool.h), one thread per output element (forward) or
 // per input element (average backward, a gather: no atomics, fixed order).
+#include <type_traits>
+
 #include "kiln/dispatch.h"
 #include "kiln/ops/pool.h"
 #include "nn_util.cuh"
@@ -53,14 +55,16 @@ __global__ void max_pool_fwd(int64_t n, T* out, int64_t* indices, const T* in, W
   indices[e] = at;
 }
 
-// grad_in (zeroed) += grad_out at each output's argmax; overlapping windows
-// may share an argmax, hence the atomics.
-template <class T>
-__global__ void max_pool_bwd(int64_t n, T* grad_in, const T* grad_out, const int64_t* indices,
+// acc (zeroed) += grad_out at each output's argmax; overlapping windows may
+// share an argmax, hence the atomics. A is T, or float for 16-bit T: up to
+// k*k shares meet in one pixel, and rounding each partial sum to 16 bits
+// loses the result when they cancel.
+template <class T, class A>
+__global__ void max_pool_bwd(int64_t n, A* acc, const T* grad_out, const int64_t* indices,
                              int64_t HW, int64_t L) {
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= n || indices[e] < 0) return;
-  atomicAdd(grad_in + (e / L) * HW + indices[e], grad_out[e]);
+  atomicAdd(acc + (e / L) * HW + indices[e], static_cast<A>(grad_out[e]));
 }
 
 template <class M>
@@ -152,18 +156,25 @@ void max_pool_backward_kernel(const Tensor& grad_in, const Tensor& grad_out,
   if (grad_in.numel() == 0) return;
   DeviceGuard guard(grad_in.device());
   const cudaStream_t stream = current_stream(grad_in.device());
-  check(cudaMemsetAsync(grad_in.data_ptr(), 0, grad_in.numel() * grad_in.itemsize(), stream),
-        "max_pool");
+  const bool wide = grad_in.itemsize() == 2;
+  Tensor acc = wide ? empty(grad_in.sizes(), ScalarType::Float32, grad_in.device()) : grad_in;
+  check(cudaMemsetAsync(acc.data_ptr(), 0, acc.numel() * acc.itemsize(), stream), "max_pool");
   const int64_t n = grad_out.numel();
-  if (n == 0) return;
-  visit_floating(grad_in.dtype(), "max_pool", [&]<class K>(TypeTag<K>) {
-    using T = DeviceT<K>;
-    max_pool_bwd<<<blocks_for(n, "max_pool"), kBlock, 0, stream>>>(
-        n, static_cast<T*>(grad_in.data_ptr()), static_cast<const T*>(grad_out.data_ptr()),
-        indices.data<int64_t>(), grad_in.size(1) * grad_in.size(2),
-        grad_out.size(1) * grad_out.size(2));
-    check_launch("max_pool");
-  });
+  if (n > 0) {
+    visit_floating(grad_in.dtype(), "max_pool", [&]<class K>(TypeTag<K>) {
+      using T = DeviceT<K>;
+      using A = std::conditional_t<sizeof(T) == 2, float, T>;
+      max_pool_bwd<<<blocks_for(n, "max_pool"), kBlock, 0, stream>>>(
+          n, static_cast<A*>(acc.data_ptr()), static_cast<const T*>(grad_out.data_ptr()),
+          indices.data<int64_t>(), grad_in.size(1) * grad_in.size(2),
+          grad_out.size(1) * grad_out.size(2));
+      check_launch("max_pool");
+    });
+  }
+  if (wide) {
+    Tensor out = grad_in;
+    copy_(out, acc);
+  }
 }
 
 void avg_pool_kernel(const Tensor& out, const Tensor& input, const PoolGeometry& g) {

@@ -32,7 +32,7 @@ def make(lib, spec, rng, low):
 
 
 def to_np(t):
-    return t.detach().to(kiln.float64 if isinstance(t, kiln.Tensor) else torch.float64).numpy()
+    return t.detach().to(kiln.float64 if isinstance(t, kiln.Tensor) else torch.float64).cpu().numpy()
 
 
 def run(lib, fn, specs, low, device="cpu", seed=0):
@@ -452,6 +452,10 @@ def test_cuda_amp_aliases_warn():
 @pytest.mark.parametrize("low", LOW)
 @pytest.mark.parametrize("name", sorted(set(CASES) - CUDA_BANNED))
 def test_op_matches_torch_under_cuda_autocast(name, low):
+    if name == "rms_norm_low" and "AutocastCUDA" not in torch._C._dispatch_dump("aten::rms_norm"):
+        # kiln follows torch 2.13, which runs rms_norm in float32 under CUDA autocast;
+        # older torch (the GPU machine's 2.11) has no policy for it.
+        pytest.skip(f"torch {torch.__version__} has no CUDA autocast policy for rms_norm")
     check_case(name, low, "cuda")
 
 

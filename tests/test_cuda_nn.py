@@ -21,6 +21,16 @@ pytestmark = pytest.mark.cuda
 HALF = (kiln.float16, kiln.bfloat16)
 
 
+@pytest.fixture(autouse=True)
+def full_float32_convolutions():
+    """float32 convolutions are compared with the CPU's, so no TF32 (on by default, as in
+    PyTorch); test_cuda.py::test_conv_tf32_switch covers TF32."""
+    flags = kiln.backends.cudnn
+    saved, flags.allow_tf32 = flags.allow_tf32, False
+    yield
+    flags.allow_tf32 = saved
+
+
 def tol(dtype):
     """GPU vs CPU: other summation orders (GEMM tiles, atomics), so looser than bitwise."""
     if dtype in HALF:

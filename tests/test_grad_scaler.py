@@ -13,7 +13,7 @@ torch = require_torch()
 
 
 def to_np(t):
-    return t.detach().to(kiln.float64 if isinstance(t, kiln.Tensor) else torch.float64).numpy()
+    return t.detach().to(kiln.float64 if isinstance(t, kiln.Tensor) else torch.float64).cpu().numpy()
 
 
 # ---- the fused ops --------------------------------------------------------------------------

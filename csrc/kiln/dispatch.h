@@ -85,9 +85,13 @@ class Op<R(Args...)> {
 #define KILN_DISPATCH_CONCAT(a, b) KILN_DISPATCH_CONCAT_(a, b)
 // KILN_REGISTER_KERNEL(add, CPU, add_kernel): registers a kernel at load time.
 // Registration is host code: nvcc's device pass skips it (its device
-// compiler crashes on typeid in a namespace-scope initializer).
+// compiler crashes on typeid in a namespace-scope initializer). It must still
+// name fn: when fn is a function template, naming it is what makes the device
+// pass instantiate it and so compile the kernels it launches; without that they
+// have a host stub and no device code ("invalid device function" at launch).
 #if defined(__CUDA_ARCH__)
-#define KILN_REGISTER_KERNEL(op, device, fn)
+#define KILN_REGISTER_KERNEL(op, device, fn) \
+  [[maybe_unused]] static const auto KILN_DISPATCH_CONCAT(kiln_kernel_named_, __COUNTER__) = +(fn)
 #else
 #define KILN_REGISTER_KERNEL(op, device, fn)                                           \
   static const bool KILN_DISPATCH_CONCAT(kiln_kernel_registered_, __COUNTER__) =       \

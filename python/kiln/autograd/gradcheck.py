@@ -15,22 +15,33 @@ def _flat_outputs(fn, inputs):
 
 def _numerical_jacobian(fn, inputs, i, eps):
     """J[k, j] = d out_flat[k] / d inputs[i]_flat[j] by central differences."""
-    data = inputs[i].detach().numpy()  # shares memory with the input, whatever its strides
+    x = inputs[i].detach()
+    on_cpu = x.device.type == "cpu"
+    # On the CPU the array shares memory with the input, whatever its strides; on a
+    # device it is a copy and each perturbation is written into the tensor itself.
+    data = x.numpy() if on_cpu else x.cpu().numpy()
+
+    def put(idx, value):
+        if on_cpu:
+            data[idx] = value
+        else:
+            x[idx] = float(value)
+
     cols = []
     with _NoGrad():
         for idx in np.ndindex(data.shape):  # row-major, like the flattened gradient
             orig = data[idx]
-            data[idx] = orig + eps
+            put(idx, orig + eps)
             plus = _flat_values(fn, inputs)
-            data[idx] = orig - eps
+            put(idx, orig - eps)
             minus = _flat_values(fn, inputs)
-            data[idx] = orig
+            put(idx, orig)
             cols.append((plus - minus) / (2 * eps))
     return np.stack(cols, axis=1) if cols else np.zeros((_flat_values(fn, inputs).size, 0))
 
 
 def _flat_values(fn, inputs):
-    outs = [o.detach().double().numpy().ravel() for o in _flat_outputs(fn, inputs)]
+    outs = [o.detach().double().cpu().numpy().ravel() for o in _flat_outputs(fn, inputs)]
     return np.concatenate(outs) if outs else np.zeros(0)
 
 
@@ -49,12 +60,12 @@ def _analytical_jacobians(fn, inputs, diff_idx):
         for k in range(o.numel()):
             unit = np.zeros(o.numel())
             unit[k] = 1.0
-            g = _C.from_numpy(unit.reshape(tuple(o.shape))).to(o.dtype)
+            g = _C.from_numpy(unit.reshape(tuple(o.shape))).to(o.dtype).to(o.device)
             grads = autograd.grad([o], [inputs[i] for i in diff_idx], [g], retain_graph=True,
                                   allow_unused=True)
             for j, gr in enumerate(grads):
                 if gr is not None:
-                    jacs[j][row + k] = gr.detach().double().numpy().ravel()
+                    jacs[j][row + k] = gr.detach().double().cpu().numpy().ravel()
         row += o.numel()
     return jacs
 

@@ -45,7 +45,9 @@ class _BatchNorm(Module):
                 "running_mean", kiln.zeros(num_features, device=device, dtype=dtype)
             )
             self.register_buffer("running_var", kiln.ones(num_features, device=device, dtype=dtype))
-            self.register_buffer("num_batches_tracked", kiln.tensor(0, dtype=kiln.int64))
+            self.register_buffer(
+                "num_batches_tracked", kiln.tensor(0, dtype=kiln.int64, device=device)
+            )
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
