@@ -11,6 +11,7 @@
 #include "gemm.h"
 #include "kiln/dispatch.h"
 #include "kiln/ops/conv.h"
+#include "kiln/ops/reduce.h"
 #include "kiln/ops/view.h"
 #include "nn_util.cuh"
 
@@ -36,42 +37,56 @@ ImageRef image_ref(const Tensor& t) {
   return {t.data_ptr(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
 }
 
+// Index types: the kernels below index in I, int32_t whenever the element
+// count fits (their index math is all divisions, and 64-bit ones cost several
+// times more); addresses are computed in 64 bits.
+template <class F>
+void with_index_type(int64_t total, const F& f) {
+  if (total <= std::numeric_limits<int32_t>::max() - kBlock)
+    f(int32_t{});
+  else
+    f(int64_t{});
+}
+
 // One thread per column entry of images [0, nb) (pointers already at the run's first image).
-template <class T>
-__global__ void im2col_k(int64_t total, T* cols, int64_t sn, int64_t sr, const T* in,
-                         ImageRef im, ConvGeometry g, int64_t nb) {
-  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+template <class T, class I>
+__global__ void im2col_k(I total, T* cols, int64_t sn, int64_t sr, const T* in, ImageRef im,
+                         ConvGeometry g, I nb) {
+  const I e = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
   if (e >= total) return;
-  const int64_t L = g.out_h * g.out_w, K = g.kh * g.kw;
-  const int64_t l = e % L, n = (e / L) % nb, r = e / (L * nb);
-  const int64_t c = r / K, k = r % K;
-  const int64_t y = (l / g.out_w) * g.sh - g.ph + (k / g.kw) * g.dh;
-  const int64_t x = (l % g.out_w) * g.sw - g.pw + (k % g.kw) * g.dw;
+  const I ow = static_cast<I>(g.out_w), kw = static_cast<I>(g.kw);
+  const I L = static_cast<I>(g.out_h) * ow, K = static_cast<I>(g.kh) * kw;
+  const I l = e % L, t = e / L, n = t % nb, r = t / nb;
+  const I c = r / K, k = r % K;
+  const I y = (l / ow) * static_cast<I>(g.sh) - static_cast<I>(g.ph) + (k / kw) * static_cast<I>(g.dh);
+  const I x = (l % ow) * static_cast<I>(g.sw) - static_cast<I>(g.pw) + (k % kw) * static_cast<I>(g.dw);
   const bool inside = y >= 0 && y < g.height && x >= 0 && x < g.width;
-  cols[n * sn + r * sr + l] = inside ? in[n * im.sn + c * im.sc + y * im.sy + x * im.sx] : T(0.f);
+  cols[n * sn + r * sr + l] =
+      inside ? in[n * im.sn + c * im.sc + int64_t(y) * im.sy + int64_t(x) * im.sx] : T(0.f);
 }
 
 // The adjoint, as a gather: each pixel of contiguous images [0, nb) becomes
 // bias + the sum of the column entries that read it, taps in order (as on the CPU).
-template <class T>
-__global__ void col2im_k(int64_t total, T* img, const T* cols, int64_t sn, int64_t sr,
-                         const T* bias, ConvGeometry g) {
-  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+template <class T, class I>
+__global__ void col2im_k(I total, T* img, const T* cols, int64_t sn, int64_t sr, const T* bias,
+                         ConvGeometry g) {
+  const I e = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
   if (e >= total) return;
-  const int64_t x = e % g.width, y = (e / g.width) % g.height;
-  const int64_t c = (e / (g.width * g.height)) % g.channels;
-  const int64_t n = e / (g.width * g.height * g.channels);
-  const int64_t K = g.kh * g.kw;
+  const I W = static_cast<I>(g.width), H = static_cast<I>(g.height);
+  const I C = static_cast<I>(g.channels);
+  const I x = e % W, y = (e / W) % H, c = (e / (W * H)) % C, n = e / (W * H * C);
+  const I kh = static_cast<I>(g.kh), kw = static_cast<I>(g.kw), K = kh * kw;
+  const I sh = static_cast<I>(g.sh), sw = static_cast<I>(g.sw);
+  const I out_h = static_cast<I>(g.out_h), out_w = static_cast<I>(g.out_w);
   using M = MathT<T>;
   M acc = bias ? static_cast<M>(bias[c]) : M(0);
-  for (int64_t ki = 0; ki < g.kh; ++ki) {
-    const int64_t ty = y + g.ph - ki * g.dh;
-    if (ty < 0 || ty % g.sh != 0 || ty / g.sh >= g.out_h) continue;
-    for (int64_t kj = 0; kj < g.kw; ++kj) {
-      const int64_t tx = x + g.pw - kj * g.dw;
-      if (tx < 0 || tx % g.sw != 0 || tx / g.sw >= g.out_w) continue;
-      acc += static_cast<M>(
-          cols[n * sn + (c * K + ki * g.kw + kj) * sr + (ty / g.sh) * g.out_w + tx / g.sw]);
+  for (I ki = 0; ki < kh; ++ki) {
+    const I ty = y + static_cast<I>(g.ph) - ki * static_cast<I>(g.dh);
+    if (ty < 0 || ty % sh != 0 || ty / sh >= out_h) continue;
+    for (I kj = 0; kj < kw; ++kj) {
+      const I tx = x + static_cast<I>(g.pw) - kj * static_cast<I>(g.dw);
+      if (tx < 0 || tx % sw != 0 || tx / sw >= out_w) continue;
+      acc += static_cast<M>(cols[n * sn + (c * K + ki * kw + kj) * sr + (ty / sh) * out_w + tx / sw]);
     }
   }
   img[e] = convert<T>(acc);
@@ -84,30 +99,18 @@ __global__ void fill_bias_k(int64_t total, T* out, const T* bias, int64_t C, int
   if (e < total) out[e] = bias[(e / L) % C];
 }
 
-// sums[row] = the sum of rows x (contiguous, rows x len), accumulated in double; one block per row.
-template <class T>
-__global__ void row_sums_k(T* sums, const T* x, int64_t len) {
-  __shared__ double part[kBlock];
-  const T* row = x + static_cast<int64_t>(blockIdx.x) * len;
-  double s = 0;
-  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += static_cast<MathT<T>>(row[i]);
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int width = kBlock / 2; width > 0; width /= 2) {
-    if (static_cast<int>(threadIdx.x) < width) part[threadIdx.x] += part[threadIdx.x + width];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) sums[blockIdx.x] = convert<T>(part[0]);
-}
-
 template <class T>
 void im2col(T* cols, int64_t sn, int64_t sr, const Tensor& input, int64_t n0, int64_t nb,
             const ConvGeometry& g, cudaStream_t stream, const char* op) {
   const int64_t total = g.channels * g.kh * g.kw * nb * g.out_h * g.out_w;
   if (total == 0) return;
   const ImageRef im = image_ref(input);
-  im2col_k<<<blocks_for(total, op), kBlock, 0, stream>>>(
-      total, cols, sn, sr, static_cast<const T*>(input.data_ptr()) + n0 * im.sn, im, g, nb);
+  const T* first = static_cast<const T*>(input.data_ptr()) + n0 * im.sn;
+  with_index_type(total, [&](auto zero) {
+    using I = decltype(zero);
+    im2col_k<T, I><<<blocks_for(total, op), kBlock, 0, stream>>>(static_cast<I>(total), cols, sn,
+                                                                 sr, first, im, g, static_cast<I>(nb));
+  });
   check_launch(op);
 }
 
@@ -116,7 +119,12 @@ void col2im(T* img, const T* cols, int64_t sn, int64_t sr, const T* bias, int64_
             const ConvGeometry& g, cudaStream_t stream, const char* op) {
   const int64_t total = nb * g.channels * g.height * g.width;
   if (total == 0) return;
-  col2im_k<<<blocks_for(total, op), kBlock, 0, stream>>>(total, img, cols, sn, sr, bias, g);
+  const int64_t columns = nb * g.channels * g.kh * g.kw * g.out_h * g.out_w;
+  with_index_type(std::max(total, columns), [&](auto zero) {
+    using I = decltype(zero);
+    col2im_k<T, I><<<blocks_for(total, op), kBlock, 0, stream>>>(static_cast<I>(total), img, cols,
+                                                                 sn, sr, bias, g);
+  });
   check_launch(op);
 }
 
@@ -242,9 +250,9 @@ void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bia
     const int64_t NL = g.n * L;
     const Tensor gy = contiguous(transpose(reshape(grad_out, {g.n, O, L}), 0, 1));  // (O, n, L)
     if (grad_bias.defined()) {
-      row_sums_k<<<static_cast<unsigned>(O), kBlock, 0, stream>>>(grad_bias.data<T>(), gy.data<T>(),
-                                                                   NL);
-      check_launch("conv2d");
+      // The reduction launcher splits these few long rows over the whole GPU.
+      Tensor bias_sums = grad_bias;
+      copy_(bias_sums, sum(reshape(gy, {O, NL}), {1}));
     }
     if (NL == 0) {
       check(cudaMemsetAsync(grad_weight.data_ptr(), 0, grad_weight.numel() * sizeof(T), stream),

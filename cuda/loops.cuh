@@ -8,6 +8,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -59,12 +61,16 @@ struct OffsetCalc {
   int ndim;
   int64_t sizes[TensorIter::kMaxDims];
   int64_t strides[TensorIter::kMaxDims][N];
-  __device__ __forceinline__ void get(int64_t linear, int64_t (&off)[N]) const {
+  // Index: int64_t, or uint32_t where every linear index fits: this loop is all
+  // divisions, and 64-bit ones cost several times more.
+  template <class Index>
+  __device__ __forceinline__ void get(Index linear, int64_t (&off)[N]) const {
 #pragma unroll
     for (int t = 0; t < N; ++t) off[t] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
-      const int64_t i = linear % sizes[d];
-      linear /= sizes[d];
+      const Index size = static_cast<Index>(sizes[d]);
+      const int64_t i = static_cast<int64_t>(linear % size);
+      linear /= size;
 #pragma unroll
       for (int t = 0; t < N; ++t) off[t] += i * strides[d][t];
     }
@@ -120,10 +126,10 @@ __global__ void contiguous_kernel(int64_t n, Out* out, Array<const In*, NIn> in,
   }
 }
 
-template <class Out, class In, int NIn, class F>
-__global__ void strided_kernel(int64_t n, OffsetCalc<NIn + 1> calc, Array<char*, NIn + 1> ptrs,
+template <class Out, class In, int NIn, class Index, class F>
+__global__ void strided_kernel(Index n, OffsetCalc<NIn + 1> calc, Array<char*, NIn + 1> ptrs,
                                F f) {
-  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const Index e = static_cast<Index>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= n) return;
   int64_t off[NIn + 1];
   calc.get(e, off);
@@ -193,7 +199,11 @@ void launch_elementwise(const TensorIter& iter, Device device, const F& f, const
     calc.sizes[d] = iter.size(d);
     for (int t = 0; t <= NIn; ++t) calc.strides[d][t] = iter.stride(t, d);
   }
-  strided_kernel<Out, In, NIn><<<grid_for(n), kBlock, 0, stream>>>(n, calc, ptrs, f);
+  if (n <= std::numeric_limits<int32_t>::max())
+    strided_kernel<Out, In, NIn, uint32_t>
+        <<<grid_for(n), kBlock, 0, stream>>>(static_cast<uint32_t>(n), calc, ptrs, f);
+  else
+    strided_kernel<Out, In, NIn, int64_t><<<grid_for(n), kBlock, 0, stream>>>(n, calc, ptrs, f);
   check_launch(op);
 }
 

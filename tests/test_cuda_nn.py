@@ -321,6 +321,37 @@ def sdpa_case(q_shape, k_shape, v_shape, dtype, mask=None, grad=True, **kw):
     check_both(fn, arrays, dtype, grad)
 
 
+@pytest.mark.parametrize("dtype", [kiln.float32, kiln.float16], ids=str)
+@pytest.mark.parametrize("masking", ["none", "causal", "bool"])
+def test_sdpa_large_scores_take_the_composed_path(dtype, masking):
+    # 32 x 384 x 384 scores: over the fused kernel's composed_is_faster threshold.
+    shape = (4, 8, 384, 32)
+    mask = None
+    if masking == "bool":
+        m = np.random.default_rng(3).random((384, 384)) > 0.3
+        mask = (kiln.tensor(m), kiln.tensor(m).cuda())
+    sdpa_case(shape, shape, shape, dtype, mask=mask, is_causal=masking == "causal")
+
+
+def test_attention_module_on_the_composed_path_trains_under_autocast():
+    # 32 x 2 heads x 384 x 384 scores: composed on CUDA. Under bf16 autocast its softmax
+    # must not switch to float32 (the backward would mix dtypes).
+    kiln.manual_seed(0)
+    mha = kiln.nn.MultiheadAttention(64, 2, batch_first=True, device="cuda")
+    x = kiln.tensor(randn(32, 384, 64, dtype=np.float32)).cuda()
+    grads = []
+    for amp in (False, True):
+        mha.zero_grad()
+        with kiln.autocast("cuda", dtype=kiln.bfloat16, enabled=amp):
+            out, _ = mha(x, x, x, need_weights=False)
+        assert out.dtype == (kiln.bfloat16 if amp else kiln.float32)
+        (out.float() * x).sum().backward()
+        grads.append(np.concatenate([back(p.grad).numpy().ravel() for p in mha.parameters()]))
+    full, low = grads
+    assert np.isfinite(low).all()
+    assert np.dot(full, low) / (np.linalg.norm(full) * np.linalg.norm(low)) > 0.99
+
+
 @pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64, *HALF], ids=str)
 @pytest.mark.parametrize(
     "E,Ev", [(8, 8), (32, 16), (64, 64), (100, 72), (128, 128), (256, 200), (300, 8)]

@@ -4,6 +4,7 @@
 #include <limits>
 #include <tuple>
 
+#include "kiln/autocast.h"
 #include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
@@ -173,6 +174,10 @@ TensorList attention_backward(const BackwardArgs& a, bool has_mask, bool fused, 
 Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, const Tensor& value,
                                     const Tensor& attn_mask, bool is_causal,
                                     std::optional<double> scale_opt) {
+  // Under autocast the composed path's softmax would otherwise run (and be saved)
+  // in float32 beside 16-bit values: one policy for the whole op, as PyTorch's.
+  KILN_AUTOCAST(kLowerPrecision, scaled_dot_product_attention, query, key, value, attn_mask,
+                is_causal, scale_opt);
   const char* op = kOp;
   check_same_device({query, key, value}, op);
   KILN_CHECK(query.dim() >= 2 && key.dim() >= 2 && value.dim() >= 2, ValueError, "[", op,

@@ -1,0 +1,95 @@
+"""Where a GPU training step spends its time, kiln next to PyTorch: the top CUDA
+kernels of a few steps of the gpu benchmark suite's models, recorded by PyTorch's
+profiler (CUPTI sees every kernel of the process, kiln's included).
+
+On the GPU machine, after `tools/gpu-session build`:
+    PYTHONPATH=python:/tmp/kiln-site python3 tools/gpu-profile.py [cnn|transformer|mlp] [--amp]
+"""
+
+import argparse
+import time
+
+import kiln
+import numpy as np
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from benchmarks.suites.train import _cnn, _mlp, _transformer
+
+MODELS = {
+    "mlp": (lambda lib: _mlp(lib, width=4096), (4096, 784), "Adam"),
+    "cnn": (_cnn, (1024, 3, 32, 32), "SGD"),
+    "transformer": (lambda lib: _transformer(lib, d_model=1024, nhead=16, num_layers=8),
+                    (16, 512, 1024), "AdamW"),
+}
+
+
+def make_step(lib, build, shape, optimizer, amp, state=None):
+    model = build(lib)
+    if state is not None:
+        model.load_state_dict(state)
+    model.to("cuda")
+    rng = np.random.default_rng(0)
+    x = lib.tensor(rng.standard_normal(shape, dtype=np.float32), device="cuda")
+    y = lib.tensor(rng.integers(0, 10, shape[0]).astype(np.int64), device="cuda")
+    opt = getattr(lib.optim, optimizer)(model.parameters(), lr=1e-3)
+    loss_fn = lib.nn.CrossEntropyLoss()
+
+    def step():
+        with lib.autocast("cuda", dtype=lib.bfloat16, enabled=amp):
+            loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return model, step
+
+
+def timed(step, sync, rounds=5):
+    step()
+    sync()
+    best = float("inf")
+    for _ in range(rounds):
+        t = time.perf_counter()
+        step()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return best * 1e3
+
+
+def show(name, step, sync, rows):
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(2):
+            step()
+        sync()
+    events = [e for e in prof.key_averages() if e.device_time_total > 0]
+    events.sort(key=lambda e: -e.device_time_total)
+    total = sum(e.device_time_total for e in events) / 2
+    print(f"\n== {name}: GPU busy {total / 1e3:.2f} ms per step; top kernels (us per step)")
+    for e in events[:rows]:
+        print(f"{e.device_time_total / 2:10.0f}  x{e.count // 2:<4d} {e.key[:150]}")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("models", nargs="*", default=list(MODELS))
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
+    p.add_argument("--rows", type=int, default=25)
+    args = p.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = kiln.backends.cuda.matmul.allow_tf32 = True
+    for name in args.models:
+        build, shape, optimizer = MODELS[name]
+        tmodel, tstep = make_step(torch, build, shape, optimizer, args.amp)
+        state = {k: kiln.tensor(v.detach().cpu().numpy().copy())
+                 for k, v in tmodel.state_dict().items()}
+        _, kstep = make_step(kiln, build, shape, optimizer, args.amp, state)
+        kt = timed(kstep, kiln.cuda.synchronize)
+        tt = timed(tstep, torch.cuda.synchronize)
+        print(f"\n#### {name}{' bf16 autocast' if args.amp else ''}: kiln {kt:.2f} ms, "
+              f"torch {tt:.2f} ms per step (best of 5)")
+        show(f"kiln {name}", kstep, kiln.cuda.synchronize, args.rows)
+        show(f"torch {name}", tstep, torch.cuda.synchronize, args.rows // 2)
+
+
+if __name__ == "__main__":
+    main()
