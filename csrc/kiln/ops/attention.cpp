@@ -51,7 +51,8 @@ constexpr const char* kOp = "scaled_dot_product_attention";
 Tensor masked_scores(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
                      double scale) {
   const Device d = q.device();
-  Tensor s = mul(matmul(q, matrix_transpose(k)), wrapped_scalar(scale, d));
+  // Scaling q rather than the scores: E values per query instead of S.
+  Tensor s = matmul(mul(q, wrapped_scalar(scale, d)), matrix_transpose(k));
   Tensor allowed = mask;
   if (causal) allowed = tril(ones({q.size(-2), k.size(-2)}, ScalarType::Bool, d));
   if (!allowed.defined()) return s;
@@ -133,8 +134,8 @@ TensorList fused_backward(const Tensor& q, const Tensor& k, const Tensor& v, con
 }
 
 // Note [Attention backward]: with P = softmax(S), S = q k^T * scale + mask and
-// out = P v, the gradients are dv = P^T g, dS = P * (dP - rowsum(dP * P)) for
-// dP = g v^T, dq = dS k * scale, dk = dS^T q * scale and dmask = dS, each
+// out = P v, the gradients are dv = P^T g, dS = P * (dP - rowsum(dP * P)) (softmax's
+// backward) for dP = g v^T, dq = dS k * scale, dk = dS^T q * scale and dmask = dS, each
 // summed back over the dims its input was broadcast along. After a fused
 // forward, the fused backward computes them tile by tile from the saved
 // output and logsumexp, unless the mask needs its gradient or the backward
@@ -161,7 +162,7 @@ TensorList attention_backward(const BackwardArgs& a, bool has_mask, bool fused, 
   if (a.needs(2)) gv = sum_to(matmul(matrix_transpose(p), g), v.sizes());
   if (a.needs(0) || a.needs(1) || a.needs(3)) {
     const Tensor gp = matmul(g, matrix_transpose(v));
-    const Tensor gs = mul(p, sub(gp, sum(mul(gp, p), {-1}, true)));
+    const Tensor gs = softmax_backward(gp, p, -1);  // one fused pass over the scores
     if (a.needs(0)) gq = sum_to(mul(matmul(gs, k), sc), q.sizes());
     if (a.needs(1)) gk = sum_to(mul(matmul(matrix_transpose(gs), q), sc), k.sizes());
     if (a.needs(3)) gm = sum_to(gs, mask.sizes());

@@ -33,10 +33,12 @@ Tensor run_softmax(const dispatch::Op<SoftmaxKernel>& kernel, const Tensor& x, i
   return out;
 }
 
-// The input gradient of softmax (y * (g - sum(g y))) or log_softmax (g - exp(y) sum(g))
-// given the output y. Over the last dim of same-dtype inputs it is one fused kernel
-// whose own backward is written with kiln ops; otherwise it is composed of kiln ops.
-Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t d, bool log) {
+}  // namespace
+
+// Over the last dim of same-dtype inputs it is one fused kernel whose own
+// backward is written with kiln ops; otherwise it is composed of kiln ops.
+Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t dim, bool log) {
+  const int64_t d = wrap_dim(dim, y.dim(), "softmax_backward");
   const bool fused = (y.dim() == 0 || d == y.dim() - 1) && g.dtype() == y.dtype() &&
                      g.sizes() == y.sizes();
   if (!fused) return log ? g - exp(y) * sum(g, {d}, true) : y * (g - sum(g * y, {d}, true));
@@ -63,8 +65,6 @@ Tensor softmax_backward(const Tensor& g, const Tensor& y, int64_t d, bool log) {
     });
   return out;
 }
-
-}  // namespace
 
 Tensor softmax(const Tensor& t, int64_t dim, std::optional<ScalarType> dtype) {
   KILN_AUTOCAST(kFloat32OptDtypeCuda, softmax, t, dim, dtype);
