@@ -225,6 +225,29 @@ def test_multi_head_attention_forward(separate, bias_kv, batched, average):
             assert_close(kargs[name].grad, value.grad, rtol=1e-7, atol=1e-7)
 
 
+@pytest.mark.parametrize("bias_kv", [False, True])
+@pytest.mark.parametrize("batched", [True, False])
+def test_multi_head_attention_forward_batch_first(bias_kv, batched):
+    # kiln's batch_first=True: (N, L, E) in and out, the values of the (L, N, E) layout.
+    E, H = 8, 4
+    args = _functional_args(kiln, E, E, False, bias_kv)
+    kpm = masks(True, *((2, 5) if batched else (5,)), seed=4)[0]
+    q = kiln.tensor(rand(*((3, 2, E) if batched else (3, E))))
+    kv = kiln.tensor(rand(*((5, 2, E) if batched else (5, E)), seed=1))
+    F = kiln.nn.functional
+    common = dict(add_zero_attn=True, dropout_p=0.0, key_padding_mask=kpm,
+                  average_attn_weights=False, **args)
+    ref, ref_weights = F.multi_head_attention_forward(q, kv, kv, E, H, **common)
+
+    def flip(t):
+        return t.transpose(0, 1) if batched else t
+
+    out, weights = F.multi_head_attention_forward(flip(q), flip(kv), flip(kv), E, H,
+                                                  batch_first=True, **common)
+    assert_close(flip(out), ref, rtol=1e-12, atol=1e-12)
+    assert_close(weights, ref_weights, rtol=1e-12, atol=1e-12)
+
+
 def test_multi_head_attention_forward_errors():
     args = _functional_args(kiln, 8, 8, False, False)
     x = kiln.randn(3, 2, 8, dtype=kiln.float64)

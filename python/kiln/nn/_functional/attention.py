@@ -103,9 +103,13 @@ def multi_head_attention_forward(
     static_v=None,
     average_attn_weights=True,
     is_causal=False,
+    batch_first=False,
 ):
     """Returns (output, weights): output like query; weights (N, L, S) averaged over heads,
-    (N, H, L, S) with average_attn_weights=False, or None without need_weights."""
+    (N, H, L, S) with average_attn_weights=False, or None without need_weights.
+    batch_first (a kiln addition): batched inputs and output are (N, L, E), as
+    MultiheadAttention(batch_first=True) has them; computing in that layout saves the
+    copies that transposing to (L, N, E) and back would cost."""
     op = "[multi_head_attention_forward]"
     if static_k is not None or static_v is not None:
         raise NotImplementedError(f"{op} static_k and static_v are not supported")
@@ -125,18 +129,20 @@ def multi_head_attention_forward(
     if is_causal and attn_mask is None:
         raise RuntimeError(f"{op} is_causal is a hint that attn_mask is causal; give attn_mask too")
     batched = dims == 3
+    seq, bat = (1, 0) if batch_first else (0, 1)  # the dims of length and batch
     if not batched:
-        query, key, value = query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1)
+        query, key, value = query.unsqueeze(bat), key.unsqueeze(bat), value.unsqueeze(bat)
         if key_padding_mask is not None:
             key_padding_mask = key_padding_mask.unsqueeze(0)
-    if key.shape[0] != value.shape[0] or key.shape[1] != value.shape[1]:
+    if key.shape[seq] != value.shape[seq] or key.shape[bat] != value.shape[bat]:
         raise AttentionShapeError(
-            f"value of length and batch {list(key.shape[:2])} like key", f"{list(value.shape[:2])}"
+            f"value of length and batch {[key.shape[seq], key.shape[bat]]} like key",
+            f"{[value.shape[seq], value.shape[bat]]}",
         )
-    if key.shape[1] != query.shape[1]:
-        raise AttentionShapeError(f"key batch size {query.shape[1]}", f"{key.shape[1]}")
-    L, N, _ = query.shape
-    S, D = key.shape[0], E // H
+    if key.shape[bat] != query.shape[bat]:
+        raise AttentionShapeError(f"key batch size {query.shape[bat]}", f"{key.shape[bat]}")
+    L, N = query.shape[seq], query.shape[bat]
+    S, D = key.shape[seq], E // H
 
     (wq, wk, wv), (bq, bk, bv) = _projections(
         E, in_proj_weight, in_proj_bias, use_separate_proj_weight,
@@ -145,11 +151,16 @@ def multi_head_attention_forward(
     q, k, v = linear(query, wq, bq), linear(key, wk, bk), linear(value, wv, bv)
     mask = _merged_mask(attn_mask, key_padding_mask, N, H, L, S, q.dtype)
     if bias_k is not None:  # one more key/value slot, learned, that every query may attend to
-        k = kiln.cat([k, bias_k.reshape(1, 1, E).expand(1, N, E)])
-        v = kiln.cat([v, bias_v.reshape(1, 1, E).expand(1, N, E)])
+        slot = [N, N]
+        slot[seq] = 1
+        k = kiln.cat([k, bias_k.reshape(1, 1, E).expand(*slot, E)], seq)
+        v = kiln.cat([v, bias_v.reshape(1, 1, E).expand(*slot, E)], seq)
         mask = None if mask is None else pad(mask, (0, 1))
-    # (len, N, E) -> (N, H, len, D)
-    q, k, v = (x.reshape(x.shape[0], N, H, D).permute(1, 2, 0, 3) for x in (q, k, v))
+    # (len, N, E) or (N, len, E) -> (N, H, len, D)
+    if batch_first:
+        q, k, v = (x.reshape(N, x.shape[1], H, D).transpose(1, 2) for x in (q, k, v))
+    else:
+        q, k, v = (x.reshape(x.shape[0], N, H, D).permute(1, 2, 0, 3) for x in (q, k, v))
     if add_zero_attn:  # and a slot of zeros
         zeros = kiln.zeros((N, H, 1, D), dtype=k.dtype, device=k.device)
         k, v = kiln.cat([k, zeros], 2), kiln.cat([v, zeros], 2)
@@ -166,9 +177,13 @@ def multi_head_attention_forward(
         if training and dropout_p > 0.0:
             weights = dropout(weights, dropout_p, True)
         out = kiln.matmul(weights, v)  # (N, H, L, D)
-    out = linear(out.permute(2, 0, 1, 3).reshape(L, N, E), out_proj_weight, out_proj_bias)
+    if batch_first:
+        out = out.transpose(1, 2).reshape(N, L, E)
+    else:
+        out = out.permute(2, 0, 1, 3).reshape(L, N, E)
+    out = linear(out, out_proj_weight, out_proj_bias)
     if not batched:
-        out = out.squeeze(1)
+        out = out.squeeze(bat)
     if not need_weights:
         return out, None
     if average_attn_weights:

@@ -99,9 +99,6 @@ class MultiheadAttention(Module):
         average_attn_weights=True,
         is_causal=False,
     ):
-        batched = query.dim() == 3
-        if batched and self.batch_first:
-            query, key, value = (x.transpose(0, 1) for x in (query, key, value))
         try:
             out, weights = F.multi_head_attention_forward(
                 query, key, value, self.embed_dim, self.num_heads,
@@ -112,12 +109,10 @@ class MultiheadAttention(Module):
                 use_separate_proj_weight=not self._qkv_same_embed_dim,
                 q_proj_weight=self.q_proj_weight, k_proj_weight=self.k_proj_weight,
                 v_proj_weight=self.v_proj_weight, average_attn_weights=average_attn_weights,
-                is_causal=is_causal,
+                is_causal=is_causal, batch_first=self.batch_first,
             )
         except AttentionShapeError as e:
             shape_error = e
         else:
-            if batched and self.batch_first:
-                out = out.transpose(0, 1)
             return out, weights
         self._shape_error(shape_error.expected, shape_error.got, shape_error.input_shape)
