@@ -37,32 +37,46 @@ ImageRef image_ref(const Tensor& t) {
   return {t.data_ptr(), t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
 }
 
-// Index types: the kernels below index in I, int32_t whenever the element
-// count fits (their index math is all divisions, and 64-bit ones cost several
-// times more); addresses are computed in 64 bits.
+// One thread per column entry of images [0, nb) (pointers already at the run's
+// first image). Its index math is all divisions: with 32-bit indices (I =
+// uint32_t) they go through `div`, a multiply-high and a shift each.
+struct ColumnDivisors {
+  FastDivmod L, nb, K, out_w, kw;
+};
+
+template <class T, class I>
+__global__ void im2col_k(I total, T* cols, int64_t sn, int64_t sr, const T* in, ImageRef im,
+                         ConvGeometry g, I nb, ColumnDivisors div) {
+  const I e = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+  if (e >= total) return;
+  int64_t l, n, r, c, oy, ox, ky, kx;  // e = (r * nb + n) * L + l, r = c * K + ky * kw + kx
+  if constexpr (std::is_same_v<I, uint32_t>) {
+    const uint32_t t = div.L.div(e), rr = div.nb.div(t), cc = div.K.div(rr);
+    const uint32_t ll = div.L.mod(e, t), k = div.K.mod(rr, cc);
+    const uint32_t yy = div.out_w.div(ll), kyy = div.kw.div(k);
+    l = ll, n = div.nb.mod(t, rr), r = rr, c = cc;
+    oy = yy, ox = div.out_w.mod(ll, yy), ky = kyy, kx = div.kw.mod(k, kyy);
+  } else {
+    const int64_t L = g.out_h * g.out_w, K = g.kh * g.kw;
+    l = e % L;
+    const int64_t t = e / L;
+    n = t % nb, r = t / nb, c = r / K;
+    const int64_t k = r % K;
+    oy = l / g.out_w, ox = l % g.out_w, ky = k / g.kw, kx = k % g.kw;
+  }
+  const int64_t y = oy * g.sh - g.ph + ky * g.dh, x = ox * g.sw - g.pw + kx * g.dw;
+  const bool inside = y >= 0 && y < g.height && x >= 0 && x < g.width;
+  cols[n * sn + r * sr + l] = inside ? in[n * im.sn + c * im.sc + y * im.sy + x * im.sx] : T(0.f);
+}
+
+// col2im_k indexes in I, int32_t whenever the element count fits (64-bit
+// divisions cost several times more); addresses are computed in 64 bits.
 template <class F>
 void with_index_type(int64_t total, const F& f) {
   if (total <= std::numeric_limits<int32_t>::max() - kBlock)
     f(int32_t{});
   else
     f(int64_t{});
-}
-
-// One thread per column entry of images [0, nb) (pointers already at the run's first image).
-template <class T, class I>
-__global__ void im2col_k(I total, T* cols, int64_t sn, int64_t sr, const T* in, ImageRef im,
-                         ConvGeometry g, I nb) {
-  const I e = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
-  if (e >= total) return;
-  const I ow = static_cast<I>(g.out_w), kw = static_cast<I>(g.kw);
-  const I L = static_cast<I>(g.out_h) * ow, K = static_cast<I>(g.kh) * kw;
-  const I l = e % L, t = e / L, n = t % nb, r = t / nb;
-  const I c = r / K, k = r % K;
-  const I y = (l / ow) * static_cast<I>(g.sh) - static_cast<I>(g.ph) + (k / kw) * static_cast<I>(g.dh);
-  const I x = (l % ow) * static_cast<I>(g.sw) - static_cast<I>(g.pw) + (k % kw) * static_cast<I>(g.dw);
-  const bool inside = y >= 0 && y < g.height && x >= 0 && x < g.width;
-  cols[n * sn + r * sr + l] =
-      inside ? in[n * im.sn + c * im.sc + int64_t(y) * im.sy + int64_t(x) * im.sx] : T(0.f);
 }
 
 // The adjoint, as a gather: each pixel of contiguous images [0, nb) becomes
@@ -106,11 +120,17 @@ void im2col(T* cols, int64_t sn, int64_t sr, const Tensor& input, int64_t n0, in
   if (total == 0) return;
   const ImageRef im = image_ref(input);
   const T* first = static_cast<const T*>(input.data_ptr()) + n0 * im.sn;
-  with_index_type(total, [&](auto zero) {
-    using I = decltype(zero);
-    im2col_k<T, I><<<blocks_for(total, op), kBlock, 0, stream>>>(static_cast<I>(total), cols, sn,
-                                                                 sr, first, im, g, static_cast<I>(nb));
-  });
+  const unsigned blocks = blocks_for(total, op);
+  if (total <= std::numeric_limits<int32_t>::max() - kBlock) {
+    const auto fast = [](int64_t d) { return FastDivmod(static_cast<uint32_t>(d)); };
+    const ColumnDivisors div{fast(g.out_h * g.out_w), fast(nb), fast(g.kh * g.kw), fast(g.out_w),
+                             fast(g.kw)};
+    im2col_k<T, uint32_t><<<blocks, kBlock, 0, stream>>>(
+        static_cast<uint32_t>(total), cols, sn, sr, first, im, g, static_cast<uint32_t>(nb), div);
+  } else {
+    im2col_k<T, int64_t><<<blocks, kBlock, 0, stream>>>(total, cols, sn, sr, first, im, g, nb,
+                                                        ColumnDivisors{});
+  }
   check_launch(op);
 }
 

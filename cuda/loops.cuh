@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "context.h"
+#include "fast_divmod.h"
 #include "kiln/dtype_dispatch.h"
 #include "kiln/tensor_iter.h"
 
@@ -60,17 +61,35 @@ template <int N>
 struct OffsetCalc {
   int ndim;
   int64_t sizes[TensorIter::kMaxDims];
+  FastDivmod divisors[TensorIter::kMaxDims];  // the sizes, with index32 (see set)
   int64_t strides[TensorIter::kMaxDims][N];
-  // Index: int64_t, or uint32_t where every linear index fits: this loop is all
-  // divisions, and 64-bit ones cost several times more.
+
+  // From iter's N operands; index32: linear indices will be uint32_t (numel < 2^31).
+  void set(const TensorIter& iter, bool index32) {
+    ndim = iter.ndim();
+    for (int d = 0; d < ndim; ++d) {
+      sizes[d] = iter.size(d);
+      if (index32) divisors[d] = FastDivmod(static_cast<uint32_t>(sizes[d]));
+      for (int t = 0; t < N; ++t) strides[d][t] = iter.stride(t, d);
+    }
+  }
+
+  // Index: int64_t, or uint32_t where every linear index fits (set with index32):
+  // this loop is all divisions, which are multiply-high and shift then.
   template <class Index>
   __device__ __forceinline__ void get(Index linear, int64_t (&off)[N]) const {
 #pragma unroll
     for (int t = 0; t < N; ++t) off[t] = 0;
     for (int d = ndim - 1; d >= 0; --d) {
-      const Index size = static_cast<Index>(sizes[d]);
-      const int64_t i = static_cast<int64_t>(linear % size);
-      linear /= size;
+      int64_t i;
+      if constexpr (std::is_same_v<Index, uint32_t>) {
+        const uint32_t q = divisors[d].div(linear);
+        i = divisors[d].mod(linear, q);
+        linear = q;
+      } else {
+        i = linear % sizes[d];
+        linear /= sizes[d];
+      }
 #pragma unroll
       for (int t = 0; t < N; ++t) off[t] += i * strides[d][t];
     }
@@ -191,15 +210,12 @@ void launch_elementwise(const TensorIter& iter, Device device, const F& f, const
       return;
     }
   }
+  const bool index32 = n <= std::numeric_limits<int32_t>::max();
   OffsetCalc<NIn + 1> calc{};
-  calc.ndim = iter.ndim();
+  calc.set(iter, index32);
   Array<char*, NIn + 1> ptrs{};
   for (int t = 0; t <= NIn; ++t) ptrs.v[t] = iter.data(t);
-  for (int d = 0; d < iter.ndim(); ++d) {
-    calc.sizes[d] = iter.size(d);
-    for (int t = 0; t <= NIn; ++t) calc.strides[d][t] = iter.stride(t, d);
-  }
-  if (n <= std::numeric_limits<int32_t>::max())
+  if (index32)
     strided_kernel<Out, In, NIn, uint32_t>
         <<<grid_for(n), kBlock, 0, stream>>>(static_cast<uint32_t>(n), calc, ptrs, f);
   else

@@ -27,13 +27,9 @@ void where_cuda(const Tensor& out, const Tensor& cond, const Tensor& a, const Te
   const int64_t n = iter.numel();
   if (n == 0) return;
   OffsetCalc<4> calc{};
-  calc.ndim = iter.ndim();
+  calc.set(iter, false);
   Array<char*, 4> p{};
   for (int t = 0; t < 4; ++t) p.v[t] = iter.data(t);
-  for (int d = 0; d < iter.ndim(); ++d) {
-    calc.sizes[d] = iter.size(d);
-    for (int t = 0; t < 4; ++t) calc.strides[d][t] = iter.stride(t, d);
-  }
   DeviceGuard guard(out.device());
   visit_itemsize(out.itemsize(), "where", [&]<class E>(TypeTag<E>) {
     where_kernel<E><<<blocks_for(n, "where"), kBlock, 0, current_stream(out.device())>>>(n, calc,
