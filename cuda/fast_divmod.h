@@ -4,6 +4,7 @@
 // the same sizes, and a 32-bit integer division is a long instruction sequence
 // on NVIDIA GPUs. Host-compilable (tests/test_fast_divmod.py checks it on the CPU).
 #pragma once
+#include <bit>
 #include <cstdint>
 
 #include "kiln/macros.h"
@@ -15,8 +16,8 @@ struct FastDivmod {
   uint32_t divisor = 1, multiplier = 1, shift = 0;
 
   FastDivmod() = default;
-  explicit FastDivmod(uint32_t d) : divisor(d) {
-    while ((uint64_t(1) << shift) < d) ++shift;  // 2^(shift-1) < d <= 2^shift
+  explicit FastDivmod(uint32_t d)
+      : divisor(d), shift(static_cast<uint32_t>(std::bit_width(d - 1))) {  // d <= 2^shift < 2d
     // ceil(2^32 * 2^shift / d) - 2^32, which is below 2^32.
     multiplier =
         static_cast<uint32_t>((uint64_t(1) << 32) * ((uint64_t(1) << shift) - d) / d + 1);

@@ -3,7 +3,7 @@ kernels of a few steps of the gpu benchmark suite's models, recorded by PyTorch'
 profiler (CUPTI sees every kernel of the process, kiln's included).
 
 On the GPU machine, after `tools/gpu-session build`:
-    PYTHONPATH=python:/tmp/kiln-site python3 tools/gpu-profile.py [cnn|transformer|mlp] [--amp]
+    PYTHONPATH=python:/tmp/kiln-site:. python3 tools/gpu-profile.py [cnn|transformer|mlp] [--amp]
 """
 
 import argparse
@@ -14,35 +14,10 @@ import numpy as np
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmarks.suites.train import _cnn, _mlp, _transformer
+from benchmarks.suites.gpu import TRAIN_STEPS, train_batch
+from benchmarks.suites.train import paired_steps
 
-MODELS = {
-    "mlp": (lambda lib: _mlp(lib, width=4096), (4096, 784), "Adam"),
-    "cnn": (_cnn, (1024, 3, 32, 32), "SGD"),
-    "transformer": (lambda lib: _transformer(lib, d_model=1024, nhead=16, num_layers=8),
-                    (16, 512, 1024), "AdamW"),
-}
-
-
-def make_step(lib, build, shape, optimizer, amp, state=None):
-    model = build(lib)
-    if state is not None:
-        model.load_state_dict(state)
-    model.to("cuda")
-    rng = np.random.default_rng(0)
-    x = lib.tensor(rng.standard_normal(shape, dtype=np.float32), device="cuda")
-    y = lib.tensor(rng.integers(0, 10, shape[0]).astype(np.int64), device="cuda")
-    opt = getattr(lib.optim, optimizer)(model.parameters(), lr=1e-3)
-    loss_fn = lib.nn.CrossEntropyLoss()
-
-    def step():
-        with lib.autocast("cuda", dtype=lib.bfloat16, enabled=amp):
-            loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
-    return model, step
+MODELS = {key: (build, optimizer, shape) for key, _, build, optimizer, shape in TRAIN_STEPS}
 
 
 def timed(step, sync, rounds=5):
@@ -78,11 +53,9 @@ def main():
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = kiln.backends.cuda.matmul.allow_tf32 = True
     for name in args.models:
-        build, shape, optimizer = MODELS[name]
-        tmodel, tstep = make_step(torch, build, shape, optimizer, args.amp)
-        state = {k: kiln.tensor(v.detach().cpu().numpy().copy())
-                 for k, v in tmodel.state_dict().items()}
-        _, kstep = make_step(kiln, build, shape, optimizer, args.amp, state)
+        build, optimizer, shape = MODELS[name]
+        x, y = train_batch(shape, np.random.default_rng(0))
+        kstep, tstep = paired_steps(torch, build, optimizer, x, y, "cuda", args.amp)
         kt = timed(kstep, kiln.cuda.synchronize)
         tt = timed(tstep, torch.cuda.synchronize)
         print(f"\n#### {name}{' bf16 autocast' if args.amp else ''}: kiln {kt:.2f} ms, "

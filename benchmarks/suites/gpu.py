@@ -67,25 +67,34 @@ def _matmul_cases(torch, ksync, tsync):
     return cases
 
 
+# The training steps of the train suite scaled up to fill the GPU:
+# (key, name, build(lib), optimizer(lib, params), input shape); classes in [0, 10).
+TRAIN_STEPS = [
+    ("mlp", "MLP 784-4096-4096-10 step, batch 4096, Adam", lambda lib: _mlp(lib, width=4096),
+     lambda lib, p: lib.optim.Adam(p, lr=1e-3), (4096, 784)),
+    ("cnn", "CNN 2xconv 3x32x32 step, batch 1024, SGD momentum", _cnn,
+     lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9), (1024, 3, 32, 32)),
+    ("transformer", "Transformer enc 8x1024 step, (16, 512, 1024), AdamW",
+     lambda lib: _transformer(lib, d_model=1024, nhead=16, num_layers=8),
+     lambda lib, p: lib.optim.AdamW(p, lr=1e-3), (16, 512, 1024)),
+]
+
+
+def train_batch(shape, rng):
+    """A random float32 batch of `shape` and its int64 class labels."""
+    return (rng.standard_normal(shape, dtype=np.float32),
+            rng.integers(0, 10, shape[0]).astype(np.int64))
+
+
 def _train_cases(torch):
     rng = np.random.default_rng(1)
-
-    def batch(shape):
-        return (rng.standard_normal(shape, dtype=np.float32),
-                rng.integers(0, 10, shape[0]).astype(np.int64))
-
-    models = [
-        ("MLP 784-4096-4096-10 step, batch 4096, Adam", lambda lib: _mlp(lib, width=4096),
-         lambda lib, p: lib.optim.Adam(p, lr=1e-3), batch((4096, 784))),
-        ("CNN 2xconv 3x32x32 step, batch 1024, SGD momentum", _cnn,
-         lambda lib, p: lib.optim.SGD(p, lr=0.01, momentum=0.9), batch((1024, 3, 32, 32))),
-        ("Transformer enc 8x1024 step, (16, 512, 1024), AdamW",
-         lambda lib: _transformer(lib, d_model=1024, nhead=16, num_layers=8),
-         lambda lib, p: lib.optim.AdamW(p, lr=1e-3), batch((16, 512, 1024))),
-    ]
-    return [step_case(torch, f"{name}, {'bf16 autocast' if autocast else 'float32'}", build,
-                      opt, x, y, device="cuda", autocast=autocast)
-            for name, build, opt, (x, y) in models for autocast in (False, True)]
+    cases = []
+    for _, name, build, opt, shape in TRAIN_STEPS:
+        x, y = train_batch(shape, rng)
+        cases += [step_case(torch, f"{name}, {'bf16 autocast' if autocast else 'float32'}",
+                            build, opt, x, y, device="cuda", autocast=autocast)
+                  for autocast in (False, True)]
+    return cases
 
 
 def cases():

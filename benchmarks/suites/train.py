@@ -42,17 +42,16 @@ def _transformer(lib, d_model=256, nhead=4, num_layers=4):
     return Classifier()
 
 
-def step_case(torch, name, build, optimizer, x, y, min_rounds=None, device="cpu",
-              autocast=False):
-    """A Case timing one training step of `build(lib)` under `optimizer(lib, params)` on
-    `device` (a GPU step waits for the GPU), optionally under bfloat16 autocast."""
+def paired_steps(torch, build, optimizer, x, y, device="cpu", autocast=False):
+    """One training step of `build(lib)` under `optimizer(lib, params)` on `device` for kiln
+    and for torch, from the same starting weights (kiln loads torch's) and batch; each
+    waits for the GPU, and runs under bfloat16 autocast with `autocast`."""
     torch.manual_seed(0)
     tmodel = build(torch).to(device)
     kmodel = build(kiln)
     kmodel.load_state_dict({k: kiln.tensor(v.detach().cpu().numpy().copy())
                             for k, v in tmodel.state_dict().items()})
     kmodel.to(device)
-    on_gpu = device != "cpu"
 
     def make_step(lib, model, xs, ys):
         opt = optimizer(lib, model.parameters())
@@ -64,16 +63,22 @@ def step_case(torch, name, build, optimizer, x, y, min_rounds=None, device="cpu"
             opt.zero_grad()
             loss.backward()
             opt.step()
-            if on_gpu:
+            if device != "cpu":
                 lib.cuda.synchronize()
 
         return step
 
-    run_kiln = make_step(kiln, kmodel, kiln.tensor(x, device=device), kiln.tensor(y, device=device))
-    run_torch = make_step(torch, tmodel, torch.tensor(x, device=device),
-                          torch.tensor(y, device=device))
-    return Case(name, run_kiln, run_torch, "torch", target=("<=", 1.0), threaded=not on_gpu,
-                min_rounds=min_rounds)
+    return (make_step(kiln, kmodel, kiln.tensor(x, device=device), kiln.tensor(y, device=device)),
+            make_step(torch, tmodel, torch.tensor(x, device=device),
+                      torch.tensor(y, device=device)))
+
+
+def step_case(torch, name, build, optimizer, x, y, min_rounds=None, device="cpu",
+              autocast=False):
+    """A Case timing paired_steps' kiln step against torch's."""
+    run_kiln, run_torch = paired_steps(torch, build, optimizer, x, y, device, autocast)
+    return Case(name, run_kiln, run_torch, "torch", target=("<=", 1.0),
+                threaded=device == "cpu", min_rounds=min_rounds)
 
 
 def cases():
