@@ -1,5 +1,6 @@
 // Convolution kernels on CUDA: im2col / col2im (unfold / fold) and the
-// convolutions as im2col + cuBLAS GEMM (+ col2im) over runs of images whose
+// convolutions, through cuDNN (conv_cudnn.h) where it is loaded and takes the
+// case, else as im2col + cuBLAS GEMM (+ col2im) over runs of images whose
 // columns fit one workspace, a kiln tensor on the device.
 //
 // Column layouts (ConvGeometry in kiln/ops/conv.h): entry (image n, row
@@ -8,6 +9,7 @@
 //    (groups, Kg, L) block is one GEMM operand;
 //  - unfold layout (im2col, col2im, the weight gradient): sn = L, sr = n * L,
 //    so (n, l) is one long GEMM dimension that the weight gradient sums over.
+#include "conv_cudnn.h"
 #include "gemm.h"
 #include "kiln/dispatch.h"
 #include "kiln/ops/conv.h"
@@ -100,17 +102,31 @@ __global__ void col2im_k(I total, T* img, const T* cols, int64_t sn, int64_t sr,
     for (I kj = 0; kj < kw; ++kj) {
       const I tx = x + static_cast<I>(g.pw) - kj * static_cast<I>(g.dw);
       if (tx < 0 || tx % sw != 0 || tx / sw >= out_w) continue;
-      acc += static_cast<M>(cols[n * sn + (c * K + ki * kw + kj) * sr + (ty / sh) * out_w + tx / sw]);
+      acc +=
+          static_cast<M>(cols[n * sn + (c * K + ki * kw + kj) * sr + (ty / sh) * out_w + tx / sw]);
     }
   }
   img[e] = convert<T>(acc);
 }
 
-// out (contiguous, `total` elements) = bias[(e / L) % C].
-template <class T>
-__global__ void fill_bias_k(int64_t total, T* out, const T* bias, int64_t C, int64_t L) {
+// out (contiguous, `total` elements) = bias[(e / L) % C], or += with kAdd.
+template <bool kAdd, class T>
+__global__ void bias_k(int64_t total, T* out, const T* bias, int64_t C, int64_t L) {
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (e < total) out[e] = bias[(e / L) % C];
+  if (e >= total) return;
+  if constexpr (kAdd)
+    out[e] = convert<T>(static_cast<MathT<T>>(out[e]) + static_cast<MathT<T>>(bias[(e / L) % C]));
+  else
+    out[e] = bias[(e / L) % C];
+}
+
+// Writes (or with kAdd adds) the per-channel bias to contiguous (n, C, L) `out`.
+template <bool kAdd, class T>
+void apply_bias(const Tensor& out, const T* bias, int64_t C, int64_t L, cudaStream_t stream,
+                const char* op) {
+  bias_k<kAdd>
+      <<<blocks_for(out.numel(), op), kBlock, 0, stream>>>(out.numel(), out.data<T>(), bias, C, L);
+  check_launch(op);
 }
 
 template <class T>
@@ -128,8 +144,8 @@ void im2col(T* cols, int64_t sn, int64_t sr, const Tensor& input, int64_t n0, in
     im2col_k<T, uint32_t><<<blocks, kBlock, 0, stream>>>(
         static_cast<uint32_t>(total), cols, sn, sr, first, im, g, static_cast<uint32_t>(nb), div);
   } else {
-    im2col_k<T, int64_t><<<blocks, kBlock, 0, stream>>>(total, cols, sn, sr, first, im, g, nb,
-                                                        ColumnDivisors{});
+    im2col_k<T, int64_t>
+        <<<blocks, kBlock, 0, stream>>>(total, cols, sn, sr, first, im, g, nb, ColumnDivisors{});
   }
   check_launch(op);
 }
@@ -183,8 +199,8 @@ void col2im_kernel(const Tensor& image, const Tensor& cols, const ConvGeometry& 
 
 // out: contiguous (n, O, out_h, out_w); input (n, channels, height, width), any
 // strides; weight: contiguous (O, channels/groups, kh, kw); bias: (O) or undefined.
-void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
-                   const Tensor& bias, const ConvGeometry& g) {
+void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight, const Tensor& bias,
+                   const ConvGeometry& g) {
   visit_conv_dtype(input.dtype(), "conv2d", [&]<class T>(TypeTag<T>) {
     const Device device = out.device();
     DeviceGuard guard(device);
@@ -192,11 +208,10 @@ void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
     const int64_t O = weight.size(0), G = g.groups, Og = O / G, Kg = weight.numel() / O;
     const int64_t L = g.out_h * g.out_w, rows = G * Kg;
     if (out.numel() == 0) return;
-    if (bias.defined()) {
-      fill_bias_k<<<blocks_for(out.numel(), "conv2d"), kBlock, 0, stream>>>(
-          out.numel(), out.data<T>(), bias.data<T>(), O, L);
-      check_launch("conv2d");
-    }
+    if (bias.defined()) apply_bias<false>(out, bias.data<T>(), O, L, stream, "conv2d");
+    if (cudnn_convolution(ConvPass::Forward, input, weight, out, g, bias.defined() ? 1.0 : 0.0,
+                          "conv2d"))
+      return;
     const bool direct = pointwise(g) && input.is_contiguous();
     const int64_t run = direct ? g.n : run_length(g.n, rows * L * int64_t(sizeof(T)));
     const Tensor cols = direct ? Tensor() : empty({run * rows * L}, input.dtype(), device);
@@ -206,8 +221,8 @@ void conv2d_kernel(const Tensor& out, const Tensor& input, const Tensor& weight,
       if (!direct) im2col(cols.data<T>(), rows * L, L, input, n0, nb, g, stream, "conv2d");
       // Per group: (nb, Og, Kg) weights (shared) @ (nb, Kg, L) columns.
       for (int64_t gi = 0; gi < G; ++gi)
-        batched_gemm(device, input.dtype(), nb, Og, L, Kg, {weight.data<T>() + gi * Og * Kg, 0, Kg, 1},
-                     {c + gi * Kg * L, rows * L, L, 1},
+        batched_gemm(device, input.dtype(), nb, Og, L, Kg,
+                     {weight.data<T>() + gi * Og * Kg, 0, Kg, 1}, {c + gi * Kg * L, rows * L, L, 1},
                      {out.data<T>() + (n0 * O + gi * Og) * L, O * L, L, 1}, 1.0,
                      bias.defined() ? 1.0 : 0.0, Tf32Switch::Convolution, "conv2d");
     }
@@ -227,13 +242,14 @@ void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tenso
     const int64_t Kg = weight.size(1) * g.kh * g.kw, L = g.out_h * g.out_w, rows = G * Kg;
     if (out.numel() == 0) return;
     const T* b = bias.defined() ? bias.data<T>() : nullptr;
+    // cuDNN's backward-data pass is this op.
+    if (cudnn_convolution(ConvPass::BackwardData, out, weight, input, g, 0.0, "conv_transpose2d")) {
+      if (b) apply_bias<true>(out, b, g.channels, g.height * g.width, stream, "conv_transpose2d");
+      return;
+    }
     // 1x1 at stride 1: the columns are the output itself.
     const bool direct = pointwise(g);
-    if (direct && b) {
-      fill_bias_k<<<blocks_for(out.numel(), "conv_transpose2d"), kBlock, 0, stream>>>(
-          out.numel(), out.data<T>(), b, g.channels, L);
-      check_launch("conv_transpose2d");
-    }
+    if (direct && b) apply_bias<false>(out, b, g.channels, L, stream, "conv_transpose2d");
     const int64_t run = direct ? g.n : run_length(g.n, rows * L * int64_t(sizeof(T)));
     const Tensor cols = direct ? Tensor() : empty({run * rows * L}, input.dtype(), device);
     for (int64_t n0 = 0; n0 < g.n; n0 += run) {
@@ -256,11 +272,10 @@ void conv_transpose2d_kernel(const Tensor& out, const Tensor& input, const Tenso
 // The weight gradient of conv2d, sum over images of grad_out[n] @ columns(input[n])^T,
 // into contiguous grad_weight (O, channels/groups, kh, kw); with grad_bias
 // defined, also the bias gradient (O). grad_out: contiguous (n, O, out_h, out_w).
-// grad_out goes to (O, n * L) first so that each run of images is one GEMM
-// per group whose inner dimension runs over the images' positions.
+// Without cuDNN, grad_out goes to (O, n * L) first so that each run of images is
+// one GEMM per group whose inner dimension runs over the images' positions.
 void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bias,
-                               const Tensor& input, const Tensor& grad_out,
-                               const ConvGeometry& g) {
+                               const Tensor& input, const Tensor& grad_out, const ConvGeometry& g) {
   visit_conv_dtype(input.dtype(), "conv2d", [&]<class T>(TypeTag<T>) {
     const Device device = grad_weight.device();
     DeviceGuard guard(device);
@@ -268,12 +283,18 @@ void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bia
     const int64_t O = grad_weight.size(0), G = g.groups, Og = O / G;
     const int64_t Kg = grad_weight.numel() / O, L = g.out_h * g.out_w, rows = G * Kg;
     const int64_t NL = g.n * L;
-    const Tensor gy = contiguous(transpose(reshape(grad_out, {g.n, O, L}), 0, 1));  // (O, n, L)
-    if (grad_bias.defined()) {
-      // The reduction launcher splits these few long rows over the whole GPU.
-      Tensor bias_sums = grad_bias;
-      copy_(bias_sums, sum(reshape(gy, {O, NL}), {1}));
+    const auto set_grad_bias = [&](const Tensor& sums) {
+      Tensor out = grad_bias;
+      copy_(out, sums);
+    };
+    if (cudnn_convolution(ConvPass::BackwardFilter, input, grad_weight, grad_out, g, 0.0,
+                          "conv2d")) {
+      if (grad_bias.defined()) set_grad_bias(sum(grad_out, {0, 2, 3}));
+      return;
     }
+    const Tensor gy = contiguous(transpose(reshape(grad_out, {g.n, O, L}), 0, 1));  // (O, n, L)
+    // The reduction launcher splits these few long rows over the whole GPU.
+    if (grad_bias.defined()) set_grad_bias(sum(reshape(gy, {O, NL}), {1}));
     if (NL == 0) {
       check(cudaMemsetAsync(grad_weight.data_ptr(), 0, grad_weight.numel() * sizeof(T), stream),
             "conv2d");
@@ -285,10 +306,10 @@ void conv2d_weight_grad_kernel(const Tensor& grad_weight, const Tensor& grad_bia
       const int64_t nb = std::min(run, g.n - n0);
       im2col(cols.data<T>(), L, nb * L, input, n0, nb, g, stream, "conv2d");
       // grad_weight[g] (Og, Kg) (+)= gy[g] (Og, nb * L) @ cols[g]^T (nb * L, Kg).
-      batched_gemm(device, input.dtype(), G, Og, Kg, nb * L,
-                   {gy.data<T>() + n0 * L, Og * NL, NL, 1}, {cols.data<T>(), Kg * nb * L, 1, nb * L},
-                   {grad_weight.data<T>(), Og * Kg, Kg, 1}, 1.0, n0 == 0 ? 0.0 : 1.0,
-                   Tf32Switch::Convolution, "conv2d");
+      batched_gemm(
+          device, input.dtype(), G, Og, Kg, nb * L, {gy.data<T>() + n0 * L, Og * NL, NL, 1},
+          {cols.data<T>(), Kg * nb * L, 1, nb * L}, {grad_weight.data<T>(), Og * Kg, Kg, 1}, 1.0,
+          n0 == 0 ? 0.0 : 1.0, Tf32Switch::Convolution, "conv2d");
     }
   });
 }

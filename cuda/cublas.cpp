@@ -1,22 +1,12 @@
 #include "cublas.h"
 
-#include <dlfcn.h>
-
 #include <mutex>
 #include <string>
 
 #include "kiln/error.h"
+#include "resolve_symbol.h"
 
 namespace kiln::cuda {
-namespace {
-
-template <class Fn>
-void resolve(void* lib, const char* name, Fn& fn, std::string& missing) {
-  fn = reinterpret_cast<Fn>(dlsym(lib, name));
-  if (!fn) missing += std::string(missing.empty() ? "" : ", ") + name;
-}
-
-}  // namespace
 
 const CublasApi& cublas(const char* op) {
   static CublasApi api{};
@@ -33,11 +23,11 @@ const CublasApi& cublas(const char* op) {
       return;
     }
     std::string missing;
-    resolve(lib, "cublasCreate_v2", api.create, missing);
-    resolve(lib, "cublasSetStream_v2", api.set_stream, missing);
-    resolve(lib, "cublasGemmStridedBatchedEx", api.gemm_strided_batched, missing);
-    resolve(lib, "cublasGetStatusName", api.status_name, missing);
-    resolve(lib, "cublasGetStatusString", api.status_string, missing);
+    resolve_symbol(lib, "cublasCreate_v2", api.create, missing);
+    resolve_symbol(lib, "cublasSetStream_v2", api.set_stream, missing);
+    resolve_symbol(lib, "cublasGemmStridedBatchedEx", api.gemm_strided_batched, missing);
+    resolve_symbol(lib, "cublasGetStatusName", api.status_name, missing);
+    resolve_symbol(lib, "cublasGetStatusString", api.status_string, missing);
     if (!missing.empty()) error = "libcublas.so.13 lacks " + missing;
   });
   KILN_CHECK(error.empty(), Error, "[", op, "] ", error);

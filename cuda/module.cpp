@@ -9,6 +9,7 @@
 #include "allocator.h"
 #include "context.h"
 #include "cublas.h"
+#include "cudnn_api.h"
 
 namespace py = pybind11;
 using namespace kiln::cuda;
@@ -36,6 +37,13 @@ struct Event {
     if (event) cudaEventDestroy(event);
   }
 };
+
+// "matmul.allow_tf32" (kiln.backends.cuda.matmul) or "cudnn.allow_tf32" (kiln.backends.cudnn).
+Tf32Switch backend_tf32_switch(const std::string& name) {
+  if (name == "matmul.allow_tf32") return Tf32Switch::Matmul;
+  if (name == "cudnn.allow_tf32") return Tf32Switch::Convolution;
+  throw kiln::ValueError("[kiln.backends] unknown switch " + name);
+}
 
 // A stream or event query: true when its work has finished.
 bool done(cudaError_t err, const char* op) {
@@ -150,13 +158,19 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("_record_stream", [](uintptr_t ptr, uintptr_t stream) {
     record_stream(reinterpret_cast<void*>(ptr), as_stream(stream));
   });
-  // which: "matmul" or "conv" (kiln.backends.cuda.matmul / kiln.backends.cudnn).
-  auto tf32_switch = [](const std::string& which) {
-    return which == "conv" ? Tf32Switch::Convolution : Tf32Switch::Matmul;
-  };
-  m.def("_get_allow_tf32", [=](const std::string& which) { return allow_tf32(tf32_switch(which)); });
-  m.def("_set_allow_tf32", [=](const std::string& which, bool allow) {
-    set_allow_tf32(tf32_switch(which), allow);
+  m.def("_cudnn_error", [] { return cudnn_error(); });
+  m.def("_cudnn_version", []() -> int {
+    const CudnnApi* api = cudnn();
+    return api ? static_cast<int>(api->version()) : 0;
+  });
+  // The kiln.backends switches kernels read, by name (kiln/backends/_flag.py).
+  m.def("_get_flag", [](const std::string& name) {
+    if (name == "cudnn.enabled") return cudnn_enabled();
+    return allow_tf32(backend_tf32_switch(name));
+  });
+  m.def("_set_flag", [](const std::string& name, bool value) {
+    if (name == "cudnn.enabled") return set_cudnn_enabled(value);
+    set_allow_tf32(backend_tf32_switch(name), value);
   });
   init_streams(m);
 }

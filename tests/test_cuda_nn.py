@@ -6,6 +6,7 @@ Every test is marked `cuda` and skips without a GPU. Run on a GPU machine with:
     cd tests && python -m pytest -q test_cuda_nn.py
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -71,6 +72,30 @@ def check_both(fn, arrays, dtype=kiln.float32, grad=True, rtol=None):
 
 # ---- convolution -------------------------------------------------------------------------
 
+
+@pytest.fixture(params=["cudnn", "im2col"])
+def conv_path(request):
+    """Each convolution test runs through cuDNN and through kiln's im2col + cuBLAS path
+    (kiln.backends.cudnn.enabled = False)."""
+    c = kiln.backends.cudnn
+    if request.param == "cudnn" and not c.is_available():
+        pytest.skip(f"cuDNN: {c.is_available(explain=True).reason}")
+    saved, c.enabled = c.enabled, request.param == "cudnn"
+    yield request.param
+    c.enabled = saved
+
+
+conv_paths = pytest.mark.usefixtures("conv_path")
+
+
+def test_cudnn_available_when_expected():
+    """tools/gpu-session sets KILN_EXPECT_CUDNN=1: the GPU machine has cuDNN (PyTorch's)."""
+    if os.environ.get("KILN_EXPECT_CUDNN") != "1":
+        pytest.skip("KILN_EXPECT_CUDNN is not set")
+    c = kiln.backends.cudnn
+    assert c.is_available(), c.is_available(explain=True).reason
+    assert c.version() // 10000 == 9
+
 CONV2D = [
     # (N, C, H, W), (O, C/groups, kh, kw), stride, padding, dilation, groups
     ((2, 3, 9, 8), (4, 3, 3, 3), 1, 1, 1, 1),
@@ -82,6 +107,7 @@ CONV2D = [
 ]
 
 
+@conv_paths
 @pytest.mark.parametrize("dtype", [kiln.float32, kiln.float64], ids=str)
 @pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", CONV2D)
 @pytest.mark.parametrize("bias", [True, False])
@@ -96,18 +122,21 @@ def test_conv2d(dtype, xs, ws, stride, padding, dilation, groups, bias):
     )
 
 
+@conv_paths
 def test_conv2d_noncontiguous_input_and_same_padding():
     x, w = randn(2, 3, 8, 10), randn(4, 3, 2, 4, rng=np.random.default_rng(1))
     check_both(lambda x, w: F.conv2d(x.transpose(2, 3), w, padding="same"), [x, w])
     check_both(lambda x, w: F.conv2d(x[:, :, ::2], w, padding="same", dilation=2), [x, w])
 
 
+@conv_paths
 @pytest.mark.parametrize("dtype", HALF, ids=str)
 def test_conv2d_half(dtype):
     x, w, b = randn(2, 4, 8, 8), randn(6, 2, 3, 3, rng=np.random.default_rng(1)), randn(6)
     check_both(lambda x, w, b: F.conv2d(x, w, b, 1, 1, 1, 2), [x, w, b], dtype)
 
 
+@conv_paths
 @pytest.mark.parametrize(
     "xs,ws,stride,padding,output_padding,groups,dilation",
     [
@@ -128,6 +157,7 @@ def test_conv_transpose2d(xs, ws, stride, padding, output_padding, groups, dilat
     )
 
 
+@conv_paths
 def test_conv1d_and_conv_transpose1d():
     x, w = randn(3, 4, 17), randn(6, 2, 5, rng=np.random.default_rng(1))
     check_both(lambda x, w: F.conv1d(x, w, None, 2, 3, 2, 2), [x, w])
@@ -135,6 +165,7 @@ def test_conv1d_and_conv_transpose1d():
     check_both(lambda x, w: F.conv_transpose1d(x, w, None, 3, 1, 2, 1, 1), [x, wt])
 
 
+@conv_paths
 @pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
 def test_conv_module_padding_modes(mode):
     kiln.manual_seed(0)
@@ -152,6 +183,7 @@ def test_unfold_fold():
     check_both(lambda c: F.fold(c, (5, 6), (2, 3), padding=(0, 1), stride=(1, 2)), [cols])
 
 
+@conv_paths
 def test_conv2d_against_torch():
     torch = require_torch()
     x, w, b = randn(2, 4, 9, 9), randn(8, 2, 3, 3, rng=np.random.default_rng(1)), randn(8)

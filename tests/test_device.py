@@ -200,6 +200,43 @@ def test_conv_allow_tf32_switch_is_separate_and_on_by_default():
     assert c.allow_tf32 is True
 
 
+def test_cudnn_enabled_switch_is_separate_and_on_by_default():
+    c = kiln.backends.cudnn
+    assert c.enabled is True  # PyTorch's default
+    try:
+        c.enabled = False
+        assert c.enabled is False and c.allow_tf32 is True
+    finally:
+        c.enabled = True
+    assert c.enabled is True
+
+
+def test_backend_flags_reject_unknown_names():
+    if not kiln.cuda.is_built():
+        pytest.skip("kiln._C_cuda is not loaded")
+    with pytest.raises(ValueError, match="kiln.backends.*unknown switch"):
+        kiln.cuda._module._get_flag("cudnn.benchmark")
+
+
+@pytest.mark.skipif(kiln.cuda.is_available(), reason="needs a machine without a usable GPU")
+def test_cudnn_unavailable_without_cuda_says_why():
+    c = kiln.backends.cudnn
+    why = c.is_available(explain=True)
+    assert not why and c.is_available() is False and c.version() is None
+    assert why.reason == kiln.cuda.is_available(explain=True).reason
+
+
+def test_cudnn_loader_names_what_is_missing():
+    """Without a GPU the loader still reports on libcudnn.so.9: loaded and complete, or why not."""
+    if not kiln.cuda.is_built():
+        pytest.skip("kiln._C_cuda is not loaded")
+    error, version = kiln.cuda._module._cudnn_error(), kiln.cuda._module._cudnn_version()
+    if error:
+        assert "libcudnn.so.9" in error and version == 0
+    else:
+        assert version // 10000 == 9
+
+
 def test_cuda_module_built_when_expected():
     """CI builds kiln._C_cuda on every run and sets KILN_EXPECT_CUDA_MODULE=1."""
     if os.environ.get("KILN_EXPECT_CUDA_MODULE") != "1":

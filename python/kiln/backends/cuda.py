@@ -4,11 +4,11 @@ TF32 tensor cores make float32 matmuls several times faster with a 10-bit
 mantissa for the products; off by default, as in PyTorch.
 """
 
-from kiln.backends._tf32 import Tf32Switch
+from kiln.backends._flag import BackendFlag
 
 
 class _Matmul:
-    allow_tf32 = Tf32Switch("matmul", False)
+    allow_tf32 = BackendFlag("matmul.allow_tf32", False)
 
 
 matmul = _Matmul()

@@ -11,16 +11,20 @@ import importlib
 import importlib.util
 import os
 
-# kiln._C_cuda links the CUDA runtime and loads cuBLAS (which needs cublasLt) on first use.
+# kiln._C_cuda links the CUDA runtime and loads cuBLAS (which needs cublasLt) on first
+# use, and cuDNN (optional: convolutions run without it) on its first convolution.
 _RUNTIME = "libcudart.so.13"
 _CUBLAS = ("libcublasLt.so.13", "libcublas.so.13")
+_CUDNN = "libcudnn.so.9"
 
 
 def _wheel_lib_dirs():
+    """site-packages/nvidia/cu13/lib (runtime, cuBLAS) and nvidia/cudnn/lib (cuDNN)."""
     spec = importlib.util.find_spec("nvidia")
     if spec is None or not spec.submodule_search_locations:
         return []
-    dirs = [os.path.join(p, "cu13", "lib") for p in spec.submodule_search_locations]
+    dirs = [os.path.join(p, sub, "lib") for p in spec.submodule_search_locations
+            for sub in ("cu13", "cudnn")]
     return [d for d in dirs if os.path.isdir(d)]
 
 
@@ -61,4 +65,8 @@ def load():
             _preload(name, wheel_dirs)
         except OSError:
             return module, (f"{name} was not found (install it with pip install \"kiln[cuda]\")")
+    try:
+        _preload(_CUDNN, wheel_dirs)
+    except OSError:
+        pass  # kiln.backends.cudnn.is_available(explain=True) says why
     return module, module._cublas_error() or None

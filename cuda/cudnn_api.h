@@ -1,0 +1,50 @@
+#pragma once
+// cuDNN, loaded on first use with dlopen like cuBLAS (cublas.h): kiln._C_cuda
+// imports without it, and convolutions then run as im2col + cuBLAS GEMMs.
+// Only the convolution API (cuDNN's "legacy" descriptors, as PyTorch uses) is
+// resolved.
+#include <cudnn.h>
+
+#include <string>
+
+namespace kiln::cuda {
+
+struct CudnnApi {
+  decltype(&cudnnGetVersion) version;
+  decltype(&cudnnGetErrorString) error_string;
+  decltype(&cudnnCreate) create;
+  decltype(&cudnnSetStream) set_stream;
+  decltype(&cudnnCreateTensorDescriptor) create_tensor;
+  decltype(&cudnnSetTensor4dDescriptorEx) set_tensor;
+  decltype(&cudnnDestroyTensorDescriptor) destroy_tensor;
+  decltype(&cudnnCreateFilterDescriptor) create_filter;
+  decltype(&cudnnSetFilter4dDescriptor) set_filter;
+  decltype(&cudnnDestroyFilterDescriptor) destroy_filter;
+  decltype(&cudnnCreateConvolutionDescriptor) create_conv;
+  decltype(&cudnnSetConvolution2dDescriptor) set_conv;
+  decltype(&cudnnSetConvolutionGroupCount) set_group_count;
+  decltype(&cudnnSetConvolutionMathType) set_math_type;
+  decltype(&cudnnDestroyConvolutionDescriptor) destroy_conv;
+  decltype(&cudnnGetConvolutionForwardAlgorithm_v7) forward_algorithms;
+  decltype(&cudnnGetConvolutionBackwardDataAlgorithm_v7) backward_data_algorithms;
+  decltype(&cudnnGetConvolutionBackwardFilterAlgorithm_v7) backward_filter_algorithms;
+  decltype(&cudnnGetConvolutionForwardWorkspaceSize) forward_workspace;
+  decltype(&cudnnGetConvolutionBackwardDataWorkspaceSize) backward_data_workspace;
+  decltype(&cudnnGetConvolutionBackwardFilterWorkspaceSize) backward_filter_workspace;
+  decltype(&cudnnConvolutionForward) forward;
+  decltype(&cudnnConvolutionBackwardData) backward_data;
+  decltype(&cudnnConvolutionBackwardFilter) backward_filter;
+};
+
+// The loaded library, or nullptr (then cudnn_error() says why). Loads once.
+const CudnnApi* cudnn();
+// Why cuDNN can't be used ("" when it can): not installed, wrong major version,
+// missing symbols.
+const std::string& cudnn_error();
+
+// kiln.backends.cudnn.enabled: convolutions use cuDNN when it is loaded and
+// this is on (the default, as in PyTorch).
+bool cudnn_enabled();
+void set_cudnn_enabled(bool enabled);
+
+}  // namespace kiln::cuda
