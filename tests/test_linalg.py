@@ -102,6 +102,51 @@ def test_noncontiguous_gradients(dtype):
     del torch
 
 
+# Batch dims whose strides don't merge: matmul loops over the outer ones (up to 64 kernel
+# calls of at least 2^24 multiply-adds) instead of copying; below or beyond that, it copies.
+# (N, L, H, D) projections viewed as attention heads (N, H, L, D) are the case this is for.
+LOOPED_BATCH_VIEWS = [  # 2 calls of 3 x (256x128 @ 128x256), then 6 calls of the same
+    ("heads", lambda a, b: a.reshape(2, 256, 3, 128).transpose(1, 2) @
+     b.reshape(2, 256, 3, 128).permute(0, 2, 3, 1), [(2, 256, 384), (2, 256, 384)]),
+    ("three-levels", lambda a, b: a.permute(1, 0, 2, 3, 4)[:, :, ::2] @ b,
+     [(3, 2, 6, 256, 128), (3, 128, 256)]),
+]
+BATCH_VIEWS = [  # copied: calls too small
+    # name, kiln/torch function of (a, b), shapes of a and b
+    ("heads", lambda a, b: a.reshape(2, 5, 3, 4).transpose(1, 2) @
+     b.reshape(2, 6, 3, 4).permute(0, 2, 3, 1), [(2, 5, 12), (2, 6, 12)]),
+    ("heads-by-values", lambda a, b: a @ b.reshape(2, 5, 3, 4).transpose(1, 2),
+     [(2, 3, 6, 5), (2, 5, 12)]),
+    ("three-levels", lambda a, b: a.permute(1, 0, 2, 3, 4)[:, :, ::2] @ b,
+     [(3, 2, 6, 4, 5), (3, 5, 2)]),
+    ("broadcast-middle", lambda a, b: a.transpose(0, 1) @ b.unsqueeze(1),
+     [(4, 3, 2, 5), (3, 5, 6)]),
+    ("many-outer", lambda a, b: a.transpose(0, 1) @ b,
+     [(2, 70, 3, 4), (70, 1, 4, 5)]),  # and too many
+    ("size-one-between", lambda a, b: a.transpose(0, 2) @ b, [(3, 1, 2, 2, 4), (1, 4, 5)]),
+    ("empty-batch", lambda a, b: a.transpose(0, 1) @ b, [(2, 0, 3, 4), (0, 2, 4, 5)]),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS, ids=["f32", "f64"])
+@pytest.mark.parametrize("fn,shapes", [c[1:] for c in BATCH_VIEWS], ids=[c[0] for c in BATCH_VIEWS])
+def test_matmul_unmergeable_batch_views(fn, shapes, dtype):
+    _check_fwd_bwd(fn, fn, shapes, dtype)
+
+
+@pytest.mark.parametrize("fn,shapes", [c[1:] for c in LOOPED_BATCH_VIEWS],
+                         ids=[c[0] for c in LOOPED_BATCH_VIEWS])
+def test_matmul_looped_batch_views(fn, shapes):
+    _check_fwd_bwd(fn, fn, shapes, kiln.float64)  # float64: sums of 256 products, exact
+
+
+def test_matmul_unmergeable_batch_views_gradcheck():
+    a = kiln.tensor(_rand(2, 5, 12)).requires_grad_(True)
+    b = kiln.tensor(_rand(2, 6, 12, seed=1)).requires_grad_(True)
+    assert gradcheck(lambda a, b: a.reshape(2, 5, 3, 4).transpose(1, 2) @
+                     b.reshape(2, 6, 3, 4).permute(0, 2, 3, 1), [a, b])
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int64", "int32", "int8", "uint8"])
 def test_matmul_other_dtypes(dtype):
     torch = require_torch()

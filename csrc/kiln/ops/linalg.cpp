@@ -1,14 +1,17 @@
 #include "kiln/ops/linalg.h"
 
 #include <sstream>
+#include <vector>
 
 #include "kiln/autocast.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
+#include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 #include "kiln/ops/elementwise.h"
 #include "kiln/ops/promotion.h"
+#include "kiln/ops/reduce.h"
 #include "kiln/ops/view.h"
 
 namespace kiln {
@@ -25,10 +28,11 @@ void run_gemm(const Tensor& out, const Tensor& a, const Tensor& b, Scalar beta, 
   kernel(out.device(), out, a, b, beta, alpha);
 }
 
-// `t`'s memory seen with other geometry, without autograd (only kernels see it).
-Tensor raw_view(const Tensor& t, Shape sizes, Shape strides) {
-  return make_tensor(t.storage(), std::move(sizes), std::move(strides), t.storage_offset(),
-                     t.dtype());
+// `t`'s memory seen with other geometry, without autograd (only kernels see it),
+// from `offset` elements past t's first.
+Tensor raw_view(const Tensor& t, Shape sizes, Shape strides, int64_t offset = 0) {
+  return make_tensor(t.storage(), std::move(sizes), std::move(strides),
+                     t.storage_offset() + offset, t.dtype());
 }
 
 // A 2-D matrix as a batch of one.
@@ -82,6 +86,81 @@ Tensor product(const Tensor& input, const Tensor& a, const Tensor& b, const Shap
   const bool two_d = a.dim() == 2;
   run_gemm(two_d ? batch_of_one(out) : out, two_d ? batch_of_one(a) : a,
            two_d ? batch_of_one(b) : b, add_input ? beta : Scalar(0), alpha);
+  return out;
+}
+
+// One level of a batched product's loops: `size` entries `a`, `b` and `out`
+// elements apart in the operands and the result.
+struct BatchLevel {
+  int64_t size, a, b, out;
+};
+
+// A product loops over at most kMaxGemmCalls kernel calls of at least
+// kMinGemmCallWork multiply-adds each (enough to hide a GPU launch); otherwise
+// copying the operands into one level costs less.
+constexpr int64_t kMaxGemmCalls = 64;
+constexpr double kMinGemmCallWork = double(1 << 24);
+
+// a (..., m, k) @ b (..., k, n) over the broadcast batch dims `batch`, into a new
+// contiguous (batch..., m, n); no autograd. Adjacent batch dims whose strides
+// line up in both operands merge into one level (broadcast dims, stride 0, too);
+// the innermost level is the kernel's batch and the outer ones are looped over
+// (within the limits above), so that views such as attention's heads
+// (N, H, L, D) of an (N, L, E) projection multiply without being copied.
+Tensor batched_product(const Tensor& a_in, const Tensor& b_in, const Shape& batch) {
+  const int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
+  const auto expanded = [&](const Tensor& t, int64_t rows, int64_t cols) {
+    Shape full = batch;
+    full.push_back(rows);
+    full.push_back(cols);
+    return t.sizes() == full ? detach(t) : expand(detach(t), full);
+  };
+  Tensor a = expanded(a_in, m, k), b = expanded(b_in, k, n);
+  Shape out_shape = batch;
+  out_shape.push_back(m);
+  out_shape.push_back(n);
+  Tensor out = empty(out_shape, a.dtype(), a.device());
+  if (out.numel() == 0) return out;
+  const auto levels_of = [&] {
+    std::vector<BatchLevel> levels;  // innermost first
+    int64_t out_stride = m * n;
+    for (int64_t i = int64_t(batch.size()) - 1; i >= 0; out_stride *= batch[i--]) {
+      if (batch[i] == 1) continue;
+      const int64_t sa = a.stride(i), sb = b.stride(i);
+      if (!levels.empty()) {
+        BatchLevel& inner = levels.back();
+        if (sa == inner.a * inner.size && sb == inner.b * inner.size) {
+          inner.size *= batch[i];
+          continue;
+        }
+      }
+      levels.push_back({batch[i], sa, sb, out_stride});
+    }
+    if (levels.empty()) levels.push_back({1, 0, 0, m * n});
+    return levels;
+  };
+  std::vector<BatchLevel> levels = levels_of();
+  int64_t calls = 1;
+  for (size_t l = 1; l < levels.size(); ++l) calls *= levels[l].size;
+  const double call_work = double(levels.front().size) * double(m) * double(n) * double(k);
+  if (calls > 1 && (calls > kMaxGemmCalls || call_work < kMinGemmCallWork)) {
+    a = contiguous(a);
+    b = contiguous(b);
+    levels = levels_of();
+    calls = 1;
+  }
+  const BatchLevel& inner = levels.front();
+  for (int64_t c = 0; c < calls; ++c) {
+    int64_t oa = 0, ob = 0, oo = 0, rest = c;
+    for (size_t l = 1; l < levels.size(); ++l) {
+      const int64_t i = rest % levels[l].size;
+      rest /= levels[l].size;
+      oa += i * levels[l].a, ob += i * levels[l].b, oo += i * levels[l].out;
+    }
+    run_gemm(raw_view(out, {inner.size, m, n}, {inner.out, n, 1}, oo),
+             raw_view(a, {inner.size, m, k}, {inner.a, a.stride(-2), a.stride(-1)}, oa),
+             raw_view(b, {inner.size, k, n}, {inner.b, b.stride(-2), b.stride(-1)}, ob), 0, 1);
+  }
   return out;
 }
 
@@ -201,15 +280,14 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
                batch_a, " and ", batch_b, ")");
     batch[i] = x == 1 ? y : x;
   }
-  const int64_t m = a2.size(-2), n = b2.size(-1), nbatch = shape_numel(batch);
-  auto batched = [&](const Tensor& t, int64_t rows, int64_t cols) {
-    Shape full = batch;
-    full.push_back(rows);
-    full.push_back(cols);
-    const Tensor e = t.sizes() == full ? t : expand(t, full);
-    return reshape(e, {nbatch, rows, cols});
-  };
-  Tensor prod = bmm(batched(a2, m, k_a), batched(b2, k_a, n));
+  Tensor prod = batched_product(a2, b2, batch);
+  if (autograd::needs_grad({a2, b2}))
+    autograd::record("MatmulBackward0", {a2, b2}, {prod}, {a2, b2}, [](const BackwardArgs& g) {
+      const Tensor &x = g.saved[0], &y = g.saved[1];
+      return TensorList{g.needs(0) ? sum_to(matmul(g.grad(), mT(y)), x.sizes()) : Tensor(),
+                        g.needs(1) ? sum_to(matmul(mT(x), g.grad()), y.sizes()) : Tensor()};
+    });
+  const int64_t m = a2.size(-2), n = b2.size(-1);
   Shape out_shape = batch;
   if (da > 1) out_shape.push_back(m);
   if (db > 1) out_shape.push_back(n);
