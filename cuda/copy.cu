@@ -21,9 +21,53 @@ struct FillValue {
   __device__ T operator()() const { return value; }
 };
 
+// A same-dtype copy whose innermost dim is dense in both operands, moved in
+// Words (16, 8 or 4 bytes) where the rows, the other strides and the pointers
+// allow it: a fraction of the threads and index math of one per element.
+// Attention's head transposes ((N, L, H, D) <-> (N, H, L, D)) are such copies.
+// False, having done nothing, where Word does not fit.
+template <class Word>
+bool copy_in_words(const TensorIter& iter, int64_t itemsize, Device device) {
+  constexpr int64_t kWord = sizeof(Word);
+  const int inner = iter.ndim() - 1;
+  const int64_t row_bytes = iter.size(inner) * itemsize;
+  if (itemsize >= kWord || row_bytes % kWord != 0) return false;
+  for (int t = 0; t < 2; ++t) {
+    if (iter.stride(t, inner) != itemsize || reinterpret_cast<uintptr_t>(iter.data(t)) % kWord)
+      return false;
+    for (int d = 0; d < inner; ++d)
+      if (iter.stride(t, d) % kWord != 0) return false;
+  }
+  const int64_t n = iter.numel() / (kWord / itemsize);
+  const bool index32 = n <= std::numeric_limits<int32_t>::max();
+  OffsetCalc<2> calc{};
+  calc.set(iter, index32);
+  calc.sizes[inner] = row_bytes / kWord;
+  if (index32) calc.divisors[inner] = FastDivmod(static_cast<uint32_t>(calc.sizes[inner]));
+  calc.strides[inner][0] = calc.strides[inner][1] = kWord;
+  const Array<char*, 2> ptrs{{iter.data(0), iter.data(1)}};
+  DeviceGuard guard(device);
+  const cudaStream_t stream = current_stream(device);
+  if (index32)
+    strided_kernel<Word, Word, 1, uint32_t>
+        <<<grid_for(n), kBlock, 0, stream>>>(static_cast<uint32_t>(n), calc, ptrs, Identity{});
+  else
+    strided_kernel<Word, Word, 1, int64_t>
+        <<<grid_for(n), kBlock, 0, stream>>>(n, calc, ptrs, Identity{});
+  check_launch("copy_");
+  return true;
+}
+
 // dst = src on one device (converting, broadcasting, any strides).
 void copy_on_device(const Tensor& dst, const Tensor& src) {
   TensorIter iter({dst, src});
+  if (dst.dtype() == src.dtype() && iter.numel() > 0) {
+    const int64_t item = dst.itemsize();
+    const Device d = dst.device();
+    if (copy_in_words<uint4>(iter, item, d) || copy_in_words<uint2>(iter, item, d) ||
+        copy_in_words<uint32_t>(iter, item, d))
+      return;
+  }
   visit_dtype(dst.dtype(), [&]<class To>(TypeTag<To>) {
     visit_dtype(src.dtype(), [&]<class From>(TypeTag<From>) {
       launch_elementwise<To, From, 1>(iter, dst.device(), Identity{}, "copy_");

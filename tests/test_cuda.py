@@ -77,6 +77,29 @@ def test_copy_broadcasts_across_devices():
     assert_close(host, kiln.full((4, 3), 2.0))
 
 
+@pytest.mark.parametrize("dtype", ALL, ids=str)
+@pytest.mark.parametrize(
+    "view",
+    [
+        lambda t: t.permute(0, 2, 1, 3),  # attention's head transpose
+        lambda t: t.permute(2, 0, 1, 3)[1:],  # an offset start
+        lambda t: t[..., 1:],  # rows that start off a word boundary
+        lambda t: t[:, :, :1].expand(-1, -1, 5, -1),  # a broadcast (stride 0) dim
+        lambda t: t.transpose(-1, -2),  # innermost dim not dense: one element per thread
+    ],
+    ids=["heads", "offset", "misaligned", "broadcast", "transposed"],
+)
+@pytest.mark.parametrize("width", [8, 6, 3])
+def test_strided_copy_in_words(dtype, view, width):
+    """Same-dtype copies with a dense innermost dim move 16/8/4-byte words where rows,
+    strides and pointers allow, else elements."""
+    host, dev = on_cuda(sample((2, 5, 3, width), dtype), dtype)
+    assert_close(back(view(dev).contiguous()), view(host).contiguous())
+    out = kiln.zeros(view(host).shape, dtype=dtype, device="cuda").transpose(0, 1)
+    out.copy_(view(dev).transpose(0, 1))  # into a strided destination
+    assert_close(back(out.transpose(0, 1).contiguous()), view(host).contiguous())
+
+
 def test_mixed_devices_name_both():
     with pytest.raises(RuntimeError, match=r"cpu.*cuda:0|cuda:0.*cpu"):
         kiln.ones(3) + kiln.ones(3, device="cuda")
