@@ -51,8 +51,11 @@ constexpr const char* kOp = "scaled_dot_product_attention";
 Tensor masked_scores(const Tensor& q, const Tensor& k, const Tensor& mask, bool causal,
                      double scale) {
   const Device d = q.device();
-  // Scaling q rather than the scores: E values per query instead of S.
-  Tensor s = matmul(mul(q, wrapped_scalar(scale, d)), matrix_transpose(k));
+  // Without autograd the GEMM scales; with it (create_graph), q rather than the
+  // scores: E values per query instead of S.
+  Tensor s = autograd::is_grad_enabled()
+                 ? matmul(mul(q, wrapped_scalar(scale, d)), matrix_transpose(k))
+                 : matmul_scaled(q, matrix_transpose(k), scale);
   Tensor allowed = mask;
   if (causal) allowed = tril(ones({q.size(-2), k.size(-2)}, ScalarType::Bool, d));
   if (!allowed.defined()) return s;
@@ -157,14 +160,18 @@ TensorList attention_backward(const BackwardArgs& a, bool has_mask, bool fused, 
   }
   const Tensor p =
       fused || graph ? attention_weights(q, k, mask, causal, scale) : a.saved[rest];
-  const Tensor sc = wrapped_scalar(scale, q.device());
+  // scale * (x @ y), on the GEMM unless the backward must be differentiable.
+  const auto scaled_product = [&](const Tensor& x, const Tensor& y) {
+    return graph ? mul(matmul(x, y), wrapped_scalar(scale, q.device()))
+                 : matmul_scaled(x, y, scale);
+  };
   Tensor gq, gk, gv, gm;
   if (a.needs(2)) gv = sum_to(matmul(matrix_transpose(p), g), v.sizes());
   if (a.needs(0) || a.needs(1) || a.needs(3)) {
     const Tensor gp = matmul(g, matrix_transpose(v));
     const Tensor gs = softmax_backward(gp, p, -1);  // one fused pass over the scores
-    if (a.needs(0)) gq = sum_to(mul(matmul(gs, k), sc), q.sizes());
-    if (a.needs(1)) gk = sum_to(mul(matmul(matrix_transpose(gs), q), sc), k.sizes());
+    if (a.needs(0)) gq = sum_to(scaled_product(gs, k), q.sizes());
+    if (a.needs(1)) gk = sum_to(scaled_product(matrix_transpose(gs), q), k.sizes());
     if (a.needs(3)) gm = sum_to(gs, mask.sizes());
   }
   return {gq, gk, gv, gm};

@@ -101,13 +101,14 @@ struct BatchLevel {
 constexpr int64_t kMaxGemmCalls = 64;
 constexpr double kMinGemmCallWork = double(1 << 24);
 
-// a (..., m, k) @ b (..., k, n) over the broadcast batch dims `batch`, into a new
-// contiguous (batch..., m, n); no autograd. Adjacent batch dims whose strides
+// alpha * a (..., m, k) @ b (..., k, n) over the broadcast batch dims `batch`,
+// into a new contiguous (batch..., m, n); no autograd. Adjacent batch dims whose strides
 // line up in both operands merge into one level (broadcast dims, stride 0, too);
 // the innermost level is the kernel's batch and the outer ones are looped over
 // (within the limits above), so that views such as attention's heads
 // (N, H, L, D) of an (N, L, E) projection multiply without being copied.
-Tensor batched_product(const Tensor& a_in, const Tensor& b_in, const Shape& batch) {
+Tensor batched_product(const Tensor& a_in, const Tensor& b_in, const Shape& batch,
+                       Scalar alpha = 1) {
   const int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
   const auto expanded = [&](const Tensor& t, int64_t rows, int64_t cols) {
     Shape full = batch;
@@ -159,7 +160,8 @@ Tensor batched_product(const Tensor& a_in, const Tensor& b_in, const Shape& batc
     }
     run_gemm(raw_view(out, {inner.size, m, n}, {inner.out, n, 1}, oo),
              raw_view(a, {inner.size, m, k}, {inner.a, a.stride(-2), a.stride(-1)}, oa),
-             raw_view(b, {inner.size, k, n}, {inner.b, b.stride(-2), b.stride(-1)}, ob), 0, 1);
+             raw_view(b, {inner.size, k, n}, {inner.b, b.stride(-2), b.stride(-1)}, ob), 0,
+             alpha);
   }
   return out;
 }
@@ -265,7 +267,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     Tensor prod = mm(reshape(a, {rows, k_a}), db == 1 ? unsqueeze(b, 1) : b);
     return reshape(prod, out_shape);
   }
-  // Batched: broadcast the batch dims, flatten them into one, bmm, restore them.
+  // Batched: broadcast the batch dims, multiply over them, restore 1-D operands' shapes.
   const Tensor a2 = da == 1 ? unsqueeze(a, 0) : a;
   const Tensor b2 = db == 1 ? unsqueeze(b, 1) : b;
   const Shape batch_a(a2.sizes().begin(), a2.sizes().end() - 2);
@@ -292,6 +294,16 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (da > 1) out_shape.push_back(m);
   if (db > 1) out_shape.push_back(n);
   return reshape(prod, out_shape);
+}
+
+Tensor matmul_scaled(const Tensor& a, const Tensor& b, double alpha) {
+  check_operands("matmul", "input", a, "other", b);
+  KILN_CHECK(a.dim() >= 2 && b.dim() >= 2 && a.size(-1) == b.size(-2), ValueError,
+             "[matmul] expected (..., m, k) and (..., k, n) operands, got shapes ",
+             dims_str(a.sizes()), " and ", dims_str(b.sizes()));
+  const Shape batch = broadcast_shapes(Shape(a.sizes().begin(), a.sizes().end() - 2),
+                                       Shape(b.sizes().begin(), b.sizes().end() - 2), "matmul");
+  return batched_product(a, b, batch, alpha);
 }
 
 Tensor dot(const Tensor& a, const Tensor& b) {

@@ -11,6 +11,9 @@ namespace kiln {
 
 // 1-D/2-D/batched product; batch dims broadcast.
 KILN_API Tensor matmul(const Tensor& a, const Tensor& b);
+// alpha * (a @ b) for operands of at least 2 dims, not differentiable: for ops
+// with a backward of their own (attention), the scale rides on the GEMM.
+KILN_API Tensor matmul_scaled(const Tensor& a, const Tensor& b, double alpha);
 KILN_API Tensor mm(const Tensor& mat1, const Tensor& mat2);          // (n,m) @ (m,p)
 KILN_API Tensor bmm(const Tensor& batch1, const Tensor& batch2);     // (b,n,m) @ (b,m,p)
 // beta * input + alpha * (mat1 @ mat2); input broadcasts to the product's shape.
