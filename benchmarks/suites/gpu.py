@@ -10,7 +10,8 @@ import numpy as np
 from benchmarks.harness import Case
 from benchmarks.suites.train import _cnn, _mlp, _transformer, step_case
 
-DESCRIPTION = "CUDA: add bandwidth vs D2D copy, TF32/bf16 matmul and training steps vs PyTorch"
+DESCRIPTION = ("CUDA: add bandwidth vs D2D copy, TF32/bf16 matmul, the steps' components "
+               "(heads copy, conv, attention) and training steps vs PyTorch")
 
 
 def _require_gpus(torch):
@@ -67,6 +68,51 @@ def _matmul_cases(torch, ksync, tsync):
     return cases
 
 
+HALVES = (("float32", kiln.float32, "float32"), ("bf16", kiln.bfloat16, "bfloat16"))
+
+
+def _component_cases(torch, ksync, tsync):
+    """The pieces the CNN and transformer steps spend their time in, each against
+    PyTorch's: the attention heads' transpose copy, a convolution layer's forward and
+    backward (cuDNN), and attention's forward and backward."""
+    rng = np.random.default_rng(2)
+    cases = []
+
+    def pair(arr, kd, td, grad=False):
+        k = kiln.tensor(arr, device="cuda").to(kd)
+        t = torch.tensor(arr, device="cuda").to(getattr(torch, td))
+        return (k.requires_grad_(True), t.requires_grad_(True)) if grad else (k, t)
+
+    def fwd_bwd(fn, *inputs):
+        def run():
+            fn(*inputs).sum().backward()
+        return run
+
+    heads = rng.standard_normal((16, 512, 16, 64), dtype=np.float32)
+    img = rng.standard_normal((256, 64, 32, 32), dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32) * 0.05
+    qkv = [rng.standard_normal((16, 16, 512, 64), dtype=np.float32) for _ in range(3)]
+    for name, kd, td in HALVES:
+        kx, tx = pair(heads, kd, td)
+        cases.append(Case(f"heads transpose copy (16,512,16,64) {name}",
+                          _synced(lambda kx=kx: kx.transpose(1, 2).contiguous(), ksync),
+                          _synced(lambda tx=tx: tx.transpose(1, 2).contiguous(), tsync), "torch",
+                          bytes=2.0 * heads.size * kx.element_size()))
+        (ki, ti), (kw, tw) = pair(img, kd, td, True), pair(w, kd, td, True)
+        cases.append(Case(f"conv2d 64->64 3x3 (256,64,32,32) fwd+bwd {name}",
+                          _synced(fwd_bwd(lambda x, w: kiln.nn.functional.conv2d(x, w, padding=1),
+                                          ki, kw), ksync),
+                          _synced(fwd_bwd(lambda x, w: torch.nn.functional.conv2d(x, w, padding=1),
+                                          ti, tw), tsync), "torch", target=("<=", 1.0)))
+        kq, tq = zip(*(pair(a, kd, td, True) for a in qkv))
+        cases.append(Case(f"attention (16,16,512,64) fwd+bwd {name}",
+                          _synced(fwd_bwd(kiln.nn.functional.scaled_dot_product_attention, *kq),
+                                  ksync),
+                          _synced(fwd_bwd(torch.nn.functional.scaled_dot_product_attention, *tq),
+                                  tsync), "torch", target=("<=", 1.0)))
+    return cases
+
+
 # The training steps of the train suite scaled up to fill the GPU:
 # (key, name, build(lib), optimizer(lib, params), input shape); classes in [0, 10).
 TRAIN_STEPS = [
@@ -109,4 +155,4 @@ def cases():
 
     tsync = torch.cuda.synchronize
     return (_bandwidth_cases(torch, ksync, tsync) + _matmul_cases(torch, ksync, tsync)
-            + _train_cases(torch))
+            + _component_cases(torch, ksync, tsync) + _train_cases(torch))
