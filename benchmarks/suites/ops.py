@@ -1,7 +1,7 @@
 """Core op speed: per-call overhead of small ops and autograd against PyTorch,
 GEMM throughput against NumPy (the Foundation issue's targets), and the big
 float32 kernels of a training step (transcendentals, softmax, layer_norm,
-cross_entropy) against PyTorch."""
+cross_entropy, self-attention) against PyTorch."""
 
 import kiln
 import numpy as np
@@ -78,8 +78,27 @@ def _kernel_cases(torch):
              lambda: kF.cross_entropy(klg, kt).backward(),
              lambda: tF.cross_entropy(tlg, tt).backward(), "torch", target=("<=", 1.0),
              threaded=True),
+        _attention_case(torch, rng),
     ]
     return cases
+
+
+def _attention_case(torch, rng):
+    """Self-attention's forward and backward, (N, L, E) = (2, 512, 512), 8 heads of 64:
+    matmuls of heads that are strided views of the projections."""
+    x = rng.standard_normal((2, 512, 512), dtype=np.float32)
+
+    def step(module, inp):
+        def run():
+            out, _ = module(inp, inp, inp, need_weights=False)
+            out.sum().backward()
+        return run
+
+    kmha = kiln.nn.MultiheadAttention(512, 8, batch_first=True)
+    tmha = torch.nn.MultiheadAttention(512, 8, batch_first=True)
+    return Case("MultiheadAttention fwd+bwd (2, 512, 512), 8 heads",
+                step(kmha, kiln.tensor(x)), step(tmha, torch.tensor(x)), "torch",
+                target=("<=", 1.0), threaded=True)
 
 
 def cases():
