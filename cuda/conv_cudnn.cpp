@@ -156,13 +156,20 @@ struct Choice {
   size_t workspace = 0;
 };
 
+// What the algorithm must satisfy beyond supporting the problem.
+struct Requirements {
+  cudnnMathType_t math;  // FMA_MATH: no tensor cores (float32 without TF32)
+  bool deterministic;
+};
+
 // Runs one pass's heuristics, ask(&count, perfs), and takes their first
 // supported algorithm within the workspace limit, with FMA math where TF32 is
-// off (as PyTorch checks); then sets d.conv's math type to the algorithm's (it
-// selects the tensor-core variant) and asks workspace(algo, &bytes) for its
-// workspace. No choice (algo < 0) where cuDNN supports none.
+// off (as PyTorch checks) and deterministic where asked; then sets d.conv's
+// math type to the algorithm's (it selects the tensor-core variant) and asks
+// workspace(algo, &bytes) for its workspace. No choice (algo < 0) where cuDNN
+// supports none.
 template <class Perf, int kCount, class Ask, class Workspace>
-Choice choose(const CudnnApi& api, Descriptors& d, cudnnMathType_t requested, const Ask& ask,
+Choice choose(const CudnnApi& api, Descriptors& d, Requirements need, const Ask& ask,
               const Workspace& workspace, const char* op) {
   Perf perfs[kCount];
   int count = 0;
@@ -171,7 +178,8 @@ Choice choose(const CudnnApi& api, Descriptors& d, cudnnMathType_t requested, co
   for (int i = 0; i < count; ++i) {
     const Perf& p = perfs[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspaceBytes) continue;
-    if (requested == CUDNN_FMA_MATH && p.mathType != CUDNN_FMA_MATH) continue;
+    if (need.math == CUDNN_FMA_MATH && p.mathType != CUDNN_FMA_MATH) continue;
+    if (need.deterministic && p.determinism != CUDNN_DETERMINISTIC) continue;
     Choice c{static_cast<int>(p.algo), p.mathType, 0};
     cudnnStatus_t status = api.set_math_type(d.conv, c.math);
     if (status == CUDNN_STATUS_SUCCESS) status = workspace(p.algo, &c.workspace);
@@ -182,11 +190,11 @@ Choice choose(const CudnnApi& api, Descriptors& d, cudnnMathType_t requested, co
 }
 
 Choice choose(const CudnnApi& api, cudnnHandle_t h, ConvPass pass, Descriptors& d,
-              cudnnMathType_t requested, const char* op) {
+              Requirements need, const char* op) {
   switch (pass) {
     case ConvPass::Forward:
       return choose<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
-          api, d, requested,
+          api, d, need,
           [&](int* count, auto* perfs) {
             return api.forward_algorithms(h, d.x, d.w, d.conv, d.y,
                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT, count, perfs);
@@ -197,7 +205,7 @@ Choice choose(const CudnnApi& api, cudnnHandle_t h, ConvPass pass, Descriptors& 
           op);
     case ConvPass::BackwardData:
       return choose<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
-          api, d, requested,
+          api, d, need,
           [&](int* count, auto* perfs) {
             return api.backward_data_algorithms(h, d.w, d.y, d.conv, d.x,
                                                 CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, count,
@@ -209,7 +217,7 @@ Choice choose(const CudnnApi& api, cudnnHandle_t h, ConvPass pass, Descriptors& 
           op);
     case ConvPass::BackwardFilter:
       return choose<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
-          api, d, requested,
+          api, d, need,
           [&](int* count, auto* perfs) {
             return api.backward_filter_algorithms(h, d.x, d.y, d.conv, d.w,
                                                   CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, count,
@@ -224,13 +232,13 @@ Choice choose(const CudnnApi& api, cudnnHandle_t h, ConvPass pass, Descriptors& 
 }
 
 // Everything the heuristics' answer depends on (the tensors are contiguous).
-using ProblemKey = std::array<int64_t, 20>;
-ProblemKey problem_key(ConvPass pass, const Tensor& w, const ConvGeometry& g,
-                       cudnnMathType_t math) {
+using ProblemKey = std::array<int64_t, 21>;
+ProblemKey problem_key(ConvPass pass, const Tensor& w, const ConvGeometry& g, Requirements need) {
   return {static_cast<int64_t>(pass),
+          need.math,
+          need.deterministic,
           w.device().index,
           static_cast<int64_t>(w.dtype()),
-          math,
           g.n,
           g.channels,
           g.groups,
@@ -275,7 +283,8 @@ bool cudnn_convolution(ConvPass pass, const Tensor& x_in, const Tensor& w_in, co
   Descriptors d(api, op);
   if (!describe(api, d, *types, x, w, y, g, op)) return false;
 
-  const ProblemKey key = problem_key(pass, w, g, types->math);
+  const Requirements need{types->math, cudnn_deterministic()};
+  const ProblemKey key = problem_key(pass, w, g, need);
   Choice c;
   bool known = false;
   {
@@ -283,7 +292,7 @@ bool cudnn_convolution(ConvPass pass, const Tensor& x_in, const Tensor& w_in, co
     if (auto it = g_choices.find(key); it != g_choices.end()) c = it->second, known = true;
   }
   if (!known) {
-    c = choose(api, h, pass, d, types->math, op);
+    c = choose(api, h, pass, d, need, op);
     std::lock_guard<std::mutex> lock(g_choices_mutex);
     g_choices.emplace(key, c);
   } else if (c.algo >= 0) {

@@ -8,7 +8,7 @@
 namespace kiln::cuda {
 namespace {
 
-std::atomic<bool> g_enabled{true};
+std::atomic<bool> g_enabled{true}, g_deterministic{false};
 
 struct Loaded {
   CudnnApi api{};
@@ -79,5 +79,9 @@ const std::string& cudnn_error() { return loaded().error; }
 
 bool cudnn_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 void set_cudnn_enabled(bool enabled) { g_enabled.store(enabled, std::memory_order_relaxed); }
+bool cudnn_deterministic() { return g_deterministic.load(std::memory_order_relaxed); }
+void set_cudnn_deterministic(bool deterministic) {
+  g_deterministic.store(deterministic, std::memory_order_relaxed);
+}
 
 }  // namespace kiln::cuda

@@ -46,5 +46,9 @@ const std::string& cudnn_error();
 // this is on (the default, as in PyTorch).
 bool cudnn_enabled();
 void set_cudnn_enabled(bool enabled);
+// kiln.backends.cudnn.deterministic: only algorithms whose results do not
+// vary from run to run (off by default, as in PyTorch).
+bool cudnn_deterministic();
+void set_cudnn_deterministic(bool deterministic);
 
 }  // namespace kiln::cuda

@@ -6,6 +6,9 @@
 #include <cuda_runtime_api.h>
 #include <pybind11/pybind11.h>
 
+#include <map>
+#include <string>
+
 #include "allocator.h"
 #include "context.h"
 #include "cublas.h"
@@ -38,11 +41,25 @@ struct Event {
   }
 };
 
-// "matmul.allow_tf32" (kiln.backends.cuda.matmul) or "cudnn.allow_tf32" (kiln.backends.cudnn).
-Tf32Switch backend_tf32_switch(const std::string& name) {
-  if (name == "matmul.allow_tf32") return Tf32Switch::Matmul;
-  if (name == "cudnn.allow_tf32") return Tf32Switch::Convolution;
-  throw kiln::ValueError("[kiln.backends] unknown switch " + name);
+// The kiln.backends switches kernels read (kiln/backends/_flag.py), by name.
+struct BackendFlag {
+  bool (*get)();
+  void (*set)(bool);
+};
+const BackendFlag& backend_flag(const std::string& name) {
+  static const std::map<std::string, BackendFlag> flags = {
+      {"matmul.allow_tf32",
+       {[] { return allow_tf32(Tf32Switch::Matmul); },
+        [](bool v) { set_allow_tf32(Tf32Switch::Matmul, v); }}},
+      {"cudnn.allow_tf32",
+       {[] { return allow_tf32(Tf32Switch::Convolution); },
+        [](bool v) { set_allow_tf32(Tf32Switch::Convolution, v); }}},
+      {"cudnn.enabled", {&cudnn_enabled, &set_cudnn_enabled}},
+      {"cudnn.deterministic", {&cudnn_deterministic, &set_cudnn_deterministic}},
+  };
+  const auto it = flags.find(name);
+  if (it == flags.end()) throw kiln::ValueError("[kiln.backends] unknown switch " + name);
+  return it->second;
 }
 
 // A stream or event query: true when its work has finished.
@@ -163,14 +180,8 @@ PYBIND11_MODULE(_C_cuda, m) {
     const CudnnApi* api = cudnn();
     return api ? static_cast<int>(api->version()) : 0;
   });
-  // The kiln.backends switches kernels read, by name (kiln/backends/_flag.py).
-  m.def("_get_flag", [](const std::string& name) {
-    if (name == "cudnn.enabled") return cudnn_enabled();
-    return allow_tf32(backend_tf32_switch(name));
-  });
-  m.def("_set_flag", [](const std::string& name, bool value) {
-    if (name == "cudnn.enabled") return set_cudnn_enabled(value);
-    set_allow_tf32(backend_tf32_switch(name), value);
-  });
+  m.def("_get_flag", [](const std::string& name) { return backend_flag(name).get(); });
+  m.def("_set_flag",
+        [](const std::string& name, bool value) { backend_flag(name).set(value); });
   init_streams(m);
 }

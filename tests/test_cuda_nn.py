@@ -122,6 +122,30 @@ def test_conv2d(dtype, xs, ws, stride, padding, dilation, groups, bias):
     )
 
 
+def test_cudnn_deterministic_gives_identical_gradients():
+    """kiln.backends.cudnn.deterministic: the same weight gradient, bit for bit, every run
+    (cuDNN's filter-gradient algorithms may otherwise sum with atomics)."""
+    c = kiln.backends.cudnn
+    x = kiln.tensor(randn(64, 32, 16, 16)).float().cuda()
+    w = kiln.tensor(randn(32, 32, 3, 3, rng=np.random.default_rng(1))).float().cuda()
+    g = kiln.tensor(randn(64, 32, 16, 16, rng=np.random.default_rng(2))).float().cuda()
+
+    def weight_grad():
+        wg = w.detach().requires_grad_(True)
+        F.conv2d(x, wg, padding=1).backward(g)
+        return back(wg.grad).numpy()
+
+    saved, c.deterministic = c.deterministic, True
+    try:
+        first = weight_grad()
+        for _ in range(3):
+            np.testing.assert_array_equal(weight_grad(), first)
+    finally:
+        c.deterministic = saved
+    expected = kiln.tensor(first)
+    assert_close(kiln.tensor(weight_grad()), expected, rtol=1e-3, atol=1e-3)
+
+
 @conv_paths
 def test_conv2d_noncontiguous_input_and_same_padding():
     x, w = randn(2, 3, 8, 10), randn(4, 3, 2, 4, rng=np.random.default_rng(1))

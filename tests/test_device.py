@@ -211,6 +211,21 @@ def test_cudnn_enabled_switch_is_separate_and_on_by_default():
     assert c.enabled is True
 
 
+def test_cudnn_deterministic_switch_and_benchmark_warning():
+    c = kiln.backends.cudnn
+    assert c.deterministic is False  # PyTorch's default
+    try:
+        c.deterministic = True
+        assert c.deterministic is True and c.enabled is True
+    finally:
+        c.deterministic = False
+    assert c.benchmark is False
+    with pytest.warns(UserWarning, match="heuristics"):
+        c.benchmark = True
+    assert c.benchmark is False
+    c.benchmark = False  # no warning: it is what kiln does
+
+
 def test_backend_flags_reject_unknown_names():
     if not kiln.cuda.is_built():
         pytest.skip("kiln._C_cuda is not loaded")

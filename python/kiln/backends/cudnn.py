@@ -3,10 +3,14 @@
 CUDA convolutions run on cuDNN (the nvidia-cudnn-cu13 wheel, part of
 `pip install "kiln[cuda]"`) when it is installed and `enabled`, else as im2col +
 cuBLAS GEMMs. `allow_tf32`: whether float32 convolutions may use TF32 tensor cores
-(on by default, as in PyTorch; it applies to both paths).
+(on by default, as in PyTorch; it applies to both paths). `deterministic`: only cuDNN
+algorithms whose results are the same on every run (off by default; the im2col path
+always is). `benchmark` stays False: kiln picks algorithms with cuDNN's heuristics,
+as PyTorch does by default, and setting it True warns.
 """
 
 import sys
+import warnings
 
 from kiln.backends._flag import BackendFlag
 
@@ -37,6 +41,17 @@ def version():
 class _Module(type(sys.modules[__name__])):
     enabled = BackendFlag("cudnn.enabled", True)
     allow_tf32 = BackendFlag("cudnn.allow_tf32", True)
+    deterministic = BackendFlag("cudnn.deterministic", False)
+
+    @property
+    def benchmark(self):
+        return False
+
+    @benchmark.setter
+    def benchmark(self, value):
+        if value:
+            warnings.warn("kiln.backends.cudnn.benchmark: kiln has no benchmarking mode; "
+                          "convolutions use cuDNN's heuristics", stacklevel=2)
 
 
 sys.modules[__name__].__class__ = _Module
