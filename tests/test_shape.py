@@ -154,6 +154,26 @@ def test_split_and_chunk_edge_cases_match_torch():
     assert isinstance(k.split(1), tuple) and isinstance(kiln.unbind(k, 1), tuple)
 
 
+def test_split_is_one_node_whose_backward_concatenates():
+    """All pieces share one SplitWithSizesBackward0 node; unused pieces get zeros; the
+    backward is differentiable (double backward)."""
+    torch = require_torch()
+    w = np.random.default_rng(3).standard_normal((6, 4))
+    grads = []
+    for lib in (kiln, torch):
+        x = lib.tensor(w.copy(), requires_grad=True)
+        pieces = x.split([1, 3, 2], 0)
+        loss = (pieces[0] ** 3).sum() + (pieces[2] * 2).sum()  # pieces[1] unused
+        (g,) = lib.autograd.grad(loss, x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        grads.append((g.detach(), gg))
+        if lib is kiln:
+            assert pieces[0].grad_fn is pieces[1].grad_fn is pieces[2].grad_fn
+            assert pieces[0].grad_fn.name() == "SplitWithSizesBackward0"
+    assert_close(grads[0][0], grads[1][0])
+    assert_close(grads[0][1], grads[1][1])
+
+
 def test_shape_op_errors():
     k = kiln.zeros(2, 3, 4)
     with pytest.raises(ValueError, match=r"\[flatten\] start_dim"):

@@ -62,11 +62,19 @@ TensorList split_with_sizes(const Tensor& t, const Shape& split_sizes, int64_t d
              split_sizes, " to sum exactly to ", t.sizes()[d],
              " (input tensor's size at dimension ", d, ")");
   TensorList out;
-  int64_t start = 0;
-  for (int64_t s : split_sizes) {
-    out.push_back(slice(t, d, start, start + s, 1));
-    start += s;
+  {
+    // One node for all pieces, whose backward concatenates their gradients: per-piece
+    // slice backwards would each fill a zero tensor of t's full size and add them up.
+    autograd::NoGradGuard no_grad;
+    int64_t start = 0;
+    for (int64_t s : split_sizes) {
+      out.push_back(slice(t, d, start, start + s, 1));
+      start += s;
+    }
   }
+  if (autograd::needs_grad({t}) && !out.empty())
+    autograd::record("SplitWithSizesBackward0", {t}, out, {},
+                     [d](const autograd::BackwardArgs& a) { return TensorList{cat(a.grads, d)}; });
   return out;
 }
 

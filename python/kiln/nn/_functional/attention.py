@@ -67,13 +67,10 @@ def _merged_mask(attn_mask, key_padding_mask, N, H, L, S, dtype):
 
 
 def _projections(E, in_proj_weight, in_proj_bias, separate, q_w, k_w, v_w):
+    # split: one node whose backward concatenates the three gradients.
     b = in_proj_bias
-    biases = (None,) * 3 if b is None else (b[:E], b[E : 2 * E], b[2 * E :])
-    if separate:
-        weights = (q_w, k_w, v_w)
-    else:
-        w = in_proj_weight
-        weights = (w[:E], w[E : 2 * E], w[2 * E :])
+    biases = (None,) * 3 if b is None else b.split(E)
+    weights = (q_w, k_w, v_w) if separate else in_proj_weight.split(E)
     return weights, biases
 
 
@@ -144,11 +141,16 @@ def multi_head_attention_forward(
     L, N = query.shape[seq], query.shape[bat]
     S, D = key.shape[seq], E // H
 
-    (wq, wk, wv), (bq, bk, bv) = _projections(
-        E, in_proj_weight, in_proj_bias, use_separate_proj_weight,
-        q_proj_weight, k_proj_weight, v_proj_weight,
-    )
-    q, k, v = linear(query, wq, bq), linear(key, wk, bk), linear(value, wv, bv)
+    if query is key and key is value and not use_separate_proj_weight:
+        # Self-attention: one projection of the input (one GEMM, one autocast cast of the
+        # input, one gradient for it), as PyTorch packs it, split into q, k and v views.
+        q, k, v = linear(query, in_proj_weight, in_proj_bias).split(E, -1)
+    else:
+        (wq, wk, wv), (bq, bk, bv) = _projections(
+            E, in_proj_weight, in_proj_bias, use_separate_proj_weight,
+            q_proj_weight, k_proj_weight, v_proj_weight,
+        )
+        q, k, v = linear(query, wq, bq), linear(key, wk, bk), linear(value, wv, bv)
     mask = _merged_mask(attn_mask, key_padding_mask, N, H, L, S, q.dtype)
     if bias_k is not None:  # one more key/value slot, learned, that every query may attend to
         slot = [N, N]
