@@ -1,14 +1,10 @@
 #include "cudnn_api.h"
 
-#include <atomic>
-
 #include "kiln/error.h"
 #include "resolve_symbol.h"
 
 namespace kiln::cuda {
 namespace {
-
-std::atomic<bool> g_enabled{true}, g_deterministic{false};
 
 struct Loaded {
   CudnnApi api{};
@@ -77,11 +73,6 @@ const Loaded& loaded() {
 const CudnnApi* cudnn() { return loaded().error.empty() ? &loaded().api : nullptr; }
 const std::string& cudnn_error() { return loaded().error; }
 
-bool cudnn_enabled() { return g_enabled.load(std::memory_order_relaxed); }
-void set_cudnn_enabled(bool enabled) { g_enabled.store(enabled, std::memory_order_relaxed); }
-bool cudnn_deterministic() { return g_deterministic.load(std::memory_order_relaxed); }
-void set_cudnn_deterministic(bool deterministic) {
-  g_deterministic.store(deterministic, std::memory_order_relaxed);
-}
+int cudnn_version() { return cudnn() ? static_cast<int>(cudnn()->version()) : 0; }
 
 }  // namespace kiln::cuda

@@ -2,10 +2,10 @@
 // cuDNN, loaded on first use with dlopen like cuBLAS (cublas.h): kiln._C_cuda
 // imports without it, and convolutions then run as im2col + cuBLAS GEMMs.
 // Only the convolution API (cuDNN's "legacy" descriptors, as PyTorch uses) is
-// resolved.
+// resolved. cudnn_error() and cudnn_version() (cudnn_status.h) report on it.
 #include <cudnn.h>
 
-#include <string>
+#include "cudnn_status.h"
 
 namespace kiln::cuda {
 
@@ -38,17 +38,5 @@ struct CudnnApi {
 
 // The loaded library, or nullptr (then cudnn_error() says why). Loads once.
 const CudnnApi* cudnn();
-// Why cuDNN can't be used ("" when it can): not installed, wrong major version,
-// missing symbols.
-const std::string& cudnn_error();
-
-// kiln.backends.cudnn.enabled: convolutions use cuDNN when it is loaded and
-// this is on (the default, as in PyTorch).
-bool cudnn_enabled();
-void set_cudnn_enabled(bool enabled);
-// kiln.backends.cudnn.deterministic: only algorithms whose results do not
-// vary from run to run (off by default, as in PyTorch).
-bool cudnn_deterministic();
-void set_cudnn_deterministic(bool deterministic);
 
 }  // namespace kiln::cuda

@@ -12,7 +12,7 @@
 #include "allocator.h"
 #include "context.h"
 #include "cublas.h"
-#include "cudnn_api.h"
+#include "cudnn_status.h"
 
 namespace py = pybind11;
 using namespace kiln::cuda;
@@ -176,10 +176,7 @@ PYBIND11_MODULE(_C_cuda, m) {
     record_stream(reinterpret_cast<void*>(ptr), as_stream(stream));
   });
   m.def("_cudnn_error", [] { return cudnn_error(); });
-  m.def("_cudnn_version", []() -> int {
-    const CudnnApi* api = cudnn();
-    return api ? static_cast<int>(api->version()) : 0;
-  });
+  m.def("_cudnn_version", &cudnn_version);
   m.def("_get_flag", [](const std::string& name) { return backend_flag(name).get(); });
   m.def("_set_flag",
         [](const std::string& name, bool value) { backend_flag(name).set(value); });
