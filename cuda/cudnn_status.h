@@ -4,6 +4,7 @@
 // headers, cudnn_api.cpp answers (loading libcudnn.so.9 on first use);
 // without them, without_cudnn.cpp does (convolutions then always run as
 // im2col + cuBLAS GEMMs).
+#include <cstdint>
 #include <string>
 
 namespace kiln::cuda {
@@ -13,6 +14,9 @@ namespace kiln::cuda {
 const std::string& cudnn_error();
 // cuDNN's version (91002 for 9.10.2), 0 when it can't be used.
 int cudnn_version();
+// How many convolution passes cuDNN has run in this process (a diagnostic: tests
+// check that the cases cuDNN should take do not fall back to im2col unnoticed).
+int64_t cudnn_convolutions_run();
 
 // kiln.backends.cudnn.enabled: convolutions use cuDNN when it is loaded and
 // this is on (the default, as in PyTorch).

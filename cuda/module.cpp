@@ -177,6 +177,7 @@ PYBIND11_MODULE(_C_cuda, m) {
   });
   m.def("_cudnn_error", [] { return cudnn_error(); });
   m.def("_cudnn_version", &cudnn_version);
+  m.def("_cudnn_convolutions_run", &cudnn_convolutions_run);
   m.def("_get_flag", [](const std::string& name) { return backend_flag(name).get(); });
   m.def("_set_flag",
         [](const std::string& name, bool value) { backend_flag(name).set(value); });

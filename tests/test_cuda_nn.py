@@ -122,6 +122,46 @@ def test_conv2d(dtype, xs, ws, stride, padding, dilation, groups, bias):
     )
 
 
+@pytest.mark.parametrize(
+    "dtype,tf32",
+    [(kiln.float32, False), (kiln.float32, True), (kiln.float64, False), *((d, False) for d in HALF)],
+    ids=["float32", "float32-tf32", "float64", "float16", "bfloat16"],
+)
+def test_cudnn_runs_the_convolutions_it_should(dtype, tf32):
+    """Forward, input and weight gradients of a plain, a strided grouped and a transposed
+    convolution each run through cuDNN (3 passes apiece), not an unnoticed im2col
+    fallback; with kiln.backends.cudnn.enabled off, none do."""
+    c = kiln.backends.cudnn
+    if not c.is_available():
+        pytest.skip(f"cuDNN: {c.is_available(explain=True).reason}")
+    if dtype == kiln.bfloat16 and kiln.cuda._module.get_device_properties(0)["major"] < 8:
+        pytest.skip("cuDNN's bfloat16 convolutions need compute capability 8.0")
+    x = kiln.tensor(randn(2, 4, 9, 9)).to(dtype).cuda().requires_grad_(True)
+    w = kiln.tensor(randn(6, 4, 3, 3, rng=np.random.default_rng(1))).to(dtype).cuda()
+    wg = kiln.tensor(randn(6, 2, 3, 3, rng=np.random.default_rng(2))).to(dtype).cuda()
+    wt = kiln.tensor(randn(4, 3, 3, 3, rng=np.random.default_rng(3))).to(dtype).cuda()
+    convs = [
+        lambda: F.conv2d(x, w.requires_grad_(True), padding=1),
+        lambda: F.conv2d(x, wg.requires_grad_(True), stride=2, padding=1, groups=2),
+        lambda: F.conv_transpose2d(x, wt.requires_grad_(True), stride=2, padding=1),
+    ]
+    run = kiln.cuda._module._cudnn_convolutions_run
+    saved = c.allow_tf32
+    try:
+        c.allow_tf32 = tf32
+        for conv in convs:
+            before = run()
+            conv().sum().backward()
+            assert run() - before == 3
+        c.enabled = False
+        before = run()
+        for conv in convs:
+            conv().sum().backward()
+        assert run() == before
+    finally:
+        c.enabled, c.allow_tf32 = True, saved
+
+
 def test_cudnn_deterministic_gives_identical_gradients():
     """kiln.backends.cudnn.deterministic: the same weight gradient, bit for bit, every run
     (cuDNN's filter-gradient algorithms may otherwise sum with atomics)."""
