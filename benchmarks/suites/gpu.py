@@ -73,8 +73,9 @@ HALVES = (("float32", kiln.float32, "float32"), ("bf16", kiln.bfloat16, "bfloat1
 
 def _component_cases(torch, ksync, tsync):
     """The pieces the CNN and transformer steps spend their time in, each against
-    PyTorch's: the attention heads' transpose copy, a convolution layer's forward and
-    backward (cuDNN), and attention's forward and backward."""
+    PyTorch's: the attention heads' transpose copy, the scores of head views (kiln loops
+    its GEMM over the batch, PyTorch copies), a convolution layer's forward and backward
+    (cuDNN), and attention's forward and backward."""
     rng = np.random.default_rng(2)
     cases = []
 
@@ -89,6 +90,12 @@ def _component_cases(torch, ksync, tsync):
         return run
 
     heads = rng.standard_normal((16, 512, 16, 64), dtype=np.float32)
+    proj = heads.reshape(16, 512, 1024)
+
+    def scores(t):  # q @ k^T of the (N, H, L, D) head views of one (N, L, E) projection
+        h = t.reshape(16, 512, 16, 64).transpose(1, 2)
+        return h @ h.transpose(-2, -1)
+
     img = rng.standard_normal((256, 64, 32, 32), dtype=np.float32)
     w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32) * 0.05
     qkv = [rng.standard_normal((16, 16, 512, 64), dtype=np.float32) for _ in range(3)]
@@ -98,6 +105,11 @@ def _component_cases(torch, ksync, tsync):
                           _synced(lambda kx=kx: kx.transpose(1, 2).contiguous(), ksync),
                           _synced(lambda tx=tx: tx.transpose(1, 2).contiguous(), tsync), "torch",
                           bytes=2.0 * heads.size * kx.element_size()))
+        kp, tp = pair(proj, kd, td)
+        cases.append(Case(f"heads scores q @ k^T of (16,512,1024) views {name}",
+                          _synced(lambda kp=kp: scores(kp), ksync),
+                          _synced(lambda tp=tp: scores(tp), tsync), "torch",
+                          flops=2.0 * 16 * 16 * 512 * 512 * 64))
         (ki, ti), (kw, tw) = pair(img, kd, td, True), pair(w, kd, td, True)
         cases.append(Case(f"conv2d 64->64 3x3 (256,64,32,32) fwd+bwd {name}",
                           _synced(fwd_bwd(lambda x, w: kiln.nn.functional.conv2d(x, w, padding=1),
