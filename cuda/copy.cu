@@ -47,13 +47,7 @@ bool copy_in_words(const TensorIter& iter, int64_t itemsize, Device device) {
   calc.strides[inner][0] = calc.strides[inner][1] = kWord;
   const Array<char*, 2> ptrs{{iter.data(0), iter.data(1)}};
   DeviceGuard guard(device);
-  const cudaStream_t stream = current_stream(device);
-  if (index32)
-    strided_kernel<Word, Word, 1, uint32_t>
-        <<<grid_for(n), kBlock, 0, stream>>>(static_cast<uint32_t>(n), calc, ptrs, Identity{});
-  else
-    strided_kernel<Word, Word, 1, int64_t>
-        <<<grid_for(n), kBlock, 0, stream>>>(n, calc, ptrs, Identity{});
+  launch_strided<Word, Word, 1>(n, index32, calc, ptrs, Identity{}, current_stream(device));
   check_launch("copy_");
   return true;
 }

@@ -163,6 +163,18 @@ inline unsigned grid_for(int64_t work) {
   return static_cast<unsigned>((work + kBlock - 1) / kBlock);
 }
 
+// strided_kernel over n elements with 32-bit indices where calc was set with
+// index32 (n < 2^31), else 64-bit ones.
+template <class Out, class In, int NIn, class F>
+void launch_strided(int64_t n, bool index32, const OffsetCalc<NIn + 1>& calc,
+                    const Array<char*, NIn + 1>& ptrs, const F& f, cudaStream_t stream) {
+  if (index32)
+    strided_kernel<Out, In, NIn, uint32_t>
+        <<<grid_for(n), kBlock, 0, stream>>>(static_cast<uint32_t>(n), calc, ptrs, f);
+  else
+    strided_kernel<Out, In, NIn, int64_t><<<grid_for(n), kBlock, 0, stream>>>(n, calc, ptrs, f);
+}
+
 // Blocks of kBlock threads for `n` elements; throws (naming op) past CUDA's grid limit.
 inline unsigned blocks_for(int64_t n, const char* op) {
   const int64_t blocks = (n + kBlock - 1) / kBlock;
@@ -215,11 +227,7 @@ void launch_elementwise(const TensorIter& iter, Device device, const F& f, const
   calc.set(iter, index32);
   Array<char*, NIn + 1> ptrs{};
   for (int t = 0; t <= NIn; ++t) ptrs.v[t] = iter.data(t);
-  if (index32)
-    strided_kernel<Out, In, NIn, uint32_t>
-        <<<grid_for(n), kBlock, 0, stream>>>(static_cast<uint32_t>(n), calc, ptrs, f);
-  else
-    strided_kernel<Out, In, NIn, int64_t><<<grid_for(n), kBlock, 0, stream>>>(n, calc, ptrs, f);
+  launch_strided<Out, In, NIn>(n, index32, calc, ptrs, f, stream);
   check_launch(op);
 }
 

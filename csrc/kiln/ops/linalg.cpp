@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "kiln/autocast.h"
+#include "kiln/autograd/grad_mode.h"
 #include "kiln/autograd/node.h"
 #include "kiln/dispatch.h"
 #include "kiln/error.h"
@@ -109,12 +110,13 @@ constexpr double kMinGemmCallWork = double(1 << 24);
 // (N, H, L, D) of an (N, L, E) projection multiply without being copied.
 Tensor batched_product(const Tensor& a_in, const Tensor& b_in, const Shape& batch,
                        Scalar alpha = 1) {
+  autograd::NoGradGuard no_grad;  // the views and copies below are the kernels' business
   const int64_t m = a_in.size(-2), k = a_in.size(-1), n = b_in.size(-1);
   const auto expanded = [&](const Tensor& t, int64_t rows, int64_t cols) {
     Shape full = batch;
     full.push_back(rows);
     full.push_back(cols);
-    return t.sizes() == full ? detach(t) : expand(detach(t), full);
+    return t.sizes() == full ? t : expand(t, full);
   };
   Tensor a = expanded(a_in, m, k), b = expanded(b_in, k, n);
   Shape out_shape = batch;
