@@ -1,0 +1,28 @@
+#pragma once
+// scaled_dot_product_attention through cuDNN's fused flash attention, for the
+// kernels of attention.cu, which fall back to their own tile kernels (or let the
+// front end compose) where it declines.
+#include "kiln/tensor.h"
+
+namespace kiln::cuda {
+
+// The forward of attention.cu's kernel (AttentionKernel in
+// csrc/kiln/ops/attention.cpp: contiguous q (B, L, E), k (B, S, E), v (B, S, Ev)
+// in, out (B, L, Ev) and lse (B, L) float32 written). Runs it and returns true,
+// or returns false having done nothing where cuDNN's attention is off
+// (kiln.backends.cuda.enable_cudnn_sdp, kiln.backends.cudnn.enabled), not
+// loaded, or does not take the problem: float32 or float64, a mask other than
+// causal, head sizes cuDNN lacks, empty tensors, a GPU older than Ampere.
+// Errors while running throw.
+bool cudnn_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
+                     const Tensor& v, const Tensor& mask, bool causal, double scale);
+
+// Its backward (AttentionBackwardKernel): gq, gk, gv from q, k, v, out, grad_out
+// and lse, which may come from the tile kernels' forward (both hold the natural
+// logsumexp of the scaled scores).
+bool cudnn_attention_backward(const Tensor& gq, const Tensor& gk, const Tensor& gv,
+                              const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& grad_out, const Tensor& lse, const Tensor& mask,
+                              bool causal, double scale);
+
+}  // namespace kiln::cuda
