@@ -7,10 +7,12 @@
 //  - backward: with P = exp(S - logsumexp) recomputed tile by tile, one kernel
 //    per key tile accumulates dK and dV over the query tiles, one per query
 //    tile accumulates dQ over the key tiles (no atomics: fixed order).
-// Plain FMA on shared memory, no tensor cores: simple rather than fastest (large
-// problems go to the composed path, see composed_is_faster).
+// Plain FMA on shared memory, no tensor cores: simple rather than fastest. 16-bit
+// problems cuDNN's fused attention takes run there first (attention_cudnn.h);
+// large ones it leaves go to the composed path (see composed_is_faster).
 #include <cmath>
 
+#include "attention_cudnn.h"
 #include "kiln/dispatch.h"
 #include "nn_util.cuh"
 
@@ -411,6 +413,7 @@ bool composed_is_faster(const Tensor& q, const Tensor& k) {
 // See AttentionKernel in csrc/kiln/ops/attention.cpp.
 bool attention_cuda(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
                     const Tensor& v, const Tensor& mask, bool causal, double scale) {
+  if (cudnn_attention(out, lse, q, k, v, mask, causal, scale)) return true;
   Problem pr;
   if (composed_is_faster(q, k) || !describe(pr, q, k, v, mask, causal, scale, 256)) return false;
   // Not out.numel(): with Ev == 0 the output is empty but the backward still reads lse.
@@ -435,6 +438,8 @@ bool attention_backward_cuda(const Tensor& gq, const Tensor& gk, const Tensor& g
                              const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                              const Tensor& gout, const Tensor& lse, const Tensor& mask,
                              bool causal, double scale) {
+  if (cudnn_attention_backward(gq, gk, gv, q, k, v, out, gout, lse, mask, causal, scale))
+    return true;
   Problem pr;
   if (!describe(pr, q, k, v, mask, causal, scale, 128)) return false;
   DeviceGuard guard(q.device());

@@ -180,7 +180,8 @@ bool run(const Problem& p, std::unordered_map<int64_t, void*>& pack) {
   const Device device(DeviceType::CUDA, p.device);
   DeviceGuard guard(device);
   cudnnHandle_t handle = cudnn_handle(*cudnn(), p.device, current_stream(device), kOp);
-  thread_local std::map<Problem, Built> graphs;
+  // Never destroyed: at exit, cuDNN and the CUDA runtime may be torn down first.
+  thread_local auto& graphs = *new std::map<Problem, Built>;
   auto it = graphs.find(p);
   if (it == graphs.end()) {
     if (graphs.size() >= kMaxGraphsPerThread) graphs.clear();

@@ -40,15 +40,6 @@ bool supported(const CudnnApi& api, cudnnStatus_t status, const char* what, cons
   return false;
 }
 
-// One handle per thread and device, as cuDNN recommends (created with the device current).
-cudnnHandle_t handle(const CudnnApi& api, int device, const char* op) {
-  constexpr int kMaxDevices = 64;
-  thread_local cudnnHandle_t handles[kMaxDevices] = {};
-  KILN_CHECK(device >= 0 && device < kMaxDevices, ValueError, "[", op, "] bad device ", device);
-  if (!handles[device]) check_cudnn(api, api.create(&handles[device]), "cudnnCreate", op);
-  return handles[device];
-}
-
 struct Types {
   cudnnDataType_t data, compute;
   cudnnMathType_t math;
@@ -280,8 +271,7 @@ bool cudnn_convolution(ConvPass pass, const Tensor& x_in, const Tensor& w_in, co
 
   const Device device = w.device();
   DeviceGuard guard(device);
-  cudnnHandle_t h = handle(api, device.index, op);
-  check_cudnn(api, api.set_stream(h, current_stream(device)), "cudnnSetStream", op);
+  cudnnHandle_t h = cudnn_handle(api, device.index, current_stream(device), op);
   Descriptors d(api, op);
   if (!describe(api, d, *types, x, w, y, g, op)) return false;
 

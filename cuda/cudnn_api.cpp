@@ -8,6 +8,7 @@ namespace {
 
 struct Loaded {
   CudnnApi api{};
+  void* library = nullptr;
   std::string error;
 };
 
@@ -23,6 +24,7 @@ Loaded load() {
               "); install it with pip install \"kiln[cuda]\"";
     return l;
   }
+  l.library = lib;
   std::string missing;
   CudnnApi& a = l.api;
   resolve_symbol(lib, "cudnnGetVersion", a.version, missing);
@@ -71,8 +73,21 @@ const Loaded& loaded() {
 }  // namespace
 
 const CudnnApi* cudnn() { return loaded().error.empty() ? &loaded().api : nullptr; }
+void* cudnn_library() { return cudnn() ? loaded().library : nullptr; }
 const std::string& cudnn_error() { return loaded().error; }
 
 int cudnn_version() { return cudnn() ? static_cast<int>(cudnn()->version()) : 0; }
+
+cudnnHandle_t cudnn_handle(const CudnnApi& api, int device, cudaStream_t stream, const char* op) {
+  constexpr int kMaxDevices = 64;
+  thread_local cudnnHandle_t handles[kMaxDevices] = {};
+  KILN_CHECK(device >= 0 && device < kMaxDevices, ValueError, "[", op, "] bad device ", device);
+  cudnnHandle_t& h = handles[device];
+  cudnnStatus_t status = h ? CUDNN_STATUS_SUCCESS : api.create(&h);
+  if (status == CUDNN_STATUS_SUCCESS) status = api.set_stream(h, stream);
+  KILN_CHECK(status == CUDNN_STATUS_SUCCESS, Error, "[", op, "] cuDNN could not ",
+             h ? "set its stream: " : "create a handle: ", api.error_string(status));
+  return h;
+}
 
 }  // namespace kiln::cuda

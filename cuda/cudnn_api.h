@@ -2,7 +2,8 @@
 // cuDNN, loaded on first use with dlopen like cuBLAS (cublas.h): kiln._C_cuda
 // imports without it, and convolutions then run as im2col + cuBLAS GEMMs.
 // Only the convolution API (cuDNN's "legacy" descriptors, as PyTorch uses) is
-// resolved. cudnn_error() and cudnn_version() (cudnn_status.h) report on it.
+// resolved here; the attention graphs call the graph API through the
+// cudnn-frontend headers, which resolve it in cudnn_library(). cudnn_error() and cudnn_version() (cudnn_status.h) report on it.
 #include <cudnn.h>
 
 #include "cudnn_status.h"
@@ -38,5 +39,13 @@ struct CudnnApi {
 
 // The loaded library, or nullptr (then cudnn_error() says why). Loads once.
 const CudnnApi* cudnn();
+// Its dlopen handle, where the cudnn-frontend headers find cuDNN's graph API
+// (attention_cudnn.cpp); nullptr when cudnn() is.
+void* cudnn_library();
+
+// This thread's cuDNN handle for `device` (one per thread and device, as cuDNN
+// recommends; created with the device current), set to run on `stream`.
+// Errors throw, naming `op`.
+cudnnHandle_t cudnn_handle(const CudnnApi& api, int device, cudaStream_t stream, const char* op);
 
 }  // namespace kiln::cuda

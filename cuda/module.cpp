@@ -56,6 +56,7 @@ const BackendFlag& backend_flag(const std::string& name) {
         [](bool v) { set_allow_tf32(Tf32Switch::Convolution, v); }}},
       {"cudnn.enabled", {&cudnn_enabled, &set_cudnn_enabled}},
       {"cudnn.deterministic", {&cudnn_deterministic, &set_cudnn_deterministic}},
+      {"cudnn_sdp", {&cudnn_sdp_enabled, &set_cudnn_sdp_enabled}},
   };
   const auto it = flags.find(name);
   if (it == flags.end()) throw kiln::ValueError("[kiln.backends] unknown switch " + name);
@@ -178,6 +179,8 @@ PYBIND11_MODULE(_C_cuda, m) {
   m.def("_cudnn_error", [] { return cudnn_error(); });
   m.def("_cudnn_version", &cudnn_version);
   m.def("_cudnn_convolutions_run", &cudnn_convolutions_run);
+  m.def("_cudnn_attentions_run", &cudnn_attentions_run);
+  m.def("_cudnn_attention_declined", &cudnn_attention_declined);
   m.def("_get_flag", [](const std::string& name) { return backend_flag(name).get(); });
   m.def("_set_flag",
         [](const std::string& name, bool value) { backend_flag(name).set(value); });

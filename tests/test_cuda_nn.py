@@ -165,7 +165,6 @@ def test_cudnn_runs_the_convolutions_it_should(dtype, tf32):
 def test_cudnn_deterministic_gives_identical_gradients():
     """kiln.backends.cudnn.deterministic: the same weight gradient, bit for bit, every run
     (cuDNN's filter-gradient algorithms may otherwise sum with atomics)."""
-    c = kiln.backends.cudnn
     x = kiln.tensor(randn(64, 32, 16, 16)).float().cuda()
     w = kiln.tensor(randn(32, 32, 3, 3, rng=np.random.default_rng(1))).float().cuda()
     g = kiln.tensor(randn(64, 32, 16, 16, rng=np.random.default_rng(2))).float().cuda()
@@ -175,15 +174,21 @@ def test_cudnn_deterministic_gives_identical_gradients():
         F.conv2d(x, wg, padding=1).backward(g)
         return back(wg.grad).numpy()
 
+    assert_deterministic(weight_grad, 1e-3)
+
+
+def assert_deterministic(compute, tol):
+    """Under kiln.backends.cudnn.deterministic, compute() returns the same array bit for bit
+    every time; without, one within tol of it."""
+    c = kiln.backends.cudnn
     saved, c.deterministic = c.deterministic, True
     try:
-        first = weight_grad()
+        first = compute()
         for _ in range(3):
-            np.testing.assert_array_equal(weight_grad(), first)
+            np.testing.assert_array_equal(compute(), first)
     finally:
         c.deterministic = saved
-    expected = kiln.tensor(first)
-    assert_close(kiln.tensor(weight_grad()), expected, rtol=1e-3, atol=1e-3)
+    assert_close(kiln.tensor(compute()), kiln.tensor(first), rtol=tol, atol=tol)
 
 
 @conv_paths
@@ -397,6 +402,24 @@ def test_optimizer_state_dict_round_trip_on_cuda():
 # ---- fused attention ---------------------------------------------------------------------
 
 
+@pytest.fixture(params=["cudnn", "kernels"])
+def sdpa_path(request):
+    """16-bit attention runs through cuDNN's fused attention and through kiln's own kernels
+    or the composed path (kiln.backends.cuda.enable_cudnn_sdp(False))."""
+    b = kiln.backends.cuda
+    if request.param == "cudnn" and not kiln.backends.cudnn.is_available():
+        pytest.skip(f"cuDNN: {kiln.backends.cudnn.is_available(explain=True).reason}")
+    saved = b.cudnn_sdp_enabled()
+    b.enable_cudnn_sdp(request.param == "cudnn")
+    yield request.param
+    b.enable_cudnn_sdp(saved)
+
+
+def skip_cudnn_for_wide_dtypes(sdpa_path, dtype):
+    if sdpa_path == "cudnn" and dtype not in HALF:
+        pytest.skip("cuDNN's fused attention is 16-bit only: the same test as 'kernels'")
+
+
 def sdpa_case(q_shape, k_shape, v_shape, dtype, mask=None, grad=True, **kw):
     arrays = [
         randn(*q_shape),
@@ -419,8 +442,10 @@ def sdpa_case(q_shape, k_shape, v_shape, dtype, mask=None, grad=True, **kw):
 
 @pytest.mark.parametrize("dtype", [kiln.float32, kiln.float16], ids=str)
 @pytest.mark.parametrize("masking", ["none", "causal", "bool"])
-def test_sdpa_large_scores_take_the_composed_path(dtype, masking):
-    # 32 x 384 x 384 scores: over the fused kernel's composed_is_faster threshold.
+def test_sdpa_large_scores(dtype, masking, sdpa_path):
+    # 32 x 384 x 384 scores: over the fused kernel's composed_is_faster threshold, so
+    # composed unless cuDNN takes them (float16 without a bool mask).
+    skip_cudnn_for_wide_dtypes(sdpa_path, dtype)
     shape = (4, 8, 384, 32)
     mask = None
     if masking == "bool":
@@ -429,9 +454,9 @@ def test_sdpa_large_scores_take_the_composed_path(dtype, masking):
     sdpa_case(shape, shape, shape, dtype, mask=mask, is_causal=masking == "causal")
 
 
-def test_attention_module_on_the_composed_path_trains_under_autocast():
-    # 32 x 2 heads x 384 x 384 scores: composed on CUDA. Under bf16 autocast its softmax
-    # must not switch to float32 (the backward would mix dtypes).
+def test_attention_module_trains_under_autocast(sdpa_path):
+    # 32 x 2 heads x 384 x 384 scores: on cuDNN, else composed. Under bf16 autocast the
+    # composed softmax must not switch to float32 (the backward would mix dtypes).
     kiln.manual_seed(0)
     mha = kiln.nn.MultiheadAttention(64, 2, batch_first=True, device="cuda")
     x = kiln.tensor(randn(32, 384, 64, dtype=np.float32)).cuda()
@@ -453,7 +478,8 @@ def test_attention_module_on_the_composed_path_trains_under_autocast():
     "E,Ev", [(8, 8), (32, 16), (64, 64), (100, 72), (128, 128), (256, 200), (300, 8)]
 )  # 300: over the kernel's limit, composed
 @pytest.mark.parametrize("causal", [False, True])
-def test_sdpa_head_dims(dtype, E, Ev, causal):
+def test_sdpa_head_dims(dtype, E, Ev, causal, sdpa_path):
+    skip_cudnn_for_wide_dtypes(sdpa_path, dtype)
     sdpa_case((2, 3, 37, E), (2, 3, 45, E), (2, 3, 45, Ev), dtype, is_causal=causal)
 
 
@@ -556,6 +582,53 @@ def test_sdpa_against_torch(dtype):
             *(torch.tensor(a).to(torch_dtype(dtype)) for a in (q, k, v)), is_causal=causal
         )
         assert_close(back(out), ref, rtol=tol(dtype), atol=tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+def test_cudnn_runs_the_attentions_it_should(dtype):
+    """16-bit attention without a mask, or causal, runs its forward and backward on cuDNN
+    (2 passes), not an unnoticed fallback to kiln's kernels; a bool mask, float32 and
+    enable_cudnn_sdp(False) run none."""
+    if os.environ.get("KILN_EXPECT_CUDNN") != "1":
+        pytest.skip("KILN_EXPECT_CUDNN is not set")
+    m = kiln.cuda._module
+    run = m._cudnn_attentions_run
+    q, k, v = (
+        kiln.tensor(randn(2, 4, 40, 64, rng=np.random.default_rng(i))).to(dtype).cuda()
+        for i in range(3)
+    )
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    for causal in (False, True):
+        before = run()
+        F.scaled_dot_product_attention(q, k, v, is_causal=causal).sum().backward()
+        assert run() - before == 2, m._cudnn_attention_declined()
+    before = run()
+    mask = kiln.ones(40, 40, dtype=kiln.bool, device="cuda")
+    F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()
+    F.scaled_dot_product_attention(q.float(), k.float(), v.float()).sum().backward()
+    kiln.backends.cuda.enable_cudnn_sdp(False)
+    try:
+        F.scaled_dot_product_attention(q, k, v).sum().backward()
+    finally:
+        kiln.backends.cuda.enable_cudnn_sdp(True)
+    assert run() == before
+
+
+def test_cudnn_deterministic_attention_gives_identical_gradients():
+    """kiln.backends.cudnn.deterministic: the same query gradient, bit for bit, every run
+    (cuDNN's attention backward may otherwise sum dq with atomics)."""
+    q, k, v, g = (
+        kiln.tensor(randn(4, 8, 256, 64, rng=np.random.default_rng(i))).to(kiln.bfloat16).cuda()
+        for i in range(4)
+    )
+
+    def query_grad():
+        qg = q.detach().requires_grad_(True)
+        F.scaled_dot_product_attention(qg, k, v).backward(g)
+        return back(qg.grad.float()).numpy()
+
+    assert_deterministic(query_grad, 2e-2)
 
 
 def test_sdpa_gradcheck_on_cuda():

@@ -213,6 +213,32 @@ def test_cudnn_switches_are_separate_with_pytorchs_defaults(name, default):
     assert getattr(c, name) is default
 
 
+def test_cudnn_sdp_switch_is_on_by_default_and_separate():
+    b = kiln.backends
+    assert b.cuda.cudnn_sdp_enabled() is True  # PyTorch's default
+    try:
+        b.cuda.enable_cudnn_sdp(False)
+        assert b.cuda.cudnn_sdp_enabled() is False
+        assert b.cudnn.enabled is True and b.cuda.matmul.allow_tf32 is False
+    finally:
+        b.cuda.enable_cudnn_sdp(True)
+    assert b.cuda.cudnn_sdp_enabled() is True
+
+
+def test_cudnn_attention_built_when_expected():
+    """A module built without the cudnn-frontend headers says so where it would say why
+    cuDNN declined an attention; CI builds with them (KILN_CUDNN=ON)."""
+    if not kiln.cuda.is_built():
+        pytest.skip("kiln._C_cuda is not loaded")
+    m = kiln.cuda._module
+    declined = m._cudnn_attention_declined()
+    built_without = "built without the cudnn-frontend headers" in declined
+    if os.environ.get("KILN_EXPECT_CUDA_MODULE") == "1":
+        assert not built_without, declined
+    if not kiln.cuda.is_available():
+        assert m._cudnn_attentions_run() == 0 and (built_without or declined == "")
+
+
 def test_cudnn_benchmark_stays_off_and_warns():
     c = kiln.backends.cudnn
     assert c.benchmark is False

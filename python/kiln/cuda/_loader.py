@@ -12,10 +12,12 @@ import importlib.util
 import os
 
 # kiln._C_cuda links the CUDA runtime and loads cuBLAS (which needs cublasLt) on first
-# use, and cuDNN (optional: convolutions run without it) on its first convolution.
+# use, and cuDNN (optional: convolutions and attention run without it) on its first
+# convolution or attention. cuDNN compiles its fused attention kernels with NVRTC, which
+# it finds by name once loaded here.
 _RUNTIME = "libcudart.so.13"
 _CUBLAS = ("libcublasLt.so.13", "libcublas.so.13")
-_CUDNN = "libcudnn.so.9"
+_CUDNN = ("libnvrtc.so.13", "libcudnn.so.9")
 
 
 def _wheel_lib_dirs():
@@ -65,8 +67,9 @@ def load():
             _preload(name, wheel_dirs)
         except OSError:
             return module, (f"{name} was not found (install it with pip install \"kiln[cuda]\")")
-    try:
-        _preload(_CUDNN, wheel_dirs)
-    except OSError:
-        pass  # kiln.backends.cudnn.is_available(explain=True) says why
+    for name in _CUDNN:
+        try:
+            _preload(name, wheel_dirs)
+        except OSError:
+            pass  # kiln.backends.cudnn.is_available(explain=True) says why
     return module, module._cublas_error() or None
