@@ -14,6 +14,7 @@
 
 #include "attention_cudnn.h"
 #include "kiln/dispatch.h"
+#include "kiln/ops/view.h"
 #include "nn_util.cuh"
 
 namespace kiln::cuda {
@@ -315,15 +316,16 @@ __global__ void __launch_bounds__(kBlock)
 
 // ---- host side ---------------------------------------------------------------------------
 
-// The problem of q (B, L, E), k (B, S, E), v (B, S, Ev); false where the
-// kernels decline: float64, head dims over kMaxHead, masks of too many batch dims.
+// The problem of q (batch..., L, E), k (batch..., S, E), v (batch..., S, Ev);
+// false where the kernels decline: float64, head dims over max_head, masks of
+// too many batch dims.
 bool describe(Problem& pr, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
               bool causal, double scale, int64_t max_head) {
   const ScalarType dt = q.dtype();
-  if (std::max(q.size(2), v.size(2)) > max_head ||
+  if (std::max(q.size(-1), v.size(-1)) > max_head ||
       !(dt == ScalarType::Float32 || dt == ScalarType::Float16 || dt == ScalarType::BFloat16))
     return false;
-  pr = Problem{q.size(1), k.size(1), static_cast<int>(q.size(2)), static_cast<int>(v.size(2)),
+  pr = Problem{q.size(-2), k.size(-2), static_cast<int>(q.size(-1)), static_cast<int>(v.size(-1)),
                causal, static_cast<float>(scale), MaskRef{}};
   if (!mask.defined()) return true;
   MaskRef& m = pr.mask;
@@ -339,6 +341,16 @@ bool describe(Problem& pr, const Tensor& q, const Tensor& k, const Tensor& v, co
   m.ss = mask.stride(-1);
   return true;
 }
+
+// The element count of t's batch dims (all but the last two).
+int64_t batch_numel(const Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d = 0; d + 2 < t.dim(); ++d) n *= t.size(d);
+  return n;
+}
+
+// t (batch..., rows, cols) as the kernels read it: a contiguous (B, rows, cols).
+Tensor flat(const Tensor& t, int64_t B) { return reshape(contiguous(t), {B, t.size(-2), t.size(-1)}); }
 
 // Blocks for `rows` rows of `batch` entries, tile rows per block.
 int64_t tiles_of(int64_t rows, int tile) { return (rows + tile - 1) / tile; }
@@ -404,53 +416,70 @@ void backward(const Tensor& gq, const Tensor& gk, const Tensor& gv, const Tensor
 constexpr int64_t kComposedMinScores = int64_t(1) << 22;
 constexpr int64_t kComposedMaxScoreBytes = int64_t(1) << 30;
 bool composed_is_faster(const Tensor& q, const Tensor& k) {
-  const int64_t scores = q.size(0) * q.size(1) * k.size(1);
+  const int64_t scores = batch_numel(q) * q.size(-2) * k.size(-2);
   return scores >= kComposedMinScores && scores * q.itemsize() <= kComposedMaxScoreBytes;
 }
 
 }  // namespace
 
 // See AttentionKernel in csrc/kiln/ops/attention.cpp.
-bool attention_cuda(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                    const Tensor& v, const Tensor& mask, bool causal, double scale) {
-  if (cudnn_attention(out, lse, q, k, v, mask, causal, scale)) return true;
+bool attention_cuda(Tensor& out, Tensor& lse, const Tensor& q_in, const Tensor& k_in,
+                    const Tensor& v_in, const Tensor& mask, bool causal, double scale) {
+  if (cudnn_attention(out, lse, q_in, k_in, v_in, mask, causal, scale)) return true;
   Problem pr;
-  if (composed_is_faster(q, k) || !describe(pr, q, k, v, mask, causal, scale, 256)) return false;
+  if (composed_is_faster(q_in, k_in) || !describe(pr, q_in, k_in, v_in, mask, causal, scale, 256))
+    return false;
+  const int64_t B = batch_numel(q_in);
+  const Tensor q = flat(q_in, B), k = flat(k_in, B), v = flat(v_in, B);
+  const Tensor o = empty({B, pr.L, pr.Ev}, q.dtype(), q.device());
+  lse = empty({B, pr.L}, ScalarType::Float32, q.device());
+  Shape out_shape = q_in.sizes();
+  out_shape.back() = pr.Ev;
+  out = reshape(o, out_shape);
   // Not out.numel(): with Ev == 0 the output is empty but the backward still reads lse.
   if (lse.numel() == 0) return true;
-  DeviceGuard guard(out.device());
+  DeviceGuard guard(o.device());
   const int64_t D = std::max(pr.E, pr.Ev);
   visit_attention_dtype(q.dtype(), [&]<class T>() {
     if (D <= 32)
-      forward<T, 32, 64, 64>(out, lse, q, k, v, pr);
+      forward<T, 32, 64, 64>(o, lse, q, k, v, pr);
     else if (D <= 64)
-      forward<T, 64, 64, 32>(out, lse, q, k, v, pr);
+      forward<T, 64, 64, 32>(o, lse, q, k, v, pr);
     else if (D <= 128)
-      forward<T, 128, 32, 32>(out, lse, q, k, v, pr);
+      forward<T, 128, 32, 32>(o, lse, q, k, v, pr);
     else
-      forward<T, 256, 16, 16>(out, lse, q, k, v, pr);
+      forward<T, 256, 16, 16>(o, lse, q, k, v, pr);
   });
   return true;
 }
 
 // See AttentionBackwardKernel in csrc/kiln/ops/attention.cpp.
-bool attention_backward_cuda(const Tensor& gq, const Tensor& gk, const Tensor& gv,
-                             const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+bool attention_backward_cuda(Tensor& gq, Tensor& gk, Tensor& gv, const Tensor& q_in,
+                             const Tensor& k_in, const Tensor& v_in, const Tensor& out,
                              const Tensor& gout, const Tensor& lse, const Tensor& mask,
                              bool causal, double scale) {
-  if (cudnn_attention_backward(gq, gk, gv, q, k, v, out, gout, lse, mask, causal, scale))
+  if (cudnn_attention_backward(gq, gk, gv, q_in, k_in, v_in, out, gout, lse, mask, causal, scale))
     return true;
   Problem pr;
-  if (!describe(pr, q, k, v, mask, causal, scale, 128)) return false;
+  if (!describe(pr, q_in, k_in, v_in, mask, causal, scale, 128)) return false;
+  const int64_t B = batch_numel(q_in);
+  const Tensor q = flat(q_in, B), k = flat(k_in, B), v = flat(v_in, B);
+  const Tensor gqf = empty(q.sizes(), q.dtype(), q.device()),
+               gkf = empty(k.sizes(), q.dtype(), q.device()),
+               gvf = empty(v.sizes(), q.dtype(), q.device());
+  gq = reshape(gqf, q_in.sizes());
+  gk = reshape(gkf, k_in.sizes());
+  gv = reshape(gvf, v_in.sizes());
   DeviceGuard guard(q.device());
+  const Tensor o = flat(out, B), g = flat(gout, B);
   const int64_t D = std::max(pr.E, pr.Ev);
   visit_attention_dtype(q.dtype(), [&]<class T>() {
     if (D <= 32)
-      backward<T, 32, 32, 32>(gq, gk, gv, q, k, v, out, gout, lse, pr);
+      backward<T, 32, 32, 32>(gqf, gkf, gvf, q, k, v, o, g, lse, pr);
     else if (D <= 64)
-      backward<T, 64, 32, 32>(gq, gk, gv, q, k, v, out, gout, lse, pr);
+      backward<T, 64, 32, 32>(gqf, gkf, gvf, q, k, v, o, g, lse, pr);
     else
-      backward<T, 128, 16, 16>(gq, gk, gv, q, k, v, out, gout, lse, pr);
+      backward<T, 128, 16, 16>(gqf, gkf, gvf, q, k, v, o, g, lse, pr);
   });
   return true;
 }

@@ -3,8 +3,9 @@
 // stored. The problem is described with cuDNN's graph API through the
 // cudnn-frontend headers (header-only; they call cuDNN through the library
 // kiln loaded, NV_CUDNN_FRONTEND_USE_DYNAMIC_LOADING). A graph per problem
-// (pass, dtype, sizes, causal, scale) is built on first use -- cuDNN compiles
-// its kernels then, with NVRTC -- and kept for the thread, as cuDNN handles are.
+// (pass, dtype, sizes and strides, causal, scale) is built on first use --
+// cuDNN compiles its kernels then, with NVRTC -- and kept for the thread, as
+// cuDNN handles are.
 #include "attention_cudnn.h"
 
 #include <atomic>
@@ -15,14 +16,17 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include <cudnn_frontend.h>
 
+#include "attention_layout.h"
 #include "context.h"
 #include "cudnn_api.h"
 #include "kiln/error.h"
+#include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
 
 // Where the frontend finds cuDNN's functions; set to kiln's handle of the library
@@ -45,18 +49,28 @@ constexpr size_t kMaxGraphsPerThread = 256;
 // The tensors of the graphs, by the uid the variant pack names them with.
 enum Uid : int64_t { kQ = 1, kK, kV, kOut, kLse, kGradOut, kGradQ, kGradK, kGradV };
 
-// One problem; a graph is built for each. q (B, L, E), k (B, S, E), v (B, S, Ev).
+// One problem; a graph is built for each.
 struct Problem {
   bool backward;
   ScalarType dtype;
   int device;
-  int64_t B, L, S, E, Ev;
   bool causal, deterministic;
-  float scale;
-  auto tie() const {
-    return std::tie(backward, dtype, device, B, L, S, E, Ev, causal, deterministic, scale);
+  float scale;  // finite
+  std::vector<std::pair<int64_t, Dims4>> tensors;  // by uid, in the order added
+  auto operator<=>(const Problem&) const = default;
+
+  const Dims4& dims(Uid uid) const {
+    for (const auto& [u, d] : tensors)
+      if (u == uid) return d;
+    throw Error(detail::concat("[", kOp, "] no tensor ", static_cast<int64_t>(uid)));
   }
-  bool operator<(const Problem& o) const { return tie() < o.tie(); }
+  std::string describe() const {
+    const Dims4& q = dims(kQ);
+    return detail::concat(backward ? "backward" : "forward", " of ", dtype_name(dtype),
+                          " q (", q.size[0], ", ", q.size[1], ", ", q.size[2], ", ", q.size[3],
+                          "), S ", dims(kK).size[2], ", Ev ", dims(kV).size[3],
+                          causal ? ", causal" : "");
+  }
 };
 
 struct Built {
@@ -70,17 +84,75 @@ std::string g_declined;
 
 void note_declined(const Problem& p, const std::string& why) {
   std::lock_guard<std::mutex> lock(g_declined_mutex);
-  g_declined = detail::concat(p.backward ? "backward" : "forward", " of q (", p.B, ", ", p.L,
-                              ", ", p.E, "), k (", p.B, ", ", p.S, ", ", p.E, "), v (", p.B, ", ",
-                              p.S, ", ", p.Ev, ") ", dtype_name(p.dtype),
-                              p.causal ? " causal" : "", ": ", why);
+  g_declined = p.describe() + ": " + why;
 }
 
-// t as the contiguous (B, rows, cols) tensor `uid`, in cuDNN's (batch, heads,
-// rows, cols) layout with one head per batch entry.
-Tensor_attributes& describe_matrix(Tensor_attributes& t, Uid uid, int64_t B, int64_t rows,
-                                   int64_t cols) {
-  return t.set_uid(uid).set_dim({B, 1, rows, cols}).set_stride({rows * cols, rows * cols, cols, 1});
+// The tensors of one pass, gathered for a graph: its problem and variant pack.
+class Operands {
+ public:
+  Operands(bool backward, const Tensor& q, bool causal, double scale, bool packed)
+      : packed_(packed) {
+    problem_ = Problem{backward, q.dtype(),           static_cast<int>(q.device().index),
+                       causal,   cudnn_deterministic(), static_cast<float>(scale),
+                       {}};
+  }
+
+  // t read in place, or a contiguous copy of it where cuDNN can't (always when packed).
+  Tensor input(Uid uid, const Tensor& t) {
+    std::optional<Dims4> d = packed_ ? std::nullopt : dims_of(t);
+    Tensor used = t;
+    if (d) {
+      strided_ = strided_ || !t.is_contiguous();
+    } else {
+      used = contiguous(t);
+      d = dims_of(used);
+    }
+    add(uid, used, d);
+    return used;
+  }
+  // A new tensor of `sizes` for cuDNN to write, laid out like `like` unless packed.
+  Tensor output(Uid uid, const Tensor& like, const Shape& sizes) {
+    Tensor t = packed_ ? Tensor() : empty_in_order_of(like, sizes);
+    std::optional<Dims4> d = t.defined() ? dims_of(t) : std::nullopt;
+    if (!d) {
+      t = empty(sizes, like.dtype(), like.device());
+      d = dims_of(t);
+    }
+    add(uid, t, d);
+    return t;
+  }
+  // The float32 logsumexp (B, L), B the batch of q's dims.
+  void logsumexp(const Tensor& lse) {
+    const Dims4& q = problem_.dims(kQ);
+    const int64_t L = q.size[2];
+    add(kLse, lse, Dims4{{q.size[0], q.size[1], L, 1}, {q.size[1] * L, L, 1, 1}});
+  }
+
+  // Whether an input was read in place with strides other than contiguous ones
+  // (where cuDNN declines, contiguous copies may still do).
+  bool strided() const { return strided_; }
+  // Runs the problem's graph and returns true, or returns false where cuDNN declines it.
+  bool run();
+
+ private:
+  void add(Uid uid, const Tensor& t, const std::optional<Dims4>& d) {
+    // A contiguous t always has dims (offered() checked the head sizes); tensors of
+    // 2^31 elements or more are left to the other paths.
+    if (!d || t.numel() >= (int64_t(1) << 31)) usable_ = false;
+    problem_.tensors.emplace_back(uid, d.value_or(Dims4{}));
+    pack_[uid] = t.data_ptr();
+  }
+
+  bool packed_, strided_ = false, usable_ = true;
+  Problem problem_;
+  std::unordered_map<int64_t, void*> pack_;
+};
+
+// Tensor attributes t as the graph's tensor `uid` of dims d.
+Tensor_attributes& set_dims(Tensor_attributes& t, Uid uid, const Dims4& d) {
+  return t.set_uid(uid)
+      .set_dim({d.size.begin(), d.size.end()})
+      .set_stride({d.stride.begin(), d.stride.end()});
 }
 
 std::shared_ptr<Graph> describe(const Problem& p) {
@@ -89,13 +161,16 @@ std::shared_ptr<Graph> describe(const Problem& p) {
                                                      : fe::DataType_t::BFLOAT16)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  const auto input = [&](const char* name, Uid uid, int64_t rows, int64_t cols) {
+  const auto input = [&](const char* name, Uid uid) {
     Tensor_attributes t;
     t.set_name(name);
-    return g->tensor(describe_matrix(t, uid, p.B, rows, cols));
+    if (uid == kLse) t.set_data_type(fe::DataType_t::FLOAT);
+    return g->tensor(set_dims(t, uid, p.dims(uid)));
   };
-  const auto q = input("q", kQ, p.L, p.E), k = input("k", kK, p.S, p.E),
-             v = input("v", kV, p.S, p.Ev);
+  const auto output = [&](const std::shared_ptr<Tensor_attributes>& t, Uid uid) {
+    set_dims(t->set_output(true), uid, p.dims(uid));
+  };
+  const auto q = input("q", kQ), k = input("k", kK), v = input("v", kV);
   if (!p.backward) {
     auto options = fe::graph::SDPA_attributes()
                        .set_name("attention")
@@ -103,28 +178,26 @@ std::shared_ptr<Graph> describe(const Problem& p) {
                        .set_attn_scale(p.scale)
                        .set_causal_mask(p.causal);
     auto [out, lse] = g->sdpa(q, k, v, options);
-    describe_matrix(out->set_output(true), kOut, p.B, p.L, p.Ev);
-    describe_matrix(lse->set_output(true).set_data_type(fe::DataType_t::FLOAT), kLse, p.B, p.L, 1);
+    output(out, kOut);
+    lse->set_data_type(fe::DataType_t::FLOAT);
+    output(lse, kLse);
     return g;
   }
-  const auto out = input("out", kOut, p.L, p.Ev), grad_out = input("grad_out", kGradOut, p.L, p.Ev);
-  Tensor_attributes lse_attributes;
-  lse_attributes.set_name("lse").set_data_type(fe::DataType_t::FLOAT);
-  const auto lse = g->tensor(describe_matrix(lse_attributes, kLse, p.B, p.L, 1));
   auto options = fe::graph::SDPA_backward_attributes()
                      .set_name("attention_backward")
                      .set_attn_scale(p.scale)
                      .set_causal_mask(p.causal)
                      .set_deterministic_algorithm(p.deterministic);
-  auto [gq, gk, gv] = g->sdpa_backward(q, k, v, out, grad_out, lse, options);
-  describe_matrix(gq->set_output(true), kGradQ, p.B, p.L, p.E);
-  describe_matrix(gk->set_output(true), kGradK, p.B, p.S, p.E);
-  describe_matrix(gv->set_output(true), kGradV, p.B, p.S, p.Ev);
+  auto [gq, gk, gv] = g->sdpa_backward(q, k, v, input("out", kOut), input("grad_out", kGradOut),
+                                       input("lse", kLse), options);
+  output(gq, kGradQ);
+  output(gk, kGradK);
+  output(gv, kGradV);
   return g;
 }
 
 // The graph of p with its plan, or none where cuDNN does not support p (no
-// engine for these sizes or this GPU, NVRTC missing, ...: noted for
+// engine for these sizes, strides or this GPU, NVRTC missing, ...: noted for
 // kiln._C_cuda._cudnn_attention_declined()).
 Built build(const Problem& p, cudnnHandle_t handle) {
   Built b;
@@ -147,34 +220,9 @@ Built build(const Problem& p, cudnnHandle_t handle) {
   return b;
 }
 
-// The problem of these tensors, or none where cuDNN's attention is off or
-// can't take them.
-std::optional<Problem> problem_of(bool backward, const Tensor& q, const Tensor& k,
-                                  const Tensor& v, const Tensor& mask, bool causal, double scale,
-                                  std::initializer_list<const Tensor*> all) {
-  if (!cudnn_sdp_enabled() || !cudnn_enabled() || !cudnn()) return std::nullopt;
-  const ScalarType dtype = q.dtype();
-  if ((dtype != ScalarType::Float16 && dtype != ScalarType::BFloat16) || mask.defined() ||
-      !std::isfinite(scale))
-    return std::nullopt;
-  const Problem p{backward,  dtype,     static_cast<int>(q.device().index),
-                  q.size(0), q.size(1), k.size(1),
-                  q.size(2), v.size(2), causal,
-                  cudnn_deterministic(), static_cast<float>(scale)};
-  // cuDNN reads head rows 16 bytes at a time.
-  if (p.B == 0 || p.L == 0 || p.S == 0 || p.E == 0 || p.Ev == 0 || p.E % 8 || p.Ev % 8)
-    return std::nullopt;
-  for (const Tensor* t : all) {
-    if (!t->is_contiguous() || reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 ||
-        t->numel() >= (int64_t(1) << 31))
-      return std::nullopt;
-  }
-  return p;
-}
-
-// Runs p's graph on the tensors of `pack` and returns true, or returns false
-// where cuDNN declines p.
-bool run(const Problem& p, std::unordered_map<int64_t, void*>& pack) {
+bool Operands::run() {
+  if (!usable_) return false;
+  const Problem& p = problem_;
   static std::once_flag library_set;
   std::call_once(library_set, [] { cudnn_frontend::cudnn_dlhandle = cudnn_library(); });
   const Device device(DeviceType::CUDA, p.device);
@@ -192,39 +240,74 @@ bool run(const Problem& p, std::unordered_map<int64_t, void*>& pack) {
   const Tensor workspace =
       b.workspace ? empty({b.workspace}, ScalarType::UInt8, device) : Tensor();
   fe::error_t status =
-      b.graph->execute(handle, pack, workspace.defined() ? workspace.data_ptr() : nullptr);
+      b.graph->execute(handle, pack_, workspace.defined() ? workspace.data_ptr() : nullptr);
   KILN_CHECK(status.is_good(), Error, "[", kOp, "] cuDNN's fused attention failed (",
-             p.backward ? "backward" : "forward", "): ", status.get_message(),
+             p.describe(), "): ", status.get_message(),
              " (kiln.backends.cuda.enable_cudnn_sdp(False) runs attention without it)");
   g_passes_run.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
 
-}  // namespace
-
-bool cudnn_attention(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k,
-                     const Tensor& v, const Tensor& mask, bool causal, double scale) {
-  const std::optional<Problem> p =
-      problem_of(false, q, k, v, mask, causal, scale, {&out, &lse, &q, &k, &v});
-  if (!p) return false;
-  std::unordered_map<int64_t, void*> pack = {
-      {kQ, q.data_ptr()}, {kK, k.data_ptr()}, {kV, v.data_ptr()},
-      {kOut, out.data_ptr()}, {kLse, lse.data_ptr()}};
-  return run(*p, pack);
+// Whether cuDNN's attention is on and could take these tensors at all.
+bool offered(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
+             double scale) {
+  if (!cudnn_sdp_enabled() || !cudnn_enabled() || !cudnn()) return false;
+  const ScalarType dtype = q.dtype();
+  // cuDNN reads head rows 16 bytes at a time.
+  return (dtype == ScalarType::Float16 || dtype == ScalarType::BFloat16) && !mask.defined() &&
+         std::isfinite(scale) && q.numel() > 0 && k.numel() > 0 && v.numel() > 0 &&
+         q.size(-1) % 8 == 0 && v.size(-1) % 8 == 0;
 }
 
-bool cudnn_attention_backward(const Tensor& gq, const Tensor& gk, const Tensor& gv,
-                              const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+Shape with_last(Shape sizes, int64_t last) {
+  sizes.back() = last;
+  return sizes;
+}
+
+}  // namespace
+
+bool cudnn_attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                     const Tensor& mask, bool causal, double scale) {
+  if (!offered(q, k, v, mask, scale)) return false;
+  // In place first; where cuDNN declines strided inputs, contiguous copies.
+  for (const bool packed : {false, true}) {
+    Operands ops(false, q, causal, scale, packed);
+    const Tensor q_used = ops.input(kQ, q);
+    ops.input(kK, k);
+    ops.input(kV, v);
+    const Tensor o = ops.output(kOut, q_used, with_last(q.sizes(), v.size(-1)));
+    const int64_t L = q.size(-2);
+    const Tensor l = empty({q.numel() / (L * q.size(-1)), L}, ScalarType::Float32, q.device());
+    ops.logsumexp(l);
+    if (ops.run()) {
+      out = o, lse = l;
+      return true;
+    }
+    if (!ops.strided()) break;
+  }
+  return false;
+}
+
+bool cudnn_attention_backward(Tensor& gq, Tensor& gk, Tensor& gv, const Tensor& q,
+                              const Tensor& k, const Tensor& v, const Tensor& out,
                               const Tensor& grad_out, const Tensor& lse, const Tensor& mask,
                               bool causal, double scale) {
-  const std::optional<Problem> p = problem_of(true, q, k, v, mask, causal, scale,
-                                              {&gq, &gk, &gv, &q, &k, &v, &out, &grad_out, &lse});
-  if (!p) return false;
-  std::unordered_map<int64_t, void*> pack = {
-      {kQ, q.data_ptr()},         {kK, k.data_ptr()},     {kV, v.data_ptr()},
-      {kOut, out.data_ptr()},     {kLse, lse.data_ptr()}, {kGradOut, grad_out.data_ptr()},
-      {kGradQ, gq.data_ptr()},    {kGradK, gk.data_ptr()}, {kGradV, gv.data_ptr()}};
-  return run(*p, pack);
+  if (!offered(q, k, v, mask, scale)) return false;
+  for (const bool packed : {false, true}) {
+    Operands ops(true, q, causal, scale, packed);
+    const Tensor q_used = ops.input(kQ, q), k_used = ops.input(kK, k), v_used = ops.input(kV, v);
+    ops.input(kGradOut, in_layout_of(grad_out, ops.input(kOut, out)));
+    ops.logsumexp(lse);
+    const Tensor a = ops.output(kGradQ, q_used, q.sizes()),
+                 b = ops.output(kGradK, k_used, k.sizes()),
+                 c = ops.output(kGradV, v_used, v.sizes());
+    if (ops.run()) {
+      gq = a, gk = b, gv = c;
+      return true;
+    }
+    if (!ops.strided()) break;
+  }
+  return false;
 }
 
 int64_t cudnn_attentions_run() { return g_passes_run.load(std::memory_order_relaxed); }

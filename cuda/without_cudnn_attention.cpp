@@ -5,14 +5,14 @@
 
 namespace kiln::cuda {
 
-bool cudnn_attention(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                     const Tensor&, bool, double) {
+bool cudnn_attention(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                     bool, double) {
   return false;
 }
 
-bool cudnn_attention_backward(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+bool cudnn_attention_backward(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&,
                               const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                              const Tensor&, const Tensor&, bool, double) {
+                              const Tensor&, bool, double) {
   return false;
 }
 

@@ -483,6 +483,22 @@ def test_sdpa_head_dims(dtype, E, Ev, causal, sdpa_path):
     sdpa_case((2, 3, 37, E), (2, 3, 45, E), (2, 3, 45, Ev), dtype, is_causal=causal)
 
 
+@pytest.mark.parametrize("dtype", [kiln.float32, *HALF], ids=str)
+@pytest.mark.parametrize("causal", [False, True])
+def test_sdpa_on_head_views(dtype, causal, sdpa_path):
+    """MultiheadAttention's layout: q, k and v are head views of one packed projection
+    (cuDNN reads them in place) and the output's heads are merged back."""
+    skip_cudnn_for_wide_dtypes(sdpa_path, dtype)
+    N, L, H, D = 2, 24, 4, 16
+
+    def fn(x):
+        q, k, v = (p.view(N, L, H, D).transpose(1, 2) for p in x.split(H * D, -1))
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return out.transpose(1, 2).reshape(N, L, H * D)
+
+    check_both(fn, [randn(N, L, 3 * H * D)], dtype)
+
+
 @pytest.mark.parametrize("L,S", [(1, 1), (5, 130), (130, 5), (70, 70)])
 def test_sdpa_lengths(L, S):
     sdpa_case((2, L, 16), (2, S, 16), (2, S, 24), kiln.float32, is_causal=L <= S, scale=0.3)
@@ -603,6 +619,14 @@ def test_cudnn_runs_the_attentions_it_should(dtype):
         before = run()
         F.scaled_dot_product_attention(q, k, v, is_causal=causal).sum().backward()
         assert run() - before == 2, m._cudnn_attention_declined()
+    # Head views of one packed projection are read in place; the output's heads merge
+    # back without a copy.
+    x = kiln.tensor(randn(2, 40, 3 * 4 * 64)).to(dtype).cuda()
+    hq, hk, hv = (p.view(2, 40, 4, 64).transpose(1, 2) for p in x.split(4 * 64, -1))
+    before = run()
+    out = F.scaled_dot_product_attention(hq, hk, hv)
+    assert run() - before == 1, m._cudnn_attention_declined()
+    assert out.transpose(1, 2).is_contiguous()
     before = run()
     mask = kiln.ones(40, 40, dtype=kiln.bool, device="cuda")
     F.scaled_dot_product_attention(q, k, v, attn_mask=mask).sum().backward()

@@ -29,19 +29,19 @@ using autograd::BackwardArgs;
 
 namespace {
 
-// The fused kernels see B batch entries of contiguous q (B, L, E), k (B, S, E),
-// v (B, S, Ev), and the mask undefined or as a (batch..., L, S) view of any
-// strides whose batch dims multiply to B (bool, or q's dtype). They return
-// false when they do not handle these sizes or this dtype (the front end then
-// composes). The forward writes out (B, L, Ev) and each query's logsumexp of
-// scores lse (B, L) float32; the backward writes gq, gk, gv from those and
-// grad_out (B, L, Ev).
-using AttentionKernel = bool(const Tensor& out, const Tensor& lse, const Tensor& q,
-                             const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
-                             double scale);
-using AttentionBackwardKernel = bool(const Tensor& gq, const Tensor& gk, const Tensor& gv,
-                                     const Tensor& q, const Tensor& k, const Tensor& v,
-                                     const Tensor& out, const Tensor& grad_out, const Tensor& lse,
+// The fused kernels see q (batch..., L, E), k (batch..., S, E) and v (batch...,
+// S, Ev) with their batch dims broadcast to one shape (views of any strides),
+// and the mask undefined or as a (batch..., L, S) view (bool, or q's dtype).
+// They return false when they do not handle these sizes or this dtype (the
+// front end then composes). The forward sets out (batch..., L, Ev), laid out
+// as it likes, and lse (B, L) float32, each query's logsumexp of scores, with B
+// the batch's element count; the backward sets gq, gk and gv of q's, k's and
+// v's broadcast shapes from those and grad_out (batch..., L, Ev).
+using AttentionKernel = bool(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
+                             const Tensor& v, const Tensor& mask, bool causal, double scale);
+using AttentionBackwardKernel = bool(Tensor& gq, Tensor& gk, Tensor& gv, const Tensor& q,
+                                     const Tensor& k, const Tensor& v, const Tensor& out,
+                                     const Tensor& grad_out, const Tensor& lse,
                                      const Tensor& mask, bool causal, double scale);
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -83,24 +83,17 @@ Shape with_last2(Shape batch, int64_t a, int64_t b) {
 
 Shape batch_of(const Tensor& t) { return Shape(t.sizes().begin(), t.sizes().end() - 2); }
 
-// The inputs as the fused kernels see them: the batch dims of q, k and v
-// broadcast and merged into one of B entries.
-struct Flat {
+// The batch dims of q, k and v broadcast to one shape, as the fused kernels see them.
+struct Broadcast {
   Shape batch;
-  int64_t B = 1, L, S, E, Ev;
-  Flat(const Tensor& q, const Tensor& k, const Tensor& v)
-      : batch(broadcast_shapes(broadcast_shapes(batch_of(q), batch_of(k), kOp), batch_of(v), kOp)),
-        L(q.size(-2)), S(k.size(-2)), E(q.size(-1)), Ev(v.size(-1)) {
-    for (int64_t n : batch) B *= n;
+  Broadcast(const Tensor& q, const Tensor& k, const Tensor& v)
+      : batch(broadcast_shapes(broadcast_shapes(batch_of(q), batch_of(k), kOp), batch_of(v), kOp)) {}
+  Tensor operator()(const Tensor& t) const {
+    return expand(t, with_last2(batch, t.size(-2), t.size(-1)));
   }
-  // t (..., rows, cols) as a contiguous (B, rows, cols).
-  Tensor flat(const Tensor& t) const {
-    const int64_t rows = t.size(-2), cols = t.size(-1);
-    return reshape(contiguous(expand(t, with_last2(batch, rows, cols))), {B, rows, cols});
-  }
-  Tensor unflat(const Tensor& t) const { return reshape(t, with_last2(batch, t.size(1), t.size(2))); }
-  Tensor mask(const Tensor& m) const {
-    return m.defined() ? expand(m, with_last2(batch, L, S)) : Tensor();
+  // The mask as (batch..., L, S) for q (..., L, E), k (..., S, E).
+  Tensor mask(const Tensor& m, const Tensor& q, const Tensor& k) const {
+    return m.defined() ? expand(m, with_last2(batch, q.size(-2), k.size(-2))) : Tensor();
   }
 };
 
@@ -110,12 +103,11 @@ std::pair<Tensor, Tensor> fused_forward(const Tensor& q, const Tensor& k, const 
                                         const Tensor& mask, bool causal, double scale) {
   if (!dispatch::has_kernel("attention", q.device().type)) return {};
   static const dispatch::Op<AttentionKernel> kernel("attention");
-  const Flat f(q, k, v);
-  Tensor out = empty({f.B, f.L, f.Ev}, q.dtype(), q.device());
-  Tensor lse = empty({f.B, f.L}, ScalarType::Float32, q.device());
-  if (!kernel(q.device(), out, lse, f.flat(q), f.flat(k), f.flat(v), f.mask(mask), causal, scale))
+  const Broadcast b(q, k, v);
+  Tensor out, lse;
+  if (!kernel(q.device(), out, lse, b(q), b(k), b(v), b.mask(mask, q, k), causal, scale))
     return {};
-  return {f.unflat(out), lse};
+  return {out, lse};
 }
 
 // The fused backward's gradients of q, k and v, or an empty list where the
@@ -125,15 +117,12 @@ TensorList fused_backward(const Tensor& q, const Tensor& k, const Tensor& v, con
                           bool causal, double scale) {
   if (!dispatch::has_kernel("attention_backward", q.device().type)) return {};
   static const dispatch::Op<AttentionBackwardKernel> kernel("attention_backward");
-  const Flat f(q, k, v);
-  const Tensor gq = empty({f.B, f.L, f.E}, q.dtype(), q.device());
-  const Tensor gk = empty({f.B, f.S, f.E}, q.dtype(), q.device());
-  const Tensor gv = empty({f.B, f.S, f.Ev}, q.dtype(), q.device());
-  if (!kernel(q.device(), gq, gk, gv, f.flat(q), f.flat(k), f.flat(v), f.flat(out), f.flat(grad),
-              lse, f.mask(mask), causal, scale))
+  const Broadcast b(q, k, v);
+  Tensor gq, gk, gv;
+  if (!kernel(q.device(), gq, gk, gv, b(q), b(k), b(v), out, grad, lse, b.mask(mask, q, k), causal,
+              scale))
     return {};
-  return {sum_to(f.unflat(gq), q.sizes()), sum_to(f.unflat(gk), k.sizes()),
-          sum_to(f.unflat(gv), v.sizes()), Tensor()};
+  return {sum_to(gq, q.sizes()), sum_to(gk, k.sizes()), sum_to(gv, v.sizes()), Tensor()};
 }
 
 // Note [Attention backward]: with P = softmax(S), S = q k^T * scale + mask and
@@ -202,7 +191,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
              query.sizes(), ", ", key.sizes(), " and ", value.sizes());
   KILN_CHECK(!(is_causal && attn_mask.defined()), ValueError, "[", op,
              "] give attn_mask or is_causal, not both");
-  const Shape batch = Flat(query, key, value).batch;
+  const Shape batch = Broadcast(query, key, value).batch;
   Tensor mask = attn_mask;
   if (mask.defined()) {
     check_same_device({query, mask}, op);
