@@ -91,21 +91,26 @@ void note_declined(const Problem& p, const std::string& why) {
 class Operands {
  public:
   Operands(bool backward, const Tensor& q, bool causal, double scale, bool packed)
-      : packed_(packed) {
+      : packed_(packed), split_(head_split(q)) {
     problem_ = Problem{backward, q.dtype(),           static_cast<int>(q.device().index),
                        causal,   cudnn_deterministic(), static_cast<float>(scale),
                        {}};
   }
 
-  // t read in place, or a contiguous copy of it where cuDNN can't (always when packed).
+  // t read in place, or a contiguous copy of it where cuDNN can't (always when
+  // packed; a fresh one where t is contiguous but not 16-byte aligned).
   Tensor input(Uid uid, const Tensor& t) {
-    std::optional<Dims4> d = packed_ ? std::nullopt : dims_of(t);
+    std::optional<Dims4> d = packed_ ? std::nullopt : dims_of(t, split_);
     Tensor used = t;
     if (d) {
       strided_ = strided_ || !t.is_contiguous();
     } else {
       used = contiguous(t);
-      d = dims_of(used);
+      d = dims_of(used, split_);
+      if (!d && used.is_contiguous()) {
+        used = clone(used);
+        d = dims_of(used, split_);
+      }
     }
     add(uid, used, d);
     return used;
@@ -113,10 +118,10 @@ class Operands {
   // A new tensor of `sizes` for cuDNN to write, laid out like `like` unless packed.
   Tensor output(Uid uid, const Tensor& like, const Shape& sizes) {
     Tensor t = packed_ ? Tensor() : empty_in_order_of(like, sizes);
-    std::optional<Dims4> d = t.defined() ? dims_of(t) : std::nullopt;
+    std::optional<Dims4> d = t.defined() ? dims_of(t, split_) : std::nullopt;
     if (!d) {
       t = empty(sizes, like.dtype(), like.device());
-      d = dims_of(t);
+      d = dims_of(t, split_);
     }
     add(uid, t, d);
     return t;
@@ -128,24 +133,29 @@ class Operands {
     add(kLse, lse, Dims4{{q.size[0], q.size[1], L, 1}, {q.size[1] * L, L, 1, 1}});
   }
 
+  // Whether every tensor has a 4-D description and fewer than 2^31 elements
+  // (larger ones are left to the other paths).
+  bool usable() const { return usable_; }
   // Whether an input was read in place with strides other than contiguous ones
   // (where cuDNN declines, contiguous copies may still do).
   bool strided() const { return strided_; }
-  // Runs the problem's graph and returns true, or returns false where cuDNN declines it.
+  // Runs the problem's graph (usable() first) and returns true, or returns false
+  // where cuDNN declines it.
   bool run();
 
  private:
   void add(Uid uid, const Tensor& t, const std::optional<Dims4>& d) {
-    // A contiguous t always has dims (offered() checked the head sizes); tensors of
-    // 2^31 elements or more are left to the other paths.
     if (!d || t.numel() >= (int64_t(1) << 31)) usable_ = false;
     problem_.tensors.emplace_back(uid, d.value_or(Dims4{}));
     pack_[uid] = t.data_ptr();
+    kept_.push_back(t);  // copies made here must outlive the pass
   }
 
   bool packed_, strided_ = false, usable_ = true;
+  int64_t split_;
   Problem problem_;
   std::unordered_map<int64_t, void*> pack_;
+  std::vector<Tensor> kept_;
 };
 
 // Tensor attributes t as the graph's tensor `uid` of dims d.
@@ -221,7 +231,6 @@ Built build(const Problem& p, cudnnHandle_t handle) {
 }
 
 bool Operands::run() {
-  if (!usable_) return false;
   const Problem& p = problem_;
   static std::once_flag library_set;
   std::call_once(library_set, [] { cudnn_frontend::cudnn_dlhandle = cudnn_library(); });
@@ -279,6 +288,7 @@ bool cudnn_attention(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
     const int64_t L = q.size(-2);
     const Tensor l = empty({q.numel() / (L * q.size(-1)), L}, ScalarType::Float32, q.device());
     ops.logsumexp(l);
+    if (!ops.usable()) return false;
     if (ops.run()) {
       out = o, lse = l;
       return true;
@@ -301,6 +311,7 @@ bool cudnn_attention_backward(Tensor& gq, Tensor& gk, Tensor& gv, const Tensor& 
     const Tensor a = ops.output(kGradQ, q_used, q.sizes()),
                  b = ops.output(kGradK, k_used, k.sizes()),
                  c = ops.output(kGradV, v_used, v.sizes());
+    if (!ops.usable()) return false;
     if (ops.run()) {
       gq = a, gk = b, gv = c;
       return true;

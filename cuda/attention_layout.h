@@ -24,31 +24,46 @@ struct Dims4 {
   auto operator<=>(const Dims4&) const = default;
 };
 
-// t (batch..., rows, cols) as cuDNN's 4-D tensor: its batch dims merged into
-// two, each with one stride. None where its strides don't allow it: batch
-// dims that don't merge into two, broadcast (zero) strides, columns not
-// contiguous, rows not 16-byte aligned.
-inline std::optional<Dims4> dims_of(const Tensor& t) {
-  struct Dim {
-    int64_t size, stride;
-  };
-  std::vector<Dim> batch;
+// Where the batch dims of a (batch..., rows, cols) attention problem split into
+// cuDNN's b and h: dims [0, split) merge into b, [split, end) into h. One split
+// for all tensors of a problem (they share the batch shape): h is the last
+// batch dim longer than 1 (the heads, for (N, heads, L, E)), b the ones before;
+// with one such dim or none, h is 1.
+inline int64_t head_split(const Tensor& t) {
+  int64_t last = -1, longer = 0;
   for (int64_t d = 0; d + 2 < t.dim(); ++d) {
-    if (t.size(d) == 1) continue;  // any stride: leave it out
-    if (!batch.empty() && batch.back().stride == t.stride(d) * t.size(d))
-      batch.back() = {batch.back().size * t.size(d), t.stride(d)};
-    else
-      batch.push_back({t.size(d), t.stride(d)});
+    if (t.size(d) > 1) last = d, ++longer;
   }
+  return longer > 1 ? last : t.dim() - 2;
+}
+
+// t (batch..., rows, cols) as cuDNN's 4-D tensor, its batch dims split at
+// `split` (head_split) and each part merged into one dim of one stride. None
+// where its strides don't allow it: a part that doesn't merge, broadcast
+// (zero) strides, columns not contiguous, rows not 16-byte aligned.
+inline std::optional<Dims4> dims_of(const Tensor& t, int64_t split) {
   const int64_t rows = t.size(-2), cols = t.size(-1);
   const int64_t row_stride = rows == 1 ? cols : t.stride(-2);
-  if (batch.size() > 2 || (cols > 1 && t.stride(-1) != 1)) return std::nullopt;
-  // Missing batch dims are of size 1, with the whole span as stride (any would do).
-  int64_t span = rows * row_stride;
-  for (const Dim& d : batch) span = std::max(span, d.size * d.stride);
-  while (batch.size() < 2) batch.insert(batch.begin(), Dim{1, span});
-  const Dims4 r{{batch[0].size, batch[1].size, rows, cols},
-                {batch[0].stride, batch[1].stride, row_stride, 1}};
+  if (cols > 1 && t.stride(-1) != 1) return std::nullopt;
+  // Dims [begin, end) as one (size, stride), or none; a part of size 1 gets
+  // stride 0 here and the tensor's whole span below (any stride would do).
+  const auto merged = [&](int64_t begin, int64_t end) -> std::optional<std::array<int64_t, 2>> {
+    int64_t size = 1, stride = 0;
+    for (int64_t d = begin; d < end; ++d) {
+      if (t.size(d) == 1) continue;  // any stride: leave it out
+      if (size > 1 && stride != t.stride(d) * t.size(d)) return std::nullopt;
+      size *= t.size(d);
+      stride = t.stride(d);
+    }
+    return std::array<int64_t, 2>{size, stride};
+  };
+  const auto b = merged(0, split), h = merged(split, t.dim() - 2);
+  if (!b || !h) return std::nullopt;
+  const int64_t span = std::max({rows * row_stride, (*b)[0] * (*b)[1], (*h)[0] * (*h)[1]});
+  const auto stride_of = [&](const std::array<int64_t, 2>& part) {
+    return part[0] == 1 ? span : part[1];
+  };
+  const Dims4 r{{(*b)[0], (*h)[0], rows, cols}, {stride_of(*b), stride_of(*h), row_stride, 1}};
   const int64_t per_16_bytes = 16 / static_cast<int64_t>(t.itemsize());
   for (int d = 0; d < 3; ++d)
     if (r.stride[d] <= 0 || r.stride[d] % per_16_bytes) return std::nullopt;

@@ -14,10 +14,10 @@ from kiln.utils import cpp_extension
 SOURCE = r"""
 #include "attention_layout.h"
 
-// dims_of(t) as an int64 tensor (b, h, rows, cols, their four strides), or an empty one
-// where it refuses t.
+// dims_of(t, head_split(t)) as an int64 tensor (b, h, rows, cols, their four strides), or
+// an empty one where it refuses t.
 kiln::Tensor layout_dims(const kiln::Tensor& t) {
-  const std::optional<kiln::cuda::Dims4> d = kiln::cuda::dims_of(t);
+  const std::optional<kiln::cuda::Dims4> d = kiln::cuda::dims_of(t, kiln::cuda::head_split(t));
   kiln::Tensor out = kiln::empty({d ? 8 : 0}, kiln::ScalarType::Int64);
   for (int i = 0; d && i < 4; ++i) {
     out.data<int64_t>()[i] = d->size[i];
@@ -95,9 +95,25 @@ def test_views_it_takes_read_the_same_elements(ext, shape, make):
     np.testing.assert_array_equal(described(ext, base, t).reshape(t.shape), t.numpy())
 
 
+def test_every_tensor_of_a_problem_splits_its_batch_alike(ext):
+    """b and h come from the batch shape, not from each tensor's strides: a head view and a
+    contiguous tensor of one problem agree (cuDNN would read mismatched ones as grouped
+    heads)."""
+    N, L, H, D = 2, 4, 2, 8
+    base = numbered(N * L * 3 * H * D)
+    view = heads(base.view(N, L, 3 * H * D)[..., : H * D], H)
+    packed = numbered(N * H * L * D).view(N, H, L, D)
+    assert tuple(ext.layout_dims(view).numpy()[:2]) == (N, H)
+    assert tuple(ext.layout_dims(packed).numpy()[:2]) == (N, H)
+    flat = numbered(N * H * L * D).view(N * H, L, D)  # one batch dim: all of it is b
+    assert tuple(ext.layout_dims(flat).numpy()[:2]) == (N * H, 1)
+    deep = numbered(3 * N * H * L * D).view(3, N, H, L, D)  # heads last, the rest merge
+    assert tuple(ext.layout_dims(deep).numpy()[:2]) == (3 * N, H)
+
+
 @pytest.mark.parametrize("make,why", [
     (lambda b: b.view(4, 8, 8).expand(2, 4, 8, 8), "a broadcast (stride 0) batch dim"),
-    (lambda b: b.view(2, 2, 2, 4, 8).permute(2, 1, 0, 3, 4), "three batch dims that don't merge"),
+    (lambda b: b.view(2, 2, 2, 4, 8).permute(1, 0, 2, 3, 4), "b's dims that don't merge"),
     (lambda b: b.view(4, 8, 8).transpose(1, 2), "columns not contiguous"),
     (lambda b: b[:252].view(21, 12)[:, :8], "rows not 16-byte aligned"),
     (lambda b: b[1:249].view(31, 8), "a base not 16-byte aligned"),
