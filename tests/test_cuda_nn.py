@@ -639,6 +639,35 @@ def test_cudnn_runs_the_attentions_it_should(dtype):
     assert run() == before
 
 
+@pytest.mark.parametrize("dtype", HALF, ids=str)
+@pytest.mark.parametrize("forward_on", ["cudnn", "kernels"])
+def test_sdpa_forward_and_backward_on_different_paths(dtype, forward_on):
+    """Either forward's logsumexp serves either backward: the forward on cuDNN and the
+    backward on kiln's kernels, and the other way round."""
+    if not kiln.backends.cudnn.is_available():
+        pytest.skip(f"cuDNN: {kiln.backends.cudnn.is_available(explain=True).reason}")
+    b, run = kiln.backends.cuda, kiln.cuda._module._cudnn_attentions_run
+    arrays = [randn(2, 3, 37, 64), randn(2, 3, 45, 64, rng=np.random.default_rng(1)),
+              randn(2, 3, 45, 32, rng=np.random.default_rng(2))]
+    pairs = [pair(a, dtype, True) for a in arrays]
+    g = kiln.tensor(randn(2, 3, 37, 32, rng=np.random.default_rng(3))).to(dtype)
+    out_h = F.scaled_dot_product_attention(*(p[0] for p in pairs), is_causal=True)
+    out_h.backward(g)
+    before = run()
+    try:
+        b.enable_cudnn_sdp(forward_on == "cudnn")
+        out_d = F.scaled_dot_product_attention(*(p[1] for p in pairs), is_causal=True)
+        b.enable_cudnn_sdp(forward_on != "cudnn")
+        out_d.backward(g.cuda())
+    finally:
+        b.enable_cudnn_sdp(True)
+    if os.environ.get("KILN_EXPECT_CUDNN") == "1":
+        assert run() - before == 1, kiln.cuda._module._cudnn_attention_declined()
+    assert_close(back(out_d), out_h, rtol=tol(dtype), atol=tol(dtype))
+    for h, d in pairs:
+        assert_close(back(d.grad), h.grad, rtol=tol(dtype), atol=tol(dtype))
+
+
 def test_cudnn_deterministic_attention_gives_identical_gradients():
     """kiln.backends.cudnn.deterministic: the same query gradient, bit for bit, every run
     (cuDNN's attention backward may otherwise sum dq with atomics)."""
