@@ -165,7 +165,8 @@ Tensor_attributes& set_dims(Tensor_attributes& t, Uid uid, const Dims4& d) {
       .set_stride({d.stride.begin(), d.stride.end()});
 }
 
-std::shared_ptr<Graph> describe(const Problem& p) {
+// p's graph; the forward as `implementation` (the backward has one).
+std::shared_ptr<Graph> describe(const Problem& p, fe::AttentionImplementation_t implementation) {
   auto g = std::make_shared<Graph>();
   g->set_io_data_type(p.dtype == ScalarType::Float16 ? fe::DataType_t::HALF
                                                      : fe::DataType_t::BFLOAT16)
@@ -186,7 +187,8 @@ std::shared_ptr<Graph> describe(const Problem& p) {
                        .set_name("attention")
                        .set_generate_stats(true)
                        .set_attn_scale(p.scale)
-                       .set_causal_mask(p.causal);
+                       .set_causal_mask(p.causal)
+                       .set_implementation(implementation);
     auto [out, lse] = g->sdpa(q, k, v, options);
     output(out, kOut);
     lse->set_data_type(fe::DataType_t::FLOAT);
@@ -208,26 +210,30 @@ std::shared_ptr<Graph> describe(const Problem& p) {
 
 // The graph of p with its plan, or none where cuDNN does not support p (no
 // engine for these sizes, strides or this GPU, NVRTC missing, ...: noted for
-// kiln._C_cuda._cudnn_attention_declined()).
+// kiln._C_cuda._cudnn_attention_declined()). The forward is tried as the
+// frontend picks it (cuDNN's newer unified attention where its version and the
+// options allow, chosen before any engine is asked), then as the composite
+// graph.
 Built build(const Problem& p, cudnnHandle_t handle) {
-  Built b;
-  try {
-    std::shared_ptr<Graph> g = describe(p);
-    fe::error_t status = g->build(handle, {fe::HeurMode_t::A});
-    int64_t workspace = 0;
-    if (status.is_good()) status = g->get_workspace_size(workspace);
-    if (!status.is_good()) {
-      note_declined(p, status.get_message());
-    } else if (workspace > kMaxWorkspaceBytes) {
-      note_declined(p, detail::concat("needs a workspace of ", workspace, " bytes"));
-    } else {
-      b.graph = std::move(g);
-      b.workspace = workspace;
+  using Implementation = fe::AttentionImplementation_t;
+  std::string why;
+  for (const Implementation implementation : {Implementation::AUTO, Implementation::COMPOSITE}) {
+    if (p.backward && implementation != Implementation::AUTO) break;
+    try {
+      std::shared_ptr<Graph> g = describe(p, implementation);
+      fe::error_t status = g->build(handle, {fe::HeurMode_t::A});
+      int64_t workspace = 0;
+      if (status.is_good()) status = g->get_workspace_size(workspace);
+      if (status.is_good() && workspace <= kMaxWorkspaceBytes) return Built{std::move(g), workspace};
+      why += status.is_good() ? detail::concat("needs a workspace of ", workspace, " bytes")
+                              : status.get_message();
+    } catch (const std::exception& e) {
+      why += e.what();
     }
-  } catch (const std::exception& e) {
-    note_declined(p, e.what());
+    why += "; ";
   }
-  return b;
+  note_declined(p, why);
+  return Built{};
 }
 
 bool Operands::run() {
@@ -241,7 +247,10 @@ bool Operands::run() {
   thread_local auto& graphs = *new std::map<Problem, Built>;
   auto it = graphs.find(p);
   if (it == graphs.end()) {
-    if (graphs.size() >= kMaxGraphsPerThread) graphs.clear();
+    if (graphs.size() >= kMaxGraphsPerThread) {
+      check(cudaDeviceSynchronize(), kOp);  // no queued kernel may outlive its plan
+      graphs.clear();
+    }
     it = graphs.emplace(p, build(p, handle)).first;
   }
   const Built& b = it->second;

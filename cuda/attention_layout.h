@@ -88,9 +88,11 @@ inline Tensor empty_in_order_of(const Tensor& like, const Shape& sizes) {
 }
 
 // t, or a copy of it laid out as `like` (dense), which has t's sizes: cuDNN's
-// attention backward reads grad_out with the output's strides.
+// attention backward reads grad_out with the output's strides (and 16-byte
+// aligned, as fresh tensors are).
 inline Tensor in_layout_of(const Tensor& t, const Tensor& like) {
-  if (t.strides() == like.strides()) return t;
+  if (t.strides() == like.strides() && reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0)
+    return t;
   Tensor copy = empty_in_order_of(like, t.sizes());
   copy_(copy, t);
   return copy;
