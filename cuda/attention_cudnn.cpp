@@ -42,8 +42,9 @@ using fe::graph::Tensor_attributes;
 
 constexpr const char* kOp = "scaled_dot_product_attention";
 constexpr int64_t kMaxWorkspaceBytes = int64_t(1) << 30;
-// Graphs a thread keeps before it drops them all (programs with ever-new
-// sequence lengths would otherwise grow the cache without end).
+// Each new problem costs cuDNN a compilation. A thread builds at most this many
+// graphs; later new problems (programs with ever-new sequence lengths) run on
+// the other paths instead of compiling without end.
 constexpr size_t kMaxGraphsPerThread = 256;
 
 // The tensors of the graphs, by the uid the variant pack names them with.
@@ -248,8 +249,8 @@ bool Operands::run() {
   auto it = graphs.find(p);
   if (it == graphs.end()) {
     if (graphs.size() >= kMaxGraphsPerThread) {
-      check(cudaDeviceSynchronize(), kOp);  // no queued kernel may outlive its plan
-      graphs.clear();
+      note_declined(p, detail::concat("this thread has built ", graphs.size(), " graphs already"));
+      return false;
     }
     it = graphs.emplace(p, build(p, handle)).first;
   }
