@@ -504,6 +504,12 @@ def test_sdpa_lengths(L, S):
     sdpa_case((2, L, 16), (2, S, 16), (2, S, 24), kiln.float32, is_causal=L <= S, scale=0.3)
 
 
+@pytest.mark.parametrize("L,S", [(45, 37), (37, 45), (1, 64)])
+def test_sdpa_causal_16bit_lengths(L, S, sdpa_path):
+    # is_causal is aligned top-left (key j for query i where j <= i), as in PyTorch.
+    sdpa_case((2, 2, L, 32), (2, 2, S, 32), (2, 2, S, 16), kiln.bfloat16, is_causal=True)
+
+
 def test_sdpa_masks_broadcast():
     rng = np.random.default_rng(5)
     bool_mask = rng.random((1, 3, 20, 33)) > 0.4
