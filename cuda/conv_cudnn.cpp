@@ -118,16 +118,19 @@ class Descriptors {
 
 int to_int(int64_t v) { return static_cast<int>(v); }  // describable() checked the range
 
-// Fills d for the problem; false where cuDNN does not support it.
+// Fills d for the problem of contiguous x, w, y; false where cuDNN does not
+// support it. The strides given are the packed ones: those of size-1 dims may
+// be anything in a contiguous kiln tensor (expand, permute), cuDNN must see
+// packed NCHW.
 bool describe(const CudnnApi& api, Descriptors& d, const Types& types, const Tensor& x,
               const Tensor& w, const Tensor& y, const ConvGeometry& g, const char* op) {
-  for (const auto& [desc, t] : {std::pair{d.x, &x}, std::pair{d.y, &y}})
-    if (!supported(api,
-                   api.set_tensor(desc, types.data, to_int(t->size(0)), to_int(t->size(1)),
-                                  to_int(t->size(2)), to_int(t->size(3)), to_int(t->stride(0)),
-                                  to_int(t->stride(1)), to_int(t->stride(2)), to_int(t->stride(3))),
+  for (const auto& [desc, t] : {std::pair{d.x, &x}, std::pair{d.y, &y}}) {
+    const int n = to_int(t->size(0)), c = to_int(t->size(1)), h = to_int(t->size(2)),
+              wd = to_int(t->size(3));
+    if (!supported(api, api.set_tensor(desc, types.data, n, c, h, wd, c * h * wd, h * wd, wd, 1),
                    "cudnnSetTensor4dDescriptorEx", op))
       return false;
+  }
   return supported(api,
                    api.set_filter(d.w, types.data, CUDNN_TENSOR_NCHW, to_int(w.size(0)),
                                   to_int(w.size(1)), to_int(g.kh), to_int(g.kw)),
@@ -175,8 +178,8 @@ Choice choose(const CudnnApi& api, Descriptors& d, Requirements need, const Ask&
     Choice c{static_cast<int>(p.algo), p.mathType, 0};
     cudnnStatus_t status = api.set_math_type(d.conv, c.math);
     if (status == CUDNN_STATUS_SUCCESS) status = workspace(p.algo, &c.workspace);
-    if (!supported(api, status, "a cudnnGetConvolution*WorkspaceSize query", op)) return Choice{};
-    return c;
+    // Not supported after all: the next algorithm may be.
+    if (supported(api, status, "a cudnnGetConvolution*WorkspaceSize query", op)) return c;
   }
   return Choice{};
 }

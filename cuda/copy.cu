@@ -41,10 +41,11 @@ bool copy_in_words(const TensorIter& iter, int64_t itemsize, Device device) {
   const int64_t n = iter.numel() / (kWord / itemsize);
   const bool index32 = n <= std::numeric_limits<int32_t>::max();
   OffsetCalc<2> calc{};
-  calc.set(iter, index32);
+  // Divisors only once the row counts words: its element count may not fit 32 bits.
+  calc.set(iter, false);
   calc.sizes[inner] = row_bytes / kWord;
-  if (index32) calc.divisors[inner] = FastDivmod(static_cast<uint32_t>(calc.sizes[inner]));
   calc.strides[inner][0] = calc.strides[inner][1] = kWord;
+  if (index32) calc.set_divisors();
   const Array<char*, 2> ptrs{{iter.data(0), iter.data(1)}};
   DeviceGuard guard(device);
   launch_strided<Word, Word, 1>(n, index32, calc, ptrs, Identity{}, current_stream(device));

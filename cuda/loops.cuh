@@ -69,9 +69,13 @@ struct OffsetCalc {
     ndim = iter.ndim();
     for (int d = 0; d < ndim; ++d) {
       sizes[d] = iter.size(d);
-      if (index32) divisors[d] = FastDivmod(static_cast<uint32_t>(sizes[d]));
       for (int t = 0; t < N; ++t) strides[d][t] = iter.stride(t, d);
     }
+    if (index32) set_divisors();
+  }
+  // The divisors of the sizes, for uint32_t indices (every size below 2^31).
+  void set_divisors() {
+    for (int d = 0; d < ndim; ++d) divisors[d] = FastDivmod(static_cast<uint32_t>(sizes[d]));
   }
 
   // Index: int64_t, or uint32_t where every linear index fits (set with index32):

@@ -192,6 +192,17 @@ def assert_deterministic(compute, tol):
 
 
 @conv_paths
+def test_conv2d_size_one_dims_of_any_stride():
+    # Contiguous to kiln, whatever the strides of their size-1 dims (a new batch dim from
+    # expand has stride 0; a channel dim moved by permute keeps stride 1): cuDNN gets packed
+    # NCHW strides.
+    check_both(lambda x, w: F.conv2d(x.expand(1, 3, 9, 9), w, padding=1),
+               [randn(3, 9, 9), randn(4, 3, 3, 3, rng=np.random.default_rng(1))])
+    check_both(lambda x, w: F.conv2d(x.permute(0, 3, 1, 2), w),
+               [randn(2, 9, 9, 1), randn(4, 1, 3, 3, rng=np.random.default_rng(1))])
+
+
+@conv_paths
 def test_conv2d_noncontiguous_input_and_same_padding():
     x, w = randn(2, 3, 8, 10), randn(4, 3, 2, 4, rng=np.random.default_rng(1))
     check_both(lambda x, w: F.conv2d(x.transpose(2, 3), w, padding="same"), [x, w])
