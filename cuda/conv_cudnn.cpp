@@ -271,6 +271,10 @@ bool cudnn_convolution(ConvPass pass, const Tensor& x_in, const Tensor& w_in, co
   KILN_CHECK(written.is_contiguous(), Error, "[", op, "] cuDNN writes contiguous tensors only");
   // cuDNN's fastest kernels want packed NCHW (a no-op for the written tensor).
   const Tensor x = contiguous(x_in), w = contiguous(w_in), y = contiguous(y_in);
+  // Its vectorized kernels may fail at run time on a view starting mid-word (a slice
+  // like x[1:]); those go to im2col, as the algorithm cache can't tell them apart.
+  for (const Tensor* t : {&x, &w, &y})
+    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16) return false;
 
   const Device device = w.device();
   DeviceGuard guard(device);

@@ -19,7 +19,7 @@ enum class ConvPass {
 // Runs `pass` and returns true, or returns false having done nothing when
 // cuDNN is disabled (kiln.backends.cudnn.enabled), not loaded, or can't take
 // these sizes (asymmetric padding or output_padding, empty or over-32-bit
-// tensors). The written tensor must be contiguous; the others may have any
+// tensors, tensors not 16-byte aligned). The written tensor must be contiguous; the others may have any
 // strides. Errors from cuDNN itself throw, naming `op`.
 bool cudnn_convolution(ConvPass pass, const Tensor& x, const Tensor& w, const Tensor& y,
                        const ConvGeometry& g, double beta, const char* op);

@@ -203,6 +203,15 @@ def test_conv2d_size_one_dims_of_any_stride():
 
 
 @conv_paths
+@pytest.mark.parametrize("dtype", [kiln.float32, *HALF], ids=str)
+def test_conv2d_of_a_view_not_16_byte_aligned(dtype):
+    # x[1:] starts one image in: a contiguous view whose data is not 16-byte aligned for
+    # odd image sizes (cuDNN then leaves it to im2col).
+    check_both(lambda x, w: F.conv2d(x[1:], w, padding=1),
+               [randn(3, 3, 5, 5), randn(4, 3, 3, 3, rng=np.random.default_rng(1))], dtype)
+
+
+@conv_paths
 def test_conv2d_noncontiguous_input_and_same_padding():
     x, w = randn(2, 3, 8, 10), randn(4, 3, 2, 4, rng=np.random.default_rng(1))
     check_both(lambda x, w: F.conv2d(x.transpose(2, 3), w, padding="same"), [x, w])
