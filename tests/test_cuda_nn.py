@@ -6,6 +6,7 @@ Every test is marked `cuda` and skips without a GPU. Run on a GPU machine with:
     cd tests && python -m pytest -q test_cuda_nn.py
 """
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -440,6 +441,20 @@ def skip_cudnn_for_wide_dtypes(sdpa_path, dtype):
         pytest.skip("cuDNN's fused attention is 16-bit only: the same test as 'kernels'")
 
 
+@contextlib.contextmanager
+def cudnn_attention_passes(n, expected=True):
+    """Where the GPU machine must have cuDNN (KILN_EXPECT_CUDNN=1, tools/gpu-session) and
+    `expected`, the block runs exactly n cuDNN attention passes: a test of the cuDNN path
+    must not pass on a silent fallback to kiln's kernels."""
+    if not expected or os.environ.get("KILN_EXPECT_CUDNN") != "1":
+        yield
+        return
+    m = kiln.cuda._module
+    before = m._cudnn_attentions_run()
+    yield
+    assert m._cudnn_attentions_run() - before == n, m._cudnn_attention_declined()
+
+
 def sdpa_case(q_shape, k_shape, v_shape, dtype, mask=None, grad=True, **kw):
     arrays = [
         randn(*q_shape),
@@ -500,7 +515,9 @@ def test_attention_module_trains_under_autocast(sdpa_path):
 @pytest.mark.parametrize("causal", [False, True])
 def test_sdpa_head_dims(dtype, E, Ev, causal, sdpa_path):
     skip_cudnn_for_wide_dtypes(sdpa_path, dtype)
-    sdpa_case((2, 3, 37, E), (2, 3, 45, E), (2, 3, 45, Ev), dtype, is_causal=causal)
+    # Head dims every cuDNN 9 takes: its forward and backward must run.
+    with cudnn_attention_passes(2, sdpa_path == "cudnn" and E == Ev and E in (32, 64, 128)):
+        sdpa_case((2, 3, 37, E), (2, 3, 45, E), (2, 3, 45, Ev), dtype, is_causal=causal)
 
 
 @pytest.mark.parametrize("dtype", [kiln.float32, *HALF], ids=str)
@@ -516,7 +533,8 @@ def test_sdpa_on_head_views(dtype, causal, sdpa_path):
         out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         return out.transpose(1, 2).reshape(N, L, H * D)
 
-    check_both(fn, [randn(N, L, 3 * H * D)], dtype)
+    with cudnn_attention_passes(2, sdpa_path == "cudnn"):
+        check_both(fn, [randn(N, L, 3 * H * D)], dtype)
 
 
 @pytest.mark.parametrize("L,S", [(1, 1), (5, 130), (130, 5), (70, 70)])
@@ -527,7 +545,8 @@ def test_sdpa_lengths(L, S):
 @pytest.mark.parametrize("L,S", [(45, 37), (37, 45), (1, 64)])
 def test_sdpa_causal_16bit_lengths(L, S, sdpa_path):
     # is_causal is aligned top-left (key j for query i where j <= i), as in PyTorch.
-    sdpa_case((2, 2, L, 32), (2, 2, S, 32), (2, 2, S, 16), kiln.bfloat16, is_causal=True)
+    with cudnn_attention_passes(2, sdpa_path == "cudnn"):
+        sdpa_case((2, 2, L, 32), (2, 2, S, 32), (2, 2, S, 16), kiln.bfloat16, is_causal=True)
 
 
 def test_sdpa_masks_broadcast():
@@ -704,7 +723,11 @@ def test_cudnn_deterministic_attention_gives_identical_gradients():
 
     def query_grad():
         qg = q.detach().requires_grad_(True)
-        F.scaled_dot_product_attention(qg, k, v).backward(g)
+        # The forward on cuDNN at least; its deterministic backward may decline (kiln's
+        # kernels, deterministic too, then run it).
+        with cudnn_attention_passes(1):
+            out = F.scaled_dot_product_attention(qg, k, v)
+        out.backward(g)
         return back(qg.grad.float()).numpy()
 
     assert_deterministic(query_grad, 2e-2)
