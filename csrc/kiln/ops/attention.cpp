@@ -99,11 +99,11 @@ struct Broadcast {
 
 // The fused forward's output and logsumexp, or undefined where the device has
 // no such kernel or it declines.
-std::pair<Tensor, Tensor> fused_forward(const Tensor& q, const Tensor& k, const Tensor& v,
-                                        const Tensor& mask, bool causal, double scale) {
+std::pair<Tensor, Tensor> fused_forward(const Broadcast& b, const Tensor& q, const Tensor& k,
+                                        const Tensor& v, const Tensor& mask, bool causal,
+                                        double scale) {
   if (!dispatch::has_kernel("attention", q.device().type)) return {};
   static const dispatch::Op<AttentionKernel> kernel("attention");
-  const Broadcast b(q, k, v);
   Tensor out, lse;
   if (!kernel(q.device(), out, lse, b(q), b(k), b(v), b.mask(mask, q, k), causal, scale))
     return {};
@@ -191,7 +191,8 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
              query.sizes(), ", ", key.sizes(), " and ", value.sizes());
   KILN_CHECK(!(is_causal && attn_mask.defined()), ValueError, "[", op,
              "] give attn_mask or is_causal, not both");
-  const Shape batch = Broadcast(query, key, value).batch;
+  const Broadcast broadcast(query, key, value);
+  const Shape& batch = broadcast.batch;
   Tensor mask = attn_mask;
   if (mask.defined()) {
     check_same_device({query, mask}, op);
@@ -206,7 +207,7 @@ Tensor scaled_dot_product_attention(const Tensor& query, const Tensor& key, cons
   Tensor out, lse, p;
   {
     autograd::NoGradGuard no_grad;
-    std::tie(out, lse) = fused_forward(query, key, value, mask, is_causal, scale);
+    std::tie(out, lse) = fused_forward(broadcast, query, key, value, mask, is_causal, scale);
     if (!out.defined()) {
       p = attention_weights(query, key, mask, is_causal, scale);
       out = matmul(p, value);
