@@ -109,9 +109,33 @@ __global__ void col2im_k(I total, T* img, const T* cols, int64_t sn, int64_t sr,
   img[e] = convert<T>(acc);
 }
 
-// out (contiguous, `total` elements) = bias[(e / L) % C], or += with kAdd.
+// out (contiguous (n, C, L)) = bias[c], or += with kAdd. A thread writes V elements
+// (16-byte accesses where L and the pointer allow) of plane i / (L / V), channel
+// plane % C: divisions by multiply-high, as a bias pass is all index math otherwise.
+template <bool kAdd, int V, class T>
+__global__ void bias_k(uint32_t vectors, T* out, const T* bias, FastDivmod plane_vectors,
+                       FastDivmod channels) {
+  const uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= vectors) return;
+  const uint32_t plane = plane_vectors.div(i);
+  const T b = bias[channels.mod(plane, channels.div(plane))];
+  auto* at = reinterpret_cast<Vec<T, V>*>(out) + i;
+  Vec<T, V> v;
+  if constexpr (kAdd) {
+    using M = MathT<T>;
+    v = *at;
+#pragma unroll
+    for (int k = 0; k < V; ++k) v.v[k] = convert<T>(static_cast<M>(v.v[k]) + static_cast<M>(b));
+  } else {
+#pragma unroll
+    for (int k = 0; k < V; ++k) v.v[k] = b;
+  }
+  *at = v;
+}
+
+// The same with 64-bit indices, one element per thread, for 2^31 elements and more.
 template <bool kAdd, class T>
-__global__ void bias_k(int64_t total, T* out, const T* bias, int64_t C, int64_t L) {
+__global__ void bias_wide_k(int64_t total, T* out, const T* bias, int64_t C, int64_t L) {
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= total) return;
   if constexpr (kAdd)
@@ -120,12 +144,30 @@ __global__ void bias_k(int64_t total, T* out, const T* bias, int64_t C, int64_t 
     out[e] = bias[(e / L) % C];
 }
 
+template <bool kAdd, int V, class T>
+void launch_bias(const Tensor& out, const T* bias, int64_t C, int64_t L, cudaStream_t stream,
+                 const char* op) {
+  const int64_t vectors = out.numel() / V;
+  bias_k<kAdd, V><<<blocks_for(vectors, op), kBlock, 0, stream>>>(
+      static_cast<uint32_t>(vectors), out.data<T>(), bias, FastDivmod(static_cast<uint32_t>(L / V)),
+      FastDivmod(static_cast<uint32_t>(C)));
+}
+
 // Writes (or with kAdd adds) the per-channel bias to contiguous (n, C, L) `out`.
 template <bool kAdd, class T>
 void apply_bias(const Tensor& out, const T* bias, int64_t C, int64_t L, cudaStream_t stream,
                 const char* op) {
-  bias_k<kAdd>
-      <<<blocks_for(out.numel(), op), kBlock, 0, stream>>>(out.numel(), out.data<T>(), bias, C, L);
+  constexpr int kVec = 16 / sizeof(T);
+  const int64_t total = out.numel();
+  if (total == 0) return;
+  if (total >= (int64_t(1) << 31) - kBlock) {
+    bias_wide_k<kAdd><<<blocks_for(total, op), kBlock, 0, stream>>>(total, out.data<T>(), bias, C,
+                                                                     L);
+  } else if (L % kVec == 0 && reinterpret_cast<uintptr_t>(out.data_ptr()) % 16 == 0) {
+    launch_bias<kAdd, kVec>(out, bias, C, L, stream, op);
+  } else {
+    launch_bias<kAdd, 1>(out, bias, C, L, stream, op);
+  }
   check_launch(op);
 }
 
