@@ -13,8 +13,11 @@
 // by 32 adjacent columns x 8 row-slices per block, so loads stay coalesced.
 // When there are too few slices to fill the GPU, each slice is split into
 // chunks whose accumulators go through a scratch buffer and a second pass.
+#include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "kiln/ops/copy.h"
 #include "kiln/ops/creation.h"
@@ -189,30 +192,41 @@ inline ReduceShape around_dim(const Tensor& t, int64_t dim) {
   return s;
 }
 
-// `in` as a contiguous [outer, n, inner] block for out (in's rank, size 1 on the
-// reduced dims): `in` itself when it is contiguous and its reduced dims are one
-// run, else a copy with the kept dims first and the reduced dims last, in order
-// (so k stays the row-major index over the reduced dims).
-inline Tensor reduce_input(const Tensor& out, const Tensor& in, ReduceShape& s) {
+// `in` as a contiguous block for out (in's rank, size 1 on the reduced dims): `in`
+// itself when it is contiguous and its reduced dims are one run ([outer, n, inner]),
+// or two runs around the kept ones (below 2^31 elements), else a copy with the kept
+// dims first and the reduced dims last, in order. k stays the row-major index over
+// the reduced dims. `lead` > 1 marks the split form of the second case: the input is
+// [lead, outer, n] and each output folds its lead * n elements (as a bias gradient
+// sums NCHW over N, H and W); inner is 1 then.
+inline Tensor reduce_input(const Tensor& out, const Tensor& in, ReduceShape& s, int64_t& lead) {
   s = ReduceShape{};
+  lead = 1;
   const Tensor x = detach(in);
   if (x.is_contiguous()) {
-    int state = 0;  // 0: before the reduced run, 1: in it, 2: after it
-    bool one_run = true;
-    ReduceShape r;
+    // Runs of reduced or kept dims and their extents (size-1 dims belong to none).
+    std::vector<std::pair<bool, int64_t>> runs;
     for (int64_t d = 0; d < x.dim(); ++d) {
       const int64_t size = x.sizes()[d];
       if (size == 1) continue;
       const bool reduced = out.sizes()[d] == 1;
-      if (reduced && state == 2) one_run = false;
-      if (reduced)
-        state = 1;
-      else if (state == 1)
-        state = 2;
-      (reduced ? r.n : state == 0 ? r.outer : r.inner) *= size;
+      if (!runs.empty() && runs.back().first == reduced)
+        runs.back().second *= size;
+      else
+        runs.emplace_back(reduced, size);
     }
-    if (one_run) {
-      s = r;
+    const int64_t reduced_runs = std::count_if(runs.begin(), runs.end(),
+                                               [](const auto& run) { return run.first; });
+    if (reduced_runs <= 1) {
+      bool seen = false;
+      for (const auto& [reduced, extent] : runs) {
+        (reduced ? s.n : seen ? s.inner : s.outer) *= extent;
+        seen = seen || reduced;
+      }
+      return x;
+    }
+    if (runs.size() == 3 && runs[0].first && x.numel() > 0 && x.numel() < (int64_t(1) << 31)) {
+      lead = runs[0].second, s.outer = runs[1].second, s.n = runs[2].second;
       return x;
     }
   }
@@ -295,6 +309,40 @@ __global__ void column_reduce(R r, const In* x, int64_t outer, int64_t n, int64_
   }
 }
 
+// The split form: x is [lead, outer, n]; unit u = (o, chunk) folds rows a in [a0, a1)
+// of output o, x[a, o, 0:n] each, the block's threads across them V elements at a
+// time (16-byte loads where n allows). All indices fit 32 bits (reduce_input).
+template <bool kPartialOut, int V, class R, class In>
+__global__ void __launch_bounds__(kRowBlock) split_reduce(R r, const In* x, uint32_t lead,
+                                                          uint32_t outer, uint32_t n,
+                                                          uint32_t chunks, uint32_t len,
+                                                          FastDivmod row_vectors,
+                                                          AccOf<R>* partial) {
+  using A = AccOf<R>;
+  __shared__ A smem[kWarp];
+  for (uint32_t u = blockIdx.x; u < outer * chunks; u += gridDim.x) {
+    const uint32_t o = u / chunks, a0 = (u % chunks) * len;
+    const uint32_t vectors = (a0 + len < lead ? len : lead - a0) * (n / V);
+    A acc = r.init();
+    for (uint32_t i = threadIdx.x; i < vectors; i += blockDim.x) {
+      const uint32_t row = row_vectors.div(i), a = a0 + row;
+      const uint32_t b = row_vectors.mod(i, row) * V;
+      const Vec<In, V> v =
+          *reinterpret_cast<const Vec<In, V>*>(x + (int64_t(a) * outer + o) * n + b);
+#pragma unroll
+      for (int k = 0; k < V; ++k)
+        acc = r.reduce(acc, static_cast<MathT<In>>(v.v[k]), int64_t(a) * n + b + k);
+    }
+    acc = block_allreduce(acc, [&](const A& p, const A& q) { return r.combine(p, q); }, smem);
+    if (threadIdx.x == 0) {
+      if constexpr (kPartialOut)
+        partial[u] = acc;
+      else
+        r.store(o, acc, int64_t(lead) * n);
+    }
+  }
+}
+
 // Splits slices of n elements into chunks when there are too few slices (in units of
 // `group` threads' work) to keep the GPU busy; returns the chunk count (1: no split).
 inline int64_t reduce_chunks(int64_t slices, int64_t n, int64_t group, Device device) {
@@ -307,12 +355,59 @@ inline int64_t reduce_chunks(int64_t slices, int64_t n, int64_t group, Device de
   return chunks > 1024 ? 1024 : chunks;
 }
 
+// The split form of launch_reduce: a first pass over chunks of lead rows when the
+// outputs alone can't fill the GPU, then a pass over each output's chunk accumulators.
+template <class In, class R>
+void launch_split_reduce(const ReduceShape& s, int64_t lead, const In* x, const R& r,
+                         Device device, const char* op) {
+  using A = AccOf<R>;
+  static_assert(16 % sizeof(In) == 0, "split_reduce loads 16-byte vectors");
+  int64_t chunks = std::min(reduce_chunks(s.outer, lead * s.n, kRowBlock, device), lead);
+  const int64_t len = (lead + chunks - 1) / chunks;
+  chunks = (lead + len - 1) / len;
+  Tensor scratch;
+  A* partial = nullptr;
+  if (chunks > 1) {
+    scratch = empty({s.outer * chunks * static_cast<int64_t>(sizeof(A))}, ScalarType::UInt8, device);
+    partial = reinterpret_cast<A*>(scratch.data_ptr());
+  }
+  const unsigned blocks = row_grid(s.outer * chunks, 1, device);
+  const cudaStream_t stream = current_stream(device);
+  constexpr int kVec = 16 / sizeof(In);
+  const bool wide = s.n % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const auto first_pass = [&]<int V>(std::integral_constant<int, V>) {
+    const auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
+    const FastDivmod row_vectors(u32(s.n / V));
+    if (chunks == 1)
+      split_reduce<false, V><<<blocks, kRowBlock, 0, stream>>>(
+          r, x, u32(lead), u32(s.outer), u32(s.n), 1u, u32(len), row_vectors, partial);
+    else
+      split_reduce<true, V><<<blocks, kRowBlock, 0, stream>>>(
+          r, x, u32(lead), u32(s.outer), u32(s.n), u32(chunks), u32(len), row_vectors, partial);
+    check_launch(op);
+  };
+  if (wide)
+    first_pass(std::integral_constant<int, kVec>{});
+  else
+    first_pass(std::integral_constant<int, 1>{});
+  if (chunks == 1) return;
+  launch_rows(
+      s.outer, chunks, device, op,
+      [&](auto g, unsigned grid, int threads, cudaStream_t st) {
+        constexpr RowGroup G = decltype(g)::value;
+        row_reduce<G, true, false, R, A><<<grid, threads, 0, st>>>(
+            r, partial, s.outer, chunks, 1, chunks, nullptr, lead * s.n);
+      },
+      RowLaunch::Wide);
+}
+
 // Runs reducer r over `in` (any layout) into outputs of out's shape (see the Note).
 template <class In, class R>
 void launch_reduce(const Tensor& out, const Tensor& in, const R& r, const char* op) {
   using A = AccOf<R>;
   ReduceShape s;
-  const Tensor xt = reduce_input(out, in, s);
+  int64_t lead;
+  const Tensor xt = reduce_input(out, in, s, lead);
   const int64_t outputs = s.outer * s.inner;
   if (outputs == 0) return;
   const Device device = in.device();
@@ -323,6 +418,10 @@ void launch_reduce(const Tensor& out, const Tensor& in, const R& r, const char* 
   auto grid = [cap](int64_t blocks) {
     return static_cast<unsigned>(blocks < 1 ? 1 : (blocks < cap ? blocks : cap));
   };
+  if (lead > 1) {
+    launch_split_reduce(s, lead, x, r, device, op);
+    return;
+  }
   if (s.inner == 1) {
     const int64_t group = s.n <= kWarpRowMax ? kWarp : kRowBlock;
     const int64_t chunks = reduce_chunks(s.outer, s.n, group, device);
