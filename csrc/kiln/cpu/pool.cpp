@@ -147,8 +147,9 @@ void max_pool_kernel(const Tensor& out, const Tensor& indices, const Tensor& inp
 }
 
 // grad_in: contiguous (P, H, W), overwritten; grad_out, indices: contiguous (P, Ho, Wo).
+// A plane's shares are summed in order, so disjoint windows need no other path.
 void max_pool_backward_kernel(const Tensor& grad_in, const Tensor& grad_out,
-                              const Tensor& indices) {
+                              const Tensor& indices, bool /*disjoint*/) {
   visit_float(grad_in.dtype(), "max_pool", [&]<class T>(TypeTag<T>) {
     using M = OpMath<T>;
     const int64_t HW = grad_in.size(1) * grad_in.size(2), L = grad_out.size(1) * grad_out.size(2);

@@ -19,7 +19,9 @@ using autograd::BackwardArgs;
 namespace {
 
 using MaxKernel = void(const Tensor&, const Tensor&, const Tensor&, const PoolGeometry&);
-using MaxBackKernel = void(const Tensor&, const Tensor&, const Tensor&);
+// grad_in, grad_out, indices, and whether the windows are disjoint (no input pixel
+// in two of them, so no two outputs share an argmax).
+using MaxBackKernel = void(const Tensor&, const Tensor&, const Tensor&, bool);
 using AvgKernel = void(const Tensor&, const Tensor&, const PoolGeometry&);
 
 // (N, C, H, W) as contiguous planes (N*C, H, W), and back.
@@ -61,12 +63,14 @@ Tensor avg_adjoint(const Tensor& gy, const PoolGeometry& g, const Shape& in_shap
   return gx;
 }
 
-Tensor max_scatter(const Tensor& gy, const Tensor& indices, const Shape& in_shape) {
+Tensor max_scatter(const Tensor& gy, const Tensor& indices, const Shape& in_shape,
+                   bool disjoint) {
   Tensor gx = empty(in_shape, gy.dtype(), gy.device());
   static const dispatch::Op<MaxBackKernel> kernel("max_pool_backward");
   {
     autograd::NoGradGuard no_grad;
-    kernel(gy.device(), reshape(gx, {-1, in_shape[2], in_shape[3]}), planes(gy), planes(indices));
+    kernel(gy.device(), reshape(gx, {-1, in_shape[2], in_shape[3]}), planes(gy), planes(indices),
+           disjoint);
   }
   if (autograd::needs_grad({gy})) {
     const Shape out_shape = gy.sizes();
@@ -77,6 +81,26 @@ Tensor max_scatter(const Tensor& gy, const Tensor& indices, const Shape& in_shap
                      });
   }
   return gx;
+}
+
+// Whether no index of an axis of `size` lies in two windows (taps inside the input).
+bool axis_disjoint(int64_t size, const std::vector<int64_t>& start,
+                   const std::vector<int64_t>& len, int64_t step) {
+  std::vector<bool> taken(size);
+  for (size_t o = 0; o < start.size(); ++o)
+    for (int64_t i = 0; i < len[o]; ++i) {
+      const int64_t at = start[o] + i * step;
+      if (at < 0 || at >= size) continue;
+      if (taken[at]) return false;
+      taken[at] = true;
+    }
+  return true;
+}
+
+// No input pixel in two windows (each axis disjoint; a conservative test).
+bool windows_disjoint(const PoolGeometry& g) {
+  return axis_disjoint(g.height, g.h_start, g.h_len, g.step_h) &&
+         axis_disjoint(g.width, g.w_start, g.w_len, g.step_w);
 }
 
 std::pair<Tensor, Tensor> max_apply(const Tensor& x, const PoolGeometry& g) {
@@ -91,9 +115,10 @@ std::pair<Tensor, Tensor> max_apply(const Tensor& x, const PoolGeometry& g) {
   }
   if (autograd::needs_grad({x})) {
     const Shape in_shape = x.sizes();
+    const bool disjoint = windows_disjoint(g);
     autograd::record("MaxPool2DWithIndicesBackward0", {x}, {out}, {indices},
-                     [in_shape](const BackwardArgs& a) {
-                       return TensorList{max_scatter(a.grad(), a.saved[0], in_shape)};
+                     [in_shape, disjoint](const BackwardArgs& a) {
+                       return TensorList{max_scatter(a.grad(), a.saved[0], in_shape, disjoint)};
                      });
   }
   return {out, indices};
