@@ -3,7 +3,11 @@ kernels of a few steps of the gpu benchmark suite's models, recorded by PyTorch'
 profiler (CUPTI sees every kernel of the process, kiln's included).
 
 On the GPU machine, after `tools/gpu-session build`:
-    PYTHONPATH=python:/tmp/kiln-site:. python3 tools/gpu-profile.py [cnn|transformer|mlp] [--amp]
+    PYTHONPATH=python:/tmp/kiln-site:. python3 tools/gpu-profile.py [cnn|transformer|mlp] [--amp] [--api]
+
+--api also lists the host's CUDA API calls per step (the profiler sees kiln's too): time
+the host spends in cudaMallocAsync, blocking copies and synchronizations, where a step's
+wall time exceeds its GPU busy time.
 """
 
 import argparse
@@ -45,11 +49,24 @@ def show(name, step, sync, rows):
         print(f"{e.device_time_total / 2:10.0f}  x{e.count // 2:<4d} {e.key[:150]}")
 
 
+def show_api(name, step, sync, rows, steps=5):
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        sync()
+    calls = [e for e in prof.key_averages() if e.device_time_total == 0 and e.key.startswith("cu")]
+    calls.sort(key=lambda e: -e.cpu_time_total)
+    print(f"\n== {name}: host CUDA API calls per step (us, count)")
+    for e in calls[:rows]:
+        print(f"{e.cpu_time_total / steps:10.1f}  x{e.count / steps:<5.1f} {e.key[:100]}")
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("models", nargs="*", default=list(MODELS))
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--rows", type=int, default=25)
+    p.add_argument("--api", action="store_true", help="also list host CUDA API calls per step")
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = kiln.backends.cuda.matmul.allow_tf32 = True
     for name in args.models:
@@ -62,6 +79,9 @@ def main():
               f"torch {tt:.2f} ms per step (best of 5)")
         show(f"kiln {name}", kstep, kiln.cuda.synchronize, args.rows)
         show(f"torch {name}", tstep, torch.cuda.synchronize, args.rows // 2)
+        if args.api:
+            show_api(f"kiln {name}", kstep, kiln.cuda.synchronize, args.rows // 2)
+            show_api(f"torch {name}", tstep, torch.cuda.synchronize, args.rows // 2)
 
 
 if __name__ == "__main__":
