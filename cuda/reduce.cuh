@@ -355,6 +355,22 @@ inline int64_t reduce_chunks(int64_t slices, int64_t n, int64_t group, Device de
   return chunks > 1024 ? 1024 : chunks;
 }
 
+// The second pass of a chunked row reduction: output o folds its `chunks` accumulators
+// partial[o * chunks, ...) (chunks <= 1024: a warp per row); total_n is the element
+// count each output stands for.
+template <class R>
+void fold_chunks(const R& r, const AccOf<R>* partial, int64_t outputs, int64_t chunks,
+                 int64_t total_n, Device device, const char* op) {
+  launch_rows(
+      outputs, chunks, device, op,
+      [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
+        constexpr RowGroup G = decltype(g)::value;
+        row_reduce<G, true, false, R, AccOf<R>><<<blocks, threads, 0, st>>>(
+            r, partial, outputs, chunks, 1, chunks, nullptr, total_n);
+      },
+      RowLaunch::Wide);
+}
+
 // The split form of launch_reduce: a first pass over chunks of lead rows when the
 // outputs alone can't fill the GPU, then a pass over each output's chunk accumulators.
 template <class In, class R>
@@ -374,7 +390,7 @@ void launch_split_reduce(const ReduceShape& s, int64_t lead, const In* x, const 
   const unsigned blocks = row_grid(s.outer * chunks, 1, device);
   const cudaStream_t stream = current_stream(device);
   constexpr int kVec = 16 / sizeof(In);
-  const bool wide = s.n % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const bool vectorized = s.n % kVec == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
   const auto first_pass = [&]<int V>(std::integral_constant<int, V>) {
     const auto u32 = [](int64_t v) { return static_cast<uint32_t>(v); };
     const FastDivmod row_vectors(u32(s.n / V));
@@ -386,19 +402,11 @@ void launch_split_reduce(const ReduceShape& s, int64_t lead, const In* x, const 
           r, x, u32(lead), u32(s.outer), u32(s.n), u32(chunks), u32(len), row_vectors, partial);
     check_launch(op);
   };
-  if (wide)
+  if (vectorized)
     first_pass(std::integral_constant<int, kVec>{});
   else
     first_pass(std::integral_constant<int, 1>{});
-  if (chunks == 1) return;
-  launch_rows(
-      s.outer, chunks, device, op,
-      [&](auto g, unsigned grid, int threads, cudaStream_t st) {
-        constexpr RowGroup G = decltype(g)::value;
-        row_reduce<G, true, false, R, A><<<grid, threads, 0, st>>>(
-            r, partial, s.outer, chunks, 1, chunks, nullptr, lead * s.n);
-      },
-      RowLaunch::Wide);
+  if (chunks > 1) fold_chunks(r, partial, s.outer, chunks, lead * s.n, device, op);
 }
 
 // Runs reducer r over `in` (any layout) into outputs of out's shape (see the Note).
@@ -446,15 +454,7 @@ void launch_reduce(const Tensor& out, const Tensor& in, const R& r, const char* 
         },
         RowLaunch::Wide);
     if (chunks == 1) return;
-    // The second pass folds each row's chunk accumulators (chunks <= 1024: a warp per row).
-    launch_rows(
-        s.outer, chunks, device, op,
-        [&](auto g, unsigned blocks, int threads, cudaStream_t st) {
-          constexpr RowGroup G = decltype(g)::value;
-          row_reduce<G, true, false, R, A>
-              <<<blocks, threads, 0, st>>>(r, partial, s.outer, chunks, 1, chunks, nullptr, s.n);
-        },
-        RowLaunch::Wide);
+    fold_chunks(r, partial, s.outer, chunks, s.n, device, op);
     return;
   }
   const int64_t jblocks = (s.inner + kColX - 1) / kColX;
